@@ -1,0 +1,85 @@
+"""Argument checks shared by the public API: every error names the offending argument."""
+from __future__ import annotations
+
+import numbers
+import os
+from typing import Any
+
+import numpy as np
+
+
+def as_matrix(name: str, x: Any, *, allow_1d: bool = False) -> np.ndarray:
+    """Return `x` as a non-empty, finite, C-contiguous float64 2-D array (no copy if already so).
+
+    With ``allow_1d`` a 1-D input becomes a column (used for targets ``y``).
+    """
+    if x is None:
+        raise TypeError(f"{name}: expected an array, got None")
+    arr = np.asarray(x)
+    if arr.dtype == object or not (np.issubdtype(arr.dtype, np.number) or arr.dtype == bool):
+        raise TypeError(f"{name}: expected a numeric array, got dtype {arr.dtype}")
+    if np.iscomplexobj(arr):
+        raise TypeError(f"{name}: complex values are not supported")
+    if arr.ndim == 1 and allow_1d:
+        arr = arr[:, None]
+    if arr.ndim != 2:
+        want = "1-D or 2-D" if allow_1d else "2-D (n_samples, n_features)"
+        raise ValueError(f"{name}: expected a {want} array, got shape {arr.shape}")
+    if arr.shape[0] == 0 or arr.shape[1] == 0:
+        raise ValueError(f"{name}: empty array of shape {arr.shape}")
+    arr = np.ascontiguousarray(arr, dtype=np.float64)
+    if not np.isfinite(arr).all():
+        raise ValueError(f"{name}: contains NaN or inf")
+    return arr
+
+
+def as_square(name: str, k: Any) -> np.ndarray:
+    arr = as_matrix(name, k)
+    if arr.shape[0] != arr.shape[1]:
+        raise ValueError(f"{name}: expected a square matrix, got shape {arr.shape}")
+    return arr
+
+
+def check_int(name: str, value: Any, *, minimum: int | None = None, maximum: int | None = None) -> int:
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+        raise TypeError(f"{name}: expected an integer, got {type(value).__name__}")
+    value = int(value)
+    if minimum is not None and value < minimum:
+        raise ValueError(f"{name}: must be >= {minimum}, got {value}")
+    if maximum is not None and value > maximum:
+        raise ValueError(f"{name}: must be <= {maximum}, got {value}")
+    return value
+
+
+def check_float(name: str, value: Any, *, minimum: float | None = None, strict: bool = False,
+                allow_inf: bool = False) -> float:
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        raise TypeError(f"{name}: expected a real number, got {type(value).__name__}")
+    value = float(value)
+    if np.isnan(value) or (np.isinf(value) and not allow_inf):
+        raise ValueError(f"{name}: must be finite, got {value}")
+    if minimum is not None and (value < minimum or (strict and value == minimum)):
+        op = ">" if strict else ">="
+        raise ValueError(f"{name}: must be {op} {minimum}, got {value}")
+    return value
+
+
+def check_n_threads(n_threads: Any) -> int | None:
+    """`None` means the default (env var AK_NUM_THREADS, else all cores)."""
+    if n_threads is None:
+        env = os.environ.get("AK_NUM_THREADS")
+        if env is None:
+            return None
+        try:
+            n_threads = int(env)
+        except ValueError:
+            raise ValueError(f"AK_NUM_THREADS: expected a positive integer, got {env!r}") from None
+        name = "AK_NUM_THREADS"
+    else:
+        name = "n_threads"
+    return check_int(name, n_threads, minimum=1, maximum=4096)
+
+
+def check_same_features(name: str, x: np.ndarray, n_features: int) -> None:
+    if x.shape[1] != n_features:
+        raise ValueError(f"{name}: has {x.shape[1]} features, expected {n_features}")

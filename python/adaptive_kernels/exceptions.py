@@ -1,0 +1,31 @@
+"""Exceptions and warnings raised by adaptive_kernels."""
+from __future__ import annotations
+
+import numpy as np
+
+LinAlgError = np.linalg.LinAlgError
+
+
+class NotPositiveDefiniteError(np.linalg.LinAlgError):
+    """A kernel that must be positive (semi-)definite is not, even after jitter escalation."""
+
+
+class ConvergenceError(RuntimeError):
+    """An iterative solver did not converge and the caller asked for an error."""
+
+
+class ConvergenceWarning(UserWarning):
+    """An iterative solver stopped before reaching its tolerance."""
+
+
+class NumericalJitterWarning(RuntimeWarning):
+    """Jitter had to be added to a kernel's diagonal to factor it."""
+
+
+__all__ = [
+    "LinAlgError",
+    "NotPositiveDefiniteError",
+    "ConvergenceError",
+    "ConvergenceWarning",
+    "NumericalJitterWarning",
+]

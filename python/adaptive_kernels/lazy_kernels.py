@@ -1,0 +1,77 @@
+"""Lazy (infinite-width) kernels: the NNGP kernel and the neural tangent kernel of an MLP.
+
+Conventions are stated on :class:`adaptive_kernels.MLP`. The work runs in the Rust core:
+one Gram product (faer), then all layers of each kernel entry in one pass, rows in parallel.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from . import _core
+from ._progress import progress_bar
+from ._validation import as_matrix, check_n_threads, check_same_features
+from .networks import MLP, check_net
+
+
+def lazy_kernels(net: MLP, X1, X2=None, *, ntk: bool = True, n_threads: int | None = None,
+                 progress: bool | None = None) -> tuple[np.ndarray, np.ndarray | None]:
+    """NNGP kernel ``K^L(X1, X2)`` and, if ``ntk``, the NTK ``Th^L(X1, X2)`` in one pass.
+
+    Parameters
+    ----------
+    net : MLP
+    X1 : array (P1, d)
+    X2 : array (P2, d), optional
+        ``None`` means ``X1`` (the result is then exactly symmetric).
+    ntk : bool
+        Also return the NTK.
+    n_threads : int, optional
+        Threads of the Rust core (default: env ``AK_NUM_THREADS``, else all cores).
+        Results do not depend on it.
+    progress : bool, optional
+        Show a progress bar (default: only for large jobs on a terminal). Ctrl-C interrupts.
+
+    Returns
+    -------
+    K : ndarray (P1, P2) float64
+    Th : ndarray (P1, P2) float64 or None
+    """
+    net = check_net(net)
+    X1 = as_matrix("X1", X1)
+    if X2 is not None:
+        X2 = as_matrix("X2", X2)
+        check_same_features("X2", X2, X1.shape[1])
+    n_threads = check_n_threads(n_threads)
+    p2 = X1.shape[0] if X2 is None else X2.shape[0]
+    work = X1.shape[0] * p2 * max(net.depth, 1) * (1 if net.method == "auto" and net.activation in ("linear", "relu", "erf") else 500)
+    with progress_bar(progress, "kernel", work) as cb:
+        return _core.lazy_kernels(X1, X2, ntk=bool(ntk), n_threads=n_threads, progress=cb, **net._kernel_args())
+
+
+def nngp_kernel(net: MLP, X1, X2=None, *, n_threads: int | None = None, progress: bool | None = None) -> np.ndarray:
+    """NNGP kernel ``K^L(X1, X2)`` of ``net`` (the readout covariance), shape (P1, P2).
+
+    ``K^0 = sigma_w^2 X1 X2^T / d + sigma_b^2``; ``K^l = sigma_w^2 E[phi(u) phi(v)] + sigma_b^2``
+    with ``(u, v) ~ N(0, K^{l-1})``. See :func:`lazy_kernels` for the arguments.
+    """
+    return lazy_kernels(net, X1, X2, ntk=False, n_threads=n_threads, progress=progress)[0]
+
+
+def ntk_kernel(net: MLP, X1, X2=None, *, n_threads: int | None = None, progress: bool | None = None) -> np.ndarray:
+    """Neural tangent kernel ``Th^L(X1, X2)`` (NTK parameterization), shape (P1, P2).
+
+    ``Th^0 = K^0``, ``Th^l = K^l + sigma_w^2 Th^{l-1} E[phi'(u) phi'(v)]``.
+    See :func:`lazy_kernels` for the arguments.
+    """
+    return lazy_kernels(net, X1, X2, ntk=True, n_threads=n_threads, progress=progress)[1]
+
+
+def kernel_diagonal(net: MLP, X, *, kernel: str = "nngp", n_threads: int | None = None) -> np.ndarray:
+    """Diagonal ``k(x_i, x_i)`` of the NNGP kernel or NTK, computed row by row (O(P) memory)."""
+    X = as_matrix("X", X)
+    out = np.empty(X.shape[0])
+    for i in range(0, X.shape[0], 256):
+        blk = X[i:i + 256]
+        K, Th = lazy_kernels(net, blk, ntk=kernel == "ntk", n_threads=n_threads, progress=False)
+        out[i:i + 256] = np.diag(Th if kernel == "ntk" else K)
+    return out

@@ -1,0 +1,47 @@
+//! Cooperative cancellation and progress reporting for long computations.
+//!
+//! The binding runs a computation on a worker thread and polls this from the Python thread:
+//! Ctrl-C sets `cancel`, and a progress bar reads `done / total`.
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+
+#[derive(Debug, Default)]
+pub struct Control {
+    cancel: AtomicBool,
+    done: AtomicU64,
+    total: AtomicU64,
+}
+
+impl Control {
+    pub fn new() -> Self {
+        Self::default()
+    }
+    pub fn cancel(&self) {
+        self.cancel.store(true, Ordering::Relaxed);
+    }
+    pub fn is_cancelled(&self) -> bool {
+        self.cancel.load(Ordering::Relaxed)
+    }
+    /// Returns `Err(Interrupted)` once cancelled; call it at natural checkpoints.
+    pub fn checkpoint(&self) -> crate::Result<()> {
+        if self.is_cancelled() {
+            Err(crate::AkError::Interrupted)
+        } else {
+            Ok(())
+        }
+    }
+    pub fn set_total(&self, total: u64) {
+        self.total.store(total, Ordering::Relaxed);
+    }
+    pub fn advance(&self, n: u64) {
+        self.done.fetch_add(n, Ordering::Relaxed);
+    }
+    pub fn progress(&self) -> (u64, u64) {
+        (self.done.load(Ordering::Relaxed), self.total.load(Ordering::Relaxed))
+    }
+}
+
+/// A control that is never cancelled, for callers without a UI.
+pub fn no_control() -> &'static Control {
+    static NONE: std::sync::OnceLock<Control> = std::sync::OnceLock::new();
+    NONE.get_or_init(Control::new)
+}

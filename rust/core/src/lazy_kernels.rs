@@ -1,0 +1,233 @@
+//! Lazy (infinite-width) kernels of a fully connected network: the NNGP kernel and the NTK.
+//!
+//! Conventions (depth L hidden layers, input dimension d):
+//! `K^0 = sigma_w^2 x.x'/d + sigma_b^2`;
+//! `K^l = sigma_w^2 E_{(u,v) ~ N(0, K^{l-1})}[phi(u) phi(v)] + sigma_b^2`, l = 1..L;
+//! `Th^0 = K^0`, `Th^l = K^l + sigma_w^2 Th^{l-1} E[phi'(u) phi'(v)]` (NTK parameterization,
+//! Jacot et al. 2018; Lee et al. 2019). The NNGP kernel is `K^L`, the NTK is `Th^L`.
+//!
+//! Every entry (i, j) needs only `K^{l-1}_ij` and the two diagonals, so all layers of an entry
+//! are computed in one pass over the output (rows in parallel), after one Gram product.
+use crate::activation::{Activation, Expectation, Method};
+use crate::control::Control;
+use crate::error::{check_finite, invalid, shape, Result};
+use crate::quadrature::PolarRule;
+use crate::threads::with_threads;
+use faer::linalg::matmul::triangular::{self, BlockStructure};
+use faer::{Accum, MatMut, MatRef};
+use rayon::prelude::*;
+
+/// An infinitely wide fully connected network (the architecture the lazy kernels describe).
+#[derive(Debug, Clone)]
+pub struct Mlp {
+    pub depth: usize,
+    pub activation: Activation,
+    pub sigma_w: f64,
+    pub sigma_b: f64,
+    pub method: Method,
+    pub quadrature_order: usize,
+}
+
+pub const MAX_QUADRATURE_ORDER: usize = 128;
+
+impl Mlp {
+    pub fn new(depth: usize, activation: Activation, sigma_w: f64, sigma_b: f64) -> Self {
+        Mlp { depth, activation, sigma_w, sigma_b, method: Method::Auto, quadrature_order: 32 }
+    }
+
+    pub fn validate(&self) -> Result<()> {
+        if !(self.sigma_w.is_finite() && self.sigma_w >= 0.0) {
+            return Err(invalid("sigma_w", format!("must be finite and >= 0, got {}", self.sigma_w)));
+        }
+        if !(self.sigma_b.is_finite() && self.sigma_b >= 0.0) {
+            return Err(invalid("sigma_b", format!("must be finite and >= 0, got {}", self.sigma_b)));
+        }
+        if self.quadrature_order < 2 || self.quadrature_order > MAX_QUADRATURE_ORDER {
+            return Err(invalid(
+                "quadrature_order",
+                format!("must be in [2, {MAX_QUADRATURE_ORDER}], got {}", self.quadrature_order),
+            ));
+        }
+        Ok(())
+    }
+
+    fn expectation<'a>(&'a self, rule: &'a PolarRule) -> Expectation<'a> {
+        Expectation { act: &self.activation, method: self.method, rule }
+    }
+}
+
+/// Row-major input matrix `(rows, cols)` borrowed from a slice.
+#[derive(Debug, Clone, Copy)]
+pub struct Rows<'a> {
+    pub data: &'a [f64],
+    pub rows: usize,
+    pub cols: usize,
+}
+
+impl<'a> Rows<'a> {
+    pub fn new(name: &'static str, data: &'a [f64], rows: usize, cols: usize) -> Result<Self> {
+        if rows == 0 || cols == 0 {
+            return Err(shape(name, format!("must be a non-empty 2-D array, got shape ({rows}, {cols})")));
+        }
+        if data.len() != rows * cols {
+            return Err(shape(name, format!("buffer of {} values does not match shape ({rows}, {cols})", data.len())));
+        }
+        check_finite(name, data)?;
+        Ok(Rows { data, rows, cols })
+    }
+    pub fn mat(&self) -> MatRef<'a, f64> {
+        MatRef::from_row_major_slice(self.data, self.rows, self.cols)
+    }
+    fn row(&self, i: usize) -> &'a [f64] {
+        &self.data[i * self.cols..(i + 1) * self.cols]
+    }
+}
+
+/// Diagonals `K^l(x_i, x_i)` for l = 0..depth-1 (the inputs of each hidden layer).
+fn diagonal_path(net: &Mlp, ex: &Expectation<'_>, k0: Vec<f64>) -> Result<Vec<Vec<f64>>> {
+    let mut out = vec![k0];
+    let s2w = net.sigma_w * net.sigma_w;
+    let s2b = net.sigma_b * net.sigma_b;
+    for _ in 1..net.depth {
+        let prev = out.last().unwrap();
+        let mut e = vec![0.0; prev.len()];
+        ex.batch(prev, prev, prev, &mut e, None)?;
+        out.push(e.iter().map(|e| s2w * e + s2b).collect());
+    }
+    Ok(out)
+}
+
+/// Entries per call of the expectation batch: bounds the node buffer of custom activations.
+fn batch_len(net: &Mlp, rule: &PolarRule) -> usize {
+    match net.activation {
+        Activation::Custom(_) => (1usize << 18) / rule.nodes_per_expectation().max(1) + 1,
+        _ => 4096,
+    }
+}
+
+/// Computes the NNGP kernel `K^L(X1, X2)` into `nngp` and, if given, the NTK into `ntk`
+/// (both row-major `P1 x P2`). `x2 = None` means `X2 = X1` (only the lower triangle is
+/// computed and then mirrored, so the result is exactly symmetric).
+pub fn lazy_kernels(
+    net: &Mlp,
+    x1: Rows<'_>,
+    x2: Option<Rows<'_>>,
+    nngp: &mut [f64],
+    ntk: Option<&mut [f64]>,
+    n_threads: usize,
+    ctl: &Control,
+) -> Result<()> {
+    net.validate()?;
+    let sym = x2.is_none();
+    let x2r = x2.unwrap_or(x1);
+    if x2r.cols != x1.cols {
+        return Err(shape("X2", format!("has {} features but X1 has {}", x2r.cols, x1.cols)));
+    }
+    let (p1, p2, d) = (x1.rows, x2r.rows, x1.cols);
+    if nngp.len() != p1 * p2 || ntk.as_ref().is_some_and(|t| t.len() != p1 * p2) {
+        return Err(shape("out", format!("output buffers must hold {p1} x {p2} values")));
+    }
+    let rule = PolarRule::new(net.quadrature_order);
+    let ex = net.expectation(&rule);
+    let s2w = net.sigma_w * net.sigma_w;
+    let s2b = net.sigma_b * net.sigma_b;
+    let alpha = s2w / d as f64;
+    ctl.set_total((if sym { p1 * (p1 + 1) / 2 } else { p1 * p2 }) as u64);
+
+    with_threads(n_threads, |par| -> Result<()> {
+        // Gram product G = X1 X2^T (lower triangle only when symmetric), written into `nngp`.
+        {
+            let dst = MatMut::from_row_major_slice_mut(&mut *nngp, p1, p2);
+            let structure = if sym { BlockStructure::TriangularLower } else { BlockStructure::Rectangular };
+            triangular::matmul(
+                dst,
+                structure,
+                Accum::Replace,
+                x1.mat(),
+                BlockStructure::Rectangular,
+                x2r.mat().transpose(),
+                BlockStructure::Rectangular,
+                1.0,
+                par,
+            );
+        }
+        ctl.checkpoint()?;
+        let k0 = |g: f64| alpha * g + s2b;
+        let diag1: Vec<f64> = if sym {
+            (0..p1).map(|i| k0(nngp[i * p2 + i])).collect()
+        } else {
+            (0..p1).map(|i| k0(x1.row(i).iter().map(|v| v * v).sum())).collect()
+        };
+        let diag1 = diagonal_path(net, &ex, diag1)?;
+        let diag2 = if sym {
+            diag1.clone()
+        } else {
+            let d2 = (0..p2).map(|j| k0(x2r.row(j).iter().map(|v| v * v).sum())).collect();
+            diagonal_path(net, &ex, d2)?
+        };
+        let blen = batch_len(net, &rule);
+        let depth = net.depth;
+
+        let row_pass = |i: usize, krow: &mut [f64], mut trow: Option<&mut [f64]>| -> Result<()> {
+            ctl.checkpoint()?;
+            let ncols = if sym { i + 1 } else { p2 };
+            let mut a = vec![0.0; blen];
+            let mut e = vec![0.0; blen];
+            let mut dd = vec![0.0; blen];
+            for start in (0..ncols).step_by(blen) {
+                let end = (start + blen).min(ncols);
+                let m = end - start;
+                let c = &mut krow[start..end];
+                for v in c.iter_mut() {
+                    *v = k0(*v);
+                }
+                let mut th = trow.as_deref_mut().map(|t| &mut t[start..end]);
+                if let Some(th) = th.as_deref_mut() {
+                    th.copy_from_slice(c);
+                }
+                for l in 0..depth {
+                    a[..m].fill(diag1[l][i]);
+                    let b = &diag2[l][start..end];
+                    let want_d = th.is_some();
+                    ex.batch(&a[..m], b, c, &mut e[..m], if want_d { Some(&mut dd[..m]) } else { None })?;
+                    for k in 0..m {
+                        c[k] = s2w * e[k] + s2b;
+                    }
+                    if let Some(th) = th.as_deref_mut() {
+                        for k in 0..m {
+                            th[k] = c[k] + s2w * th[k] * dd[k];
+                        }
+                    }
+                }
+            }
+            ctl.advance(ncols as u64);
+            Ok(())
+        };
+
+        let mut ntk = ntk;
+        match ntk.as_deref_mut() {
+            Some(ntk) => nngp
+                .par_chunks_mut(p2)
+                .zip(ntk.par_chunks_mut(p2))
+                .enumerate()
+                .try_for_each(|(i, (kr, tr))| row_pass(i, kr, Some(tr)))?,
+            None => nngp.par_chunks_mut(p2).enumerate().try_for_each(|(i, kr)| row_pass(i, kr, None))?,
+        }
+        if sym {
+            mirror_lower(nngp, p1);
+            if let Some(t) = ntk {
+                mirror_lower(t, p1);
+            }
+        }
+        Ok(())
+    })
+}
+
+/// Copies the strict lower triangle of a row-major square matrix onto the upper one.
+pub fn mirror_lower(a: &mut [f64], n: usize) {
+    for i in 0..n {
+        for j in 0..i {
+            a[j * n + i] = a[i * n + j];
+        }
+    }
+}

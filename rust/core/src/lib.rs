@@ -1,0 +1,16 @@
+//! adaptive-kernels core: the numerics of the `adaptive_kernels` Python package, in pure Rust.
+//!
+//! Dense linear algebra uses faer; parallel loops run on one Rayon pool per call
+//! ([`threads::with_threads`]). Nothing here depends on Python.
+pub mod activation;
+pub mod alignment;
+pub mod control;
+pub mod error;
+pub mod lazy_kernels;
+pub mod linalg;
+pub mod predictors;
+pub mod quadrature;
+pub mod threads;
+
+pub use error::{AkError, Result};
+pub use faer;
