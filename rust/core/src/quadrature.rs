@@ -141,12 +141,14 @@ impl PolarRule {
         2 * self.legendre_x.len() * self.radii.len()
     }
 
-    /// Visits every node of the rule for the covariance `(a, b, c)`: calls
-    /// `visit(weight, u, v)` for the pairs `(u, v)` and `(-u, -v)`; the weights sum to 1.
+    /// Visits every node of the rule for the covariance `(a, b, c)`: calls `visit(w, u, v)`
+    /// once per node; the expectation is `sum w [F(u, v) + F(-u, -v)]` (the +- fold of `t` and
+    /// `t + pi`), and the weights sum to 1/2. Callers evaluate both signs themselves, which
+    /// lets odd/even activations reuse one transcendental evaluation for both.
     #[inline]
     pub fn for_each_node(&self, a: f64, b: f64, c: f64, mut visit: impl FnMut(f64, f64, f64)) {
         let rho = correlation(a, b, c);
-        let theta0 = rho.acos();
+        let theta0 = libm::acos(rho);
         let (sa, sb) = (a.sqrt(), b.sqrt());
         let bps = [0.5 * PI, theta0 + 0.5 * PI, 1.5 * PI];
         for piece in 0..2 {
@@ -160,10 +162,7 @@ impl PolarRule {
                 let wt = wg * half / (2.0 * PI);
                 let (cu, cv) = (sa * t.cos(), sb * (t - theta0).cos());
                 for (&r, &wr) in self.radii.iter().zip(&self.radial_weights) {
-                    let w = wt * wr;
-                    let (u, v) = (cu * r, cv * r);
-                    visit(w, u, v);
-                    visit(w, -u, -v);
+                    visit(wt * wr, cu * r, cv * r);
                 }
             }
         }
@@ -214,10 +213,11 @@ mod tests {
         for &(a, b, c) in &[(1.0, 1.0, 0.3), (2.0, 0.5, -0.9), (1.5, 1.5, 1.5)] {
             let (mut m0, mut uv, mut uu, mut vv) = (0.0, 0.0, 0.0, 0.0);
             rule.for_each_node(a, b, c, |w, u, v| {
-                m0 += w;
-                uv += w * u * v;
-                uu += w * u * u;
-                vv += w * v * v;
+                // F(u, v) + F(-u, -v) for F = 1, uv, u^2, v^2
+                m0 += 2.0 * w;
+                uv += 2.0 * w * u * v;
+                uu += 2.0 * w * u * u;
+                vv += 2.0 * w * v * v;
             });
             assert!((m0 - 1.0).abs() < 1e-13);
             assert!((uv - c).abs() < 1e-13, "uv {uv} vs {c}");
