@@ -216,7 +216,7 @@ def test_progress_callback_exception_propagates():
         raise Stop
 
     net = ak.MLP(depth=3, activation="tanh", quadrature_order=128)
-    Xb = np.random.default_rng(0).standard_normal((150, 4))
+    Xb = np.random.default_rng(0).standard_normal((40, 4))
     try:
         out = _core.lazy_kernels(Xb, None, depth=3, activation="tanh", derivative=None, sigma_w=1.0,
                                  sigma_b=0.0, method="quadrature", quadrature_order=128, ntk=True,
