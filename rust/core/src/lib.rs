@@ -6,6 +6,7 @@ pub mod activation;
 pub mod alignment;
 pub mod control;
 pub mod error;
+pub mod exact_linear;
 pub mod lazy_kernels;
 pub mod linalg;
 pub mod predictors;

@@ -18,13 +18,15 @@ use std::sync::mpsc;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+mod exact_linear;
+
 // ---------------------------------------------------------------------------------------
 // Errors
 
 /// A core error, possibly carrying the Python exception a user callback raised.
-struct Failure {
-    err: AkError,
-    py_err: Option<PyErr>,
+pub(crate) struct Failure {
+    pub(crate) err: AkError,
+    pub(crate) py_err: Option<PyErr>,
 }
 
 impl From<AkError> for Failure {
@@ -37,7 +39,7 @@ fn exception_class<'py>(py: Python<'py>, name: &str) -> PyResult<Bound<'py, PyAn
     py.import("adaptive_kernels.exceptions")?.getattr(name)
 }
 
-fn to_pyerr(py: Python<'_>, f: Failure) -> PyErr {
+pub(crate) fn to_pyerr(py: Python<'_>, f: Failure) -> PyErr {
     if let Some(e) = f.py_err {
         return e;
     }
@@ -62,7 +64,7 @@ fn to_pyerr(py: Python<'_>, f: Failure) -> PyErr {
 /// Runs `work` with the GIL released on a worker thread; the calling thread polls for
 /// signals (Ctrl-C cancels the work through `Control`) and calls `progress(done, total)`.
 /// A panic in the core becomes a `RuntimeError`, never a `PanicException`.
-fn run<T: Send>(
+pub(crate) fn run<T: Send>(
     py: Python<'_>,
     progress: Option<Py<PyAny>>,
     work: impl FnOnce(&Control) -> Result<T, Failure> + Send,
@@ -123,16 +125,16 @@ fn run<T: Send>(
 // ---------------------------------------------------------------------------------------
 // Array views
 
-fn slice<'a>(name: &'static str, a: &'a PyReadonlyArray2<'_, f64>) -> PyResult<&'a [f64]> {
+pub(crate) fn slice<'a>(name: &'static str, a: &'a PyReadonlyArray2<'_, f64>) -> PyResult<&'a [f64]> {
     a.as_slice().map_err(|_| PyValueError::new_err(format!("{name}: must be a C-contiguous float64 array")))
 }
 
-fn slice1<'a>(name: &'static str, a: &'a PyReadonlyArray1<'_, f64>) -> PyResult<&'a [f64]> {
+pub(crate) fn slice1<'a>(name: &'static str, a: &'a PyReadonlyArray1<'_, f64>) -> PyResult<&'a [f64]> {
     a.as_slice().map_err(|_| PyValueError::new_err(format!("{name}: must be a contiguous float64 array")))
 }
 
 /// Row-major view of a C-contiguous 2-D array.
-fn view<'a>(name: &'static str, a: &'a PyReadonlyArray2<'_, f64>) -> PyResult<MatRef<'a, f64>> {
+pub(crate) fn view<'a>(name: &'static str, a: &'a PyReadonlyArray2<'_, f64>) -> PyResult<MatRef<'a, f64>> {
     let s = a.shape();
     Ok(MatRef::from_row_major_slice(slice(name, a)?, s[0], s[1]))
 }
@@ -140,11 +142,11 @@ fn view<'a>(name: &'static str, a: &'a PyReadonlyArray2<'_, f64>) -> PyResult<Ma
 /// Column-major view of a C-contiguous square array holding a *symmetric* matrix or the
 /// transpose of a lower factor (our factors are stored as `L^T` in C order, i.e. `L` in
 /// Fortran order, which is what faer's kernels prefer).
-fn view_t<'a>(name: &'static str, a: &'a PyReadonlyArray2<'_, f64>) -> PyResult<MatRef<'a, f64>> {
+pub(crate) fn view_t<'a>(name: &'static str, a: &'a PyReadonlyArray2<'_, f64>) -> PyResult<MatRef<'a, f64>> {
     Ok(view(name, a)?.transpose())
 }
 
-fn threads(n_threads: Option<usize>) -> usize {
+pub(crate) fn threads(n_threads: Option<usize>) -> usize {
     n_threads.unwrap_or(0)
 }
 
@@ -334,7 +336,7 @@ fn cho_solve<'py>(
     Ok(mat_to_numpy(py, out.as_ref()))
 }
 
-fn mat_to_numpy<'py>(py: Python<'py>, m: MatRef<'_, f64>) -> Bound<'py, PyArray2<f64>> {
+pub(crate) fn mat_to_numpy<'py>(py: Python<'py>, m: MatRef<'_, f64>) -> Bound<'py, PyArray2<f64>> {
     Array2::from_shape_fn((m.nrows(), m.ncols()), |(i, j)| m[(i, j)]).into_pyarray(py)
 }
 
@@ -461,6 +463,7 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(kernel_alignment, m)?)?;
     m.add_function(wrap_pyfunction!(cka, m)?)?;
     m.add_function(wrap_pyfunction!(default_threads, m)?)?;
+    exact_linear::register(m)?;
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
     Ok(())
 }

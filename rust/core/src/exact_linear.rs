@@ -1,0 +1,1 @@
+//! Exact posterior of a one-hidden-layer linear network at finite width (to be filled in).
