@@ -11,6 +11,7 @@ pub mod lazy_kernels;
 pub mod linalg;
 pub mod predictors;
 pub mod quadrature;
+pub mod rng;
 pub mod threads;
 
 pub use error::{AkError, Result};

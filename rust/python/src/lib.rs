@@ -19,6 +19,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 mod exact_linear;
+mod finite_width;
 
 // ---------------------------------------------------------------------------------------
 // Errors
@@ -464,6 +465,7 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(cka, m)?)?;
     m.add_function(wrap_pyfunction!(default_threads, m)?)?;
     exact_linear::register(m)?;
+    finite_width::register(m)?;
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
     Ok(())
 }
