@@ -18,6 +18,7 @@ from .exceptions import (
     NotPositiveDefiniteError,
     NumericalJitterWarning,
 )
+from .finite_width import PosteriorSamples, TrainedNetworks, sample_posterior, train_gd
 from .lazy_kernels import kernel_diagonal, lazy_kernels, nngp_kernel, ntk_kernel
 from .networks import MLP
 from .predictors import GaussianProcess, KernelRidge, NTKGradientFlow
@@ -34,6 +35,10 @@ __all__ = [
     "KernelRidge",
     "NTKGradientFlow",
     "kernel_alignment",
+    "sample_posterior",
+    "train_gd",
+    "PosteriorSamples",
+    "TrainedNetworks",
     "cka",
     "datasets",
     "exceptions",

@@ -70,6 +70,33 @@ pub(crate) fn run<T: Send>(
     progress: Option<Py<PyAny>>,
     work: impl FnOnce(&Control) -> Result<T, Failure> + Send,
 ) -> PyResult<T> {
+    let (result, signal) = run_inner(py, progress, work);
+    if let Some(e) = signal {
+        return Err(e);
+    }
+    result
+}
+
+/// Like [`run`], but a Ctrl-C that the work honoured by returning early (partial results)
+/// gives `Ok((value, true))` instead of raising `KeyboardInterrupt`.
+pub(crate) fn run_interruptible<T: Send>(
+    py: Python<'_>,
+    progress: Option<Py<PyAny>>,
+    work: impl FnOnce(&Control) -> Result<T, Failure> + Send,
+) -> PyResult<(T, bool)> {
+    let (result, signal) = run_inner(py, progress, work);
+    match (result, signal) {
+        (Ok(v), s) => Ok((v, s.is_some())),
+        (Err(_), Some(e)) => Err(e),
+        (Err(e), None) => Err(e),
+    }
+}
+
+fn run_inner<T: Send>(
+    py: Python<'_>,
+    progress: Option<Py<PyAny>>,
+    work: impl FnOnce(&Control) -> Result<T, Failure> + Send,
+) -> (PyResult<T>, Option<PyErr>) {
     let ctl = Control::new();
     let (result, signal) = py.detach(|| {
         std::thread::scope(|s| {
@@ -106,10 +133,7 @@ pub(crate) fn run<T: Send>(
             (handle.join(), signal)
         })
     });
-    if let Some(e) = signal {
-        return Err(e);
-    }
-    match result {
+    let result = match result {
         Ok(Ok(Ok(v))) => Ok(v),
         Ok(Ok(Err(f))) => Err(to_pyerr(py, f)),
         Ok(Err(panic)) | Err(panic) => {
@@ -120,7 +144,8 @@ pub(crate) fn run<T: Send>(
                 .unwrap_or_else(|| "unknown panic".into());
             Err(PyRuntimeError::new_err(format!("internal error in adaptive_kernels core (please report): {what}")))
         }
-    }
+    };
+    (result, signal)
 }
 
 // ---------------------------------------------------------------------------------------
