@@ -70,19 +70,24 @@ class PosteriorSamples:
     """Result of :func:`sample_posterior` (posterior averages over all chains' kept samples).
 
     ``mean``/``var``: posterior mean and variance of f on the test points ((Q,) or (Q, C); None
-    without ``X_test``); ``train_mean``/``train_var`` on the training points; ``kernels``: per
+    without ``X_test``); ``mean_se``: Monte-Carlo standard error of ``mean`` (per point, from
+    each chain's integrated autocorrelation time); ``train_mean``/``train_var``/``train_mean_se``
+    on the training points; ``kernels``: per
     hidden layer the posterior average of ``phi(h^l) phi(h^l)^T / N_l`` on the training points;
     ``readout_spectrum``: eigenvalues (descending) of ``E[w w^T]`` of the readout weights;
     ``input_spectrum``: of ``E[W^0^T W^0] / N_1`` (d x d, first-layer weight covariance);
     ``acceptance_rate``, ``step_size``, ``n_kept`` per chain; ``ess`` (n_chains, n_traces) effective
     sample sizes of the traces ``trace_names`` (from the integrated autocorrelation time);
-    ``rhat`` split-R-hat per trace; ``traces`` per chain (n_traces, n_kept); ``interrupted``.
+    ``rhat`` split-R-hat per trace; ``traces`` per chain (n_traces, n_kept); ``final_theta``
+    (n_chains, n_params) last state of each chain (flat layout of the Rust core); ``interrupted``.
     """
 
     mean: np.ndarray | None
     var: np.ndarray | None
+    mean_se: np.ndarray | None
     train_mean: np.ndarray
     train_var: np.ndarray
+    train_mean_se: np.ndarray
     kernels: list
     readout_spectrum: np.ndarray
     input_spectrum: np.ndarray
@@ -93,6 +98,7 @@ class PosteriorSamples:
     rhat: np.ndarray
     trace_names: tuple
     traces: list = field(repr=False)
+    final_theta: np.ndarray = field(repr=False, default=None)
     interrupted: bool = False
 
     @property
@@ -101,13 +107,22 @@ class PosteriorSamples:
 
     @property
     def autocorrelation_time(self) -> float:
-        """Largest integrated autocorrelation time (in kept samples) over chains and traces."""
+        """Largest integrated autocorrelation time (in kept samples) over chains and traces
+        (conservative: the potential and the readout scale mix slowest)."""
         return float(np.max(self.n_kept[:, None] / np.maximum(self.ess, 1e-300)))
 
-    def standard_error(self, variance: np.ndarray) -> np.ndarray:
-        """Monte-Carlo standard error of a posterior mean whose posterior variance is
-        ``variance``, using the largest autocorrelation time of the traces."""
-        return np.sqrt(np.asarray(variance) * self.autocorrelation_time / max(self.n_samples, 1))
+    def trace_autocorrelation_time(self, trace: str = "mean_train_output") -> float:
+        """Largest integrated autocorrelation time over chains of one trace."""
+        k = self.trace_names.index(trace)
+        return float(np.max(self.n_kept / np.maximum(self.ess[:, k], 1e-300)))
+
+    def standard_error(self, variance: np.ndarray, trace: str | None = None) -> np.ndarray:
+        """Monte-Carlo standard error ``sqrt(variance tau / n)`` of a posterior mean whose
+        posterior variance is ``variance``; ``tau`` is the autocorrelation time of ``trace``
+        (default: the largest over all traces, conservative). For output means, the
+        ``"mean_train_output"`` trace is the natural proxy."""
+        tau = self.autocorrelation_time if trace is None else self.trace_autocorrelation_time(trace)
+        return np.sqrt(np.asarray(variance) * tau / max(self.n_samples, 1))
 
 
 def sample_posterior(net: MLP, X, y, X_test=None, *, width, temperature: float, parameterization: str = "standard",
@@ -161,8 +176,10 @@ def sample_posterior(net: MLP, X, y, X_test=None, *, width, temperature: float, 
     res = PosteriorSamples(
         mean=squeeze(r["test_mean"]) if X_test is not None else None,
         var=squeeze(r["test_var"]) if X_test is not None else None,
+        mean_se=squeeze(r["test_se"]) if X_test is not None else None,
         train_mean=squeeze(r["train_mean"]),
         train_var=squeeze(r["train_var"]),
+        train_mean_se=squeeze(r["train_se"]),
         kernels=r["kernels"],
         readout_spectrum=r["readout_spectrum"],
         input_spectrum=r["input_spectrum"],
@@ -173,6 +190,7 @@ def sample_posterior(net: MLP, X, y, X_test=None, *, width, temperature: float, 
         rhat=r["rhat"],
         trace_names=tuple(r["trace_names"]),
         traces=r["traces"],
+        final_theta=np.stack(r["final_theta"]),
         interrupted=bool(r["interrupted"]),
     )
     if res.interrupted:

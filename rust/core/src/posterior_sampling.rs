@@ -83,6 +83,12 @@ pub struct ChainResult {
     pub input_second_moment: Mat<f64>,
     /// traces[k] = values of TRACE_NAMES[k] per kept sample.
     pub traces: Vec<Vec<f64>>,
+    /// The chain's last state.
+    pub final_theta: Vec<f64>,
+    /// Outputs per kept sample, flattened (sample-major): train (P*C each) and test (Q*C each),
+    /// for the per-point effective sample sizes.
+    pub train_trace: Vec<f64>,
+    pub test_trace: Vec<f64>,
 }
 
 /// Combined result over chains.
@@ -100,6 +106,9 @@ pub struct PosteriorSummary {
     /// ess[chain][trace], rhat[trace]
     pub ess: Vec<Vec<f64>>,
     pub rhat: Vec<f64>,
+    /// Monte-Carlo standard errors of `train_mean` and `test_mean`.
+    pub train_se: Mat<f64>,
+    pub test_se: Mat<f64>,
     pub interrupted: bool,
 }
 
@@ -175,6 +184,9 @@ fn run_chain(
         readout_second_moment: if cfg.store_weights { Mat::zeros(nl, nl) } else { Mat::zeros(0, 0) },
         input_second_moment: if cfg.store_weights { Mat::zeros(net.d, net.d) } else { Mat::zeros(0, 0) },
         traces: vec![Vec::with_capacity(cfg.n_samples); TRACE_NAMES.len()],
+        final_theta: Vec::new(),
+        train_trace: Vec::new(),
+        test_trace: Vec::new(),
     };
     let mut log_eta = cfg.step_size.ln();
     let total = cfg.burn_in + cfg.n_samples * cfg.thin;
@@ -226,6 +238,7 @@ fn run_chain(
         ctl.advance(1);
     }
     res.step_size = log_eta.exp();
+    res.final_theta = theta;
     Ok(res)
 }
 
@@ -243,9 +256,11 @@ fn record(
 ) {
     let par = Par::Seq;
     add_squares(&mut res.train_sum, &mut res.train_sq, fw.f.as_ref());
+    push_rows(&mut res.train_trace, fw.f.as_ref());
     if let Some(xt) = x_test {
         let ft = net.forward(theta, xt, par);
         add_squares(&mut res.test_sum, &mut res.test_sq, ft.f.as_ref());
+        push_rows(&mut res.test_trace, ft.f.as_ref());
     }
     if !res.kernels.is_empty() {
         for (acc, a) in res.kernels.iter_mut().zip(&fw.a) {
@@ -266,6 +281,34 @@ fn record(
     res.traces[1].push(mean_out);
     res.traces[2].push(scale);
     res.n_kept += 1;
+}
+
+fn push_rows(trace: &mut Vec<f64>, f: MatRef<'_, f64>) {
+    for i in 0..f.nrows() {
+        for j in 0..f.ncols() {
+            trace.push(f[(i, j)]);
+        }
+    }
+}
+
+/// Monte-Carlo standard errors of the posterior means of the outputs: for each output entry,
+/// `sqrt(var / sum_chains ESS_chain)`, with each chain's ESS from its own autocorrelation.
+fn output_standard_errors(chains: &[ChainResult], var: &Mat<f64>, pick: impl Fn(&ChainResult) -> &Vec<f64>) -> Mat<f64> {
+    let (rows, cols) = (var.nrows(), var.ncols());
+    let width = rows * cols;
+    Mat::from_fn(rows, cols, |i, j| {
+        let k = i * cols + j;
+        let ess: f64 = chains
+            .iter()
+            .map(|c| {
+                let tr = pick(c);
+                let n = if width == 0 { 0 } else { tr.len() / width };
+                let series: Vec<f64> = (0..n).map(|t| tr[t * width + k]).collect();
+                if n == 0 { 0.0 } else { effective_sample_size(&series) }
+            })
+            .sum();
+        if ess > 0.0 { (var[(i, j)] / ess).sqrt() } else { f64::NAN }
+    })
 }
 
 fn moments(chains: &[ChainResult], pick: impl Fn(&ChainResult) -> (&Mat<f64>, &Mat<f64>), n: usize) -> (Mat<f64>, Mat<f64>) {
@@ -352,7 +395,11 @@ pub fn sample_posterior(
         .map(|k| split_rhat(&chains.iter().map(|c| c.traces[k].clone()).collect::<Vec<_>>()))
         .collect();
     let interrupted = chains.iter().any(|c| c.interrupted);
+    let train_se = output_standard_errors(&chains, &train_var, |c| &c.train_trace);
+    let test_se = output_standard_errors(&chains, &test_var, |c| &c.test_trace);
     Ok(PosteriorSummary {
+        train_se,
+        test_se,
         chains,
         n_kept,
         train_mean,

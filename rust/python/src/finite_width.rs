@@ -98,6 +98,8 @@ fn sample_posterior<'py>(
     d.set_item("train_var", mat_to_numpy(py, res.train_var.as_ref()))?;
     d.set_item("test_mean", mat_to_numpy(py, res.test_mean.as_ref()))?;
     d.set_item("test_var", mat_to_numpy(py, res.test_var.as_ref()))?;
+    d.set_item("train_se", mat_to_numpy(py, res.train_se.as_ref()))?;
+    d.set_item("test_se", mat_to_numpy(py, res.test_se.as_ref()))?;
     d.set_item("kernels", mats_to_list(py, &res.kernels)?)?;
     d.set_item("readout_spectrum", Array1::from(res.readout_spectrum.clone()).into_pyarray(py))?;
     d.set_item("input_spectrum", Array1::from(res.input_spectrum.clone()).into_pyarray(py))?;
@@ -115,6 +117,7 @@ fn sample_posterior<'py>(
     d.set_item("acceptance_rate", PyList::new(py, res.chains.iter().map(|c| if c.proposed > 0 { c.accepted as f64 / c.proposed as f64 } else { f64::NAN }))?)?;
     d.set_item("step_size", PyList::new(py, res.chains.iter().map(|c| c.step_size))?)?;
     d.set_item("n_kept", PyList::new(py, res.chains.iter().map(|c| c.n_kept))?)?;
+    d.set_item("final_theta", PyList::new(py, res.chains.iter().map(|c| Array1::from(c.final_theta.clone()).into_pyarray(py)))?)?;
     d.set_item("interrupted", interrupted || res.interrupted)?;
     Ok(d)
 }
