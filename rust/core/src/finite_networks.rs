@@ -140,8 +140,34 @@ impl FiniteMlp {
         }
     }
 
-    fn phi_mat(&self, h: MatRef<'_, f64>) -> Mat<f64> {
-        Mat::from_fn(h.nrows(), h.ncols(), |i, j| self.activation.phi(h[(i, j)]).unwrap())
+    /// `phi` applied elementwise, column by column (contiguous slices, no per-entry indexing).
+    fn phi_mat(&self, h: &Mat<f64>) -> Mat<f64> {
+        let mut out = Mat::<f64>::zeros(h.nrows(), h.ncols());
+        for j in 0..h.ncols() {
+            let (src, dst) = (h.col_as_slice(j), out.col_as_slice_mut(j));
+            match self.activation {
+                Activation::Relu => dst.iter_mut().zip(src).for_each(|(d, &x)| *d = x.max(0.0)),
+                Activation::Linear => dst.copy_from_slice(src),
+                ref act => dst.iter_mut().zip(src).for_each(|(d, &x)| *d = act.phi(x).unwrap()),
+            }
+        }
+        out
+    }
+
+    /// `delta *= phi'(h)` elementwise, column by column.
+    fn mul_dphi(&self, delta: &mut Mat<f64>, h: &Mat<f64>) {
+        for j in 0..h.ncols() {
+            let (src, dst) = (h.col_as_slice(j), delta.col_as_slice_mut(j));
+            match self.activation {
+                Activation::Relu => dst.iter_mut().zip(src).for_each(|(d, &x)| {
+                    if x <= 0.0 {
+                        *d = 0.0
+                    }
+                }),
+                Activation::Linear => {}
+                ref act => dst.iter_mut().zip(src).for_each(|(d, &x)| *d *= act.dphi(x).unwrap()),
+            }
+        }
     }
 
     /// Forward pass on the rows of `x` (P x d).
@@ -166,7 +192,7 @@ impl FiniteMlp {
                     }
                 }
             }
-            a.push(self.phi_mat(hl.as_ref()));
+            a.push(self.phi_mat(&hl));
             h.push(hl);
         }
         let nl = *self.widths.last().unwrap();
@@ -231,12 +257,7 @@ impl FiniteMlp {
         let mut delta = Mat::<f64>::zeros(p, nl);
         faer::linalg::matmul::matmul(delta.as_mut(), Accum::Replace, r.as_ref(), wout, so, par);
         for l in (0..depth).rev() {
-            let hl = fw.h[l].as_ref();
-            for j in 0..delta.ncols() {
-                for i in 0..p {
-                    delta[(i, j)] *= self.activation.dphi(hl[(i, j)]).unwrap();
-                }
-            }
+            self.mul_dphi(&mut delta, &fw.h[l]);
             let (off, rows, cols) = lay.w[l];
             let alpha = self.sigma_w / (cols as f64).sqrt();
             let inp = if l == 0 { x } else { fw.a[l - 1].as_ref() };
@@ -317,11 +338,7 @@ impl FiniteMlp {
                 let w = MatRef::from_column_major_slice(&theta[off..off + rows * cols], rows, cols);
                 let mut next = Mat::<f64>::zeros(p, cols);
                 faer::linalg::matmul::matmul(next.as_mut(), Accum::Replace, jac.as_ref(), w, alpha, par);
-                for j in 0..cols {
-                    for i in 0..p {
-                        next[(i, j)] *= self.activation.dphi(fw.h[l - 1][(i, j)]).unwrap();
-                    }
-                }
+                self.mul_dphi(&mut next, &fw.h[l - 1]);
                 jac = next;
             }
             gks[l] = Mat::from_fn(p, p, |i, j| units * g[(i, j)]);
