@@ -262,3 +262,23 @@ def test_unadjusted_langevin_divergence_is_an_error():
     with pytest.raises(FloatingPointError, match="step_size"):
         ak.sample_posterior(ak.MLP(depth=1, activation="relu"), X, y, width=16, temperature=1e-4,
                             step_size=10.0, metropolis=False, n_samples=200)
+
+
+def test_ctrl_c_returns_partial_samples():
+    """SIGINT during sampling stops the chains and returns what was sampled, marked interrupted."""
+    import os
+    import signal
+    import threading
+
+    X, y = np.random.default_rng(0).standard_normal((8, 3)), np.ones(8)
+    timer = threading.Timer(0.5, lambda: os.kill(os.getpid(), signal.SIGINT))
+    timer.start()
+    try:
+        with pytest.warns(RuntimeWarning, match="interrupted"):
+            s = ak.sample_posterior(ak.MLP(depth=1, activation="tanh"), X, y, X[:2], width=64, temperature=0.1,
+                                    n_chains=2, n_samples=10**8, burn_in=0, step_size=1e-3)
+    finally:
+        timer.cancel()
+    assert s.interrupted
+    assert 0 < s.n_samples < 2 * 10**8
+    assert np.isfinite(s.mean).all()

@@ -16,10 +16,12 @@ def as_matrix(name: str, x: Any, *, allow_1d: bool = False) -> np.ndarray:
     if x is None:
         raise TypeError(f"{name}: expected an array, got None")
     arr = np.asarray(x)
-    if arr.dtype == object or not (np.issubdtype(arr.dtype, np.number) or arr.dtype == bool):
-        raise TypeError(f"{name}: expected a numeric array, got dtype {arr.dtype}")
-    if np.iscomplexobj(arr):
+    # bool, signed/unsigned integer and real floating dtypes only: object, strings, bytes,
+    # void/structured, datetime64 and timedelta64 (which numpy counts as integer) are refused.
+    if arr.dtype.kind == "c":
         raise TypeError(f"{name}: complex values are not supported")
+    if arr.dtype.kind not in "biuf":
+        raise TypeError(f"{name}: expected a numeric array, got dtype {arr.dtype}")
     if arr.ndim == 1 and allow_1d:
         arr = arr[:, None]
     if arr.ndim != 2:

@@ -12,6 +12,8 @@ from ._progress import progress_bar
 from ._validation import as_matrix, check_n_threads, check_same_features
 from .networks import MLP, check_net
 
+_KERNELS = ("nngp", "ntk")
+
 
 def lazy_kernels(net: MLP, X1, X2=None, *, ntk: bool = True, n_threads: int | None = None,
                  progress: bool | None = None) -> tuple[np.ndarray, np.ndarray | None]:
@@ -67,8 +69,15 @@ def ntk_kernel(net: MLP, X1, X2=None, *, n_threads: int | None = None, progress:
 
 
 def kernel_diagonal(net: MLP, X, *, kernel: str = "nngp", n_threads: int | None = None) -> np.ndarray:
-    """Diagonal ``k(x_i, x_i)`` of the NNGP kernel or NTK, computed row by row (O(P) memory)."""
+    """Diagonal ``k(x_i, x_i)`` of the NNGP kernel or NTK, computed row by row (O(P) memory).
+
+    ``kernel`` is ``"nngp"`` or ``"ntk"``.
+    """
+    if not isinstance(kernel, str) or kernel not in _KERNELS:
+        raise ValueError(f"kernel: expected one of {_KERNELS}, got {kernel!r}")
+    net = check_net(net)
     X = as_matrix("X", X)
+    n_threads = check_n_threads(n_threads)
     out = np.empty(X.shape[0])
     for i in range(0, X.shape[0], 256):
         blk = X[i:i + 256]

@@ -5,6 +5,7 @@ All follow scikit-learn conventions: ``fit(X, y)`` returns ``self``, fitted attr
 """
 from __future__ import annotations
 
+import numbers
 import warnings
 
 import numpy as np
@@ -22,6 +23,31 @@ def _check_kernel(kernel: str) -> str:
     if kernel not in _KERNELS:
         raise ValueError(f"kernel: expected one of {_KERNELS}, got {kernel!r}")
     return kernel
+
+
+def _check_times(time) -> np.ndarray:
+    """``time`` as a contiguous 1-D float64 array: a real scalar or a 1-D array-like of reals,
+    all ``>= 0`` (``inf`` allowed). Non-numeric values (strings, bools, None, objects) are a
+    TypeError, as in ``fit``."""
+    if isinstance(time, (bool, np.bool_)):
+        raise TypeError(f"time: expected a real number or a 1-D array of them, got {type(time).__name__}")
+    if isinstance(time, numbers.Real):
+        times = np.array([float(time)])
+    else:
+        if time is None or isinstance(time, (str, bytes)):
+            raise TypeError(f"time: expected a real number or a 1-D array of them, got {type(time).__name__}")
+        try:
+            arr = np.asarray(time)
+        except (TypeError, ValueError) as e:  # ragged nested sequences
+            raise ValueError(f"time: must be a scalar or 1-D array of values >= 0 (inf allowed): {e}") from None
+        if arr.dtype.kind not in "iuf":
+            raise TypeError(f"time: expected real numbers, got an array of dtype {arr.dtype}")
+        if arr.ndim > 1:
+            raise ValueError(f"time: must be a scalar or 1-D array, got shape {arr.shape}")
+        times = np.atleast_1d(arr).astype(np.float64)
+    if np.isnan(times).any() or (times < 0).any():
+        raise ValueError("time: must be a scalar or 1-D array of values >= 0 (inf allowed)")
+    return np.ascontiguousarray(times)
 
 
 class _KernelPredictor:
@@ -67,7 +93,13 @@ class _KernelPredictor:
 
     def score(self, X, y) -> float:
         """Coefficient of determination R^2 of the mean prediction (averaged over outputs)."""
+        X = self._check_test(X)
         Y = as_matrix("y", y, allow_1d=True)
+        if Y.shape[0] != X.shape[0]:
+            raise ValueError(f"y: has {Y.shape[0]} rows but X has {X.shape[0]} samples")
+        n_out = self.y_train_.shape[1]
+        if Y.shape[1] != n_out:
+            raise ValueError(f"y: has {Y.shape[1]} output columns, the model was fitted with {n_out}")
         P = np.asarray(self.predict(X)).reshape(Y.shape)
         ss_res = ((Y - P) ** 2).sum(axis=0)
         ss_tot = ((Y - Y.mean(axis=0)) ** 2).sum(axis=0)
@@ -182,11 +214,9 @@ class NTKGradientFlow(_KernelPredictor):
     def coefficients(self, time=None) -> np.ndarray:
         """Dual coefficients ``c_t`` (T, P, C) with ``f_t(x*) = Th(X, x*)^T c_t``."""
         self._check_fitted()
-        times = np.atleast_1d(np.asarray(self.time if time is None else time, dtype=np.float64))
-        if times.ndim != 1 or np.isnan(times).any() or (times < 0).any():
-            raise ValueError("time: must be a scalar or 1-D array of values >= 0 (inf allowed)")
+        times = _check_times(self.time if time is None else time)
         return _core.ntk_flow_coefficients(self.eigenvalues_, self.eigenvectors_, self.y_train_,
-                                           np.ascontiguousarray(times), float(self.lr), n_threads=self._threads)
+                                           times, float(self.lr), n_threads=self._threads)
 
     def predict(self, X, time=None):
         """Mean prediction at ``time`` (default ``self.time``); an array of times gives a

@@ -25,7 +25,7 @@
 //!
 //! Several output columns share the one scalar u: the likelihood (2) is a product over columns.
 use crate::control::Control;
-use crate::error::{check_finite, invalid, shape, AkError, Result};
+use crate::error::{invalid, shape, AkError, Result};
 use crate::finite_networks::Parameterization;
 use crate::linalg::symmetric_eigen;
 use crate::threads::with_threads;
@@ -512,6 +512,7 @@ pub fn exact_linear_posterior(prob: &ExactLinearProblem<'_>, n_threads: usize, c
 mod tests {
     use super::*;
     use crate::control::no_control;
+    use faer::linalg::solvers::Solve;
 
     fn data(p: usize, d: usize, seed: u64) -> (Mat<f64>, Mat<f64>, Mat<f64>) {
         // small deterministic pseudo-random data (LCG), teacher y = x.beta + noise

@@ -10,7 +10,7 @@
 //! are computed in one pass over the output (rows in parallel), after one Gram product.
 use crate::activation::{Activation, Expectation, Method};
 use crate::control::Control;
-use crate::error::{check_finite, invalid, shape, Result};
+use crate::error::{check_finite, invalid, shape, AkError, Result};
 use crate::quadrature::PolarRule;
 use crate::threads::with_threads;
 use faer::linalg::matmul::triangular::{self, BlockStructure};
@@ -83,8 +83,30 @@ impl<'a> Rows<'a> {
     }
 }
 
+/// True when every value is finite. Branch-free OR of "exponent all ones" over the slice, so
+/// it vectorizes and costs a fraction of the work that produced the values.
+#[inline]
+fn all_finite(x: &[f64]) -> bool {
+    const EXP: u64 = 0x7ff0_0000_0000_0000;
+    !x.iter().fold(false, |acc, v| acc | ((v.to_bits() & EXP) == EXP))
+}
+
+/// The error for a kernel that overflowed (finite inputs, non-finite kernel values).
+fn overflow(name: &'static str) -> AkError {
+    AkError::NonFinite {
+        name,
+        msg: "the kernel overflowed (non-finite values); rescale the inputs or sigma_w \
+              (the input-layer kernel is sigma_w^2 x.x'/d + sigma_b^2)"
+            .into(),
+    }
+}
+
 /// Diagonals `K^l(x_i, x_i)` for l = 0..depth-1 (the inputs of each hidden layer).
-fn diagonal_path(net: &Mlp, ex: &Expectation<'_>, k0: Vec<f64>) -> Result<Vec<Vec<f64>>> {
+/// Fails with [`AkError::NonFinite`] naming `name` if a diagonal overflows.
+fn diagonal_path(name: &'static str, net: &Mlp, ex: &Expectation<'_>, k0: Vec<f64>) -> Result<Vec<Vec<f64>>> {
+    if !all_finite(&k0) {
+        return Err(overflow(name));
+    }
     let mut out = vec![k0];
     let s2w = net.sigma_w * net.sigma_w;
     let s2b = net.sigma_b * net.sigma_b;
@@ -92,7 +114,11 @@ fn diagonal_path(net: &Mlp, ex: &Expectation<'_>, k0: Vec<f64>) -> Result<Vec<Ve
         let prev = out.last().unwrap();
         let mut e = vec![0.0; prev.len()];
         ex.batch(prev, prev, prev, &mut e, None)?;
-        out.push(e.iter().map(|e| s2w * e + s2b).collect());
+        let next: Vec<f64> = e.iter().map(|e| s2w * e + s2b).collect();
+        if !all_finite(&next) {
+            return Err(overflow(name));
+        }
+        out.push(next);
     }
     Ok(out)
 }
@@ -158,12 +184,12 @@ pub fn lazy_kernels(
         } else {
             (0..p1).map(|i| k0(x1.row(i).iter().map(|v| v * v).sum())).collect()
         };
-        let diag1 = diagonal_path(net, &ex, diag1)?;
+        let diag1 = diagonal_path("X1", net, &ex, diag1)?;
         let diag2 = if sym {
             diag1.clone()
         } else {
             let d2 = (0..p2).map(|j| k0(x2r.row(j).iter().map(|v| v * v).sum())).collect();
-            diagonal_path(net, &ex, d2)?
+            diagonal_path("X2", net, &ex, d2)?
         };
         let blen = batch_len(net, &rule);
         let depth = net.depth;
@@ -198,6 +224,11 @@ pub fn lazy_kernels(
                             th[k] = c[k] + s2w * th[k] * dd[k];
                         }
                     }
+                }
+                // Overflow check of the finished entries (cheap, vectorized; the mirrored
+                // upper triangle of a symmetric kernel is a copy of these).
+                if !all_finite(c) || th.as_deref().is_some_and(|t| !all_finite(t)) {
+                    return Err(overflow("X1"));
                 }
             }
             ctl.advance(ncols as u64);

@@ -183,7 +183,7 @@ fn run_chain(
         kernels: if cfg.store_kernels { vec![Mat::zeros(p, p); net.depth()] } else { Vec::new() },
         readout_second_moment: if cfg.store_weights { Mat::zeros(nl, nl) } else { Mat::zeros(0, 0) },
         input_second_moment: if cfg.store_weights { Mat::zeros(net.d, net.d) } else { Mat::zeros(0, 0) },
-        traces: vec![Vec::with_capacity(cfg.n_samples); TRACE_NAMES.len()],
+        traces: vec![Vec::with_capacity(cfg.n_samples.min(1 << 16)); TRACE_NAMES.len()],
         final_theta: Vec::new(),
         train_trace: Vec::new(),
         test_trace: Vec::new(),
