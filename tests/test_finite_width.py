@@ -209,16 +209,22 @@ def test_gradient_descent_reaches_a_fixed_point():
 
 def test_empirical_ntk_at_initialization_matches_ntk_kernel():
     """A single tiny GD step leaves the network at init: its empirical NTK (standard scaling)
-    fluctuates around the infinite-width NTK with O(1/sqrt(N)) relative error."""
+    fluctuates around the infinite-width NTK with O(1/sqrt(N)) relative spread."""
     rng = np.random.default_rng(9)
     X = rng.standard_normal((5, 3))
     net = ak.MLP(depth=2, activation="relu", sigma_w=1.4, sigma_b=0.3)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        res = ak.train_gd(net, X, np.zeros(5), width=2048, lr=1e-12, steps=1, tol=0.0, n_ensemble=4)
     Th = ak.ntk_kernel(net, X)
-    err = np.abs(res.ntk.mean(0) - Th).max() / np.abs(Th).max()
-    assert err < 0.05, err
+    scale = np.abs(Th).max()
+    spread = {}
+    for N in (512, 2048):
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            res = ak.train_gd(net, X, np.zeros(5), width=N, lr=1e-12, steps=1, tol=0.0, n_ensemble=8)
+        spread[N] = res.ntk.std(0, ddof=1).max() / scale
+        gap = np.abs(res.ntk.mean(0) - Th).max() / scale
+        # the ensemble mean is within 4 standard errors (the O(1/N) bias is far smaller)
+        assert gap < 4 * spread[N] / np.sqrt(8), (N, gap, spread[N])
+    assert 1.4 < spread[512] / spread[2048] < 2.9, spread   # ~ sqrt(2048/512) = 2
 
 
 @pytest.mark.parametrize("kwargs,match", [

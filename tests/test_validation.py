@@ -642,11 +642,9 @@ def test_core_rejects_non_contiguous(call):
 
 
 # ---------------------------------------------------------------------------------------
-# Known defects (library bugs, see the report): strict xfails so a fix shows up as XPASS
+# Formerly known defects (were strict xfails; fixed)
 
 
-@pytest.mark.xfail(strict=True, reason="kernel_diagonal does not validate `kernel`: an unknown name "
-                   "silently returns the NNGP diagonal")
 def test_kernel_diagonal_rejects_unknown_kernel():
     with pytest.raises(ValueError, match="kernel"):
         ak.kernel_diagonal(NET, X, kernel="rbf")
@@ -658,27 +656,18 @@ def test_kernel_diagonal_matches_full_kernel():
                                    rtol=1e-14, atol=0)
 
 
-@pytest.mark.xfail(strict=True, reason="score() reshapes predictions to y's shape without checking "
-                   "rows; the numpy reshape error does not name `y`")
 def test_score_rejects_y_with_wrong_rows():
     gp = _fit_gp()
     with pytest.raises(ValueError, match=r"\by\b"):
         gp.score(X_TEST, Y)             # 4 test points, 6 targets
 
 
-@pytest.mark.xfail(strict=True, reason="NTKGradientFlow.predict/coefficients convert `time` with "
-                   "np.asarray(dtype=float64): a non-numeric string gives numpy's message without "
-                   "naming `time` (and numeric strings like '10' are silently accepted, whereas "
-                   "fit() rejects them with TypeError)")
 def test_flow_predict_rejects_string_time():
     flow = ak.NTKGradientFlow(NET).fit(X, Y)
     with pytest.raises((TypeError, ValueError), match="time"):
         flow.predict(X_TEST, time="abc")
 
 
-@pytest.mark.xfail(strict=True, reason="lazy kernels are not checked for overflow: finite inputs whose "
-                   "kernel overflows (x.x/d > 1.8e308) silently give an all-NaN kernel instead of "
-                   "FloatingPointError (AkError::NonFinite exists for this)")
 @pytest.mark.parametrize("net, scale", [(ak.MLP(1), 1e200), (ak.MLP(2, activation="tanh"), 1e200),
                                         (ak.MLP(3, sigma_w=1e160), 1.0)], ids=["relu-X", "tanh-X", "sigma_w"])
 def test_kernel_overflow_raises(net, scale):
@@ -687,9 +676,6 @@ def test_kernel_overflow_raises(net, scale):
         assert np.isfinite(K).all()   # reached only if no exception: then the result must be finite
 
 
-@pytest.mark.xfail(strict=True, reason="kernel_alignment/cka are scale invariant but compute raw "
-                   "Frobenius norms: K ~ 1e200 overflows (NaN; cka returns a wrong 0.0) and "
-                   "K ~ 1e-200 underflows to 'K: is identically zero'")
 @pytest.mark.parametrize("case", ["align-huge", "align-tiny", "cka-huge", "cka-tiny"])
 def test_alignment_scale_extremes(case):
     A, B = np.diag([1.0, 2.0, 0.0]), np.diag([1.0, 0.0, 3.0])
@@ -703,9 +689,6 @@ def test_alignment_scale_extremes(case):
         assert ak.cka(A * 1e-300, B) == pytest.approx(0.4514469490716345)
 
 
-@pytest.mark.xfail(strict=True, reason="_core.ntk_flow_coefficients does not check the eigenvector "
-                   "matrix shape against the eigenvalues/y: a faer assertion panics inside the core "
-                   "(caught, surfaces as RuntimeError 'internal error ... please report')")
 def test_core_flow_coefficients_checks_eigenvector_shape():
     with pytest.raises(ValueError, match="eigenvectors"):
         _core.ntk_flow_coefficients(np.ones(3), np.eye(2), np.ones((3, 1)), np.ones(1), 1.0)

@@ -18,6 +18,7 @@ from .exceptions import (
     NotPositiveDefiniteError,
     NumericalJitterWarning,
 )
+from .exact_posteriors import ExactLinearPosterior, exact_linear_posterior
 from .finite_width import PosteriorSamples, TrainedNetworks, sample_posterior, train_gd
 from .lazy_kernels import kernel_diagonal, lazy_kernels, nngp_kernel, ntk_kernel
 from .networks import MLP
@@ -35,6 +36,8 @@ __all__ = [
     "KernelRidge",
     "NTKGradientFlow",
     "kernel_alignment",
+    "exact_linear_posterior",
+    "ExactLinearPosterior",
     "sample_posterior",
     "train_gd",
     "PosteriorSamples",

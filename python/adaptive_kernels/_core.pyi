@@ -38,3 +38,46 @@ def ntk_flow_coefficients(
 def kernel_alignment(k: NDArray[np.float64], y: NDArray[np.float64], n_threads: int | None = None) -> float: ...
 def cka(k1: NDArray[np.float64], k2: NDArray[np.float64], n_threads: int | None = None) -> float: ...
 def default_threads() -> int: ...
+
+# --- finite-width ground truth (rust/python/src/finite_width.rs) ---
+_F = NDArray[np.float64]
+_Progress = Callable[[int, int], None] | None
+
+def sample_posterior(
+    x: _F, y: _F, x_test: _F | None, *, widths: list[int], activation: str, sigma_w: float, sigma_b: float,
+    parameterization: str, gamma: float, temperature: float, n_chains: int, n_samples: int, burn_in: int,
+    thin: int, step_size: float, metropolis: bool, adapt_step_size: bool, target_accept: float, seed: int,
+    store_kernels: bool, store_weights: bool, train_hidden: bool = True, n_threads: int | None = None,
+    progress: _Progress = None,
+) -> dict[str, object]: ...
+def train_gd(
+    x: _F, y: _F, x_test: _F | None, *, widths: list[int], activation: str, sigma_w: float, sigma_b: float,
+    parameterization: str, gamma: float, weight_decay: float, lr: float, max_steps: int, tol: float,
+    record_every: int, n_ensemble: int, seed: int, n_threads: int | None = None, progress: _Progress = None,
+) -> dict[str, object]: ...
+def finite_potential_and_gradient(
+    theta: _F, x: _F, y: _F, *, widths: list[int], activation: str, sigma_w: float, sigma_b: float,
+    parameterization: str, gamma: float, beta: float, decay: float,
+) -> tuple[float, _F]: ...
+def langevin_step(
+    theta: _F, x: _F, y: _F, xi: _F, *, widths: list[int], activation: str, sigma_w: float, sigma_b: float,
+    parameterization: str, gamma: float, temperature: float, step_size: float,
+) -> _F: ...
+def gd_step(
+    theta: _F, x: _F, y: _F, *, widths: list[int], activation: str, sigma_w: float, sigma_b: float,
+    parameterization: str, gamma: float, lr: float, weight_decay: float,
+) -> _F: ...
+def finite_forward(
+    theta: _F, x: _F, *, n_out: int, widths: list[int], activation: str, sigma_w: float, sigma_b: float,
+    parameterization: str, gamma: float,
+) -> _F: ...
+def finite_param_count(
+    *, d: int, n_out: int, widths: list[int], activation: str, sigma_w: float, sigma_b: float,
+    parameterization: str, gamma: float,
+) -> int: ...
+
+# --- exact finite-width posterior of a one-hidden-layer linear network (rust/python/src/exact_linear.rs) ---
+def exact_linear_posterior(
+    x: _F, y: _F, x_test: _F | None, *, sigma_w: float, width: int, temperature: float, parameterization: str,
+    gamma: float, n_threads: int | None = None, progress: _Progress = None,
+) -> dict[str, object]: ...

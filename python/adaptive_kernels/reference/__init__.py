@@ -13,3 +13,5 @@ __all__ = ["gauss_laguerre", "gauss_legendre", "polar_expectation", "activation_
            "gaussian_expectations", "nngp_kernel", "ntk_kernel", "linear_kernel",
            "empirical_nngp", "gp_posterior", "kernel_ridge_mean", "ntk_flow_mean",
            "kernel_alignment", "cka"]
+from .exact_posteriors import exact_linear_posterior  # noqa: E402
+__all__ += ["exact_linear_posterior"]

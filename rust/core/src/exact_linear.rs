@@ -24,6 +24,8 @@
 //! `mode ± 20 sd` with 2001 points, widened until both end weights are below 1e-16 of the max.
 //!
 //! Several output columns share the one scalar u: the likelihood (2) is a product over columns.
+//! That is exact for C outputs sharing the readout v with independent first layers; a network
+//! with an N x C readout matrix V has the C x C Wishart scale `c V^T V / N` instead.
 use crate::control::Control;
 use crate::error::{invalid, shape, AkError, Result};
 use crate::finite_networks::Parameterization;
@@ -98,7 +100,7 @@ pub fn gamma_log_norm(a: f64) -> f64 {
 /// The 1-D problem in the eigenbasis of K0: everything the u-integral needs.
 #[derive(Debug, Clone)]
 pub struct Spectrum {
-    /// Eigenvalues of K0 (clipped at 0).
+    /// Eigenvalues of K0 (those below `P eps lam_max` set to 0).
     pub lam: Vec<f64>,
     /// `sum_c y_kc^2` per eigenvector.
     pub ysq: Vec<f64>,
@@ -121,6 +123,28 @@ impl Spectrum {
             lik += cn * s.ln() + ys / s;
         }
         self.a * (delta - rm1) - 0.5 * lik
+    }
+
+    /// `g(anchor + dd) - g(anchor)`, summed term by term as differences (no cancellation
+    /// of the large, u-independent parts of (5), e.g. from null eigenvalues at small kappa):
+    /// with `du = u - u_a = u_a expm1(dd)`, `x_k = lam_k du / s_k(u_a)`,
+    /// prior `a (dd - r_a expm1(dd))`, likelihood `-1/2 sum_k [C ln(1 + x_k) - Y_k x_k / (s_k(u_a)(1 + x_k))]`.
+    pub fn log_density_rel(&self, anchor: &Anchor, dd: f64) -> f64 {
+        let em1 = dd.exp_m1();
+        let du = anchor.u * em1;
+        let cn = self.n_out as f64;
+        let mut lik = 0.0;
+        for ((&l, &ys), &sa) in self.lam.iter().zip(&self.ysq).zip(&anchor.s) {
+            let x = l * du / sa;
+            lik += cn * x.ln_1p() - ys * x / (sa * (1.0 + x));
+        }
+        self.a * (dd - anchor.r * em1) - 0.5 * lik
+    }
+
+    pub fn anchor(&self, delta: f64) -> Anchor {
+        let r = delta.exp();
+        let u = self.c * r;
+        Anchor { r, u, s: self.lam.iter().map(|&l| u * l + self.kappa).collect() }
     }
 
     /// The constants left out of [`Spectrum::log_density`].
@@ -199,6 +223,14 @@ fn non_finite(msg: &str) -> AkError {
     AkError::NonFinite { name: "kernel_scale", msg: msg.to_string() }
 }
 
+/// A reference point of [`Spectrum::log_density_rel`]: `r = u/c`, `u` and `s_k = u lam_k + kappa` there.
+#[derive(Debug, Clone)]
+pub struct Anchor {
+    pub r: f64,
+    pub u: f64,
+    pub s: Vec<f64>,
+}
+
 /// The quadrature in delta: nodes, normalized posterior weights (trapezoid included),
 /// and the log of the integral of exp(g) (without the constants).
 #[derive(Debug, Clone)]
@@ -217,11 +249,15 @@ pub fn quadrature(sp: &Spectrum, ctl: &Control) -> Result<Quadrature> {
     let sd = if d2 < 0.0 { 1.0 / (-d2).sqrt() } else { 1.0 };
     let h = sd / POINTS_PER_SD as f64;
     let (mut nl, mut nr) = (HALF_WIDTH_SD * POINTS_PER_SD, HALF_WIDTH_SD * POINTS_PER_SD);
+    // g relative to the mode (exact differences), plus g(mode) for the evidence
+    let anchor = sp.anchor(mode);
+    let g_mode = sp.log_density(mode);
     loop {
         ctl.checkpoint()?;
         let n = nl + nr + 1;
-        let delta: Vec<f64> = (0..n).map(|j| mode + (j as f64 - nl as f64) * h).collect();
-        let g: Vec<f64> = delta.par_iter().map(|&t| sp.log_density(t)).collect();
+        let offset: Vec<f64> = (0..n).map(|j| (j as f64 - nl as f64) * h).collect();
+        let delta: Vec<f64> = offset.iter().map(|o| mode + o).collect();
+        let g: Vec<f64> = offset.par_iter().map(|&o| sp.log_density_rel(&anchor, o)).collect();
         if let Some(j) = g.iter().position(|v| v.is_nan() || *v == f64::INFINITY) {
             return Err(non_finite(&format!("log posterior of the kernel scale is {} at log(u/c) = {}", g[j], delta[j])));
         }
@@ -234,7 +270,7 @@ pub fn quadrature(sp: &Spectrum, ctl: &Control) -> Result<Quadrature> {
             w[0] *= 0.5;
             w[n - 1] *= 0.5;
             let z: f64 = w.iter().sum();
-            let log_integral = gmax + (h * z).ln();
+            let log_integral = g_mode + gmax + (h * z).ln();
             let keep: Vec<usize> = (0..n).filter(|&j| g[j] - gmax >= KEEP_LOG).collect();
             let zk: f64 = keep.iter().map(|&j| w[j]).sum();
             return Ok(Quadrature {
@@ -371,6 +407,13 @@ fn block(pts: Points<'_>, m: &Moments<'_>, r0: usize, nb: usize) -> (Mat<f64>, M
             let rows = xt.subrows(r0, nb);
             let mut a = Mat::<f64>::zeros(nb, p);
             faer::linalg::matmul::matmul(a.as_mut(), Accum::Replace, rows, xtv, scale, Par::Seq);
+            // k*.e_k = s_w^2 x*.(X^T e_k)/d = 0 exactly on null directions (|X^T e_k|^2 ∝ lam_k):
+            // drop their rounding noise, which (6) would amplify by u/kappa
+            for k in (0..p).filter(|&k| m.lam[k] == 0.0) {
+                for i in 0..nb {
+                    a[(i, k)] = 0.0;
+                }
+            }
             // (7) test: E[u] k** - sum_k a_k^2 E[u rho_k]
             let cond = (0..nb)
                 .map(|i| {
@@ -437,7 +480,11 @@ pub fn exact_linear_posterior(prob: &ExactLinearProblem<'_>, n_threads: usize, c
         }
         ctl.checkpoint()?;
         let (lam, v) = symmetric_eigen("K0", k0.as_ref(), par)?;
-        let lam: Vec<f64> = lam.into_iter().map(|l| l.max(0.0)).collect();
+        // Eigenvalues below P eps lam_max are rounding noise of null directions: set them to 0.
+        // (At small kappa, Y_k lam_k u / kappa^2 makes the weights sensitive to that noise.)
+        let lmax = lam.iter().cloned().fold(0.0, f64::max);
+        let cutoff = p as f64 * f64::EPSILON * lmax;
+        let lam: Vec<f64> = lam.into_iter().map(|l| if l > cutoff { l } else { 0.0 }).collect();
         ctl.checkpoint()?;
         // y_k = V^T y (P x C)
         let yk = par_matmul(v.transpose(), prob.y, 1.0);
@@ -549,6 +596,24 @@ mod tests {
     }
 
     #[test]
+    fn relative_log_density_and_derivatives_are_consistent() {
+        let sp = Spectrum { lam: vec![2.0, 0.5, 1e-3, 0.0], ysq: vec![1.0, 3.0, 0.2, 5.0], n_out: 2, kappa: 0.01, a: 3.5, c: 0.7 };
+        let (mode, d2) = sp.mode().unwrap();
+        let anchor = sp.anchor(mode);
+        assert!(sp.derivatives(mode).0.abs() < 1e-10 && d2 < 0.0);
+        for dd in [-3.0, -0.1, 1e-4, 0.5, 2.0] {
+            let direct = sp.log_density(mode + dd) - sp.log_density(mode);
+            assert!((sp.log_density_rel(&anchor, dd) - direct).abs() < 1e-11 * (1.0 + direct.abs()), "dd = {dd}");
+            // central differences of g against (g', g'')
+            let h = 1e-4;
+            let (d1, d2) = sp.derivatives(mode + dd);
+            let g = |x: f64| sp.log_density_rel(&anchor, x);
+            assert!(((g(dd + h) - g(dd - h)) / (2.0 * h) - d1).abs() < 1e-6 * (1.0 + d1.abs()));
+            assert!(((g(dd + h) - 2.0 * g(dd) + g(dd - h)) / (h * h) - d2).abs() < 1e-4 * (1.0 + d2.abs()));
+        }
+    }
+
+    #[test]
     fn stirling_normalization_matches_lgamma() {
         for a in [10.0, 12.5, 50.0, 1e3] {
             let direct = a * f64::ln(a) - a - libm::lgamma(a);
@@ -558,20 +623,47 @@ mod tests {
 
     #[test]
     fn huge_width_gives_the_gp_posterior() {
+        // Standard scaling: u -> c = s_w^2 and the posterior -> GP(0, s_w^2 K0) with noise T.
+        // Mean field: u concentrates at the saddle point r* = u*/c of (8), which at fixed gamma
+        // stays O(1) away from 1 (the likelihood is O(N) too): 1 - r + gamma^2 sum_k Y_k lam_k r/(r lam_k + T)^2 = 0,
+        // with lam_k the eigenvalues of K0; the posterior -> GP(0, u* K0) with noise kappa.
         let (x, y, xt) = data(8, 3, 1);
+        let sw = 1.3;
         for param in [Parameterization::Standard, Parameterization::MeanField { gamma: 0.7 }] {
-            let prob = ExactLinearProblem { x: x.as_ref(), y: y.as_ref(), x_test: Some(xt.as_ref()), sigma_w: 1.3, width: 10_000_000, temperature: 0.05, param };
+            let prob = ExactLinearProblem { x: x.as_ref(), y: y.as_ref(), x_test: Some(xt.as_ref()), sigma_w: sw, width: 10_000_000, temperature: 0.05, param };
             let post = exact_linear_posterior(&prob, 2, no_control()).unwrap();
             let (c, kappa) = prob.scales();
-            // u -> c with Std[u]/c ~ sqrt(2/N)
-            assert!((post.kernel_scale_mean / c - 1.0).abs() < 1e-5, "{}", post.kernel_scale_mean / c);
-            assert!(post.kernel_scale_std / c < 1e-3);
-            let (gm, gv) = gp(&x, &y, &xt, c * 1.3 * 1.3, kappa);
+            let r = post.kernel_scale_mean / c;
+            assert!(post.kernel_scale_std / post.kernel_scale_mean < 1e-3);
+            match param {
+                Parameterization::Standard => assert!((r - 1.0).abs() < 1e-5, "{r}"),
+                Parameterization::MeanField { gamma } => {
+                    let d = x.ncols() as f64;
+                    let k0 = Mat::from_fn(8, 8, |i, j| sw * sw * (0..3).map(|l| x[(i, l)] * x[(j, l)]).sum::<f64>() / d);
+                    let (lam, v) = symmetric_eigen("K0", k0.as_ref(), Par::Seq).unwrap();
+                    let res: f64 = 1.0 - r
+                        + gamma * gamma
+                            * (0..8)
+                                .map(|k| {
+                                    let yk: f64 = (0..8).map(|i| v[(i, k)] * y[(i, 0)]).sum();
+                                    let l = lam[k].max(0.0);
+                                    yk * yk * l * r / ((r * l + 0.05) * (r * l + 0.05))
+                                })
+                                .sum::<f64>();
+                    assert!(r > 1.1 && res.abs() < 1e-5, "r = {r}, saddle-point residual {res}");
+                }
+            }
+            let (gm, gv) = gp(&x, &y, &xt, post.kernel_scale_mean * sw * sw, kappa);
             let tm = post.test_mean.unwrap();
             let tv = post.test_var.unwrap();
             for i in 0..3 {
-                assert!((tm[(i, 0)] - gm[i]).abs() < 1e-4 * (1.0 + gm[i].abs()), "{} {}", tm[(i, 0)], gm[i]);
-                assert!((tv[(i, 0)] - gv[i]).abs() < 1e-4 * gv[i].abs() + 1e-12, "{} {}", tv[(i, 0)], gv[i]);
+                assert!((tm[(i, 0)] - gm[i]).abs() < 1e-6 * (1.0 + gm[i].abs()), "{} {}", tm[(i, 0)], gm[i]);
+                if matches!(param, Parameterization::Standard) {
+                    assert!((tv[(i, 0)] - gv[i]).abs() < 1e-4 * gv[i], "{} {}", tv[(i, 0)], gv[i]);
+                } else {
+                    // the conditional variance and Var_u of the mean are both O(1/N) here
+                    assert!(tv[(i, 0)] >= gv[i] * (1.0 - 1e-4) && tv[(i, 0)] < 2.0 * gv[i], "{} {}", tv[(i, 0)], gv[i]);
+                }
             }
         }
     }

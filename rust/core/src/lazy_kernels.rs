@@ -262,3 +262,58 @@ pub fn mirror_lower(a: &mut [f64], n: usize) {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn kernels(net: &Mlp, x: &[f64], x2: Option<&[f64]>, p: usize, d: usize) -> Result<(Vec<f64>, Vec<f64>)> {
+        let r1 = Rows::new("X1", x, p, d)?;
+        let r2 = match x2 {
+            Some(s) => Some(Rows::new("X2", s, s.len() / d, d)?),
+            None => None,
+        };
+        let p2 = r2.map_or(p, |r| r.rows);
+        let (mut k, mut t) = (vec![0.0; p * p2], vec![0.0; p * p2]);
+        lazy_kernels(net, r1, r2, &mut k, Some(&mut t), 2, &Control::new())?;
+        Ok((k, t))
+    }
+
+    #[test]
+    fn all_finite_detects_nan_and_inf() {
+        assert!(all_finite(&[]));
+        assert!(all_finite(&[0.0, -1.0, f64::MAX, f64::MIN_POSITIVE, 5e-324]));
+        for bad in [f64::NAN, f64::INFINITY, f64::NEG_INFINITY] {
+            let mut v = vec![1.0; 37];
+            v[29] = bad;
+            assert!(!all_finite(&v));
+        }
+    }
+
+    #[test]
+    fn overflow_is_a_non_finite_error() {
+        let x: Vec<f64> = (0..12).map(|i| (i as f64 - 5.5) * 1e200).collect();
+        let ok: Vec<f64> = (0..12).map(|i| i as f64 - 5.5).collect();
+        for act in [Activation::Relu, Activation::Tanh, Activation::Erf] {
+            for depth in [0, 1, 3] {
+                let net = Mlp::new(depth, act.clone(), 1.0, 0.1);
+                let e = kernels(&net, &x, None, 4, 3).unwrap_err();
+                assert!(matches!(e, AkError::NonFinite { name: "X1", .. }), "{act:?} {depth}: {e}");
+                assert!(e.to_string().contains("overflowed"), "{e}");
+                // only X2 overflows
+                let e = kernels(&net, &ok, Some(&x), 4, 3).unwrap_err();
+                assert!(matches!(e, AkError::NonFinite { .. }), "{act:?} {depth}: {e}");
+                let (k, t) = kernels(&net, &ok, None, 4, 3).unwrap();
+                assert!(all_finite(&k) && all_finite(&t));
+            }
+        }
+        // sigma_w^2 overflows although sigma_w is finite
+        let net = Mlp::new(3, Activation::Relu, 1e160, 0.0);
+        let e = kernels(&net, &ok, None, 4, 3).unwrap_err();
+        assert!(matches!(e, AkError::NonFinite { name: "X1", .. }), "{e}");
+        // growth through the layers: finite input layer, overflow deep in the network
+        let net = Mlp::new(40, Activation::Relu, 1e10, 0.0);
+        let e = kernels(&net, &ok, None, 4, 3).unwrap_err();
+        assert!(matches!(e, AkError::NonFinite { name: "X1", .. }), "{e}");
+    }
+}

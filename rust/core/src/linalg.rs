@@ -152,8 +152,28 @@ pub fn cholesky_with_jitter(
     Ok(CholeskyInfo { jitter, attempts })
 }
 
+/// Checks that `l` can serve as a triangular factor: non-empty, square, and with a finite,
+/// non-zero diagonal (a zero pivot makes the triangular solves divide by zero).
+pub fn check_factor(l: MatRef<'_, f64>) -> Result<()> {
+    let n = l.nrows();
+    if n == 0 || l.ncols() != n {
+        return Err(shape("factor", format!("must be a non-empty square matrix, got ({}, {})", l.nrows(), l.ncols())));
+    }
+    if let Some(i) = (0..n).position(|i| {
+        let d = l[(i, i)];
+        !(d.is_finite() && d != 0.0)
+    }) {
+        return Err(invalid(
+            "factor",
+            format!("is singular or non-finite: diagonal entry {i} is {}; expected a Cholesky factor", l[(i, i)]),
+        ));
+    }
+    Ok(())
+}
+
 /// Solves `L L^T X = B` in place.
 pub fn cholesky_solve_in_place(l: MatRef<'_, f64>, b: MatMut<'_, f64>, par: Par) -> Result<()> {
+    check_factor(l)?;
     if b.nrows() != l.nrows() {
         return Err(shape("y", format!("has {} rows but the factor is {} x {}", b.nrows(), l.nrows(), l.ncols())));
     }
@@ -165,6 +185,7 @@ pub fn cholesky_solve_in_place(l: MatRef<'_, f64>, b: MatMut<'_, f64>, par: Par)
 
 /// Solves `L X = B` in place.
 pub fn lower_solve_in_place(l: MatRef<'_, f64>, b: MatMut<'_, f64>, par: Par) -> Result<()> {
+    check_factor(l)?;
     if b.nrows() != l.nrows() {
         return Err(shape("K_cross", format!("has {} rows but the factor is {} x {}", b.nrows(), l.nrows(), l.ncols())));
     }
@@ -220,5 +241,25 @@ mod tests {
         cholesky_solve_in_place(l.as_ref(), b.as_mut(), Par::Seq).unwrap();
         let r = &a * &b - &b0;
         assert!(r.norm_max() < 1e-12);
+    }
+
+    #[test]
+    fn solves_reject_bad_factors() {
+        let mut b = Mat::<f64>::zeros(3, 1);
+        let nonsquare = Mat::<f64>::zeros(3, 2);
+        let e = cholesky_solve_in_place(nonsquare.as_ref(), b.as_mut(), Par::Seq).unwrap_err();
+        assert!(matches!(e, AkError::Shape { name: "factor", .. }), "{e}");
+        let e = lower_solve_in_place(nonsquare.as_ref(), b.as_mut(), Par::Seq).unwrap_err();
+        assert!(matches!(e, AkError::Shape { name: "factor", .. }), "{e}");
+        let mut singular = Mat::<f64>::identity(3, 3);
+        singular[(1, 1)] = 0.0;
+        let e = cholesky_solve_in_place(singular.as_ref(), b.as_mut(), Par::Seq).unwrap_err();
+        assert!(matches!(e, AkError::InvalidArgument { name: "factor", .. }), "{e}");
+        singular[(1, 1)] = f64::NAN;
+        let e = lower_solve_in_place(singular.as_ref(), b.as_mut(), Par::Seq).unwrap_err();
+        assert!(matches!(e, AkError::InvalidArgument { name: "factor", .. }), "{e}");
+        let eye = Mat::<f64>::identity(2, 2);
+        let e = cholesky_solve_in_place(eye.as_ref(), b.as_mut(), Par::Seq).unwrap_err();
+        assert!(matches!(e, AkError::Shape { name: "y", .. }), "{e}");
     }
 }

@@ -1,6 +1,6 @@
 //! Kernel predictors: GP posterior / kernel ridge, and the NTK gradient-flow predictor.
-use crate::error::{invalid, shape, AkError, Result};
-use crate::linalg::{cholesky_solve_in_place, lower_solve_in_place};
+use crate::error::{check_finite, invalid, shape, AkError, Result};
+use crate::linalg::{check_factor, cholesky_solve_in_place, lower_solve_in_place};
 use faer::{Accum, Mat, MatMut, MatRef, Par};
 use rayon::prelude::*;
 
@@ -17,18 +17,29 @@ pub fn gp_predict(
     var: Option<&mut [f64]>,
     par: Par,
 ) -> Result<()> {
+    // All shapes are checked up front: a mismatch must never reach a faer assertion.
+    check_factor(l)?;
     let (p, q) = (k_cross.nrows(), k_cross.ncols());
-    if p != l.nrows() || alpha.nrows() != p {
+    if p != l.nrows() {
         return Err(shape("K_cross", format!("has {p} rows, expected the {} training points", l.nrows())));
+    }
+    if alpha.nrows() != p {
+        return Err(shape("alpha", format!("has {} rows, expected the {p} training points", alpha.nrows())));
     }
     if mean.nrows() != q || mean.ncols() != alpha.ncols() {
         return Err(shape("out", "mean buffer shape mismatch".to_string()));
     }
+    if let Some(kd) = k_test_diag {
+        if kd.len() != q {
+            return Err(shape("k_test_diag", format!("has {} entries, expected {q} (one per test point)", kd.len())));
+        }
+        check_finite("k_test_diag", kd)?;
+        if var.as_ref().is_some_and(|v| v.len() != q) {
+            return Err(shape("out", format!("variance buffer must have {q} entries")));
+        }
+    }
     faer::linalg::matmul::matmul(mean, Accum::Replace, k_cross.transpose(), alpha, 1.0, par);
     if let (Some(kd), Some(var)) = (k_test_diag, var) {
-        if kd.len() != q || var.len() != q {
-            return Err(shape("k_test_diag", format!("must have {q} entries")));
-        }
         let mut v = k_cross.to_owned();
         lower_solve_in_place(l, v.as_mut(), par)?;
         // Column sums of squares, each column summed sequentially: thread-count independent.
@@ -42,6 +53,18 @@ pub fn gp_predict(
     Ok(())
 }
 
+/// Fails with `InvalidArgument` naming `name` unless every entry of `a` is finite.
+fn check_finite_mat(name: &'static str, a: MatRef<'_, f64>) -> Result<()> {
+    for i in 0..a.nrows() {
+        for j in 0..a.ncols() {
+            if !a[(i, j)].is_finite() {
+                return Err(invalid(name, format!("contains a non-finite value (NaN or inf) at ({i}, {j})")));
+            }
+        }
+    }
+    Ok(())
+}
+
 /// Solves `(K + ridge I) alpha = Y` given the factor; `y` is overwritten with `alpha`.
 pub fn gp_alpha(l: MatRef<'_, f64>, y: MatMut<'_, f64>, par: Par) -> Result<()> {
     cholesky_solve_in_place(l, y, par)
@@ -51,7 +74,7 @@ pub fn gp_alpha(l: MatRef<'_, f64>, y: MatMut<'_, f64>, par: Par) -> Result<()> 
 /// `f_t = Th V g_t(Lambda) V^T y` with `g_t(lam) = (1 - exp(-lr lam t)) / lam`,
 /// `g_inf(lam) = 1/lam`. Modes with `lam <= cutoff` are numerically null and get `g = 0`.
 pub fn flow_filter(lam: f64, time: f64, lr: f64, cutoff: f64) -> f64 {
-    if lam <= cutoff {
+    if lam <= cutoff || time == 0.0 {
         return 0.0;
     }
     if time.is_infinite() {
@@ -83,11 +106,25 @@ pub fn ntk_flow_coefficients(
         }
     }
     let p = eigvals.len();
+    if p == 0 {
+        return Err(shape("eigenvalues", "must be non-empty".to_string()));
+    }
+    if eigvecs.nrows() != p || eigvecs.ncols() != p {
+        return Err(shape(
+            "eigenvectors",
+            format!("must be ({p}, {p}) for {p} eigenvalues, got ({}, {})", eigvecs.nrows(), eigvecs.ncols()),
+        ));
+    }
     if y.nrows() != p {
         return Err(shape("y", format!("has {} rows, expected {p}", y.nrows())));
     }
+    check_finite("eigenvalues", eigvals)?;
+    check_finite_mat("eigenvectors", eigvecs)?;
+    check_finite_mat("y", y)?;
     let lmax = eigvals.iter().fold(0.0f64, |m, v| m.max(v.abs()));
-    if let Some(&lmin) = eigvals.first() {
+    // Smallest eigenvalue over all of them (do not rely on the ascending order).
+    {
+        let lmin = eigvals.iter().fold(f64::INFINITY, |m, &v| m.min(v));
         if lmin < -1e-8 * lmax {
             return Err(AkError::NotPositiveDefinite {
                 name: "ntk",
@@ -113,4 +150,75 @@ pub fn ntk_flow_coefficients(
         out.push(coef);
     }
     Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn err_name(e: &AkError) -> &'static str {
+        match e {
+            AkError::Shape { name, .. } | AkError::InvalidArgument { name, .. } => name,
+            _ => "?",
+        }
+    }
+
+    #[test]
+    fn flow_coefficients_check_shapes() {
+        let w = [1.0, 2.0, 3.0];
+        let y = Mat::<f64>::ones(3, 1);
+        let v2 = Mat::<f64>::identity(2, 2);
+        let e = ntk_flow_coefficients(&w, v2.as_ref(), y.as_ref(), &[1.0], 1.0, Par::Seq).unwrap_err();
+        assert_eq!(err_name(&e), "eigenvectors", "{e}");
+        let v32 = Mat::<f64>::zeros(3, 2);
+        let e = ntk_flow_coefficients(&w, v32.as_ref(), y.as_ref(), &[1.0], 1.0, Par::Seq).unwrap_err();
+        assert_eq!(err_name(&e), "eigenvectors", "{e}");
+        let v3 = Mat::<f64>::identity(3, 3);
+        let e = ntk_flow_coefficients(&w, v3.as_ref(), Mat::<f64>::ones(2, 1).as_ref(), &[1.0], 1.0, Par::Seq)
+            .unwrap_err();
+        assert_eq!(err_name(&e), "y", "{e}");
+        let e = ntk_flow_coefficients(&[1.0, f64::NAN, 2.0], v3.as_ref(), y.as_ref(), &[1.0], 1.0, Par::Seq)
+            .unwrap_err();
+        assert_eq!(err_name(&e), "eigenvalues", "{e}");
+        // unsorted eigenvalues with a clearly negative one are still rejected
+        let e = ntk_flow_coefficients(&[3.0, -1.0, 2.0], v3.as_ref(), y.as_ref(), &[1.0], 1.0, Par::Seq)
+            .unwrap_err();
+        assert!(matches!(e, AkError::NotPositiveDefinite { .. }), "{e}");
+        let c = ntk_flow_coefficients(&w, v3.as_ref(), y.as_ref(), &[0.0, f64::INFINITY], 1.0, Par::Seq).unwrap();
+        assert_eq!(c[0][(0, 0)], 0.0);
+        assert!((c[1][(2, 0)] - 1.0 / 3.0).abs() < 1e-15);
+    }
+
+    #[test]
+    fn gp_predict_checks_shapes() {
+        let l = Mat::<f64>::identity(3, 3);
+        let alpha = Mat::<f64>::ones(3, 1);
+        let kc = Mat::<f64>::ones(3, 4);
+        let mut mean = Mat::<f64>::zeros(4, 1);
+        let mut var = vec![0.0; 4];
+        let kd = [1.0; 4];
+        let run = |l: MatRef<'_, f64>, a: MatRef<'_, f64>, k: MatRef<'_, f64>, d: Option<&[f64]>, m: MatMut<'_, f64>, v: &mut [f64]| {
+            gp_predict(l, a, k, d, m, Some(v), Par::Seq)
+        };
+        run(l.as_ref(), alpha.as_ref(), kc.as_ref(), Some(&kd), mean.as_mut(), &mut var).unwrap();
+        assert_eq!(var, vec![0.0; 4]);
+        let e = run(Mat::<f64>::zeros(3, 2).as_ref(), alpha.as_ref(), kc.as_ref(), Some(&kd), mean.as_mut(), &mut var)
+            .unwrap_err();
+        assert_eq!(err_name(&e), "factor", "{e}");
+        let e = run(l.as_ref(), Mat::<f64>::ones(2, 1).as_ref(), kc.as_ref(), Some(&kd), mean.as_mut(), &mut var)
+            .unwrap_err();
+        assert_eq!(err_name(&e), "alpha", "{e}");
+        let e = run(l.as_ref(), alpha.as_ref(), Mat::<f64>::ones(2, 4).as_ref(), Some(&kd), mean.as_mut(), &mut var)
+            .unwrap_err();
+        assert_eq!(err_name(&e), "K_cross", "{e}");
+        let e = run(l.as_ref(), alpha.as_ref(), kc.as_ref(), Some(&kd[..3]), mean.as_mut(), &mut var).unwrap_err();
+        assert_eq!(err_name(&e), "k_test_diag", "{e}");
+        let e = run(l.as_ref(), alpha.as_ref(), kc.as_ref(), Some(&[1.0, f64::NAN, 1.0, 1.0]), mean.as_mut(), &mut var)
+            .unwrap_err();
+        assert_eq!(err_name(&e), "k_test_diag", "{e}");
+        let mut sing = l.clone();
+        sing[(2, 2)] = 0.0;
+        let e = run(sing.as_ref(), alpha.as_ref(), kc.as_ref(), None, mean.as_mut(), &mut var).unwrap_err();
+        assert_eq!(err_name(&e), "factor", "{e}");
+    }
 }
