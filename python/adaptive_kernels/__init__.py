@@ -20,6 +20,7 @@ from .exceptions import (
 )
 from .exact_posteriors import ExactLinearPosterior, exact_linear_posterior
 from .finite_width import PosteriorSamples, TrainedNetworks, sample_posterior, train_gd
+from .kernel_renormalization import KernelRenormalization, RenormalizationPath
 from .lazy_kernels import kernel_diagonal, lazy_kernels, nngp_kernel, ntk_kernel
 from .networks import MLP
 from .predictors import GaussianProcess, KernelRidge, NTKGradientFlow
@@ -42,6 +43,8 @@ __all__ = [
     "train_gd",
     "PosteriorSamples",
     "TrainedNetworks",
+    "KernelRenormalization",
+    "RenormalizationPath",
     "cka",
     "datasets",
     "exceptions",

@@ -18,6 +18,7 @@ def lazy_kernels(
     method: str,
     quadrature_order: int,
     ntk: bool,
+    scales: list[float] | None = None,
     n_threads: int | None = None,
     progress: Callable[[int, int], None] | None = None,
 ) -> tuple[NDArray[np.float64], NDArray[np.float64] | None]: ...
@@ -81,3 +82,16 @@ def exact_linear_posterior(
     x: _F, y: _F, x_test: _F | None, *, sigma_w: float, width: int, temperature: float, parameterization: str,
     gamma: float, n_threads: int | None = None, progress: _Progress = None,
 ) -> dict[str, object]: ...
+
+# --- kernel renormalization (rust/python/src/kernel_renormalization.rs) ---
+def kr_solve(
+    x: _F, y: _F, *, depth: int, activation: str | Callable[[_F], _F], derivative: Callable[[_F], _F] | None,
+    sigma_w: float, sigma_b: float, method: str, quadrature_order: int, widths: list[list[float]],
+    temperatures: list[float], q0: list[float] | None = None, tol: float = 1e-10, max_iter: int = 200,
+    solver: str = "auto", n_threads: int | None = None, progress: _Progress = None,
+) -> list[dict[str, object]]: ...
+def kr_action(
+    x: _F, y: _F, q: list[float], *, depth: int, activation: str | Callable[[_F], _F],
+    derivative: Callable[[_F], _F] | None, sigma_w: float, sigma_b: float, method: str, quadrature_order: int,
+    widths: list[float], temperature: float, n_threads: int | None = None,
+) -> tuple[float, _F]: ...

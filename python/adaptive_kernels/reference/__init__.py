@@ -15,3 +15,5 @@ __all__ = ["gauss_laguerre", "gauss_legendre", "polar_expectation", "activation_
            "kernel_alignment", "cka"]
 from .exact_posteriors import exact_linear_posterior  # noqa: E402
 __all__ += ["exact_linear_posterior"]
+from . import kernel_renormalization  # noqa: E402
+__all__ += ["kernel_renormalization"]

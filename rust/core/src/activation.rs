@@ -153,6 +153,187 @@ impl Activation {
     }
 }
 
+impl Activation {
+    /// phi''(x) for the smooth built-in activations (`None` for relu, whose phi'' is a delta,
+    /// and for `Custom`). Used by the quadrature path of [`ExpectationGrad`].
+    #[inline]
+    pub fn ddphi(&self, x: f64) -> Option<f64> {
+        Some(match self {
+            Activation::Linear => 0.0,
+            Activation::Erf => -4.0 / PI.sqrt() * x * libm::exp(-x * x),
+            Activation::Tanh => {
+                let t = tanh(x);
+                -2.0 * t * (1.0 - t * t)
+            }
+            // gelu = x Phi(x): phi'' = pdf(x) (2 - x^2)
+            Activation::Gelu => libm::exp(-0.5 * x * x) / (2.0 * PI).sqrt() * (2.0 - x * x),
+            Activation::Softplus => {
+                let s = sigmoid_from(x, libm::exp(-x.abs()));
+                s * (1.0 - s)
+            }
+            Activation::Relu | Activation::Custom(_) => return None,
+        })
+    }
+}
+
+/// Closed-form `(E, dE/dc, dE/da, dE/db)` of `E(a, b, c) = E[phi(u) phi(v)]`,
+/// `(u, v) ~ N(0, [[a, c], [c, b]])` (`dE/db(a, b, c) = dE/da(b, a, c)`).
+///
+/// `dE/dc = E[phi' phi']` (Price's theorem); `dE/da = E[phi''(u) phi(v)] / 2`:
+/// relu `sin(theta) sqrt(b/a) / (4 pi)`, erf `-4c / (pi (1+2a) sqrt((1+2a)(1+2b) - 4c^2))`.
+/// At `a = b = c = k` the sum `dE/dc + 2 dE/da` is the derivative of `E[phi(u)^2]`, u ~ N(0, k).
+#[inline]
+pub fn closed_form_grad(act: &Activation, a: f64, b: f64, c: f64) -> Option<(f64, f64, f64, f64)> {
+    match act {
+        Activation::Linear => Some((c, 1.0, 0.0, 0.0)),
+        Activation::Relu => {
+            let (e, dc) = closed_form(act, a, b, c)?;
+            let rho = correlation(a, b, c);
+            let sin = (1.0 - rho * rho).max(0.0).sqrt();
+            let (da, db) = if a > 0.0 && b > 0.0 {
+                let r = (b / a).sqrt();
+                (sin * r / (4.0 * PI), sin / (r * 4.0 * PI))
+            } else {
+                (0.0, 0.0)
+            };
+            Some((e, dc, da, db))
+        }
+        Activation::Erf => {
+            let (pa, pb) = (1.0 + 2.0 * a, 1.0 + 2.0 * b);
+            let det = (pa * pb - 4.0 * c * c).max(f64::MIN_POSITIVE);
+            let sq = det.sqrt();
+            let arg = (2.0 * c / (pa * pb).sqrt()).clamp(-1.0, 1.0);
+            let k = -4.0 * c / (PI * sq);
+            Some((2.0 / PI * libm::asin(arg), 4.0 / PI / sq, k / pa, k / pb))
+        }
+        _ => None,
+    }
+}
+
+/// Batched `(E, dE/dc, dE/da, dE/db)` (see [`closed_form_grad`]): closed forms for linear, relu and
+/// erf whatever the method, the polar quadrature of `E[phi phi]`, `E[phi' phi']` and
+/// `E[phi''(u) phi(v)] / 2` otherwise (phi'' by central differences of phi' for callables).
+pub struct ExpectationGrad<'a> {
+    pub act: &'a Activation,
+    pub rule: &'a PolarRule,
+}
+
+impl ExpectationGrad<'_> {
+    #[allow(clippy::too_many_arguments)]
+    pub fn batch(
+        &self,
+        a: &[f64],
+        b: &[f64],
+        c: &[f64],
+        e: &mut [f64],
+        dc: &mut [f64],
+        da: &mut [f64],
+        mut db: Option<&mut [f64]>,
+    ) -> Result<()> {
+        let n = c.len();
+        if self.act.has_closed_form() {
+            for k in 0..n {
+                let (x, y, z, w) = closed_form_grad(self.act, a[k], b[k], c[k]).unwrap();
+                e[k] = x;
+                dc[k] = y;
+                da[k] = z;
+                if let Some(db) = db.as_deref_mut() {
+                    db[k] = w;
+                }
+            }
+            return Ok(());
+        }
+        if let Activation::Custom(f) = self.act {
+            self.batch_custom(f.as_ref(), a, b, c, e, dc, da)?;
+            if let Some(db) = db {
+                // dE/db(a, b, c) = dE/da(b, a, c)
+                let (mut e2, mut dc2) = (vec![0.0; n], vec![0.0; n]);
+                self.batch_custom(f.as_ref(), b, a, c, &mut e2, &mut dc2, db)?;
+            }
+            return Ok(());
+        }
+        let act = self.act;
+        for k in 0..n {
+            let (mut s0, mut s1, mut s2, mut s3) = (0.0, 0.0, 0.0, 0.0);
+            self.rule.for_each_node(a[k], b[k], c[k], |w, u, v| {
+                let (fu, du, fmu, dmu) = act.phi_pm(u).unwrap();
+                let (fv, dv, fmv, dmv) = act.phi_pm(v).unwrap();
+                let (ddu, ddmu) = (act.ddphi(u).unwrap(), act.ddphi(-u).unwrap());
+                let (ddv, ddmv) = (act.ddphi(v).unwrap(), act.ddphi(-v).unwrap());
+                s0 += w * (fu * fv + fmu * fmv);
+                s1 += w * (du * dv + dmu * dmv);
+                s2 += w * (ddu * fv + ddmu * fmv);
+                s3 += w * (fu * ddv + fmu * ddmv);
+            });
+            e[k] = s0;
+            dc[k] = s1;
+            da[k] = 0.5 * s2;
+            if let Some(db) = db.as_deref_mut() {
+                db[k] = 0.5 * s3;
+            }
+        }
+        Ok(())
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn batch_custom(
+        &self,
+        f: &dyn ElementwiseFn,
+        a: &[f64],
+        b: &[f64],
+        c: &[f64],
+        e: &mut [f64],
+        dc: &mut [f64],
+        da: &mut [f64],
+    ) -> Result<()> {
+        let n = c.len();
+        let (mut w, mut us, mut vs, mut counts) = (Vec::new(), Vec::new(), Vec::new(), Vec::with_capacity(n));
+        for k in 0..n {
+            let before = w.len();
+            self.rule.for_each_node(a[k], b[k], c[k], |wk, u, v| {
+                w.extend_from_slice(&[wk, wk]);
+                us.extend_from_slice(&[u, -u]);
+                vs.extend_from_slice(&[v, -v]);
+            });
+            counts.push(w.len() - before);
+        }
+        let m = w.len();
+        let cb = |r: std::result::Result<(), String>| r.map_err(AkError::Callback);
+        let (mut fu, mut fv, mut du, mut dv) = (vec![0.0; m], vec![0.0; m], vec![0.0; m], vec![0.0; m]);
+        cb(f.eval(&us, &mut fu))?;
+        cb(f.eval(&vs, &mut fv))?;
+        cb(f.eval_derivative(&us, &mut du))?;
+        cb(f.eval_derivative(&vs, &mut dv))?;
+        // phi''(u) by a central difference of phi' (step 1e-4 max(1, |u|): error ~1e-8 relative)
+        let h: Vec<f64> = us.iter().map(|u| 1e-4 * u.abs().max(1.0)).collect();
+        let up: Vec<f64> = us.iter().zip(&h).map(|(u, h)| u + h).collect();
+        let um: Vec<f64> = us.iter().zip(&h).map(|(u, h)| u - h).collect();
+        let (mut dp, mut dm) = (vec![0.0; m], vec![0.0; m]);
+        cb(f.eval_derivative(&up, &mut dp))?;
+        cb(f.eval_derivative(&um, &mut dm))?;
+        let mut start = 0;
+        for k in 0..n {
+            let (mut s0, mut s1, mut s2) = (0.0, 0.0, 0.0);
+            for i in start..start + counts[k] {
+                s0 += w[i] * fu[i] * fv[i];
+                s1 += w[i] * du[i] * dv[i];
+                s2 += w[i] * (dp[i] - dm[i]) / (2.0 * h[i]) * fv[i];
+            }
+            if !(s0.is_finite() && s1.is_finite() && s2.is_finite()) {
+                return Err(AkError::NonFinite {
+                    name: "activation",
+                    msg: "the callable returned non-finite values at Gaussian quadrature nodes".into(),
+                });
+            }
+            e[k] = s0;
+            dc[k] = s1;
+            da[k] = 0.5 * s2;
+            start += counts[k];
+        }
+        Ok(())
+    }
+}
+
 // The transcendental functions come from the `libm` crate (musl): glibc's exp/acos/tanh take
 // slow paths (errno wrappers, correctly-rounded fallbacks) for some arguments, measured here at
 // 5-10x their usual cost inside the quadrature loop.
@@ -352,6 +533,35 @@ fn reduce_pairs(w: &[f64], vals: &[f64], counts: &[usize], out: &mut [f64], name
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn expectation_gradients_match_finite_differences() {
+        let rule = PolarRule::new(64);
+        for act in [Activation::Linear, Activation::Relu, Activation::Erf, Activation::Tanh, Activation::Gelu, Activation::Softplus] {
+            let g = ExpectationGrad { act: &act, rule: &rule };
+            let eval = |a: f64, b: f64, c: f64| {
+                let (mut e, mut dc, mut da, mut db) = ([0.0], [0.0], [0.0], [0.0]);
+                g.batch(&[a], &[b], &[c], &mut e, &mut dc, &mut da, Some(&mut db)).unwrap();
+                (e[0], dc[0], da[0], db[0])
+            };
+            for &(a, b, c) in &[(1.0, 1.0, 0.4), (2.0, 0.5, -0.8), (0.7, 0.9, 0.6), (1.3, 0.2, 0.0)] {
+                let (_, dc, da, db) = eval(a, b, c);
+                let h = 1e-5;
+                let fdc = (eval(a, b, c + h).0 - eval(a, b, c - h).0) / (2.0 * h);
+                let fda = (eval(a + h, b, c).0 - eval(a - h, b, c).0) / (2.0 * h);
+                let fdb = (eval(a, b + h, c).0 - eval(a, b - h, c).0) / (2.0 * h);
+                assert!((dc - fdc).abs() < 1e-6, "{act:?} dc {a} {b} {c}: {dc} vs {fdc}");
+                assert!((da - fda).abs() < 1e-6, "{act:?} da {a} {b} {c}: {da} vs {fda}");
+                assert!((db - fdb).abs() < 1e-6, "{act:?} db {a} {b} {c}: {db} vs {fdb}");
+            }
+            // diagonal: dc + 2 da = d/dk E[phi(u)^2]
+            let k = 0.8;
+            let (_, dc, da, _) = eval(k, k, k);
+            let h = 1e-5;
+            let fd = (eval(k + h, k + h, k + h).0 - eval(k - h, k - h, k - h).0) / (2.0 * h);
+            assert!((dc + 2.0 * da - fd).abs() < 1e-6, "{act:?} diagonal: {} vs {fd}", dc + 2.0 * da);
+        }
+    }
 
     #[test]
     fn quadrature_matches_closed_forms() {

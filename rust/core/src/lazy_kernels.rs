@@ -103,18 +103,25 @@ fn overflow(name: &'static str) -> AkError {
 
 /// Diagonals `K^l(x_i, x_i)` for l = 0..depth-1 (the inputs of each hidden layer).
 /// Fails with [`AkError::NonFinite`] naming `name` if a diagonal overflows.
-fn diagonal_path(name: &'static str, net: &Mlp, ex: &Expectation<'_>, k0: Vec<f64>) -> Result<Vec<Vec<f64>>> {
+fn diagonal_path(
+    name: &'static str,
+    net: &Mlp,
+    scales: &[f64],
+    ex: &Expectation<'_>,
+    k0: Vec<f64>,
+) -> Result<Vec<Vec<f64>>> {
     if !all_finite(&k0) {
         return Err(overflow(name));
     }
     let mut out = vec![k0];
     let s2w = net.sigma_w * net.sigma_w;
     let s2b = net.sigma_b * net.sigma_b;
-    for _ in 1..net.depth {
+    for l in 1..net.depth {
         let prev = out.last().unwrap();
         let mut e = vec![0.0; prev.len()];
         ex.batch(prev, prev, prev, &mut e, None)?;
-        let next: Vec<f64> = e.iter().map(|e| s2w * e + s2b).collect();
+        let q = scales[l - 1];
+        let next: Vec<f64> = e.iter().map(|e| q * (s2w * e + s2b)).collect();
         if !all_finite(&next) {
             return Err(overflow(name));
         }
@@ -143,7 +150,40 @@ pub fn lazy_kernels(
     n_threads: usize,
     ctl: &Control,
 ) -> Result<()> {
+    lazy_kernels_scaled(net, None, x1, x2, nngp, ntk, n_threads, ctl)
+}
+
+/// [`lazy_kernels`] with per-layer scale factors: `K^l = s_l (sigma_w^2 E[phi phi] + sigma_b^2)`
+/// for l = 1..L (the renormalized kernels of kernel-rescaling theories; `scales = None` is
+/// all ones). The NTK is only defined without scales.
+#[allow(clippy::too_many_arguments)]
+pub fn lazy_kernels_scaled(
+    net: &Mlp,
+    scales: Option<&[f64]>,
+    x1: Rows<'_>,
+    x2: Option<Rows<'_>>,
+    nngp: &mut [f64],
+    ntk: Option<&mut [f64]>,
+    n_threads: usize,
+    ctl: &Control,
+) -> Result<()> {
     net.validate()?;
+    let ones = vec![1.0; net.depth];
+    let scales = match scales {
+        None => ones.as_slice(),
+        Some(s) => {
+            if s.len() != net.depth {
+                return Err(shape("Q", format!("needs one scale per hidden layer ({}), got {}", net.depth, s.len())));
+            }
+            if s.iter().any(|v| !(v.is_finite() && *v > 0.0)) {
+                return Err(invalid("Q", "layer scales must be finite and > 0"));
+            }
+            if ntk.is_some() {
+                return Err(invalid("ntk", "the NTK is not defined for rescaled layer kernels"));
+            }
+            s
+        }
+    };
     let sym = x2.is_none();
     let x2r = x2.unwrap_or(x1);
     if x2r.cols != x1.cols {
@@ -184,12 +224,12 @@ pub fn lazy_kernels(
         } else {
             (0..p1).map(|i| k0(x1.row(i).iter().map(|v| v * v).sum())).collect()
         };
-        let diag1 = diagonal_path("X1", net, &ex, diag1)?;
+        let diag1 = diagonal_path("X1", net, scales, &ex, diag1)?;
         let diag2 = if sym {
             diag1.clone()
         } else {
             let d2 = (0..p2).map(|j| k0(x2r.row(j).iter().map(|v| v * v).sum())).collect();
-            diagonal_path("X2", net, &ex, d2)?
+            diagonal_path("X2", net, scales, &ex, d2)?
         };
         let blen = batch_len(net, &rule);
         let depth = net.depth;
@@ -216,8 +256,9 @@ pub fn lazy_kernels(
                     let b = &diag2[l][start..end];
                     let want_d = th.is_some();
                     ex.batch(&a[..m], b, c, &mut e[..m], if want_d { Some(&mut dd[..m]) } else { None })?;
+                    let q = scales[l];
                     for k in 0..m {
-                        c[k] = s2w * e[k] + s2b;
+                        c[k] = q * (s2w * e[k] + s2b);
                     }
                     if let Some(th) = th.as_deref_mut() {
                         for k in 0..m {

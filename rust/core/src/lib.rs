@@ -8,6 +8,7 @@ pub mod control;
 pub mod error;
 pub mod finite_networks;
 pub mod gradient_descent;
+pub mod kernel_renormalization;
 pub mod exact_linear;
 pub mod lazy_kernels;
 pub mod mcmc_diagnostics;

@@ -6,7 +6,7 @@
 //! to Python exceptions. No numerics live here.
 use ak_core::activation::{Activation, ElementwiseFn, Method};
 use ak_core::control::Control;
-use ak_core::lazy_kernels::{lazy_kernels as core_lazy_kernels, Mlp, Rows};
+use ak_core::lazy_kernels::{lazy_kernels_scaled, Mlp, Rows};
 use ak_core::threads::with_threads;
 use ak_core::{alignment, linalg, predictors, AkError};
 use ak_core::faer::{MatMut, MatRef};
@@ -20,6 +20,7 @@ use std::time::Duration;
 
 mod exact_linear;
 mod finite_width;
+mod kernel_renormalization;
 
 // ---------------------------------------------------------------------------------------
 // Errors
@@ -244,7 +245,34 @@ impl ElementwiseFn for PyActivation {
     }
 }
 
-fn callback_failure(err: AkError, slot: &Arc<Mutex<Option<PyErr>>>) -> Failure {
+/// The core `Mlp` of `adaptive_kernels.MLP._kernel_args()`, and the slot where a failing
+/// Python activation leaves its exception (see [`callback_failure`]).
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn make_mlp<'py>(
+    py: Python<'py>,
+    depth: usize,
+    activation: Bound<'py, PyAny>,
+    derivative: Option<Py<PyAny>>,
+    sigma_w: f64,
+    sigma_b: f64,
+    method: &str,
+    quadrature_order: usize,
+) -> PyResult<(Mlp, Arc<Mutex<Option<PyErr>>>)> {
+    let slot = Arc::new(Mutex::new(None));
+    let act = if let Ok(name) = activation.extract::<String>() {
+        Activation::from_name(&name).map_err(|e| to_pyerr(py, e.into()))?
+    } else if activation.is_callable() {
+        Activation::Custom(Arc::new(PyActivation { phi: activation.unbind(), dphi: derivative, error: slot.clone() }))
+    } else {
+        return Err(pyo3::exceptions::PyTypeError::new_err("activation: must be a string or a callable"));
+    };
+    let mut net = Mlp::new(depth, act, sigma_w, sigma_b);
+    net.method = Method::from_name(method).map_err(|e| to_pyerr(py, e.into()))?;
+    net.quadrature_order = quadrature_order;
+    Ok((net, slot))
+}
+
+pub(crate) fn callback_failure(err: AkError, slot: &Arc<Mutex<Option<PyErr>>>) -> Failure {
     let py_err = if matches!(err, AkError::Callback(_)) {
         slot.lock().unwrap_or_else(|p| p.into_inner()).take()
     } else {
@@ -258,7 +286,7 @@ fn callback_failure(err: AkError, slot: &Arc<Mutex<Option<PyErr>>>) -> Failure {
 
 /// NNGP kernel and (optionally) NTK of an MLP; see `adaptive_kernels.nngp_kernel`.
 #[pyfunction]
-#[pyo3(signature = (x1, x2, *, depth, activation, derivative, sigma_w, sigma_b, method, quadrature_order, ntk, n_threads=None, progress=None))]
+#[pyo3(signature = (x1, x2, *, depth, activation, derivative, sigma_w, sigma_b, method, quadrature_order, ntk, scales=None, n_threads=None, progress=None))]
 #[allow(clippy::too_many_arguments)]
 fn lazy_kernels<'py>(
     py: Python<'py>,
@@ -272,20 +300,11 @@ fn lazy_kernels<'py>(
     method: &str,
     quadrature_order: usize,
     ntk: bool,
+    scales: Option<Vec<f64>>,
     n_threads: Option<usize>,
     progress: Option<Py<PyAny>>,
 ) -> PyResult<(Bound<'py, PyArray2<f64>>, Option<Bound<'py, PyArray2<f64>>>)> {
-    let slot = Arc::new(Mutex::new(None));
-    let act = if let Ok(name) = activation.extract::<String>() {
-        Activation::from_name(&name).map_err(|e| to_pyerr(py, e.into()))?
-    } else if activation.is_callable() {
-        Activation::Custom(Arc::new(PyActivation { phi: activation.unbind(), dphi: derivative, error: slot.clone() }))
-    } else {
-        return Err(pyo3::exceptions::PyTypeError::new_err("activation: must be a string or a callable"));
-    };
-    let mut net = Mlp::new(depth, act, sigma_w, sigma_b);
-    net.method = Method::from_name(method).map_err(|e| to_pyerr(py, e.into()))?;
-    net.quadrature_order = quadrature_order;
+    let (net, slot) = make_mlp(py, depth, activation, derivative, sigma_w, sigma_b, method, quadrature_order)?;
     let s1 = x1.shape();
     let (p1, d1) = (s1[0], s1[1]);
     let p2 = x2.as_ref().map_or(p1, |x| x.shape()[0]);
@@ -308,7 +327,7 @@ fn lazy_kernels<'py>(
                 Some((s, p, d)) => Some(Rows::new("X2", s, p, d)?),
                 None => None,
             };
-            core_lazy_kernels(&net, r1, r2, kbuf, thbuf, nt, ctl).map_err(|e| callback_failure(e, &slot))
+            lazy_kernels_scaled(&net, scales.as_deref(), r1, r2, kbuf, thbuf, nt, ctl).map_err(|e| callback_failure(e, &slot))
         })?;
     }
     Ok((k, th))
@@ -491,6 +510,7 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(default_threads, m)?)?;
     exact_linear::register(m)?;
     finite_width::register(m)?;
+    kernel_renormalization::register(m)?;
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
     Ok(())
 }
