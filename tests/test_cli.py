@@ -16,9 +16,11 @@ def _rows(out):
     rows = {}
     for line in out.splitlines():
         parts = line.split()
-        if len(parts) == 8 and parts[2] in ("nngp", "ntk"):
+        if len(parts) >= 8 and parts[2] in ("nngp", "ntk", "renorm"):
             act, depth, kernel = parts[0], int(parts[1]), parts[2]
             rows[(act, depth, kernel)] = tuple(float(v) for v in parts[3:7])
+            if kernel == "renorm":
+                assert "Q = [" in line
     return rows
 
 
@@ -30,7 +32,7 @@ def test_demo_table(capsys):
     assert "train (150, 64)" in out and "test (100, 64)" in out
     assert "test MSE" in out and "test acc" in out
     rows = _rows(out)
-    assert set(rows) == {(a, 1, k) for a in ("relu", "erf") for k in ("nngp", "ntk")}
+    assert set(rows) == {(a, 1, k) for a in ("relu", "erf") for k in ("nngp", "ntk", "renorm")}
     for key, (mse, acc, align, cka) in rows.items():
         assert math.isfinite(mse) and 0 < mse < ZERO_MSE, key
         assert acc > 0.8, key
@@ -58,5 +60,6 @@ def test_module_entry_point():
         capture_output=True, text=True, timeout=120, env=env)
     assert proc.returncode == 0, proc.stderr
     rows = _rows(proc.stdout)
-    assert set(rows) == {("tanh", d, k) for d in (0, 2) for k in ("nngp", "ntk")}
+    # no renormalization row without a hidden layer
+    assert set(rows) == {("tanh", d, k) for d in (0, 2) for k in ("nngp", "ntk")} | {("tanh", 2, "renorm")}
     assert all(math.isfinite(v) for r in rows.values() for v in r)

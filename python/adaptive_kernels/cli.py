@@ -32,6 +32,8 @@ def _demo(args: argparse.Namespace) -> int:
                 acc = float(np.mean(pred.argmax(1) == yte.argmax(1)))
                 print(f"{act:>10} {depth:>2} {name:>7} {mse:9.5f} {acc:8.4f} "
                       f"{ak.kernel_alignment(Ktr, ytr):10.4f} {ak.cka(Ktr, K_nngp):11.4f} {dt:7.2f}")
+            if depth == 0:  # no hidden layer: nothing to renormalize
+                continue
             # Kernel renormalization at finite width (proportional limit, alpha = P / N)
             width = max(1, int(round(Xtr.shape[0] / args.alpha)))
             t0 = time.perf_counter()
