@@ -287,16 +287,7 @@ impl ExpectationGrad<'_> {
         da: &mut [f64],
     ) -> Result<()> {
         let n = c.len();
-        let (mut w, mut us, mut vs, mut counts) = (Vec::new(), Vec::new(), Vec::new(), Vec::with_capacity(n));
-        for k in 0..n {
-            let before = w.len();
-            self.rule.for_each_node(a[k], b[k], c[k], |wk, u, v| {
-                w.extend_from_slice(&[wk, wk]);
-                us.extend_from_slice(&[u, -u]);
-                vs.extend_from_slice(&[v, -v]);
-            });
-            counts.push(w.len() - before);
-        }
+        let (w, us, vs, counts) = quadrature_nodes(self.rule, a, b, c);
         let m = w.len();
         let cb = |r: std::result::Result<(), String>| r.map_err(AkError::Callback);
         let (mut fu, mut fv, mut du, mut dv) = (vec![0.0; m], vec![0.0; m], vec![0.0; m], vec![0.0; m]);
@@ -480,21 +471,8 @@ impl Expectation<'_> {
         out_e: &mut [f64],
         mut out_d: Option<&mut [f64]>,
     ) -> Result<()> {
-        let n = c.len();
-        let mut w = Vec::new();
-        let mut uv = Vec::new(); // u's of all nodes, then v's
-        let mut vs = Vec::new();
-        let mut counts = Vec::with_capacity(n);
-        for k in 0..n {
-            let before = w.len();
-            self.rule.for_each_node(a[k], b[k], c[k], |wk, u, v| {
-                // both signs of the +- fold as separate nodes of weight w
-                w.extend_from_slice(&[wk, wk]);
-                uv.extend_from_slice(&[u, -u]);
-                vs.extend_from_slice(&[v, -v]);
-            });
-            counts.push(w.len() - before);
-        }
+        // u's of all nodes, then v's
+        let (w, mut uv, vs, counts) = quadrature_nodes(self.rule, a, b, c);
         let m = w.len();
         uv.extend_from_slice(&vs);
         drop(vs);
@@ -507,6 +485,22 @@ impl Expectation<'_> {
         }
         Ok(())
     }
+}
+
+/// All polar-rule nodes of a batch of covariances `(a, b, c)`: weights, u's, v's, and the node
+/// count of each entry. Both signs of the +- fold are separate nodes of weight w.
+fn quadrature_nodes(rule: &PolarRule, a: &[f64], b: &[f64], c: &[f64]) -> (Vec<f64>, Vec<f64>, Vec<f64>, Vec<usize>) {
+    let (mut w, mut us, mut vs, mut counts) = (Vec::new(), Vec::new(), Vec::new(), Vec::with_capacity(c.len()));
+    for k in 0..c.len() {
+        let before = w.len();
+        rule.for_each_node(a[k], b[k], c[k], |wk, u, v| {
+            w.extend_from_slice(&[wk, wk]);
+            us.extend_from_slice(&[u, -u]);
+            vs.extend_from_slice(&[v, -v]);
+        });
+        counts.push(w.len() - before);
+    }
+    (w, us, vs, counts)
 }
 
 fn reduce_pairs(w: &[f64], vals: &[f64], counts: &[usize], out: &mut [f64], name: &'static str) -> Result<()> {
