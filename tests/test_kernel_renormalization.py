@@ -1,7 +1,6 @@
 """Kernel renormalization (ak.KernelRenormalization): Rust core vs the NumPy reference, the
 known limits (infinite width = NNGP GP, Li-Sompolinsky for deep linear nets, the T -> 0 closed
 form, the exact finite-width posterior of a linear net), continuation and bad input."""
-import warnings
 
 import numpy as np
 import pytest
@@ -10,7 +9,6 @@ from hypothesis import strategies as st
 
 import adaptive_kernels as ak
 from adaptive_kernels.reference import kernel_renormalization as ref
-from adaptive_kernels.reference.predictors import gp_posterior
 
 
 def _data(seed, p=24, d=6, c=1):

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from . import _core, datasets, exceptions
 from .alignment import cka, kernel_alignment
+from .bayesian_mean_field import BayesianMeanField, MeanFieldPath
 from .exceptions import (
     ConvergenceError,
     ConvergenceWarning,
@@ -45,6 +46,8 @@ __all__ = [
     "TrainedNetworks",
     "KernelRenormalization",
     "RenormalizationPath",
+    "BayesianMeanField",
+    "MeanFieldPath",
     "cka",
     "datasets",
     "exceptions",

@@ -95,3 +95,21 @@ def kr_action(
     derivative: Callable[[_F], _F] | None, sigma_w: float, sigma_b: float, method: str, quadrature_order: int,
     widths: list[float], temperature: float, n_threads: int | None = None,
 ) -> tuple[float, _F]: ...
+
+# --- Bayesian mean-field saddle point, deep linear networks (rust/python/src/bayesian_mean_field.rs) ---
+def bmf_solve(
+    x: _F, y: _F, *, depth: int, activation: str | Callable[[_F], _F], derivative: Callable[[_F], _F] | None,
+    sigma_w: float, sigma_b: float, method: str, quadrature_order: int, gammas: list[float],
+    temperatures: list[float], init: list[_F] | None = None, tol: float = 1e-10, max_iter: int = 5000,
+    solver: str = "auto", memory: int = 0, n_threads: int | None = None, progress: _Progress = None,
+) -> list[dict[str, object]]: ...
+def bmf_objective(
+    x: _F, y: _F, kernels: list[_F], *, depth: int, activation: str | Callable[[_F], _F],
+    derivative: Callable[[_F], _F] | None, sigma_w: float, sigma_b: float, method: str, quadrature_order: int,
+    gamma: float, temperature: float, n_threads: int | None = None,
+) -> tuple[float, list[_F]]: ...
+def bmf_predict(
+    x: _F, y: _F, kernels: list[_F], x_test: _F, *, depth: int, activation: str | Callable[[_F], _F],
+    derivative: Callable[[_F], _F] | None, sigma_w: float, sigma_b: float, method: str, quadrature_order: int,
+    temperature: float, return_var: bool = False, n_threads: int | None = None, progress: _Progress = None,
+) -> tuple[_F, _F | None]: ...

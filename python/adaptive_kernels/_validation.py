@@ -85,3 +85,20 @@ def check_n_threads(n_threads: Any) -> int | None:
 def check_same_features(name: str, x: np.ndarray, n_features: int) -> None:
     if x.shape[1] != n_features:
         raise ValueError(f"{name}: has {x.shape[1]} features, expected {n_features}")
+
+
+def as_xy(X: Any, y: Any) -> tuple[np.ndarray, np.ndarray]:
+    """Inputs (P, d) and targets as a (P, C) matrix (a 1-D ``y`` becomes one column)."""
+    X = as_matrix("X", X)
+    Y = as_matrix("y", y, allow_1d=True)
+    if Y.shape[0] != X.shape[0]:
+        raise ValueError(f"y: has {Y.shape[0]} rows but X has {X.shape[0]} samples")
+    return X, Y
+
+
+def r2_score(Y: np.ndarray, pred: Any) -> float:
+    """Coefficient of determination R^2 of ``pred`` for ``Y`` (P, C), averaged over outputs."""
+    P = np.asarray(pred).reshape(Y.shape)
+    ss_res = ((Y - P) ** 2).sum(axis=0)
+    ss_tot = ((Y - Y.mean(axis=0)) ** 2).sum(axis=0)
+    return float(np.mean(1.0 - ss_res / np.where(ss_tot > 0, ss_tot, 1.0)))

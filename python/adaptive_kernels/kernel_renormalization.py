@@ -15,7 +15,7 @@ import numpy as np
 
 from . import _core
 from ._progress import progress_bar
-from ._validation import as_matrix, check_float, check_int, check_n_threads, check_same_features
+from ._validation import as_matrix, check_float, check_int, check_n_threads, check_same_features, as_xy, r2_score
 from .exceptions import ConvergenceWarning, NumericalJitterWarning
 from .networks import MLP, check_net
 
@@ -150,13 +150,7 @@ class KernelRenormalization:
             q0 = [float(v) for v in q0]
         return net, widths, T, tol, max_iter, q0, check_n_threads(self.n_threads)
 
-    @staticmethod
-    def _data(X, y):
-        X = as_matrix("X", X)
-        Y = as_matrix("y", y, allow_1d=True)
-        if Y.shape[0] != X.shape[0]:
-            raise ValueError(f"y: has {Y.shape[0]} rows but X has {X.shape[0]} samples")
-        return X, Y
+    _data = staticmethod(as_xy)
 
     @staticmethod
     def _solve(net, X, Y, widths_list, temps, q0, tol, max_iter, solver, threads, progress):
@@ -238,10 +232,7 @@ class KernelRenormalization:
     def score(self, X, y) -> float:
         """Coefficient of determination R^2 of the mean prediction (averaged over outputs)."""
         X, Y = self._data(X, y)
-        P = np.asarray(self.predict(X)).reshape(Y.shape)
-        ss_res = ((Y - P) ** 2).sum(axis=0)
-        ss_tot = ((Y - Y.mean(axis=0)) ** 2).sum(axis=0)
-        return float(np.mean(1.0 - ss_res / np.where(ss_tot > 0, ss_tot, 1.0)))
+        return r2_score(Y, self.predict(X))
 
     def action(self, Q) -> tuple[float, np.ndarray]:
         """``(S(Q), dS/dQ)`` on the fitted data (Cholesky evaluator), to inspect the landscape."""

@@ -11,7 +11,7 @@ import warnings
 import numpy as np
 
 from . import _core
-from ._validation import as_matrix, check_float, check_n_threads, check_same_features
+from ._validation import as_matrix, check_float, check_n_threads, check_same_features, r2_score
 from .exceptions import NumericalJitterWarning
 from .lazy_kernels import lazy_kernels
 from .networks import MLP, check_net
@@ -100,10 +100,7 @@ class _KernelPredictor:
         n_out = self.y_train_.shape[1]
         if Y.shape[1] != n_out:
             raise ValueError(f"y: has {Y.shape[1]} output columns, the model was fitted with {n_out}")
-        P = np.asarray(self.predict(X)).reshape(Y.shape)
-        ss_res = ((Y - P) ** 2).sum(axis=0)
-        ss_tot = ((Y - Y.mean(axis=0)) ** 2).sum(axis=0)
-        return float(np.mean(1.0 - ss_res / np.where(ss_tot > 0, ss_tot, 1.0)))
+        return r2_score(Y, self.predict(X))
 
 
 class GaussianProcess(_KernelPredictor):

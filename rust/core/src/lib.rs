@@ -4,6 +4,7 @@
 //! ([`threads::with_threads`]). Nothing here depends on Python.
 pub mod activation;
 pub mod alignment;
+pub mod bayesian_mean_field;
 pub mod control;
 pub mod error;
 pub mod finite_networks;

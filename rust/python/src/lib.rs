@@ -18,6 +18,7 @@ use std::sync::mpsc;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+mod bayesian_mean_field;
 mod exact_linear;
 mod finite_width;
 mod kernel_renormalization;
@@ -508,6 +509,7 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(kernel_alignment, m)?)?;
     m.add_function(wrap_pyfunction!(cka, m)?)?;
     m.add_function(wrap_pyfunction!(default_threads, m)?)?;
+    bayesian_mean_field::register(m)?;
     exact_linear::register(m)?;
     finite_width::register(m)?;
     kernel_renormalization::register(m)?;

@@ -1,0 +1,284 @@
+"""Bayesian mean-field adaptive kernels: the infinite-width saddle point of feature-learning
+Bayesian networks in mean-field / muP scaling (Lauditi, Bordelon, Pehlevan 2025).
+
+Only deep *linear* networks are implemented (closed form and a general L-BFGS solver); the
+nonlinear tilted-density solver is not implemented yet.
+"""
+from __future__ import annotations
+
+import warnings
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from . import _core
+from ._progress import progress_bar
+from ._validation import as_matrix, check_float, check_int, check_n_threads, check_same_features, as_xy, r2_score
+from .exceptions import ConvergenceWarning, NumericalJitterWarning
+from .networks import MLP, check_net
+
+_SOLVERS = ("auto", "closed_form", "lbfgs")
+
+
+@dataclass
+class MeanFieldPath:
+    """Saddle points along a path in gamma (one entry per gamma), from
+    :meth:`BayesianMeanField.path`.
+
+    ``gammas`` (n,), ``temperature``, ``action`` (n,), ``converged`` (n,), ``n_iter`` (n,),
+    ``residual`` (n,), ``kappa`` (n,) (closed form; NaN for L-BFGS), ``models`` (the fitted
+    estimators), and with test data ``test_loss`` (n,) (mean squared error of the mean
+    predictor) and ``nngp_test_loss`` (the gamma -> 0 predictor, a float).
+    """
+
+    gammas: np.ndarray
+    temperature: float
+    action: np.ndarray
+    converged: np.ndarray
+    n_iter: np.ndarray
+    residual: np.ndarray
+    kappa: np.ndarray
+    models: list = field(repr=False)
+    test_loss: np.ndarray | None = None
+    nngp_test_loss: float | None = None
+
+
+class BayesianMeanField:
+    """Adaptive feature kernels of a Bayesian MLP at infinite width in mean-field scaling.
+
+    Network and posterior (those of :func:`adaptive_kernels.sample_posterior` with
+    ``parameterization="mean_field"``, width N, all parameters standard normal a priori)::
+
+        h^1 = sigma_w W^0 x / sqrt(d) + sigma_b b^0,   h^{l+1} = sigma_w W^l phi(h^l) / sqrt(N) + sigma_b b^l
+        f = w . phi(h^L) / (gamma N)
+        p(theta | D) ∝ exp(-(N gamma^2 / (2 T)) sum_{mu,c} (f_{mu c} - y_{mu c})^2 - |theta|^2 / 2)
+
+    Feature kernels ``Phi^l = phi(h^l) phi(h^l)^T / N`` on the P training points; the prior
+    covariance of layer-l preactivations given layer l-1 is ``C^{l-1} = sigma_w^2 Phi^{l-1} + sigma_b^2``,
+    ``C^0 = K^0 = sigma_w^2 X X^T / d + sigma_b^2``. As N -> inf the posterior concentrates on
+    the minimiser of (the min-max action with the conjugates eliminated; linear phi)::
+
+        F(Phi) = sum_l KL(N(0, Phi^l) || N(0, C^{l-1})) + (gamma^2 / 2) tr(Y^T (Phi^L + T I)^{-1} Y)
+
+    (several outputs share it). gamma -> 0 gives the NNGP kernels ``Phi^1 = K^0``,
+    ``Phi^{l+1} = sigma_w^2 Phi^l + sigma_b^2`` and the GP predictor with kernel ``Phi^L``
+    (for linear nets the library's NNGP kernel of depth L-1) and ridge T.
+
+    The conjugate kernels (Lagrange multipliers of the min-max action, the tilt
+    ``exp(-h^T hatPhi_l h / 2)`` of the layer-l preactivation density) satisfy
+    ``Phi_l^{-1} = C_{l-1}^{-1} + hatPhi_l`` at the saddle, with ``hatPhi_L = -gamma^2 A A^T``,
+    ``A = (Phi^L + T I)^{-1} Y``, and ``hatPhi_l = sigma_w^2 C_l^{-1} (C_l - Phi^{l+1}) C_l^{-1}``.
+
+    Predictor: test rows carry no tilt, so ``Phi^l(te, tr) = C^{l-1}(te, tr) C^{l-1}(tr, tr)^{-1} Phi^l``
+    layer by layer and ``f(x*) = Phi^L(x*, X) (Phi^L + T I)^{-1} Y`` (posterior mean).
+
+    Parameters
+    ----------
+    net : MLP
+        depth >= 1, ``activation="linear"`` (other activations raise ``NotImplementedError``).
+    gamma : float > 0
+        Richness.
+    temperature : float > 0
+        T (the ridge of the kernel predictor).
+    width : int, optional
+        Width N, used only by ``predict(..., return_std=True)``.
+    solver : {"auto", "closed_form", "lbfgs"}
+        ``"closed_form"`` (sigma_b = 0 and one output, or parallel outputs): one
+        eigendecomposition of ``K^0`` and a global minimisation over one scalar kappa in (0, 1);
+        ``Phi^l = sigma_w^{2(l-1)} [K + ((1-kappa)^{-l} - 1) v v^T / (alpha^T K alpha)]``, ``v = K alpha``,
+        and the mean predictor is ridge regression with ridge ``T (1-kappa)^L / sigma_w^{2(L-1)}``.
+        For L >= 2 F can have several stationary points; the global minimum is returned and all
+        are listed in ``stationary_points_``. ``"lbfgs"``: L-BFGS over whitened Cholesky factors
+        of the kernels from the NNGP start (any sigma_b, any outputs); it finds the local minimum
+        reached from there (the branch connected to gamma -> 0). ``"auto"``: the closed form
+        where it applies.
+    tol : float
+        L-BFGS stops when ``max_l max |B_l^T G_l B_l| < tol`` (``G_l = dF/dPhi^l``,
+        ``B_l B_l^T = Phi^l``): the stationarity condition relative to the current kernel.
+    max_iter : int
+    n_threads : int, optional
+    progress : bool, optional
+
+    Fitted attributes
+    -----------------
+    kernels_ (list of L (P, P)), conjugates_ (list of L (P, P)), action_ (F at the solution),
+    converged_, n_iter_, n_eval_, residual_, residual_history_, solver_, kappa_ (closed form,
+    else None), stationary_points_ ((k, 2): kappa and F at every stationary point of the closed
+    form), support_rank_ (rank of K^0; with P > d + 1 the kernels live on its support),
+    dual_coef_ ((P, C): ``(Phi^L + T I)^{-1} Y``), X_train_, y_train_, n_features_in_.
+    """
+
+    def __init__(self, net: MLP, gamma: float = 1.0, *, temperature: float, width: int | None = None,
+                 solver: str = "auto", tol: float = 1e-10, max_iter: int = 5000, n_threads: int | None = None,
+                 progress: bool | None = None):
+        self.net = net
+        self.gamma = gamma
+        self.temperature = temperature
+        self.width = width
+        self.solver = solver
+        self.tol = tol
+        self.max_iter = max_iter
+        self.n_threads = n_threads
+        self.progress = progress
+
+    # -- validation -----------------------------------------------------------------------
+    @staticmethod
+    def _check_net(net) -> MLP:
+        net = check_net(net)
+        if net.depth < 1:
+            raise ValueError("net: the Bayesian mean-field saddle point needs at least one hidden layer (depth >= 1)")
+        if net.activation != "linear":
+            raise NotImplementedError(
+                f"BayesianMeanField: only activation='linear' is implemented (got {net.activation_name!r}); "
+                "the nonlinear tilted-density (MCMC) saddle-point solver is not implemented yet")
+        if net.sigma_w <= 0:
+            raise ValueError(f"net: sigma_w must be > 0, got {net.sigma_w}")
+        return net
+
+    def _validate(self):
+        net = self._check_net(self.net)
+        gamma = check_float("gamma", self.gamma, minimum=0.0, strict=True)
+        T = check_float("temperature", self.temperature, minimum=0.0, strict=True)
+        if self.width is not None:
+            check_int("width", self.width, minimum=1)
+        if self.solver not in _SOLVERS:
+            raise ValueError(f"solver: expected one of {_SOLVERS}, got {self.solver!r}")
+        tol = check_float("tol", self.tol, minimum=0.0, strict=True)
+        max_iter = check_int("max_iter", self.max_iter, minimum=1)
+        return net, gamma, T, tol, max_iter, check_n_threads(self.n_threads)
+
+    _data = staticmethod(as_xy)
+
+    @staticmethod
+    def _solve(net, X, Y, gammas, temps, tol, max_iter, solver, threads, progress, init=None):
+        P = X.shape[0]
+        with progress_bar(progress, "mean-field saddle point", float(P) ** 3 * net.depth * len(gammas) * 100) as cb:
+            return _core.bmf_solve(X, Y, gammas=[float(g) for g in gammas], temperatures=[float(t) for t in temps],
+                                   init=init, tol=tol, max_iter=max_iter, solver=solver, n_threads=threads,
+                                   progress=cb, **net._kernel_args())
+
+    # -- sklearn API ----------------------------------------------------------------------
+    def fit(self, X, y) -> "BayesianMeanField":
+        net, gamma, T, tol, max_iter, threads = self._validate()
+        X, Y = self._data(X, y)
+        sol = self._solve(net, X, Y, [gamma], [T], tol, max_iter, self.solver, threads, self.progress)[0]
+        self._set_solution(net, X, Y, np.ndim(y) == 1, gamma, T, threads, sol)
+        if not self.converged_:
+            warnings.warn(
+                f"mean-field saddle point did not converge in {self.n_iter_} iterations "
+                f"(residual {self.residual_:.3e} > tol {tol:.1e}); the kernels are the last iterate",
+                ConvergenceWarning, stacklevel=2)
+        return self
+
+    def _set_solution(self, net, X, Y, y_1d, gamma, T, threads, sol) -> None:
+        self.X_train_, self.y_train_, self._y_1d = X, Y, y_1d
+        self.n_features_in_ = X.shape[1]
+        self.kernels_ = [np.asarray(k) for k in sol["kernels"]]
+        self.conjugates_ = [np.asarray(k) for k in sol["conjugates"]]
+        self.action_ = float(sol["action"])
+        self.converged_ = bool(sol["converged"])
+        self.n_iter_ = int(sol["n_iter"])
+        self.n_eval_ = int(sol["n_eval"])
+        self.residual_ = float(sol["residual"])
+        self.residual_history_ = np.asarray(sol["residual_history"])
+        self.solver_ = sol["solver"]
+        self.kappa_ = None if sol["kappa"] is None else float(sol["kappa"])
+        self.stationary_points_ = np.asarray(sol["stationary"]).reshape(-1, 2)
+        self.support_rank_ = int(sol["rank"])
+        self._net, self._gamma, self._T, self._threads = net, gamma, T, threads
+        U, jitter, _ = _core.cholesky(self.kernels_[-1], T, n_threads=threads)
+        if jitter > 0:
+            warnings.warn(f"Phi^L + T I was numerically singular; added jitter {jitter:.3e}",
+                          NumericalJitterWarning, stacklevel=3)
+        self.dual_coef_ = _core.cho_solve(U, Y, n_threads=threads)
+
+    def _check_fitted(self) -> None:
+        if not hasattr(self, "kernels_"):
+            raise RuntimeError("BayesianMeanField is not fitted; call fit(X, y) first")
+
+    def predict(self, X, return_std: bool = False):
+        """Posterior mean (n,) or (n, C) ``Phi^L(x*, X)(Phi^L + T I)^{-1} Y``.
+
+        With ``return_std`` also the standard deviation (n,) of f(x*) over the readout weights at
+        the saddle-point kernels, ``sqrt(v(x*) / (gamma^2 N))`` with the adapted-kernel GP variance
+        ``v = Phi^L(x*,x*) - Phi^L(x*,X)(Phi^L + T I)^{-1}Phi^L(X,x*)`` and N = ``width`` (required).
+        This is the exact conditional variance given the hidden features at leading order; the
+        fluctuations of the kernels around the saddle add a contribution of the same order 1/N
+        that is not included, so it underestimates the finite-width posterior std.
+        """
+        self._check_fitted()
+        X = as_matrix("X", X)
+        check_same_features("X", X, self.n_features_in_)
+        if return_std and self.width is None:
+            raise ValueError("width: predict(return_std=True) needs the network width N (the mean-field posterior "
+                             "variance is O(1/N)); pass width=N to BayesianMeanField")
+        mean, var = _core.bmf_predict(self.X_train_, self.y_train_, self.kernels_, X, temperature=self._T,
+                                      return_var=bool(return_std), n_threads=self._threads,
+                                      **self._net._kernel_args())
+        mean = mean[:, 0] if self._y_1d else mean
+        if return_std:
+            return mean, np.sqrt(var / (self._gamma**2 * check_int("width", self.width, minimum=1)))
+        return mean
+
+    def score(self, X, y) -> float:
+        """Coefficient of determination R^2 of the mean prediction (averaged over outputs)."""
+        X, Y = self._data(X, y)
+        return r2_score(Y, self.predict(X))
+
+    def objective(self, kernels) -> tuple[float, list]:
+        """``(F, [dF/dPhi^l])`` at the given kernels on the fitted data (to inspect the landscape).
+        With a singular ``K^0`` both refer to the problem restricted to its support."""
+        self._check_fitted()
+        ks = [as_matrix("kernels", k) for k in kernels]
+        return _core.bmf_objective(self.X_train_, self.y_train_, ks, gamma=self._gamma, temperature=self._T,
+                                   n_threads=self._threads, **self._net._kernel_args())
+
+    # -- continuation -----------------------------------------------------------------------
+    @classmethod
+    def path(cls, net: MLP, X, y, gammas, *, temperature: float, X_test=None, y_test=None, width: int | None = None,
+             solver: str = "auto", tol: float = 1e-10, max_iter: int = 5000, n_threads: int | None = None,
+             progress: bool | None = None) -> MeanFieldPath:
+        """Saddle points for each gamma in ``gammas`` (in the given order), each L-BFGS solve
+        warm-started from the previous solution (continuation: order them from small to large
+        gamma to follow the branch connected to the NNGP). With ``X_test``/``y_test`` also the
+        test loss of the mean predictor along the path and that of the gamma -> 0 predictor.
+        """
+        gl = [check_float("gammas", g, minimum=0.0, strict=True) for g in np.atleast_1d(np.asarray(gammas, float))]
+        if not gl:
+            raise ValueError("gammas: the path is empty")
+        m0 = cls(net, gl[0], temperature=temperature, width=width, solver=solver, tol=tol, max_iter=max_iter,
+                 n_threads=n_threads)
+        net, _, T, tol, max_iter, threads = m0._validate()
+        X, Y = cls._data(X, y)
+        sols = cls._solve(net, X, Y, gl, [T] * len(gl), tol, max_iter, solver, threads, progress)
+        models = []
+        for g, s in zip(gl, sols):
+            m = cls(net, g, temperature=T, width=width, solver=solver, tol=tol, max_iter=max_iter, n_threads=n_threads)
+            m._set_solution(net, X, Y, np.ndim(y) == 1, g, T, threads, s)
+            models.append(m)
+        out = MeanFieldPath(
+            gammas=np.array(gl), temperature=T, action=np.array([m.action_ for m in models]),
+            converged=np.array([m.converged_ for m in models]), n_iter=np.array([m.n_iter_ for m in models]),
+            residual=np.array([m.residual_ for m in models]),
+            kappa=np.array([np.nan if m.kappa_ is None else m.kappa_ for m in models]), models=models)
+        if not out.converged.all():
+            bad = np.flatnonzero(~out.converged)
+            warnings.warn(f"mean-field saddle point did not converge at path points {bad.tolist()}",
+                          ConvergenceWarning, stacklevel=2)
+        if X_test is not None:
+            if y_test is None:
+                raise ValueError("y_test: required with X_test")
+            Xt, Yt = cls._data(X_test, y_test)
+            check_same_features("X_test", Xt, X.shape[1])
+            out.test_loss = np.array([float(np.mean((np.asarray(m.predict(Xt)).reshape(Yt.shape) - Yt) ** 2))
+                                      for m in models])
+            # gamma -> 0: the NNGP kernels with ridge T
+            nngp = [X @ X.T * (net.sigma_w**2 / X.shape[1]) + net.sigma_b**2]
+            for _ in range(net.depth - 1):
+                nngp.append(net.sigma_w**2 * nngp[-1] + net.sigma_b**2)
+            mean, _ = _core.bmf_predict(X, Y, nngp, Xt, temperature=T, n_threads=threads, **net._kernel_args())
+            out.nngp_test_loss = float(np.mean((mean - Yt) ** 2))
+        return out
+
+
+__all__ = ["BayesianMeanField", "MeanFieldPath"]

@@ -1,0 +1,176 @@
+//! Bindings of `ak_core::bayesian_mean_field` (see `adaptive_kernels.BayesianMeanField`).
+use crate::{callback_failure, make_mlp, mat_to_numpy, run, slice, threads, to_pyerr, view, Failure};
+use ak_core::bayesian_mean_field::{Options, Point, Problem, Solver};
+use ak_core::control::Control;
+use ak_core::faer::{Mat, MatRef};
+use ak_core::lazy_kernels::Rows;
+use numpy::ndarray::Array2;
+use numpy::{IntoPyArray, PyArray1, PyArray2, PyReadonlyArray2, PyUntypedArrayMethods};
+use pyo3::prelude::*;
+use pyo3::types::{PyDict, PyList};
+
+fn mats_to_list<'py>(py: Python<'py>, ms: &[Mat<f64>]) -> PyResult<Bound<'py, PyList>> {
+    PyList::new(py, ms.iter().map(|m| mat_to_numpy(py, m.as_ref())))
+}
+
+fn kernel_views<'a>(ks: &'a [PyReadonlyArray2<'_, f64>]) -> PyResult<Vec<MatRef<'a, f64>>> {
+    ks.iter().map(|k| view("kernels", k)).collect()
+}
+
+/// Saddle points along a path of `(gamma, temperature)` points; L-BFGS solves are warm-started
+/// from the previous point (`init`, full kernels, starts the first; default NNGP). Returns one
+/// dict per point: `kernels`, `conjugates` (lists of (P, P)), `action`, `converged`, `n_iter`,
+/// `n_eval`, `residual`, `residual_history`, `solver`, `kappa` (closed form, else None),
+/// `stationary` ((k, 2): kappa and F1 at every stationary point of the closed form), `rank`.
+#[pyfunction]
+#[pyo3(signature = (x, y, *, depth, activation, derivative, sigma_w, sigma_b, method, quadrature_order,
+    gammas, temperatures, init=None, tol=1e-10, max_iter=5000, solver="auto", memory=0, n_threads=None,
+    progress=None))]
+#[allow(clippy::too_many_arguments)]
+fn bmf_solve<'py>(
+    py: Python<'py>,
+    x: PyReadonlyArray2<'py, f64>,
+    y: PyReadonlyArray2<'py, f64>,
+    depth: usize,
+    activation: Bound<'py, PyAny>,
+    derivative: Option<Py<PyAny>>,
+    sigma_w: f64,
+    sigma_b: f64,
+    method: &str,
+    quadrature_order: usize,
+    gammas: Vec<f64>,
+    temperatures: Vec<f64>,
+    init: Option<Vec<PyReadonlyArray2<'py, f64>>>,
+    tol: f64,
+    max_iter: usize,
+    solver: &str,
+    memory: usize,
+    n_threads: Option<usize>,
+    progress: Option<Py<PyAny>>,
+) -> PyResult<Vec<Bound<'py, PyDict>>> {
+    let (net, slot) = make_mlp(py, depth, activation, derivative, sigma_w, sigma_b, method, quadrature_order)?;
+    let solver = Solver::from_name(solver).map_err(|e| to_pyerr(py, e.into()))?;
+    if gammas.len() != temperatures.len() {
+        return Err(pyo3::exceptions::PyValueError::new_err("gammas: need one entry per temperature"));
+    }
+    let points: Vec<Point> =
+        gammas.into_iter().zip(temperatures).map(|(g, t)| Point { gamma: g, temperature: t }).collect();
+    let (p, d) = (x.shape()[0], x.shape()[1]);
+    let xs = slice("X", &x)?;
+    let yv = view("y", &y)?;
+    let init_views = match &init {
+        Some(ks) => Some(kernel_views(ks)?),
+        None => None,
+    };
+    let nt = threads(n_threads);
+    let opts = Options { tol, max_iter, solver, memory };
+    let sols = run(py, progress, |ctl: &Control| {
+        let prob = Problem::new(&net, Rows::new("X", xs, p, d)?, yv, nt).map_err(|e| callback_failure(e, &slot))?;
+        prob.solve_path(&points, init_views.as_deref(), &opts, nt, ctl).map_err(Failure::from)
+    })?;
+    sols.into_iter()
+        .map(|s| {
+            let dct = PyDict::new(py);
+            dct.set_item("kernels", mats_to_list(py, &s.kernels)?)?;
+            dct.set_item("conjugates", mats_to_list(py, &s.conjugates)?)?;
+            dct.set_item("action", s.action)?;
+            dct.set_item("converged", s.converged)?;
+            dct.set_item("n_iter", s.n_iter)?;
+            dct.set_item("n_eval", s.n_eval)?;
+            dct.set_item("residual", s.residual)?;
+            dct.set_item("residual_history", s.residual_history.into_pyarray(py))?;
+            dct.set_item("solver", s.solver.name())?;
+            dct.set_item("kappa", s.kappa)?;
+            let st = Array2::from_shape_fn((s.stationary.len(), 2), |(i, j)| {
+                if j == 0 {
+                    s.stationary[i].0
+                } else {
+                    s.stationary[i].1
+                }
+            });
+            dct.set_item("stationary", st.into_pyarray(py))?;
+            dct.set_item("rank", s.rank)?;
+            Ok(dct)
+        })
+        .collect()
+}
+
+/// The objective `F` and its gradients `dF/dPhi^l` (list of (P, P)) at kernels `Phi^l`.
+#[pyfunction]
+#[pyo3(signature = (x, y, kernels, *, depth, activation, derivative, sigma_w, sigma_b, method, quadrature_order,
+    gamma, temperature, n_threads=None))]
+#[allow(clippy::too_many_arguments)]
+fn bmf_objective<'py>(
+    py: Python<'py>,
+    x: PyReadonlyArray2<'py, f64>,
+    y: PyReadonlyArray2<'py, f64>,
+    kernels: Vec<PyReadonlyArray2<'py, f64>>,
+    depth: usize,
+    activation: Bound<'py, PyAny>,
+    derivative: Option<Py<PyAny>>,
+    sigma_w: f64,
+    sigma_b: f64,
+    method: &str,
+    quadrature_order: usize,
+    gamma: f64,
+    temperature: f64,
+    n_threads: Option<usize>,
+) -> PyResult<(f64, Bound<'py, PyList>)> {
+    let (net, slot) = make_mlp(py, depth, activation, derivative, sigma_w, sigma_b, method, quadrature_order)?;
+    let (p, d) = (x.shape()[0], x.shape()[1]);
+    let xs = slice("X", &x)?;
+    let yv = view("y", &y)?;
+    let kv = kernel_views(&kernels)?;
+    let nt = threads(n_threads);
+    let (f, g) = run(py, None, |_| {
+        let prob = Problem::new(&net, Rows::new("X", xs, p, d)?, yv, nt).map_err(|e| callback_failure(e, &slot))?;
+        prob.objective(gamma, temperature, &kv, nt).map_err(Failure::from)
+    })?;
+    Ok((f, mats_to_list(py, &g)?))
+}
+
+/// Predictive mean (Q, C) at `x_test` from saddle-point kernels, and with `return_var` the
+/// adapted-kernel GP variance (Q,).
+#[pyfunction]
+#[pyo3(signature = (x, y, kernels, x_test, *, depth, activation, derivative, sigma_w, sigma_b, method,
+    quadrature_order, temperature, return_var=false, n_threads=None, progress=None))]
+#[allow(clippy::too_many_arguments)]
+fn bmf_predict<'py>(
+    py: Python<'py>,
+    x: PyReadonlyArray2<'py, f64>,
+    y: PyReadonlyArray2<'py, f64>,
+    kernels: Vec<PyReadonlyArray2<'py, f64>>,
+    x_test: PyReadonlyArray2<'py, f64>,
+    depth: usize,
+    activation: Bound<'py, PyAny>,
+    derivative: Option<Py<PyAny>>,
+    sigma_w: f64,
+    sigma_b: f64,
+    method: &str,
+    quadrature_order: usize,
+    temperature: f64,
+    return_var: bool,
+    n_threads: Option<usize>,
+    progress: Option<Py<PyAny>>,
+) -> PyResult<(Bound<'py, PyArray2<f64>>, Option<Bound<'py, PyArray1<f64>>>)> {
+    let (net, slot) = make_mlp(py, depth, activation, derivative, sigma_w, sigma_b, method, quadrature_order)?;
+    let (p, d) = (x.shape()[0], x.shape()[1]);
+    let (q, dt) = (x_test.shape()[0], x_test.shape()[1]);
+    let xs = slice("X", &x)?;
+    let xts = slice("X_test", &x_test)?;
+    let yv = view("y", &y)?;
+    let kv = kernel_views(&kernels)?;
+    let nt = threads(n_threads);
+    let (mean, var) = run(py, progress, |ctl: &Control| {
+        let prob = Problem::new(&net, Rows::new("X", xs, p, d)?, yv, nt).map_err(|e| callback_failure(e, &slot))?;
+        prob.predict(&kv, temperature, Rows::new("X_test", xts, q, dt)?, return_var, nt, ctl).map_err(Failure::from)
+    })?;
+    Ok((mat_to_numpy(py, mean.as_ref()), var.map(|v| v.into_pyarray(py))))
+}
+
+pub(crate) fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    m.add_function(wrap_pyfunction!(bmf_solve, m)?)?;
+    m.add_function(wrap_pyfunction!(bmf_objective, m)?)?;
+    m.add_function(wrap_pyfunction!(bmf_predict, m)?)?;
+    Ok(())
+}
