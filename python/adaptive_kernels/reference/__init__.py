@@ -17,3 +17,5 @@ from .exact_posteriors import exact_linear_posterior  # noqa: E402
 __all__ += ["exact_linear_posterior"]
 from . import kernel_renormalization  # noqa: E402
 __all__ += ["kernel_renormalization"]
+from . import bayesian_mean_field  # noqa: E402
+__all__ += ["bayesian_mean_field"]
