@@ -19,7 +19,7 @@
 use crate::activation::{Expectation, ExpectationGrad};
 use crate::control::Control;
 use crate::error::{check_finite, invalid, shape, AkError, Result};
-use crate::lazy_kernels::{mirror_lower, Mlp, Rows};
+use crate::lazy_kernels::{mirror_lower, mirror_upper, Mlp, Rows};
 use crate::linalg::{cholesky_solve_in_place, cholesky_with_jitter, symmetric_eigen};
 use crate::quadrature::PolarRule;
 use crate::threads::with_threads;
@@ -175,13 +175,13 @@ impl<'a> Problem<'a> {
                 s2w / d as f64,
                 par,
             );
-        });
-        for i in 0..p {
-            for j in 0..=i {
-                k0[i * p + j] += s2b;
+            for i in 0..p {
+                for j in 0..=i {
+                    k0[i * p + j] += s2b;
+                }
             }
-        }
-        mirror_lower(&mut k0, p);
+            mirror_lower(&mut k0, p);
+        });
         let mut prob =
             Problem { net, p, c: y.ncols(), k0, y, rule: PolarRule::new(net.quadrature_order), m1: Vec::new() };
         prob.m1 = with_threads(n_threads, |_| prob.layer_map(&prob.k0, false))?.0;
@@ -222,11 +222,12 @@ impl<'a> Problem<'a> {
                     Ok(())
                 })?;
             mirror_lower(&mut dc, p);
-            for i in 0..p {
-                for j in 0..i {
-                    da[j * p + i] = db[i * p + j];
+            // upper triangle of D: D_ji = dE_ij/dK_jj, the lower triangle of db transposed
+            da.par_chunks_mut(p).enumerate().for_each(|(j, row)| {
+                for i in j + 1..p {
+                    row[i] = db[i * p + j];
                 }
-            }
+            });
             Some((dc, da))
         } else {
             let ex = Expectation { act: &self.net.activation, method: self.net.method, rule: &self.rule };
@@ -278,7 +279,8 @@ impl<'a> Problem<'a> {
         }
         // Cholesky of A = K^L + T I.
         let mut lf = Mat::<f64>::zeros(p, p);
-        let info = cholesky_with_jitter("A", MatRef::from_row_major_slice(&kl, p, p), t, lf.as_mut(), par)?;
+        // (column-major view of the symmetric K^L: the factorization copies contiguous columns)
+        let info = cholesky_with_jitter("A", MatRef::from_column_major_slice(&kl, p, p), t, lf.as_mut(), par)?;
         drop(kl);
         ctl.checkpoint()?;
         let mut z = self.y.to_owned();
@@ -293,48 +295,39 @@ impl<'a> Problem<'a> {
         data += c as f64 * logdet;
         // A^{-1} = L^{-T} L^{-1}: triangular inverse, then a triangular product (P^3 / 3 each).
         let mut w = Mat::<f64>::zeros(p, p);
-        invert_lower_triangular(w.as_mut(), lf.as_ref(), par);
+        invert_lower_triangular(w.as_mut(), lf.as_ref(), par); // writes the lower triangle; the upper stays 0
         drop(lf);
-        for j in 1..p {
-            for i in 0..j {
-                w[(i, j)] = 0.0;
-            }
-        }
         ctl.checkpoint()?;
-        // G = C A^{-1} - Z Z^T, lower triangle (column-major), then mirrored into row-major.
-        let mut g = Mat::<f64>::zeros(p, p);
-        triangular::matmul(
-            g.as_mut(),
-            BlockStructure::TriangularLower,
-            Accum::Replace,
-            w.transpose(),
-            BlockStructure::TriangularUpper,
-            w.as_ref(),
-            BlockStructure::TriangularLower,
-            c as f64,
-            par,
-        );
-        drop(w);
-        triangular::matmul(
-            g.as_mut(),
-            BlockStructure::TriangularLower,
-            Accum::Add,
-            z.as_ref(),
-            BlockStructure::Rectangular,
-            z.transpose(),
-            BlockStructure::Rectangular,
-            -1.0,
-            par,
-        );
-        let mut gbar = vec![0.0; p * p]; // dS_data/dK^l, full symmetric, row-major
-        for j in 0..p {
-            for i in j..p {
-                let v = g[(i, j)];
-                gbar[i * p + j] = v;
-                gbar[j * p + i] = v;
-            }
+        // G = C A^{-1} - Z Z^T: its lower triangle in column-major order is the upper triangle
+        // of the row-major buffer `gbar` (= dS_data/dK^L, symmetric), completed by a mirror.
+        let mut gbar = vec![0.0; p * p];
+        {
+            let mut g = faer::MatMut::from_column_major_slice_mut(&mut gbar, p, p);
+            triangular::matmul(
+                g.as_mut(),
+                BlockStructure::TriangularLower,
+                Accum::Replace,
+                w.transpose(),
+                BlockStructure::TriangularUpper,
+                w.as_ref(),
+                BlockStructure::TriangularLower,
+                c as f64,
+                par,
+            );
+            triangular::matmul(
+                g.as_mut(),
+                BlockStructure::TriangularLower,
+                Accum::Add,
+                z.as_ref(),
+                BlockStructure::Rectangular,
+                z.transpose(),
+                BlockStructure::Rectangular,
+                -1.0,
+                par,
+            );
         }
-        drop(g);
+        drop(w);
+        mirror_upper(&mut gbar, p);
         // Reverse accumulation (with the 1/2 of the action): dS/dQ_l = 1/2 tr(G_l M^l).
         let s2w = self.net.sigma_w * self.net.sigma_w;
         let mut grad = vec![0.0; depth];

@@ -296,17 +296,73 @@ pub fn lazy_kernels_scaled(
 }
 
 /// Copies the strict lower triangle of a row-major square matrix onto the upper one.
+///
+/// Rows are processed in 64-row blocks in parallel (on the caller's Rayon pool), each block
+/// reading its columns tile by tile; a pure copy, so the result does not depend on threads.
 pub fn mirror_lower(a: &mut [f64], n: usize) {
-    for i in 0..n {
-        for j in 0..i {
-            a[j * n + i] = a[i * n + j];
+    mirror(a, n, true)
+}
+
+/// Copies the strict upper triangle of a row-major square matrix onto the lower one.
+pub fn mirror_upper(a: &mut [f64], n: usize) {
+    mirror(a, n, false)
+}
+
+const MIRROR_BLOCK: usize = 64;
+
+#[derive(Clone, Copy)]
+struct SharedPtr(*mut f64);
+// SAFETY: see `mirror`: tasks write disjoint entries and read only entries nobody writes.
+unsafe impl Send for SharedPtr {}
+unsafe impl Sync for SharedPtr {}
+
+fn mirror(a: &mut [f64], n: usize, from_lower: bool) {
+    assert!(a.len() >= n * n, "mirror: buffer too small");
+    let ptr = SharedPtr(a.as_mut_ptr());
+    (0..n.div_ceil(MIRROR_BLOCK)).into_par_iter().for_each(|bi| {
+        let ptr = ptr;
+        let (i0, i1) = (bi * MIRROR_BLOCK, ((bi + 1) * MIRROR_BLOCK).min(n));
+        // Block bi writes only rows i0..i1: entries (i, j) with j > i (from_lower) or j < i
+        // (from upper), reading their mirror images (j, i), which lie in the other triangle
+        // and are never written. Hence no two tasks touch the same entry mutably.
+        let cols: Vec<(usize, usize)> = if from_lower {
+            (i0..n).step_by(MIRROR_BLOCK).map(|j0| (j0, (j0 + MIRROR_BLOCK).min(n))).collect()
+        } else {
+            (0..i1).step_by(MIRROR_BLOCK).map(|j0| (j0, (j0 + MIRROR_BLOCK).min(i1))).collect()
+        };
+        for (j0, j1) in cols {
+            for i in i0..i1 {
+                let (lo, hi) = if from_lower { (j0.max(i + 1), j1) } else { (j0, j1.min(i)) };
+                for j in lo..hi {
+                    unsafe { *ptr.0.add(i * n + j) = *ptr.0.add(j * n + i) };
+                }
+            }
         }
-    }
+    });
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn mirrors_fill_the_other_triangle() {
+        for n in [1usize, 5, 64, 65, 130] {
+            let src: Vec<f64> = (0..n * n).map(|k| k as f64).collect();
+            let (mut lo, mut up) = (src.clone(), src.clone());
+            crate::threads::with_threads(2, |_| {
+                mirror_lower(&mut lo, n);
+                mirror_upper(&mut up, n);
+            });
+            for i in 0..n {
+                for j in 0..n {
+                    let (a, b) = (i.max(j), i.min(j));
+                    assert_eq!(lo[i * n + j], src[a * n + b]);
+                    assert_eq!(up[i * n + j], src[b * n + a]);
+                }
+            }
+        }
+    }
 
     fn kernels(net: &Mlp, x: &[f64], x2: Option<&[f64]>, p: usize, d: usize) -> Result<(Vec<f64>, Vec<f64>)> {
         let r1 = Rows::new("X1", x, p, d)?;
