@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from . import _core, datasets, exceptions
 from .alignment import cka, kernel_alignment
-from .bayesian_mean_field import BayesianMeanField, MeanFieldPath
+from .bayesian_mean_field import BayesianMeanField, MeanFieldPath, TiltedMoments, tilted_moments
 from .exceptions import (
     ConvergenceError,
     ConvergenceWarning,
@@ -45,6 +45,8 @@ __all__ = [
     "PosteriorSamples",
     "TrainedNetworks",
     "KernelRenormalization",
+    "tilted_moments",
+    "TiltedMoments",
     "RenormalizationPath",
     "BayesianMeanField",
     "MeanFieldPath",

@@ -113,3 +113,10 @@ def bmf_predict(
     derivative: Callable[[_F], _F] | None, sigma_w: float, sigma_b: float, method: str, quadrature_order: int,
     temperature: float, return_var: bool = False, n_threads: int | None = None, progress: _Progress = None,
 ) -> tuple[_F, _F | None]: ...
+
+# --- tilted single-site density (rust/python/src/bayesian_mean_field.rs) ---
+def tilted_moments(
+    c: _F, hat_phi: _F, *, activation: str, n_chains: int, n_samples: int, burn_in: int, thin: int,
+    step_size: float, seed: int, n_threads: int | None = None, progress: _Progress = None,
+) -> dict[str, object]: ...
+def tilted_potential(z: _F, c: _F, hat_phi: _F, *, activation: str) -> tuple[float, _F]: ...

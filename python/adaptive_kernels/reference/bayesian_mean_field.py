@@ -269,3 +269,53 @@ def predict(kernels, K0, K0_cross, K0_test, Y, *, sigma_w, sigma_b, temperature)
     mean = cross @ np.linalg.solve(A, Y)
     var = np.diag(test) - np.einsum("ij,ji->i", cross, np.linalg.solve(A, cross.T))
     return mean, var
+
+
+# --- tilted single-site density (building block of the nonlinear saddle point) -------------
+
+def _phi_and_derivative(activation):
+    """phi and phi' of the built-in activations (the same formulas as the Rust core)."""
+    from scipy.special import erf
+    from scipy.stats import norm
+    table = {
+        "linear": (lambda x: x, lambda x: np.ones_like(x)),
+        "relu": (lambda x: np.maximum(x, 0.0), lambda x: (x > 0).astype(float)),
+        "erf": (erf, lambda x: 2 / np.sqrt(np.pi) * np.exp(-x * x)),
+        "tanh": (np.tanh, lambda x: 1 - np.tanh(x) ** 2),
+        "gelu": (lambda x: x * norm.cdf(x), lambda x: norm.cdf(x) + x * norm.pdf(x)),
+        "softplus": (lambda x: np.logaddexp(0.0, x), lambda x: 1 / (1 + np.exp(-x))),
+    }
+    return table[activation]
+
+
+def tilted_potential(z, C, hat_phi, activation):
+    """``U(z) = |z|^2/2 + phi(Lz)^T hatPhi phi(Lz)/2`` and its gradient ``z + L^T (phi'(h) * hatPhi phi(h))``,
+    with ``h = L z``, ``C = L L^T``: the tilted density ``N(h; 0, C) exp(-phi^T hatPhi phi / 2)`` in
+    whitened coordinates."""
+    phi, dphi = _phi_and_derivative(activation)
+    L = np.linalg.cholesky(C)
+    h = L @ z
+    v = hat_phi @ phi(h)
+    u = 0.5 * z @ z + 0.5 * phi(h) @ v
+    return u, z + L.T @ (dphi(h) * v)
+
+
+def tilted_moments_quadrature(C, hat_phi, activation, order=80):
+    """Exact (tensor Gauss-Hermite) moments ``<phi phi^T>``, ``<h h^T>`` of the tilted density for
+    P = 1 or 2, in whitened coordinates; for checking the sampler. Needs a bounded tilt factor
+    over the quadrature range (bounded phi, or a tilt that does not raise the density)."""
+    P = C.shape[0]
+    if P > 2:
+        raise ValueError("tilted_moments_quadrature: P must be 1 or 2")
+    phi, _ = _phi_and_derivative(activation)
+    x, w = np.polynomial.hermite_e.hermegauss(order)
+    w = w / w.sum()
+    grids = np.meshgrid(*([x] * P), indexing="ij")
+    Z = np.stack([g.ravel() for g in grids], axis=1)              # (n, P) standard normal nodes
+    W = np.prod(np.meshgrid(*([w] * P), indexing="ij"), axis=0).ravel()
+    H = Z @ np.linalg.cholesky(C).T
+    F = phi(H)
+    logt = -0.5 * np.einsum("ni,ij,nj->n", F, hat_phi, F)
+    t = W * np.exp(logt - logt.max())
+    t /= t.sum()
+    return (F * t[:, None]).T @ F, (H * t[:, None]).T @ H

@@ -19,6 +19,7 @@ pub mod predictors;
 pub mod quadrature;
 pub mod rng;
 pub mod threads;
+pub mod tilted_density;
 
 pub use error::{AkError, Result};
 pub use faer;

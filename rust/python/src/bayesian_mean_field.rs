@@ -168,7 +168,71 @@ fn bmf_predict<'py>(
     Ok((mat_to_numpy(py, mean.as_ref()), var.map(|v| v.into_pyarray(py))))
 }
 
+/// Monte-Carlo moments of the tilted preactivation density `N(h; 0, C) exp(-phi^T hatPhi phi / 2)`
+/// (see `ak_core::tilted_density`): a dict with `phi2`, `h2` (P, P), `acceptance`, `step_size`
+/// (per chain) and `ess`.
+#[pyfunction]
+#[pyo3(signature = (c, hat_phi, *, activation, n_chains, n_samples, burn_in, thin, step_size, seed,
+    n_threads=None, progress=None))]
+#[allow(clippy::too_many_arguments)]
+fn tilted_moments<'py>(
+    py: Python<'py>,
+    c: PyReadonlyArray2<'py, f64>,
+    hat_phi: PyReadonlyArray2<'py, f64>,
+    activation: &str,
+    n_chains: usize,
+    n_samples: usize,
+    burn_in: usize,
+    thin: usize,
+    step_size: f64,
+    seed: u64,
+    n_threads: Option<usize>,
+    progress: Option<Py<PyAny>>,
+) -> PyResult<Bound<'py, PyDict>> {
+    let act = ak_core::activation::Activation::from_name(activation).map_err(|e| to_pyerr(py, e.into()))?;
+    let (cv, pv) = (view("C", &c)?, view("hat_phi", &hat_phi)?);
+    let cfg = ak_core::tilted_density::TiltConfig { n_chains, n_samples, burn_in, thin, step_size, seed };
+    let nt = threads(n_threads);
+    let m = run(py, progress, |ctl: &Control| {
+        ak_core::tilted_density::sample_moments(&act, cv, pv, &cfg, nt, ctl).map_err(Failure::from)
+    })?;
+    let p = cv.nrows();
+    let d = PyDict::new(py);
+    d.set_item("phi2", Array2::from_shape_vec((p, p), m.phi2).unwrap().into_pyarray(py))?;
+    d.set_item("h2", Array2::from_shape_vec((p, p), m.h2).unwrap().into_pyarray(py))?;
+    d.set_item("acceptance", m.acceptance.into_pyarray(py))?;
+    d.set_item("step_size", m.step_size.into_pyarray(py))?;
+    d.set_item("ess", m.ess)?;
+    Ok(d)
+}
+
+/// `(U(z), grad U(z))` of the tilted density in whitened coordinates `h = L z`, `C = L L^T`.
+#[pyfunction]
+#[pyo3(signature = (z, c, hat_phi, *, activation))]
+fn tilted_potential<'py>(
+    py: Python<'py>,
+    z: numpy::PyReadonlyArray1<'py, f64>,
+    c: PyReadonlyArray2<'py, f64>,
+    hat_phi: PyReadonlyArray2<'py, f64>,
+    activation: &str,
+) -> PyResult<(f64, Bound<'py, PyArray1<f64>>)> {
+    let act = ak_core::activation::Activation::from_name(activation).map_err(|e| to_pyerr(py, e.into()))?;
+    let (cv, pv) = (view("C", &c)?, view("hat_phi", &hat_phi)?);
+    let zs = crate::slice1("z", &z)?;
+    if zs.len() != cv.nrows() {
+        return Err(pyo3::exceptions::PyValueError::new_err(format!("z: needs {} entries", cv.nrows())));
+    }
+    let (u, g) = run(py, None, |_: &Control| {
+        let dens = ak_core::tilted_density::TiltedDensity::new(&act, cv, pv, ak_core::faer::Par::Seq)?;
+        let (u, g, _, _) = dens.potential(zs);
+        Ok::<_, Failure>((u, g))
+    })?;
+    Ok((u, g.into_pyarray(py)))
+}
+
 pub(crate) fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    m.add_function(wrap_pyfunction!(tilted_moments, m)?)?;
+    m.add_function(wrap_pyfunction!(tilted_potential, m)?)?;
     m.add_function(wrap_pyfunction!(bmf_solve, m)?)?;
     m.add_function(wrap_pyfunction!(bmf_objective, m)?)?;
     m.add_function(wrap_pyfunction!(bmf_predict, m)?)?;

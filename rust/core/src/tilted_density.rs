@@ -1,0 +1,333 @@
+//! The tilted single-site preactivation density of a Bayesian mean-field layer (Lauditi,
+//! Bordelon, Pehlevan 2025; digest `lauditi_bordelon_pehlevan_2025.md` §2.2):
+//! `p(h) ∝ N(h; 0, C) exp(-phi(h)^T hatPhi phi(h) / 2)`, `h ∈ R^P` (one neuron's preactivations
+//! on all P training points). Its moments `<phi phi^T>` and `<h h^T>` are the saddle-point
+//! kernels of nonlinear networks; they have no closed form beyond P ~ 2, so they are sampled.
+//!
+//! Sampling runs in whitened coordinates `h = L z` (`C = L L^T`), where the prior is standard
+//! normal: `U(z) = |z|^2 / 2 + phi(Lz)^T hatPhi phi(Lz) / 2`,
+//! `grad U = z + L^T (phi'(h) ⊙ hatPhi phi(h))`, by Metropolis-adjusted Langevin chains run in
+//! parallel (one RNG stream per chain, results combined in chain order, so they do not depend
+//! on the thread count). During burn-in the step size adapts towards acceptance 0.574.
+//!
+//! For unbounded activations the tilt can overwhelm the Gaussian prior (then `p` is not
+//! normalizable and any sampler returns garbage); [`check_normalizable`] decides it exactly for
+//! linear phi and by a sufficient condition plus witness search for positively homogeneous relu.
+use crate::activation::Activation;
+use crate::control::Control;
+use crate::error::{invalid, shape, AkError, Result};
+use crate::linalg::{check_symmetric, cholesky_with_jitter, symmetric_eigen};
+use crate::mcmc_diagnostics::integrated_autocorrelation_time;
+use crate::posterior_sampling::mala_log_ratio;
+use crate::rng::Rng;
+use crate::threads::with_threads;
+use faer::linalg::matmul::matmul;
+use faer::{Accum, Mat, MatRef, Par};
+use rayon::prelude::*;
+
+/// Sampler settings.
+#[derive(Debug, Clone, Copy)]
+pub struct TiltConfig {
+    pub n_chains: usize,
+    pub n_samples: usize,
+    pub burn_in: usize,
+    pub thin: usize,
+    pub step_size: f64,
+    pub seed: u64,
+}
+
+/// Monte-Carlo moments of the tilted density.
+#[derive(Debug, Clone)]
+pub struct TiltedMoments {
+    /// `<phi(h) phi(h)^T>` (P x P row-major).
+    pub phi2: Vec<f64>,
+    /// `<h h^T>` (P x P row-major).
+    pub h2: Vec<f64>,
+    /// Acceptance rate per chain (after burn-in).
+    pub acceptance: Vec<f64>,
+    /// Adapted step size per chain.
+    pub step_size: Vec<f64>,
+    /// Effective sample size of the tilt energy `phi^T hatPhi phi`, summed over chains.
+    pub ess: f64,
+}
+
+/// The density of one layer: activation, prior covariance factor and tilt.
+pub struct TiltedDensity<'a> {
+    act: &'a Activation,
+    l: Mat<f64>,
+    phat: MatRef<'a, f64>,
+}
+
+impl<'a> TiltedDensity<'a> {
+    /// `c`: prior covariance (P x P, positive definite), `phat`: the tilt (P x P, symmetric).
+    pub fn new(act: &'a Activation, c: MatRef<'_, f64>, phat: MatRef<'a, f64>, par: Par) -> Result<Self> {
+        if matches!(act, Activation::Custom(_)) {
+            return Err(invalid("activation", "the tilted-density sampler supports the built-in activations only"));
+        }
+        let p = c.nrows();
+        if p == 0 || phat.nrows() != p || phat.ncols() != p {
+            return Err(shape("hat_phi", format!("must be {p} x {p} like C, got ({}, {})", phat.nrows(), phat.ncols())));
+        }
+        check_symmetric("hat_phi", phat)?;
+        let mut l = Mat::<f64>::zeros(p, p);
+        cholesky_with_jitter("C", c, 0.0, l.as_mut(), par)?;
+        Ok(TiltedDensity { act, l, phat })
+    }
+
+    pub fn dim(&self) -> usize {
+        self.l.nrows()
+    }
+
+    /// `(U(z), grad U(z), tilt energy phi^T hatPhi phi, h)` at whitened coordinates `z`.
+    pub fn potential(&self, z: &[f64]) -> (f64, Vec<f64>, f64, Vec<f64>) {
+        let p = self.dim();
+        let zc = MatRef::from_column_major_slice(z, p, 1);
+        let mut h = Mat::<f64>::zeros(p, 1);
+        matmul(h.as_mut(), Accum::Replace, self.l.as_ref(), zc, 1.0, Par::Seq);
+        let hv: Vec<f64> = (0..p).map(|i| h[(i, 0)]).collect();
+        let phi: Vec<f64> = hv.iter().map(|&x| self.act.phi(x).unwrap()).collect();
+        let mut v = Mat::<f64>::zeros(p, 1);
+        matmul(v.as_mut(), Accum::Replace, self.phat, MatRef::from_column_major_slice(&phi, p, 1), 1.0, Par::Seq);
+        let energy: f64 = (0..p).map(|i| phi[i] * v[(i, 0)]).sum();
+        let w: Vec<f64> = (0..p).map(|i| self.act.dphi(hv[i]).unwrap() * v[(i, 0)]).collect();
+        let mut g = Mat::<f64>::zeros(p, 1);
+        matmul(g.as_mut(), Accum::Replace, self.l.transpose(), MatRef::from_column_major_slice(&w, p, 1), 1.0, Par::Seq);
+        let grad: Vec<f64> = (0..p).map(|i| z[i] + g[(i, 0)]).collect();
+        let u = 0.5 * z.iter().map(|x| x * x).sum::<f64>() + 0.5 * energy;
+        (u, grad, energy, hv)
+    }
+}
+
+/// Fails with `InvalidArgument` naming `hat_phi` when the tilt makes the density
+/// non-normalizable: linear phi exactly (`C^{-1} + hatPhi` must be positive definite); relu
+/// and softplus/gelu (asymptotically relu) when `hatPhi` is indefinite enough that the sufficient
+/// condition `lambda_max(C) max(0, -lambda_min(hatPhi)) < 1` fails and a direction `h >= 0` with
+/// `h^T (C^{-1} + hatPhi) h <= 0` is found. Bounded activations (erf, tanh) are always fine.
+pub fn check_normalizable(act: &Activation, c: MatRef<'_, f64>, phat: MatRef<'_, f64>, par: Par) -> Result<()> {
+    let p = c.nrows();
+    let bad = |what: String| {
+        Err(invalid(
+            "hat_phi",
+            format!("the tilted density exp(-phi^T hatPhi phi / 2) N(0, C) is not normalizable: {what}"),
+        ))
+    };
+    match act {
+        Activation::Erf | Activation::Tanh | Activation::Custom(_) => Ok(()),
+        Activation::Linear | Activation::Relu | Activation::Gelu | Activation::Softplus => {
+            // M = C^{-1} + hatPhi, via C = L L^T: M ~ I + L^T hatPhi L (congruent, same inertia)
+            let mut lf = Mat::<f64>::zeros(p, p);
+            cholesky_with_jitter("C", c, 0.0, lf.as_mut(), par)?;
+            let mut t = Mat::<f64>::zeros(p, p);
+            matmul(t.as_mut(), Accum::Replace, phat, lf.as_ref(), 1.0, par);
+            let mut m = Mat::<f64>::identity(p, p);
+            matmul(m.as_mut(), Accum::Add, lf.transpose(), t.as_ref(), 1.0, par);
+            let m = Mat::from_fn(p, p, |i, j| 0.5 * (m[(i, j)] + m[(j, i)]));
+            let (w, _) = symmetric_eigen("hat_phi", m.as_ref(), par)?;
+            if w[0] > 0.0 {
+                return Ok(()); // positive definite: normalizable for any phi with |phi(h)| <= |h|-like growth
+            }
+            if matches!(act, Activation::Linear) {
+                return bad(format!("C^-1 + hatPhi has eigenvalue {:.3e} <= 0 (in whitened units)", w[0]));
+            }
+            // relu-like: phi(h)^T hatPhi phi(h) >= lambda_min(hatPhi) |h_+|^2 >= -mu |h|^2
+            let (wp, _) = symmetric_eigen("hat_phi", phat, par)?;
+            let (wc, _) = symmetric_eigen("C", c, par)?;
+            let mu = (-wp[0]).max(0.0);
+            if mu * wc[p - 1] < 1.0 {
+                return Ok(());
+            }
+            // Witness search on the positive orthant, where relu(h) = h: M restricted to h >= 0.
+            let ci = {
+                let mut inv = Mat::<f64>::identity(p, p);
+                crate::linalg::cholesky_solve_in_place(lf.as_ref(), inv.as_mut(), par)?;
+                inv
+            };
+            let quad = |h: &[f64]| -> f64 {
+                let mut s = 0.0;
+                for i in 0..p {
+                    for j in 0..p {
+                        s += h[i] * (ci[(i, j)] + phat[(i, j)]) * h[j];
+                    }
+                }
+                s
+            };
+            let mut cands: Vec<Vec<f64>> = vec![vec![1.0; p]];
+            for i in 0..p {
+                let mut e = vec![0.0; p];
+                e[i] = 1.0;
+                cands.push(e);
+            }
+            // positive and negative parts of the most negative eigenvector of C^-1 + hatPhi
+            let cphat = Mat::from_fn(p, p, |i, j| ci[(i, j)] + phat[(i, j)]);
+            let (_, v) = symmetric_eigen("hat_phi", cphat.as_ref(), par)?;
+            cands.push((0..p).map(|i| v[(i, 0)].max(0.0)).collect());
+            cands.push((0..p).map(|i| (-v[(i, 0)]).max(0.0)).collect());
+            if let Some(h) = cands.iter().find(|h| h.iter().any(|x| *x > 0.0) && quad(h) <= 0.0) {
+                let nz = h.iter().filter(|x| **x > 0.0).count();
+                return bad(format!(
+                    "h^T (C^-1 + hatPhi) h = {:.3e} <= 0 along a direction with {nz} positive entries, where \
+                     the tilt grows like |h|^2",
+                    quad(h)
+                ));
+            }
+            Ok(()) // undecided by the witnesses; the sampler's diagnostics are the last line of defence
+        }
+    }
+}
+
+/// Samples the tilted density with `cfg.n_chains` MALA chains; see the module docs.
+pub fn sample_moments(
+    act: &Activation,
+    c: MatRef<'_, f64>,
+    phat: MatRef<'_, f64>,
+    cfg: &TiltConfig,
+    n_threads: usize,
+    ctl: &Control,
+) -> Result<TiltedMoments> {
+    if cfg.n_chains == 0 || cfg.n_samples == 0 || cfg.thin == 0 {
+        return Err(invalid("n_samples", "n_chains, n_samples and thin must be >= 1"));
+    }
+    if !(cfg.step_size.is_finite() && cfg.step_size > 0.0) {
+        return Err(invalid("step_size", format!("must be finite and > 0, got {}", cfg.step_size)));
+    }
+    check_symmetric("C", c)?;
+    with_threads(n_threads, |par| -> Result<TiltedMoments> {
+        check_normalizable(act, c, phat, par)?;
+        let dens = TiltedDensity::new(act, c, phat, par)?;
+        let p = dens.dim();
+        let steps = cfg.burn_in + cfg.n_samples * cfg.thin;
+        ctl.set_total((steps * cfg.n_chains) as u64);
+        let chains: Vec<Result<(Vec<f64>, Vec<f64>, f64, f64, Vec<f64>)>> = (0..cfg.n_chains)
+            .into_par_iter()
+            .map(|chain| {
+                let mut rng = Rng::new(cfg.seed, chain as u64);
+                let mut z = vec![0.0; p];
+                rng.fill_normal(&mut z); // a prior draw
+                let (mut u, mut grad, mut energy, mut h) = dens.potential(&z);
+                let mut log_eta = cfg.step_size.ln();
+                let (mut phi2, mut h2) = (vec![0.0; p * p], vec![0.0; p * p]);
+                let mut trace = Vec::with_capacity(cfg.n_samples);
+                let (mut accepted, mut proposed) = (0usize, 0usize);
+                let mut xi = vec![0.0; p];
+                for step in 0..steps {
+                    if step % 256 == 0 {
+                        ctl.checkpoint()?;
+                    }
+                    let eta = log_eta.exp();
+                    rng.fill_normal(&mut xi);
+                    let s = (2.0 * eta).sqrt();
+                    let prop: Vec<f64> = (0..p).map(|i| z[i] - eta * grad[i] + s * xi[i]).collect();
+                    let (u2, g2, e2, h2p) = dens.potential(&prop);
+                    let acc = if u2.is_finite() { mala_log_ratio(u, u2, &z, &prop, &grad, &g2, eta).min(0.0).exp() } else { 0.0 };
+                    let take = rng.uniform() < acc;
+                    if step >= cfg.burn_in {
+                        proposed += 1;
+                        accepted += take as usize;
+                    } else {
+                        let rate = 1.0 / ((step + 10) as f64).powf(0.6);
+                        log_eta += rate * (acc - 0.574);
+                    }
+                    if take {
+                        (z, u, grad, energy, h) = (prop, u2, g2, e2, h2p);
+                    }
+                    if step >= cfg.burn_in && (step - cfg.burn_in) % cfg.thin == 0 {
+                        let phi: Vec<f64> = h.iter().map(|&x| act.phi(x).unwrap()).collect();
+                        for i in 0..p {
+                            for j in 0..=i {
+                                phi2[i * p + j] += phi[i] * phi[j];
+                                h2[i * p + j] += h[i] * h[j];
+                            }
+                        }
+                        trace.push(energy);
+                    }
+                }
+                ctl.advance(steps as u64);
+                Ok((phi2, h2, accepted as f64 / proposed.max(1) as f64, log_eta.exp(), trace))
+            })
+            .collect();
+        let (mut phi2, mut h2) = (vec![0.0; p * p], vec![0.0; p * p]);
+        let (mut acceptance, mut step_size, mut ess) = (vec![], vec![], 0.0);
+        let total = (cfg.n_chains * cfg.n_samples) as f64;
+        for ch in chains {
+            let (a, b, acc, eta, trace) = ch?;
+            for k in 0..p * p {
+                phi2[k] += a[k] / total;
+                h2[k] += b[k] / total;
+            }
+            acceptance.push(acc);
+            step_size.push(eta);
+            ess += trace.len() as f64 / integrated_autocorrelation_time(&trace).max(1.0);
+        }
+        crate::lazy_kernels::mirror_lower(&mut phi2, p);
+        crate::lazy_kernels::mirror_lower(&mut h2, p);
+        if phi2.iter().chain(&h2).any(|v| !v.is_finite()) {
+            return Err(AkError::NonFinite { name: "hat_phi", msg: "the sampled moments are not finite".into() });
+        }
+        Ok(TiltedMoments { phi2, h2, acceptance, step_size, ess })
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::control::no_control;
+
+    fn spd(p: usize, seed: u64) -> Mat<f64> {
+        let mut rng = Rng::new(seed, 0);
+        let a = Mat::from_fn(p, p + 2, |_, _| rng.normal());
+        let mut c = Mat::<f64>::zeros(p, p);
+        matmul(c.as_mut(), Accum::Replace, a.as_ref(), a.transpose(), 1.0 / (p + 2) as f64, Par::Seq);
+        c
+    }
+
+    #[test]
+    fn linear_tilt_gives_the_gaussian_moments() {
+        let p = 4;
+        let c = spd(p, 1);
+        // hatPhi = -0.3 C^{-1}-ish negative tilt stays normalizable: exact <hh^T> = (C^-1 + hatPhi)^-1
+        let phat = Mat::from_fn(p, p, |i, j| if i == j { -0.4 } else { 0.05 });
+        let cfg = TiltConfig { n_chains: 4, n_samples: 20000, burn_in: 2000, thin: 2, step_size: 0.5, seed: 3 };
+        let m = sample_moments(&Activation::Linear, c.as_ref(), phat.as_ref(), &cfg, 2, no_control()).unwrap();
+        let mut ci = Mat::<f64>::identity(p, p);
+        let mut l = Mat::<f64>::zeros(p, p);
+        cholesky_with_jitter("C", c.as_ref(), 0.0, l.as_mut(), Par::Seq).unwrap();
+        crate::linalg::cholesky_solve_in_place(l.as_ref(), ci.as_mut(), Par::Seq).unwrap();
+        let prec = Mat::from_fn(p, p, |i, j| ci[(i, j)] + phat[(i, j)]);
+        let mut cov = Mat::<f64>::identity(p, p);
+        cholesky_with_jitter("M", prec.as_ref(), 0.0, l.as_mut(), Par::Seq).unwrap();
+        crate::linalg::cholesky_solve_in_place(l.as_ref(), cov.as_mut(), Par::Seq).unwrap();
+        for i in 0..p {
+            for j in 0..p {
+                let se = 5.0 * (cov[(i, i)] * cov[(j, j)]).sqrt() / (m.ess / 4.0).sqrt();
+                assert!((m.h2[i * p + j] - cov[(i, j)]).abs() < se, "({i},{j}) {} vs {}", m.h2[i * p + j], cov[(i, j)]);
+            }
+        }
+        assert!(m.acceptance.iter().all(|a| (0.4..0.8).contains(a)), "{:?}", m.acceptance);
+    }
+
+    #[test]
+    fn non_normalizable_tilts_are_refused() {
+        let c = spd(3, 2);
+        let phat = Mat::from_fn(3, 3, |i, j| if i == j { -50.0 } else { 0.0 });
+        for act in [Activation::Linear, Activation::Relu] {
+            let e = check_normalizable(&act, c.as_ref(), phat.as_ref(), Par::Seq).unwrap_err();
+            assert!(e.to_string().contains("not normalizable"), "{e}");
+        }
+        assert!(check_normalizable(&Activation::Tanh, c.as_ref(), phat.as_ref(), Par::Seq).is_ok());
+        // relu tolerates a tilt that only penalises negative directions' images (phi >= 0): -hatPhi on
+        // the off-diagonal with positive diagonal is fine
+        let ok = Mat::from_fn(3, 3, |i, j| if i == j { 1.0 } else { -0.2 });
+        assert!(check_normalizable(&Activation::Relu, c.as_ref(), ok.as_ref(), Par::Seq).is_ok());
+    }
+
+    #[test]
+    fn thread_count_does_not_change_moments() {
+        let c = spd(5, 4);
+        let phat = Mat::from_fn(5, 5, |i, j| if i == j { -0.5 } else { 0.1 });
+        let cfg = TiltConfig { n_chains: 3, n_samples: 500, burn_in: 100, thin: 1, step_size: 0.3, seed: 9 };
+        let a = sample_moments(&Activation::Tanh, c.as_ref(), phat.as_ref(), &cfg, 1, no_control()).unwrap();
+        let b = sample_moments(&Activation::Tanh, c.as_ref(), phat.as_ref(), &cfg, 2, no_control()).unwrap();
+        assert_eq!(a.phi2, b.phi2);
+        assert_eq!(a.h2, b.h2);
+    }
+}
