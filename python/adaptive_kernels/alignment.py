@@ -1,7 +1,6 @@
 """Kernel alignment metrics: kernel-target alignment and centered kernel alignment (CKA)."""
 from __future__ import annotations
 
-import numpy as np
 
 from . import _core
 from ._validation import as_matrix, as_square, check_n_threads

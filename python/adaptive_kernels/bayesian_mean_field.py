@@ -15,6 +15,7 @@ from . import _core
 from ._progress import progress_bar
 from ._validation import as_matrix, check_float, check_int, check_n_threads, check_same_features, as_xy, r2_score
 from .exceptions import ConvergenceWarning, NumericalJitterWarning
+from .lazy_kernels import nngp_kernel
 from .networks import MLP, check_net
 
 _SOLVERS = ("auto", "closed_form", "lbfgs")
@@ -272,16 +273,13 @@ class BayesianMeanField:
             check_same_features("X_test", Xt, X.shape[1])
             out.test_loss = np.array([float(np.mean((np.asarray(m.predict(Xt)).reshape(Yt.shape) - Yt) ** 2))
                                       for m in models])
-            # gamma -> 0: the NNGP kernels with ridge T
-            nngp = [X @ X.T * (net.sigma_w**2 / X.shape[1]) + net.sigma_b**2]
-            for _ in range(net.depth - 1):
-                nngp.append(net.sigma_w**2 * nngp[-1] + net.sigma_b**2)
+            # gamma -> 0: Phi^l is the NNGP kernel of depth l - 1 (the readout carries no sigma_w)
+            nngp = [nngp_kernel(MLP(depth=l, activation="linear", sigma_w=net.sigma_w, sigma_b=net.sigma_b), X,
+                                n_threads=threads) for l in range(net.depth)]
             mean, _ = _core.bmf_predict(X, Y, nngp, Xt, temperature=T, n_threads=threads, **net._kernel_args())
             out.nngp_test_loss = float(np.mean((mean - Yt) ** 2))
         return out
 
-
-__all__ = ["BayesianMeanField", "MeanFieldPath"]
 
 
 @dataclass
@@ -343,3 +341,6 @@ def tilted_moments(C, hat_phi, *, activation: str = "tanh", n_chains: int = 4, n
                       f"{np.round(out.acceptance, 3).tolist()}; the moments may be unreliable",
                       ConvergenceWarning, stacklevel=2)
     return out
+
+
+__all__ = ["BayesianMeanField", "MeanFieldPath", "TiltedMoments", "tilted_moments"]

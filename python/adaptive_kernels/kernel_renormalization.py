@@ -17,7 +17,9 @@ from . import _core
 from ._progress import progress_bar
 from ._validation import as_matrix, check_float, check_int, check_n_threads, check_same_features, as_xy, r2_score
 from .exceptions import ConvergenceWarning, NumericalJitterWarning
+from .lazy_kernels import diagonal_blocks
 from .networks import MLP, check_net
+from .predictors import GaussianProcess
 
 _SOLVERS = ("auto", "spectral", "cholesky")
 
@@ -224,7 +226,7 @@ class KernelRenormalization:
         Kc = self._kernel(self.X_train_, X)
         diag = None
         if return_std:
-            diag = np.concatenate([np.diag(self._kernel(X[i:i + 256])) for i in range(0, X.shape[0], 256)])
+            diag = diagonal_blocks(self.net, X, ntk=False, scales=[float(q) for q in self.Q_], n_threads=self._threads)
         mean, var = _core.gp_predict(self._U, self.alpha_, Kc, diag, n_threads=self._threads)
         mean = mean[:, 0] if self._y_1d else mean
         return (mean, np.sqrt(var)) if return_std else mean
@@ -285,13 +287,13 @@ class KernelRenormalization:
                 raise ValueError("y_test: required with X_test")
             Xt, Yt = cls._data(X_test, y_test)
             check_same_features("X_test", Xt, X.shape[1])
-            losses, lazy = [], []
+            losses, lazy = [], {}
             for w, t, s in zip(ws, ts, sols):
                 m = cls(net, w, t, n_threads=n_threads)
                 m._set_solution(net, X, Y, False, t, threads, s)
                 losses.append(float(np.mean((m.predict(Xt) - Yt) ** 2)))
-                m0 = cls(net, w, t, n_threads=n_threads)
-                m0._set_solution(net, X, Y, False, t, threads, dict(s, Q=np.ones(net.depth)))
-                lazy.append(float(np.mean((m0.predict(Xt) - Yt) ** 2)))
-            out.test_loss, out.nngp_test_loss = np.array(losses), np.array(lazy)
+                if t not in lazy:  # the NNGP baseline (Q = 1) depends on the temperature only
+                    lazy[t] = float(np.mean((GaussianProcess(net, ridge=t, n_threads=n_threads)
+                                             .fit(X, Y).predict(Xt) - Yt) ** 2))
+            out.test_loss, out.nngp_test_loss = np.array(losses), np.array([lazy[t] for t in ts])
         return out

@@ -77,10 +77,15 @@ def kernel_diagonal(net: MLP, X, *, kernel: str = "nngp", n_threads: int | None 
         raise ValueError(f"kernel: expected one of {_KERNELS}, got {kernel!r}")
     net = check_net(net)
     X = as_matrix("X", X)
-    n_threads = check_n_threads(n_threads)
+    return diagonal_blocks(net, X, ntk=kernel == "ntk", scales=None, n_threads=check_n_threads(n_threads))
+
+
+def diagonal_blocks(net: MLP, X: np.ndarray, *, ntk: bool, scales, n_threads) -> np.ndarray:
+    """Diagonal of the NNGP kernel (or NTK, or the layer-rescaled NNGP with ``scales``) of
+    validated inputs, from 256 x 256 diagonal blocks (O(P) memory)."""
     out = np.empty(X.shape[0])
     for i in range(0, X.shape[0], 256):
-        blk = X[i:i + 256]
-        K, Th = lazy_kernels(net, blk, ntk=kernel == "ntk", n_threads=n_threads, progress=False)
-        out[i:i + 256] = np.diag(Th if kernel == "ntk" else K)
+        K, Th = _core.lazy_kernels(X[i:i + 256], None, ntk=ntk, scales=scales, n_threads=n_threads,
+                                   **net._kernel_args())
+        out[i:i + 256] = np.diag(Th if ntk else K)
     return out

@@ -62,11 +62,17 @@ impl<'a> TiltedDensity<'a> {
     /// `c`: prior covariance (P x P, positive definite), `phat`: the tilt (P x P, symmetric).
     pub fn new(act: &'a Activation, c: MatRef<'_, f64>, phat: MatRef<'a, f64>, par: Par) -> Result<Self> {
         if matches!(act, Activation::Custom(_)) {
-            return Err(invalid("activation", "the tilted-density sampler supports the built-in activations only"));
+            return Err(invalid(
+                "activation",
+                "the tilted-density sampler supports the built-in activations only",
+            ));
         }
         let p = c.nrows();
         if p == 0 || phat.nrows() != p || phat.ncols() != p {
-            return Err(shape("hat_phi", format!("must be {p} x {p} like C, got ({}, {})", phat.nrows(), phat.ncols())));
+            return Err(shape(
+                "hat_phi",
+                format!("must be {p} x {p} like C, got ({}, {})", phat.nrows(), phat.ncols()),
+            ));
         }
         check_symmetric("hat_phi", phat)?;
         let mut l = Mat::<f64>::zeros(p, p);
@@ -87,11 +93,25 @@ impl<'a> TiltedDensity<'a> {
         let hv: Vec<f64> = (0..p).map(|i| h[(i, 0)]).collect();
         let phi: Vec<f64> = hv.iter().map(|&x| self.act.phi(x).unwrap()).collect();
         let mut v = Mat::<f64>::zeros(p, 1);
-        matmul(v.as_mut(), Accum::Replace, self.phat, MatRef::from_column_major_slice(&phi, p, 1), 1.0, Par::Seq);
+        matmul(
+            v.as_mut(),
+            Accum::Replace,
+            self.phat,
+            MatRef::from_column_major_slice(&phi, p, 1),
+            1.0,
+            Par::Seq,
+        );
         let energy: f64 = (0..p).map(|i| phi[i] * v[(i, 0)]).sum();
         let w: Vec<f64> = (0..p).map(|i| self.act.dphi(hv[i]).unwrap() * v[(i, 0)]).collect();
         let mut g = Mat::<f64>::zeros(p, 1);
-        matmul(g.as_mut(), Accum::Replace, self.l.transpose(), MatRef::from_column_major_slice(&w, p, 1), 1.0, Par::Seq);
+        matmul(
+            g.as_mut(),
+            Accum::Replace,
+            self.l.transpose(),
+            MatRef::from_column_major_slice(&w, p, 1),
+            1.0,
+            Par::Seq,
+        );
         let grad: Vec<f64> = (0..p).map(|i| z[i] + g[(i, 0)]).collect();
         let u = 0.5 * z.iter().map(|x| x * x).sum::<f64>() + 0.5 * energy;
         (u, grad, energy, hv)
@@ -104,73 +124,83 @@ impl<'a> TiltedDensity<'a> {
 /// condition `lambda_max(C) max(0, -lambda_min(hatPhi)) < 1` fails and a direction `h >= 0` with
 /// `h^T (C^{-1} + hatPhi) h <= 0` is found. Bounded activations (erf, tanh) are always fine.
 pub fn check_normalizable(act: &Activation, c: MatRef<'_, f64>, phat: MatRef<'_, f64>, par: Par) -> Result<()> {
-    let p = c.nrows();
-    let bad = |what: String| {
-        Err(invalid(
-            "hat_phi",
-            format!("the tilted density exp(-phi^T hatPhi phi / 2) N(0, C) is not normalizable: {what}"),
-        ))
-    };
-    match act {
-        Activation::Erf | Activation::Tanh | Activation::Custom(_) => Ok(()),
-        Activation::Linear | Activation::Relu | Activation::Gelu | Activation::Softplus => {
-            // M = C^{-1} + hatPhi, via C = L L^T: M ~ I + L^T hatPhi L (congruent, same inertia)
-            let mut lf = Mat::<f64>::zeros(p, p);
-            cholesky_with_jitter("C", c, 0.0, lf.as_mut(), par)?;
-            let mut t = Mat::<f64>::zeros(p, p);
-            matmul(t.as_mut(), Accum::Replace, phat, lf.as_ref(), 1.0, par);
-            let mut m = Mat::<f64>::identity(p, p);
-            matmul(m.as_mut(), Accum::Add, lf.transpose(), t.as_ref(), 1.0, par);
-            let m = Mat::from_fn(p, p, |i, j| 0.5 * (m[(i, j)] + m[(j, i)]));
-            let (w, _) = symmetric_eigen("hat_phi", m.as_ref(), par)?;
-            if w[0] > 0.0 {
-                return Ok(()); // positive definite: normalizable for any phi with |phi(h)| <= |h|-like growth
-            }
-            if matches!(act, Activation::Linear) {
-                return bad(format!("C^-1 + hatPhi has eigenvalue {:.3e} <= 0 (in whitened units)", w[0]));
-            }
-            // relu-like: phi(h)^T hatPhi phi(h) >= lambda_min(hatPhi) |h_+|^2 >= -mu |h|^2
-            let (wp, _) = symmetric_eigen("hat_phi", phat, par)?;
-            let (wc, _) = symmetric_eigen("C", c, par)?;
-            let mu = (-wp[0]).max(0.0);
-            if mu * wc[p - 1] < 1.0 {
-                return Ok(());
-            }
-            // Witness search on the positive orthant, where relu(h) = h: M restricted to h >= 0.
-            let ci = {
-                let mut inv = Mat::<f64>::identity(p, p);
-                crate::linalg::cholesky_solve_in_place(lf.as_ref(), inv.as_mut(), par)?;
-                inv
-            };
-            let quad = |h: &[f64]| -> f64 {
-                let mut s = 0.0;
-                for i in 0..p {
-                    for j in 0..p {
-                        s += h[i] * (ci[(i, j)] + phat[(i, j)]) * h[j];
-                    }
+    TiltedDensity::new(act, c, phat, par)?.check_normalizable(c, par)
+}
+
+impl TiltedDensity<'_> {
+    /// [`check_normalizable`] with the factor of `C` this density already holds.
+    pub fn check_normalizable(&self, c: MatRef<'_, f64>, par: Par) -> Result<()> {
+        let (act, phat, lf) = (self.act, self.phat, &self.l);
+        let p = c.nrows();
+        let bad = |what: String| {
+            Err(invalid(
+                "hat_phi",
+                format!("the tilted density exp(-phi^T hatPhi phi / 2) N(0, C) is not normalizable: {what}"),
+            ))
+        };
+        match act {
+            // (custom activations are refused by `TiltedDensity::new`)
+            Activation::Erf | Activation::Tanh | Activation::Custom(_) => Ok(()),
+            Activation::Linear | Activation::Relu | Activation::Gelu | Activation::Softplus => {
+                // M = C^{-1} + hatPhi, via C = L L^T: M ~ I + L^T hatPhi L (congruent, same inertia)
+                let mut t = Mat::<f64>::zeros(p, p);
+                matmul(t.as_mut(), Accum::Replace, phat, lf.as_ref(), 1.0, par);
+                let mut m = Mat::<f64>::identity(p, p);
+                matmul(m.as_mut(), Accum::Add, lf.transpose(), t.as_ref(), 1.0, par);
+                let m = Mat::from_fn(p, p, |i, j| 0.5 * (m[(i, j)] + m[(j, i)]));
+                let (w, _) = symmetric_eigen("hat_phi", m.as_ref(), par)?;
+                if w[0] > 0.0 {
+                    return Ok(()); // positive definite: normalizable for any phi with |phi(h)| <= |h|-like growth
                 }
-                s
-            };
-            let mut cands: Vec<Vec<f64>> = vec![vec![1.0; p]];
-            for i in 0..p {
-                let mut e = vec![0.0; p];
-                e[i] = 1.0;
-                cands.push(e);
-            }
-            // positive and negative parts of the most negative eigenvector of C^-1 + hatPhi
-            let cphat = Mat::from_fn(p, p, |i, j| ci[(i, j)] + phat[(i, j)]);
-            let (_, v) = symmetric_eigen("hat_phi", cphat.as_ref(), par)?;
-            cands.push((0..p).map(|i| v[(i, 0)].max(0.0)).collect());
-            cands.push((0..p).map(|i| (-v[(i, 0)]).max(0.0)).collect());
-            if let Some(h) = cands.iter().find(|h| h.iter().any(|x| *x > 0.0) && quad(h) <= 0.0) {
-                let nz = h.iter().filter(|x| **x > 0.0).count();
-                return bad(format!(
-                    "h^T (C^-1 + hatPhi) h = {:.3e} <= 0 along a direction with {nz} positive entries, where \
+                if matches!(act, Activation::Linear) {
+                    return bad(format!(
+                        "C^-1 + hatPhi has eigenvalue {:.3e} <= 0 (in whitened units)",
+                        w[0]
+                    ));
+                }
+                // relu-like: phi(h)^T hatPhi phi(h) >= lambda_min(hatPhi) |h_+|^2 >= -mu |h|^2
+                let (wp, _) = symmetric_eigen("hat_phi", phat, par)?;
+                let (wc, _) = symmetric_eigen("C", c, par)?;
+                let mu = (-wp[0]).max(0.0);
+                if mu * wc[p - 1] < 1.0 {
+                    return Ok(());
+                }
+                // Witness search on the positive orthant, where relu(h) = h: M restricted to h >= 0.
+                let ci = {
+                    let mut inv = Mat::<f64>::identity(p, p);
+                    crate::linalg::cholesky_solve_in_place(lf.as_ref(), inv.as_mut(), par)?;
+                    inv
+                };
+                let quad = |h: &[f64]| -> f64 {
+                    let mut s = 0.0;
+                    for i in 0..p {
+                        for j in 0..p {
+                            s += h[i] * (ci[(i, j)] + phat[(i, j)]) * h[j];
+                        }
+                    }
+                    s
+                };
+                let mut cands: Vec<Vec<f64>> = vec![vec![1.0; p]];
+                for i in 0..p {
+                    let mut e = vec![0.0; p];
+                    e[i] = 1.0;
+                    cands.push(e);
+                }
+                // positive and negative parts of the most negative eigenvector of C^-1 + hatPhi
+                let cphat = Mat::from_fn(p, p, |i, j| ci[(i, j)] + phat[(i, j)]);
+                let (_, v) = symmetric_eigen("hat_phi", cphat.as_ref(), par)?;
+                cands.push((0..p).map(|i| v[(i, 0)].max(0.0)).collect());
+                cands.push((0..p).map(|i| (-v[(i, 0)]).max(0.0)).collect());
+                if let Some(h) = cands.iter().find(|h| h.iter().any(|x| *x > 0.0) && quad(h) <= 0.0) {
+                    let nz = h.iter().filter(|x| **x > 0.0).count();
+                    return bad(format!(
+                        "h^T (C^-1 + hatPhi) h = {:.3e} <= 0 along a direction with {nz} positive entries, where \
                      the tilt grows like |h|^2",
-                    quad(h)
-                ));
+                        quad(h)
+                    ));
+                }
+                Ok(()) // undecided by the witnesses; the sampler's diagnostics are the last line of defence
             }
-            Ok(()) // undecided by the witnesses; the sampler's diagnostics are the last line of defence
         }
     }
 }
@@ -188,12 +218,15 @@ pub fn sample_moments(
         return Err(invalid("n_samples", "n_chains, n_samples and thin must be >= 1"));
     }
     if !(cfg.step_size.is_finite() && cfg.step_size > 0.0) {
-        return Err(invalid("step_size", format!("must be finite and > 0, got {}", cfg.step_size)));
+        return Err(invalid(
+            "step_size",
+            format!("must be finite and > 0, got {}", cfg.step_size),
+        ));
     }
     check_symmetric("C", c)?;
     with_threads(n_threads, |par| -> Result<TiltedMoments> {
-        check_normalizable(act, c, phat, par)?;
         let dens = TiltedDensity::new(act, c, phat, par)?;
+        dens.check_normalizable(c, par)?;
         let p = dens.dim();
         let steps = cfg.burn_in + cfg.n_samples * cfg.thin;
         ctl.set_total((steps * cfg.n_chains) as u64);
@@ -218,7 +251,11 @@ pub fn sample_moments(
                     let s = (2.0 * eta).sqrt();
                     let prop: Vec<f64> = (0..p).map(|i| z[i] - eta * grad[i] + s * xi[i]).collect();
                     let (u2, g2, e2, h2p) = dens.potential(&prop);
-                    let acc = if u2.is_finite() { mala_log_ratio(u, u2, &z, &prop, &grad, &g2, eta).min(0.0).exp() } else { 0.0 };
+                    let acc = if u2.is_finite() {
+                        mala_log_ratio(u, u2, &z, &prop, &grad, &g2, eta).min(0.0).exp()
+                    } else {
+                        0.0
+                    };
                     let take = rng.uniform() < acc;
                     if step >= cfg.burn_in {
                         proposed += 1;
@@ -261,9 +298,18 @@ pub fn sample_moments(
         crate::lazy_kernels::mirror_lower(&mut phi2, p);
         crate::lazy_kernels::mirror_lower(&mut h2, p);
         if phi2.iter().chain(&h2).any(|v| !v.is_finite()) {
-            return Err(AkError::NonFinite { name: "hat_phi", msg: "the sampled moments are not finite".into() });
+            return Err(AkError::NonFinite {
+                name: "hat_phi",
+                msg: "the sampled moments are not finite".into(),
+            });
         }
-        Ok(TiltedMoments { phi2, h2, acceptance, step_size, ess })
+        Ok(TiltedMoments {
+            phi2,
+            h2,
+            acceptance,
+            step_size,
+            ess,
+        })
     })
 }
 
@@ -276,7 +322,14 @@ mod tests {
         let mut rng = Rng::new(seed, 0);
         let a = Mat::from_fn(p, p + 2, |_, _| rng.normal());
         let mut c = Mat::<f64>::zeros(p, p);
-        matmul(c.as_mut(), Accum::Replace, a.as_ref(), a.transpose(), 1.0 / (p + 2) as f64, Par::Seq);
+        matmul(
+            c.as_mut(),
+            Accum::Replace,
+            a.as_ref(),
+            a.transpose(),
+            1.0 / (p + 2) as f64,
+            Par::Seq,
+        );
         c
     }
 
@@ -286,7 +339,14 @@ mod tests {
         let c = spd(p, 1);
         // hatPhi = -0.3 C^{-1}-ish negative tilt stays normalizable: exact <hh^T> = (C^-1 + hatPhi)^-1
         let phat = Mat::from_fn(p, p, |i, j| if i == j { -0.4 } else { 0.05 });
-        let cfg = TiltConfig { n_chains: 4, n_samples: 20000, burn_in: 2000, thin: 2, step_size: 0.5, seed: 3 };
+        let cfg = TiltConfig {
+            n_chains: 4,
+            n_samples: 20000,
+            burn_in: 2000,
+            thin: 2,
+            step_size: 0.5,
+            seed: 3,
+        };
         let m = sample_moments(&Activation::Linear, c.as_ref(), phat.as_ref(), &cfg, 2, no_control()).unwrap();
         let mut ci = Mat::<f64>::identity(p, p);
         let mut l = Mat::<f64>::zeros(p, p);
@@ -299,10 +359,19 @@ mod tests {
         for i in 0..p {
             for j in 0..p {
                 let se = 5.0 * (cov[(i, i)] * cov[(j, j)]).sqrt() / (m.ess / 4.0).sqrt();
-                assert!((m.h2[i * p + j] - cov[(i, j)]).abs() < se, "({i},{j}) {} vs {}", m.h2[i * p + j], cov[(i, j)]);
+                assert!(
+                    (m.h2[i * p + j] - cov[(i, j)]).abs() < se,
+                    "({i},{j}) {} vs {}",
+                    m.h2[i * p + j],
+                    cov[(i, j)]
+                );
             }
         }
-        assert!(m.acceptance.iter().all(|a| (0.4..0.8).contains(a)), "{:?}", m.acceptance);
+        assert!(
+            m.acceptance.iter().all(|a| (0.4..0.8).contains(a)),
+            "{:?}",
+            m.acceptance
+        );
     }
 
     #[test]
@@ -324,7 +393,14 @@ mod tests {
     fn thread_count_does_not_change_moments() {
         let c = spd(5, 4);
         let phat = Mat::from_fn(5, 5, |i, j| if i == j { -0.5 } else { 0.1 });
-        let cfg = TiltConfig { n_chains: 3, n_samples: 500, burn_in: 100, thin: 1, step_size: 0.3, seed: 9 };
+        let cfg = TiltConfig {
+            n_chains: 3,
+            n_samples: 500,
+            burn_in: 100,
+            thin: 1,
+            step_size: 0.3,
+            seed: 9,
+        };
         let a = sample_moments(&Activation::Tanh, c.as_ref(), phat.as_ref(), &cfg, 1, no_control()).unwrap();
         let b = sample_moments(&Activation::Tanh, c.as_ref(), phat.as_ref(), &cfg, 2, no_control()).unwrap();
         assert_eq!(a.phi2, b.phi2);
