@@ -201,8 +201,8 @@ def test_bad_input():
         ak.BayesianMeanField(ak.MLP(depth=1, activation="linear", sigma_w=0.0), temperature=0.1).fit(X, y)
     with pytest.raises(ValueError, match="net"):
         ak.BayesianMeanField(ak.MLP(depth=0, activation="linear"), temperature=0.1).fit(X, y)
-    with pytest.raises(NotImplementedError, match="nonlinear"):
-        ak.BayesianMeanField(ak.MLP(depth=1, activation="tanh"), temperature=0.1).fit(X, y)
+    with pytest.raises(ValueError, match="solver"):   # the linear-only solvers refuse nonlinear nets
+        ak.BayesianMeanField(ak.MLP(depth=1, activation="tanh"), temperature=0.1, solver="closed_form").fit(X, y)
     with pytest.raises(ValueError, match="X"):
         ak.BayesianMeanField(net, temperature=0.1).fit(np.zeros_like(X), y)
     with pytest.raises(RuntimeError, match="not fitted"):

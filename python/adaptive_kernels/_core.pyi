@@ -120,3 +120,22 @@ def tilted_moments(
     step_size: float, seed: int, n_threads: int | None = None, progress: _Progress = None,
 ) -> dict[str, object]: ...
 def tilted_potential(z: _F, c: _F, hat_phi: _F, *, activation: str) -> tuple[float, _F]: ...
+
+# --- sampled (nonlinear) mean-field saddle point (rust/python/src/bayesian_mean_field.rs) ---
+def bmf_tilted_solve(
+    x: _F, y: _F, *, depth: int, activation: str | Callable[[_F], _F], derivative: Callable[[_F], _F] | None,
+    sigma_w: float, sigma_b: float, method: str, quadrature_order: int, gammas: list[float], temperature: float,
+    n_chains: int, n_samples: int, burn_in: int, thin: int, step_size: float, seed: int, tol: float,
+    max_iter: int, krylov: int, forcing: float, min_kish: float, min_trial_kish: float, max_refresh: int,
+    max_stages: int, n_threads: int | None = None, progress: _Progress = None,
+) -> list[dict[str, object]]: ...
+def bmf_tilted_map(
+    k0: _F, y: _F, hidden: list[_F], a: _F, samples: list[_F], c_refs: list[_F], hat_refs: list[_F], *,
+    activation: str, sigma_w: float, sigma_b: float, gamma: float, temperature: float,
+) -> dict[str, object]: ...
+def bmf_tilted_predict(
+    x: _F, y: _F, kernels: list[_F], samples: list[_F], weights: list[_F], x_test: _F, *, depth: int,
+    activation: str | Callable[[_F], _F], derivative: Callable[[_F], _F] | None, sigma_w: float, sigma_b: float,
+    method: str, quadrature_order: int, temperature: float, seed: int, return_var: bool = False,
+    n_threads: int | None = None,
+) -> tuple[_F, _F | None]: ...

@@ -1,8 +1,9 @@
 """Bayesian mean-field adaptive kernels: the infinite-width saddle point of feature-learning
 Bayesian networks in mean-field / muP scaling (Lauditi, Bordelon, Pehlevan 2025).
 
-Only deep *linear* networks are implemented (closed form and a general L-BFGS solver); the
-nonlinear tilted-density solver is not implemented yet.
+Deep *linear* networks: closed form and a general L-BFGS solver. Nonlinear networks: the
+tilted preactivation densities are sampled by MCMC and reweighted, and the conjugate fixed
+point is found by Newton-Krylov with gamma continuation (``solver="sampled"``).
 """
 from __future__ import annotations
 
@@ -18,7 +19,7 @@ from .exceptions import ConvergenceWarning, NumericalJitterWarning
 from .lazy_kernels import nngp_kernel
 from .networks import MLP, check_net
 
-_SOLVERS = ("auto", "closed_form", "lbfgs")
+_SOLVERS = ("auto", "closed_form", "lbfgs", "sampled")
 
 
 @dataclass
@@ -76,7 +77,7 @@ class BayesianMeanField:
     Parameters
     ----------
     net : MLP
-        depth >= 1, ``activation="linear"`` (other activations raise ``NotImplementedError``).
+        depth >= 1; any built-in activation (linear, relu, erf, tanh, gelu, softplus).
     gamma : float > 0
         Richness.
     temperature : float > 0
@@ -91,12 +92,24 @@ class BayesianMeanField:
         For L >= 2 F can have several stationary points; the global minimum is returned and all
         are listed in ``stationary_points_``. ``"lbfgs"``: L-BFGS over whitened Cholesky factors
         of the kernels from the NNGP start (any sigma_b, any outputs); it finds the local minimum
-        reached from there (the branch connected to gamma -> 0). ``"auto"``: the closed form
-        where it applies.
+        reached from there (the branch connected to gamma -> 0). ``"sampled"`` (nonlinear
+        networks; also accepted for linear ones, as a check): each layer's tilted density
+        ``N(h; 0, C^{l-1}) exp(-phi(h)^T hatPhi_l phi(h) / 2)`` is sampled by parallel MALA chains,
+        the samples are reweighted (log-domain, common random numbers) to the current conjugates,
+        and the fixed point of ``Phi^l = <phi phi^T>``, ``hatPhi_L = -gamma^2 A A^T``,
+        ``hatPhi_l = sigma_w^2 C_l^{-1}(C_l - <h h^T>_{l+1}) C_l^{-1}`` is found by Newton-Krylov
+        with continuation in gamma from the NNGP; samples are redrawn at the solution until their
+        Kish effective fraction is >= ``min_kish``. Results carry Monte-Carlo error of order
+        ``1/sqrt(ess_)`` and are fixed by ``seed``. ``"auto"``: the closed form where it
+        applies, L-BFGS for other linear nets, ``"sampled"`` for nonlinear ones.
     tol : float
         L-BFGS stops when ``max_l max |B_l^T G_l B_l| < tol`` (``G_l = dF/dPhi^l``,
         ``B_l B_l^T = Phi^l``): the stationarity condition relative to the current kernel.
     max_iter : int
+    n_chains, n_samples, burn_in, thin, step_size, seed :
+        MCMC settings of the sampled solver (per layer and draw: ``n_chains * n_samples`` samples).
+    min_kish : float in (0, 1]
+        The sampled solver redraws until the reweighted samples keep this Kish fraction.
     n_threads : int, optional
     progress : bool, optional
 
@@ -107,12 +120,24 @@ class BayesianMeanField:
     else None), stationary_points_ ((k, 2): kappa and F at every stationary point of the closed
     form), support_rank_ (rank of K^0; with P > d + 1 the kernels live on its support),
     dual_coef_ ((P, C): ``(Phi^L + T I)^{-1} Y``), X_train_, y_train_, n_features_in_.
+    Sampled solver also: ess_ (per layer: MCMC effective sample size x Kish fraction), kish_,
+    acceptance_ (per layer and chain), stages_ (continuation: reached gammas, failed ones
+    negative), n_draws_, samples_ and weights_ (the final weighted samples, used by ``predict``).
     """
 
     def __init__(self, net: MLP, gamma: float = 1.0, *, temperature: float, width: int | None = None,
-                 solver: str = "auto", tol: float = 1e-10, max_iter: int = 5000, n_threads: int | None = None,
+                 solver: str = "auto", tol: float | None = None, max_iter: int | None = None,
+                 n_chains: int = 16, n_samples: int = 1000, burn_in: int = 300, thin: int = 2,
+                 step_size: float = 0.2, seed: int = 0, min_kish: float = 0.9, n_threads: int | None = None,
                  progress: bool | None = None):
         self.net = net
+        self.n_chains = n_chains
+        self.n_samples = n_samples
+        self.burn_in = burn_in
+        self.thin = thin
+        self.step_size = step_size
+        self.seed = seed
+        self.min_kish = min_kish
         self.gamma = gamma
         self.temperature = temperature
         self.width = width
@@ -128,10 +153,9 @@ class BayesianMeanField:
         net = check_net(net)
         if net.depth < 1:
             raise ValueError("net: the Bayesian mean-field saddle point needs at least one hidden layer (depth >= 1)")
-        if net.activation != "linear":
-            raise NotImplementedError(
-                f"BayesianMeanField: only activation='linear' is implemented (got {net.activation_name!r}); "
-                "the nonlinear tilted-density (MCMC) saddle-point solver is not implemented yet")
+        if callable(net.activation):
+            raise ValueError("net: the Bayesian mean-field solver supports the built-in activations only "
+                             f"(got a callable {net.activation_name!r})")
         if net.sigma_w <= 0:
             raise ValueError(f"net: sigma_w must be > 0, got {net.sigma_w}")
         return net
@@ -144,9 +168,38 @@ class BayesianMeanField:
             check_int("width", self.width, minimum=1)
         if self.solver not in _SOLVERS:
             raise ValueError(f"solver: expected one of {_SOLVERS}, got {self.solver!r}")
-        tol = check_float("tol", self.tol, minimum=0.0, strict=True)
-        max_iter = check_int("max_iter", self.max_iter, minimum=1)
+        if net.activation != "linear" and self.solver in ("closed_form", "lbfgs"):
+            raise ValueError(f"solver: {self.solver!r} needs activation='linear'; use 'sampled' (or 'auto') for "
+                             f"{net.activation_name!r}")
+        sampled = self._sampled(net, self.solver)
+        tol = check_float("tol", (1e-8 if sampled else 1e-10) if self.tol is None else self.tol, minimum=0.0,
+                          strict=True)
+        max_iter = check_int("max_iter", (50 if sampled else 5000) if self.max_iter is None else self.max_iter,
+                             minimum=1)
         return net, gamma, T, tol, max_iter, check_n_threads(self.n_threads)
+
+    @staticmethod
+    def _sampled(net, solver) -> bool:
+        return solver == "sampled" or (solver == "auto" and net.activation != "linear")
+
+    def _sampler_args(self) -> dict:
+        mk = check_float("min_kish", self.min_kish, minimum=0.0, strict=True)
+        if mk > 1:
+            raise ValueError(f"min_kish: must be in (0, 1], got {mk}")
+        return dict(n_chains=check_int("n_chains", self.n_chains, minimum=1),
+                    n_samples=check_int("n_samples", self.n_samples, minimum=2),
+                    burn_in=check_int("burn_in", self.burn_in, minimum=0), thin=check_int("thin", self.thin, minimum=1),
+                    step_size=check_float("step_size", self.step_size, minimum=0.0, strict=True),
+                    seed=check_int("seed", self.seed, minimum=0), min_kish=mk)
+
+    def _solve_sampled(self, net, X, Y, gammas, T, tol, max_iter, threads, progress):
+        kw = self._sampler_args()
+        work = float(X.shape[0]) ** 2 * kw["n_chains"] * (kw["burn_in"] + kw["n_samples"] * kw["thin"]) * 10
+        with progress_bar(progress, "mean-field saddle point (sampled)", work * net.depth * 3) as cb:
+            return _core.bmf_tilted_solve(X, Y, gammas=[float(g) for g in gammas], temperature=float(T), tol=tol,
+                                          max_iter=max_iter, krylov=30, forcing=1e-2, min_trial_kish=0.1,
+                                          max_refresh=8, max_stages=40, n_threads=threads, progress=cb,
+                                          **kw, **net._kernel_args())
 
     _data = staticmethod(as_xy)
 
@@ -162,7 +215,10 @@ class BayesianMeanField:
     def fit(self, X, y) -> "BayesianMeanField":
         net, gamma, T, tol, max_iter, threads = self._validate()
         X, Y = self._data(X, y)
-        sol = self._solve(net, X, Y, [gamma], [T], tol, max_iter, self.solver, threads, self.progress)[0]
+        if self._sampled(net, self.solver):
+            sol = self._solve_sampled(net, X, Y, [gamma], T, tol, max_iter, threads, self.progress)[0]
+        else:
+            sol = self._solve(net, X, Y, [gamma], [T], tol, max_iter, self.solver, threads, self.progress)[0]
         self._set_solution(net, X, Y, np.ndim(y) == 1, gamma, T, threads, sol)
         if not self.converged_:
             warnings.warn(
@@ -176,16 +232,34 @@ class BayesianMeanField:
         self.n_features_in_ = X.shape[1]
         self.kernels_ = [np.asarray(k) for k in sol["kernels"]]
         self.conjugates_ = [np.asarray(k) for k in sol["conjugates"]]
-        self.action_ = float(sol["action"])
         self.converged_ = bool(sol["converged"])
         self.n_iter_ = int(sol["n_iter"])
-        self.n_eval_ = int(sol["n_eval"])
         self.residual_ = float(sol["residual"])
         self.residual_history_ = np.asarray(sol["residual_history"])
-        self.solver_ = sol["solver"]
-        self.kappa_ = None if sol["kappa"] is None else float(sol["kappa"])
-        self.stationary_points_ = np.asarray(sol["stationary"]).reshape(-1, 2)
-        self.support_rank_ = int(sol["rank"])
+        if "samples" in sol:   # sampled solver: no action value (ln Z is not estimated)
+            self.action_ = None
+            self.n_eval_ = None
+            self.solver_ = "sampled"
+            self.kappa_ = None
+            self.stationary_points_ = np.zeros((0, 2))
+            self.support_rank_ = X.shape[0]
+            self.gamma_reached_ = float(sol["gamma"])
+            self.ess_ = np.asarray(sol["ess"])
+            self.kish_ = np.asarray(sol["kish"])
+            self.acceptance_ = [np.asarray(a) for a in sol["acceptance"]]
+            self.stages_ = np.asarray(sol["stages"])
+            self.n_draws_ = int(sol["n_draws"])
+            self.samples_ = [np.asarray(h) for h in sol["samples"]]
+            self.weights_ = [np.asarray(w) for w in sol["weights"]]
+        else:
+            self.action_ = float(sol["action"])
+            self.n_eval_ = int(sol["n_eval"])
+            self.solver_ = sol["solver"]
+            self.kappa_ = None if sol["kappa"] is None else float(sol["kappa"])
+            self.stationary_points_ = np.asarray(sol["stationary"]).reshape(-1, 2)
+            self.support_rank_ = int(sol["rank"])
+            for a in ("samples_", "weights_"):
+                self.__dict__.pop(a, None)
         self._net, self._gamma, self._T, self._threads = net, gamma, T, threads
         U, jitter, _ = _core.cholesky(self.kernels_[-1], T, n_threads=threads)
         if jitter > 0:
@@ -213,9 +287,15 @@ class BayesianMeanField:
         if return_std and self.width is None:
             raise ValueError("width: predict(return_std=True) needs the network width N (the mean-field posterior "
                              "variance is O(1/N)); pass width=N to BayesianMeanField")
-        mean, var = _core.bmf_predict(self.X_train_, self.y_train_, self.kernels_, X, temperature=self._T,
-                                      return_var=bool(return_std), n_threads=self._threads,
-                                      **self._net._kernel_args())
+        if hasattr(self, "samples_"):
+            mean, var = _core.bmf_tilted_predict(self.X_train_, self.y_train_, self.kernels_, self.samples_,
+                                                 self.weights_, X, temperature=self._T, seed=int(self.seed),
+                                                 return_var=bool(return_std), n_threads=self._threads,
+                                                 **self._net._kernel_args())
+        else:
+            mean, var = _core.bmf_predict(self.X_train_, self.y_train_, self.kernels_, X, temperature=self._T,
+                                          return_var=bool(return_std), n_threads=self._threads,
+                                          **self._net._kernel_args())
         mean = mean[:, 0] if self._y_1d else mean
         if return_std:
             return mean, np.sqrt(var / (self._gamma**2 * check_int("width", self.width, minimum=1)))
@@ -230,6 +310,9 @@ class BayesianMeanField:
         """``(F, [dF/dPhi^l])`` at the given kernels on the fitted data (to inspect the landscape).
         With a singular ``K^0`` both refer to the problem restricted to its support."""
         self._check_fitted()
+        if self._net.activation != "linear":
+            raise NotImplementedError("objective: the action of a nonlinear network needs ln Z of the tilted "
+                                      "densities, which the sampled solver does not estimate")
         ks = [as_matrix("kernels", k) for k in kernels]
         return _core.bmf_objective(self.X_train_, self.y_train_, ks, gamma=self._gamma, temperature=self._T,
                                    n_threads=self._threads, **self._net._kernel_args())
@@ -237,24 +320,29 @@ class BayesianMeanField:
     # -- continuation -----------------------------------------------------------------------
     @classmethod
     def path(cls, net: MLP, X, y, gammas, *, temperature: float, X_test=None, y_test=None, width: int | None = None,
-             solver: str = "auto", tol: float = 1e-10, max_iter: int = 5000, n_threads: int | None = None,
-             progress: bool | None = None) -> MeanFieldPath:
+             solver: str = "auto", tol: float | None = None, max_iter: int | None = None,
+             n_threads: int | None = None, progress: bool | None = None, **sampler) -> MeanFieldPath:
         """Saddle points for each gamma in ``gammas`` (in the given order), each L-BFGS solve
         warm-started from the previous solution (continuation: order them from small to large
         gamma to follow the branch connected to the NNGP). With ``X_test``/``y_test`` also the
         test loss of the mean predictor along the path and that of the gamma -> 0 predictor.
+        ``sampler``: the MCMC settings of the sampled solver (``n_chains``, ``n_samples``, ...).
         """
         gl = [check_float("gammas", g, minimum=0.0, strict=True) for g in np.atleast_1d(np.asarray(gammas, float))]
         if not gl:
             raise ValueError("gammas: the path is empty")
         m0 = cls(net, gl[0], temperature=temperature, width=width, solver=solver, tol=tol, max_iter=max_iter,
-                 n_threads=n_threads)
+                 n_threads=n_threads, **sampler)
         net, _, T, tol, max_iter, threads = m0._validate()
         X, Y = cls._data(X, y)
-        sols = cls._solve(net, X, Y, gl, [T] * len(gl), tol, max_iter, solver, threads, progress)
+        if cls._sampled(net, solver):
+            sols = m0._solve_sampled(net, X, Y, gl, T, tol, max_iter, threads, progress)
+        else:
+            sols = cls._solve(net, X, Y, gl, [T] * len(gl), tol, max_iter, solver, threads, progress)
         models = []
         for g, s in zip(gl, sols):
-            m = cls(net, g, temperature=T, width=width, solver=solver, tol=tol, max_iter=max_iter, n_threads=n_threads)
+            m = cls(net, g, temperature=T, width=width, solver=solver, tol=tol, max_iter=max_iter, n_threads=n_threads,
+                    **sampler)
             m._set_solution(net, X, Y, np.ndim(y) == 1, g, T, threads, s)
             models.append(m)
         out = MeanFieldPath(
@@ -273,13 +361,24 @@ class BayesianMeanField:
             check_same_features("X_test", Xt, X.shape[1])
             out.test_loss = np.array([float(np.mean((np.asarray(m.predict(Xt)).reshape(Yt.shape) - Yt) ** 2))
                                       for m in models])
-            # gamma -> 0: Phi^l is the NNGP kernel of depth l - 1 (the readout carries no sigma_w)
-            nngp = [nngp_kernel(MLP(depth=l, activation="linear", sigma_w=net.sigma_w, sigma_b=net.sigma_b), X,
-                                n_threads=threads) for l in range(net.depth)]
-            mean, _ = _core.bmf_predict(X, Y, nngp, Xt, temperature=T, n_threads=threads, **net._kernel_args())
-            out.nngp_test_loss = float(np.mean((mean - Yt) ** 2))
+            mean = nngp_predict(net, X, Y, Xt, T, threads)
+            out.nngp_test_loss = float(np.mean((mean.reshape(Yt.shape) - Yt) ** 2))
         return out
 
+
+
+def nngp_feature_kernel(net: MLP, X, X2=None, n_threads=None) -> np.ndarray:
+    """gamma -> 0 limit of the last feature kernel ``Phi^L`` (no readout sigma_w):
+    ``(K^L_NNGP - sigma_b^2) / sigma_w^2`` with the library's NNGP kernel of depth L."""
+    K = nngp_kernel(net, X, X2, n_threads=n_threads)
+    return (K - net.sigma_b**2) / net.sigma_w**2
+
+
+def nngp_predict(net: MLP, X, Y, X_test, temperature, n_threads=None) -> np.ndarray:
+    """The gamma -> 0 (NNGP) mean predictor ``Phi^L(*, X)(Phi^L + T I)^{-1} Y`` of the mean-field network."""
+    K = nngp_feature_kernel(net, X, n_threads=n_threads)
+    Kx = nngp_feature_kernel(net, X_test, X, n_threads=n_threads)
+    return Kx @ np.linalg.solve(K + temperature * np.eye(len(K)), np.asarray(Y, float).reshape(len(K), -1))
 
 
 @dataclass
@@ -311,7 +410,7 @@ def tilted_moments(C, hat_phi, *, activation: str = "tanh", n_chains: int = 4, n
     has ``hat_phi = -gamma^2 a a^T``, which *raises* the density along the dual coefficients).
     Sampled by Metropolis-adjusted Langevin chains in whitened coordinates ``h = L z``
     (``C = L L^T``), in parallel, with the step size adapted during burn-in; results depend
-    only on ``seed``. A building block of the nonlinear saddle-point solver (not built yet).
+    only on ``seed``. The building block of the sampled (nonlinear) saddle-point solver.
 
     Raises ``ValueError`` naming ``hat_phi`` when the tilt makes the density non-normalizable
     (exact test for linear phi; for relu, gelu and softplus a sufficient condition plus a search
@@ -343,4 +442,4 @@ def tilted_moments(C, hat_phi, *, activation: str = "tanh", n_chains: int = 4, n
     return out
 
 
-__all__ = ["BayesianMeanField", "MeanFieldPath", "TiltedMoments", "tilted_moments"]
+__all__ = ["BayesianMeanField", "MeanFieldPath", "TiltedMoments", "tilted_moments", "nngp_feature_kernel", "nngp_predict"]

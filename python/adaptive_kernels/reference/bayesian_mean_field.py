@@ -319,3 +319,243 @@ def tilted_moments_quadrature(C, hat_phi, activation, order=80):
     t = W * np.exp(logt - logt.max())
     t /= t.sum()
     return (F * t[:, None]).T @ F, (H * t[:, None]).T @ H
+
+
+# ----------------------------------------------------------------------------------------------
+# nonlinear networks: tilted densities sampled once, reweighted (common random numbers),
+# Newton-Krylov on the conjugate fixed point
+
+def sample_tilted(C, hat_phi, activation, *, n_chains=8, n_samples=500, burn_in=300, thin=2, step_size=0.2,
+                  rng=None):
+    """Draws ``(n_chains * n_samples, P)`` preactivations from ``N(h; 0, C) exp(-phi^T hatPhi phi / 2)``:
+    MALA chains in whitened coordinates, vectorised over chains, step adapted during burn-in
+    towards acceptance 0.574 (the algorithm of the Rust sampler; not its random stream)."""
+    rng = np.random.default_rng(rng)
+    phi, dphi = _phi_and_derivative(activation)
+    Lc = np.linalg.cholesky(C)
+    P = C.shape[0]
+
+    def pot(Z):                                          # Z (chains, P)
+        H = Z @ Lc.T
+        F = phi(H)
+        V = F @ hat_phi
+        U = 0.5 * np.sum(Z * Z, 1) + 0.5 * np.sum(F * V, 1)
+        return U, Z + (dphi(H) * V) @ Lc, H
+
+    Z = rng.standard_normal((n_chains, P))
+    U, G, H = pot(Z)
+    log_eta = np.full(n_chains, np.log(step_size))
+    out = []
+    for step in range(burn_in + n_samples * thin):
+        eta = np.exp(log_eta)[:, None]
+        prop = Z - eta * G + np.sqrt(2 * eta) * rng.standard_normal(Z.shape)
+        U2, G2, H2 = pot(prop)
+        fwd = np.sum((prop - Z + eta * G) ** 2, 1)
+        bwd = np.sum((Z - prop + eta * G2) ** 2, 1)
+        logr = U - U2 - (bwd - fwd) / (4 * eta[:, 0])
+        acc = np.where(np.isfinite(U2), np.exp(np.minimum(logr, 0.0)), 0.0)
+        take = rng.uniform(size=n_chains) < acc
+        if step < burn_in:
+            log_eta += (acc - 0.574) / (step + 10) ** 0.6
+        Z = np.where(take[:, None], prop, Z)
+        U = np.where(take, U2, U)
+        G = np.where(take[:, None], G2, G)
+        H = np.where(take[:, None], H2, H)
+        if step >= burn_in and (step - burn_in) % thin == 0:
+            out.append(H.copy())
+    return np.concatenate(np.swapaxes(np.array(out), 0, 1), axis=0)     # chain-major
+
+
+def base_log_weights(h, C_ref, hat_ref, activation):
+    """``+h^T C_ref^{-1} h / 2 + phi^T hatPhi_ref phi / 2``: minus the log density (up to a constant)
+    that the samples ``h`` were drawn from; with it the samples reweight to any other tilt."""
+    phi, _ = _phi_and_derivative(activation)
+    z = linalg.solve_triangular(np.linalg.cholesky(C_ref), h.T, lower=True)
+    F = phi(h)
+    return 0.5 * np.sum(z * z, 0) + 0.5 * np.einsum("sp,pq,sq->s", F, hat_ref, F)
+
+
+def tilted_map(hidden, A, samples, K0, Y, *, activation, sigma_w, sigma_b, gamma, temperature):
+    """One outer iteration with a fixed sample set: the conjugate fixed-point map.
+
+    ``hidden`` = ``[hatPhi_1 .. hatPhi_{L-1}]`` (P, P), ``A`` (P, C) the last layer's dual
+    coefficients (``hatPhi_L = -gamma^2 A A^T``), ``samples`` = L pairs ``(h (S, P), base (S,))``.
+    Forward: layer l's moments are self-normalised importance averages of its samples with log
+    weights ``base - h^T C_{l-1}^{-1} h / 2 - phi^T hatPhi_l phi / 2``, ``C_{l-1} = sigma_w^2 Phi^{l-1} + sigma_b^2``.
+    Backward: ``A' = (Phi^L + T I)^{-1} Y``, ``hatPhi_l' = sigma_w^2 C_l^{-1} (C_l - <h h^T>_{l+1}) C_l^{-1}``.
+
+    Returns ``(hidden', A', kernels, second moments <h h^T>, Kish effective sample fraction per layer)``.
+    """
+    phi, _ = _phi_and_derivative(activation)
+    Y = _targets(Y)
+    L, P = len(samples), Y.shape[0]
+    C = np.asarray(K0, float)
+    kernels, H2, kish, Cs = [], [], [], [C]
+    for l, (h, base) in enumerate(samples):
+        F = phi(h)
+        z = linalg.solve_triangular(np.linalg.cholesky(C), h.T, lower=True)
+        tilt = -gamma**2 * np.sum((F @ A) ** 2, 1) if l == L - 1 else np.einsum("sp,pq,sq->s", F, hidden[l], F)
+        logw = base - 0.5 * np.sum(z * z, 0) - 0.5 * tilt
+        w = np.exp(logw - logw.max())
+        w /= w.sum()
+        kernels.append(F.T @ (w[:, None] * F))
+        H2.append(h.T @ (w[:, None] * h))
+        kish.append(1.0 / (len(w) * np.sum(w * w)))
+        C = sigma_w**2 * kernels[-1] + sigma_b**2
+        Cs.append(C)
+    A_new = np.linalg.solve(kernels[-1] + temperature * np.eye(P), Y)
+    hidden_new = []
+    for l in range(L - 1):
+        Ci = np.linalg.inv(Cs[l + 1])
+        m = sigma_w**2 * Ci @ (Cs[l + 1] - H2[l + 1]) @ Ci
+        hidden_new.append(0.5 * (m + m.T))
+    return hidden_new, A_new, kernels, H2, np.array(kish)
+
+
+def _pack(hidden, A):
+    return np.concatenate([m.ravel() for m in hidden] + [A.ravel()])
+
+
+def _unpack(x, L, P, C):
+    hidden = [x[l * P * P:(l + 1) * P * P].reshape(P, P) for l in range(L - 1)]
+    return [0.5 * (m + m.T) for m in hidden], x[(L - 1) * P * P:].reshape(P, C)
+
+
+def _gmres(matvec, b, tol, m):
+    """Unrestarted GMRES(m) from 0 (Arnoldi with modified Gram-Schmidt, Givens-free least squares)."""
+    beta = np.linalg.norm(b)
+    if beta == 0:
+        return np.zeros_like(b)
+    V = [b / beta]
+    Hm = np.zeros((m + 1, m))
+    for j in range(m):
+        w = matvec(V[j])
+        for i in range(j + 1):
+            Hm[i, j] = w @ V[i]
+            w = w - Hm[i, j] * V[i]
+        Hm[j + 1, j] = np.linalg.norm(w)
+        e = np.zeros(j + 2)
+        e[0] = beta
+        y, *_ = np.linalg.lstsq(Hm[:j + 2, :j + 1], e, rcond=None)
+        if np.linalg.norm(Hm[:j + 2, :j + 1] @ y - e) <= tol * beta or Hm[j + 1, j] <= 1e-14 * beta:
+            break
+        V.append(w / Hm[j + 1, j])
+    return np.array(V[:len(y)]).T @ y
+
+
+def newton_krylov(residual, x0, *, tol=1e-9, max_iter=50, krylov=30, forcing=1e-2):
+    """Inexact Newton on ``r(x) = 0`` with finite-difference Jacobian-vector products, GMRES(krylov)
+    to relative tolerance ``forcing``, and backtracking on ``|r|``. ``residual(x)`` returns
+    ``(r, measure)``, with ``r = None`` where x is inadmissible (then the step is halved); stops
+    when ``measure < tol`` or no step decreases ``|r|``. Returns ``(x, n_iter, measure history)``."""
+    x = x0.copy()
+    r, meas = residual(x)
+    if r is None:
+        raise ValueError("newton_krylov: the starting point is inadmissible")
+    hist = [meas]
+    for it in range(max_iter):
+        if meas < tol:
+            return x, it, hist
+        nx = max(np.linalg.norm(x), 1.0)
+
+        def jv(v):
+            eps = 1e-7 * nx / max(np.linalg.norm(v), 1e-300)
+            rv = residual(x + eps * v)[0]
+            return np.zeros_like(r) if rv is None else (rv - r) / eps
+
+        d = _gmres(jv, -r, forcing, krylov)
+        t, nr = 1.0, np.linalg.norm(r)
+        for _ in range(30):
+            xn = x + t * d
+            rn, mn = residual(xn)
+            if rn is not None and np.linalg.norm(rn) <= (1 - 1e-4 * t) * nr:
+                break
+            t *= 0.5
+        else:
+            return x, it, hist
+        x, r, meas = xn, rn, mn
+        hist.append(meas)
+    return x, max_iter, hist
+
+
+def _measure(hidden, A, hidden_new, A_new, Cs):
+    """Dimensionless residual: ``max |L^T (hatPhi' - hatPhi) L|`` (``C = L L^T`` the layer's prior,
+    i.e. the change of the whitened tilt) over hidden layers, and ``max |A' - A| / max |A'|``."""
+    m = np.abs(A_new - A).max() / max(np.abs(A_new).max(), 1e-300)
+    for l, (a, b) in enumerate(zip(hidden, hidden_new)):
+        Lc = np.linalg.cholesky(Cs[l + 1])
+        m = max(m, np.abs(Lc.T @ (b - a) @ Lc).max())
+    return m
+
+
+def solve_tilted(K0, Y, *, activation, depth, sigma_w, sigma_b, gamma, temperature, n_chains=8, n_samples=500,
+                 burn_in=300, thin=2, seed=0, tol=1e-8, max_iter=50, min_kish=0.9, min_trial_kish=0.1, max_refresh=8,
+                 max_stages=40):
+    """Saddle point of a nonlinear network: gamma continuation from the NNGP (Phi-hat = 0); at each
+    stage the tilted densities are sampled at the current iterate, the fixed point of
+    :func:`tilted_map` on those samples is found by :func:`newton_krylov`, and the samples are
+    redrawn at the new iterate until their Kish fraction is >= ``min_kish`` in every layer.
+    Returns a dict (kernels, hidden, A, samples, converged, n_iter, residual, kish, stages)."""
+    Y = _targets(Y)
+    P, C, L = Y.shape[0], Y.shape[1], depth
+    rng = np.random.default_rng(seed)
+    kw = dict(activation=activation, sigma_w=sigma_w, sigma_b=sigma_b, temperature=temperature)
+
+    def draw(hidden, A, g):
+        Cl, samples = np.asarray(K0, float), []
+        for l in range(L):
+            hat = -g**2 * A @ A.T if l == L - 1 else hidden[l]
+            h = sample_tilted(Cl, hat, activation, n_chains=n_chains, n_samples=n_samples, burn_in=burn_in,
+                              thin=thin, rng=rng)
+            samples.append((h, base_log_weights(h, Cl, hat, activation)))
+            f = _phi_and_derivative(activation)[0](h)
+            Cl = sigma_w**2 * f.T @ f / len(h) + sigma_b**2
+        return samples
+
+    def residual_fn(samples, g):
+        def res(x):  # None outside the samples' trust region (Kish fraction < min_trial_kish) or if C is singular
+            hidden, A = _unpack(x, L, P, C)
+            try:
+                hn, An, ks, _, kish = tilted_map(hidden, A, samples, K0, Y, gamma=g, **kw)
+                Cs = [K0] + [sigma_w**2 * k + sigma_b**2 for k in ks]
+                meas = _measure(hidden, A, hn, An, Cs)
+            except np.linalg.LinAlgError:
+                return None, np.inf
+            if kish.min() < min_trial_kish or not np.isfinite(meas):
+                return None, np.inf
+            return _pack(hn, An) - x, meas
+        return res
+
+    x = np.zeros((L - 1) * P * P + P * C)
+    g_done, g_try, n_iter, stages, hist, n_draws = 0.0, gamma, 0, [], [], 0
+    converged = False
+    while len(stages) < max_stages:
+        x_start, ok = x.copy(), False
+        for _ in range(max_refresh):
+            samples = draw(*_unpack(x, L, P, C), g_try)
+            n_draws += 1
+            x_before = x.copy()
+            x, it, h = newton_krylov(residual_fn(samples, g_try), x, tol=tol, max_iter=max_iter)
+            n_iter += it
+            hist += h
+            kish = tilted_map(*_unpack(x, L, P, C), samples, K0, Y, gamma=g_try, **kw)[4]
+            if h[-1] < tol and kish.min() >= min_kish:
+                ok = True
+                break
+            if np.array_equal(x, x_before):
+                break                                   # no progress on fresh samples: the stage fails
+        if ok:
+            stages.append(g_try)
+            g_done = g_try
+            if g_done == gamma:
+                converged = True
+                break
+            g_try = gamma
+        else:
+            x = x_start
+            stages.append(-g_try)                       # failed stage (negative entry)
+            g_try = 0.5 * (g_done + g_try)
+    hidden, A = _unpack(x, L, P, C)
+    hn, An, ks, H2, kish = tilted_map(hidden, A, samples, K0, Y, gamma=g_done, **kw)
+    return dict(kernels=ks, hidden=hidden, A=A, samples=samples, converged=converged, n_iter=n_iter,
+                residual=hist[-1], residual_history=np.array(hist), kish=kish, stages=stages, n_draws=n_draws)

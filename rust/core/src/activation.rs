@@ -77,7 +77,10 @@ impl Activation {
 
     /// Whether `E[phi phi]`/`E[phi' phi']` have a closed form (used with `Method::Auto`).
     pub fn has_closed_form(&self) -> bool {
-        matches!(self, Activation::Linear | Activation::Relu | Activation::Erf)
+        matches!(
+            self,
+            Activation::Linear | Activation::Relu | Activation::Erf
+        )
     }
 
     /// phi(x) for the built-in activations (`None` for `Custom`).
@@ -290,7 +293,8 @@ impl ExpectationGrad<'_> {
         let (w, us, vs, counts) = quadrature_nodes(self.rule, a, b, c);
         let m = w.len();
         let cb = |r: std::result::Result<(), String>| r.map_err(AkError::Callback);
-        let (mut fu, mut fv, mut du, mut dv) = (vec![0.0; m], vec![0.0; m], vec![0.0; m], vec![0.0; m]);
+        let (mut fu, mut fv, mut du, mut dv) =
+            (vec![0.0; m], vec![0.0; m], vec![0.0; m], vec![0.0; m]);
         cb(f.eval(&us, &mut fu))?;
         cb(f.eval(&vs, &mut fv))?;
         cb(f.eval_derivative(&us, &mut du))?;
@@ -313,7 +317,8 @@ impl ExpectationGrad<'_> {
             if !(s0.is_finite() && s1.is_finite() && s2.is_finite()) {
                 return Err(AkError::NonFinite {
                     name: "activation",
-                    msg: "the callable returned non-finite values at Gaussian quadrature nodes".into(),
+                    msg: "the callable returned non-finite values at Gaussian quadrature nodes"
+                        .into(),
                 });
             }
             e[k] = s0;
@@ -480,7 +485,8 @@ impl Expectation<'_> {
         f.eval(&uv, &mut vals).map_err(AkError::Callback)?;
         reduce_pairs(&w, &vals, &counts, out_e, "activation")?;
         if let Some(od) = out_d.as_deref_mut() {
-            f.eval_derivative(&uv, &mut vals).map_err(AkError::Callback)?;
+            f.eval_derivative(&uv, &mut vals)
+                .map_err(AkError::Callback)?;
             reduce_pairs(&w, &vals, &counts, od, "activation_derivative")?;
         }
         Ok(())
@@ -489,8 +495,18 @@ impl Expectation<'_> {
 
 /// All polar-rule nodes of a batch of covariances `(a, b, c)`: weights, u's, v's, and the node
 /// count of each entry. Both signs of the +- fold are separate nodes of weight w.
-fn quadrature_nodes(rule: &PolarRule, a: &[f64], b: &[f64], c: &[f64]) -> (Vec<f64>, Vec<f64>, Vec<f64>, Vec<usize>) {
-    let (mut w, mut us, mut vs, mut counts) = (Vec::new(), Vec::new(), Vec::new(), Vec::with_capacity(c.len()));
+fn quadrature_nodes(
+    rule: &PolarRule,
+    a: &[f64],
+    b: &[f64],
+    c: &[f64],
+) -> (Vec<f64>, Vec<f64>, Vec<f64>, Vec<usize>) {
+    let (mut w, mut us, mut vs, mut counts) = (
+        Vec::new(),
+        Vec::new(),
+        Vec::new(),
+        Vec::with_capacity(c.len()),
+    );
     for k in 0..c.len() {
         let before = w.len();
         rule.for_each_node(a[k], b[k], c[k], |wk, u, v| {
@@ -503,7 +519,13 @@ fn quadrature_nodes(rule: &PolarRule, a: &[f64], b: &[f64], c: &[f64]) -> (Vec<f
     (w, us, vs, counts)
 }
 
-fn reduce_pairs(w: &[f64], vals: &[f64], counts: &[usize], out: &mut [f64], name: &'static str) -> Result<()> {
+fn reduce_pairs(
+    w: &[f64],
+    vals: &[f64],
+    counts: &[usize],
+    out: &mut [f64],
+    name: &'static str,
+) -> Result<()> {
     let m = w.len();
     let (fu, fv) = vals.split_at(m);
     let mut start = 0;
@@ -531,29 +553,58 @@ mod tests {
     #[test]
     fn expectation_gradients_match_finite_differences() {
         let rule = PolarRule::new(64);
-        for act in [Activation::Linear, Activation::Relu, Activation::Erf, Activation::Tanh, Activation::Gelu, Activation::Softplus] {
-            let g = ExpectationGrad { act: &act, rule: &rule };
+        for act in [
+            Activation::Linear,
+            Activation::Relu,
+            Activation::Erf,
+            Activation::Tanh,
+            Activation::Gelu,
+            Activation::Softplus,
+        ] {
+            let g = ExpectationGrad {
+                act: &act,
+                rule: &rule,
+            };
             let eval = |a: f64, b: f64, c: f64| {
                 let (mut e, mut dc, mut da, mut db) = ([0.0], [0.0], [0.0], [0.0]);
-                g.batch(&[a], &[b], &[c], &mut e, &mut dc, &mut da, Some(&mut db)).unwrap();
+                g.batch(&[a], &[b], &[c], &mut e, &mut dc, &mut da, Some(&mut db))
+                    .unwrap();
                 (e[0], dc[0], da[0], db[0])
             };
-            for &(a, b, c) in &[(1.0, 1.0, 0.4), (2.0, 0.5, -0.8), (0.7, 0.9, 0.6), (1.3, 0.2, 0.0)] {
+            for &(a, b, c) in &[
+                (1.0, 1.0, 0.4),
+                (2.0, 0.5, -0.8),
+                (0.7, 0.9, 0.6),
+                (1.3, 0.2, 0.0),
+            ] {
                 let (_, dc, da, db) = eval(a, b, c);
                 let h = 1e-5;
                 let fdc = (eval(a, b, c + h).0 - eval(a, b, c - h).0) / (2.0 * h);
                 let fda = (eval(a + h, b, c).0 - eval(a - h, b, c).0) / (2.0 * h);
                 let fdb = (eval(a, b + h, c).0 - eval(a, b - h, c).0) / (2.0 * h);
-                assert!((dc - fdc).abs() < 1e-6, "{act:?} dc {a} {b} {c}: {dc} vs {fdc}");
-                assert!((da - fda).abs() < 1e-6, "{act:?} da {a} {b} {c}: {da} vs {fda}");
-                assert!((db - fdb).abs() < 1e-6, "{act:?} db {a} {b} {c}: {db} vs {fdb}");
+                assert!(
+                    (dc - fdc).abs() < 1e-6,
+                    "{act:?} dc {a} {b} {c}: {dc} vs {fdc}"
+                );
+                assert!(
+                    (da - fda).abs() < 1e-6,
+                    "{act:?} da {a} {b} {c}: {da} vs {fda}"
+                );
+                assert!(
+                    (db - fdb).abs() < 1e-6,
+                    "{act:?} db {a} {b} {c}: {db} vs {fdb}"
+                );
             }
             // diagonal: dc + 2 da = d/dk E[phi(u)^2]
             let k = 0.8;
             let (_, dc, da, _) = eval(k, k, k);
             let h = 1e-5;
             let fd = (eval(k + h, k + h, k + h).0 - eval(k - h, k - h, k - h).0) / (2.0 * h);
-            assert!((dc + 2.0 * da - fd).abs() < 1e-6, "{act:?} diagonal: {} vs {fd}", dc + 2.0 * da);
+            assert!(
+                (dc + 2.0 * da - fd).abs() < 1e-6,
+                "{act:?} diagonal: {} vs {fd}",
+                dc + 2.0 * da
+            );
         }
     }
 
@@ -561,13 +612,30 @@ mod tests {
     fn quadrature_matches_closed_forms() {
         let rule = PolarRule::new(48);
         for act in [Activation::Linear, Activation::Relu, Activation::Erf] {
-            let ex = Expectation { act: &act, method: Method::Quadrature, rule: &rule };
-            for &(a, b, c) in &[(1.0, 1.0, 0.4), (2.0, 0.5, -0.8), (0.7, 0.7, 0.7), (1.3, 0.2, 0.0)] {
+            let ex = Expectation {
+                act: &act,
+                method: Method::Quadrature,
+                rule: &rule,
+            };
+            for &(a, b, c) in &[
+                (1.0, 1.0, 0.4),
+                (2.0, 0.5, -0.8),
+                (0.7, 0.7, 0.7),
+                (1.3, 0.2, 0.0),
+            ] {
                 let (mut e, mut d) = ([0.0], [0.0]);
                 ex.batch(&[a], &[b], &[c], &mut e, Some(&mut d)).unwrap();
                 let (ce, cd) = closed_form(&act, a, b, c).unwrap();
-                assert!((e[0] - ce).abs() < 1e-9, "{act:?} {a} {b} {c}: {} vs {ce}", e[0]);
-                assert!((d[0] - cd).abs() < 1e-9, "{act:?} deriv {a} {b} {c}: {} vs {cd}", d[0]);
+                assert!(
+                    (e[0] - ce).abs() < 1e-9,
+                    "{act:?} {a} {b} {c}: {} vs {ce}",
+                    e[0]
+                );
+                assert!(
+                    (d[0] - cd).abs() < 1e-9,
+                    "{act:?} deriv {a} {b} {c}: {} vs {cd}",
+                    d[0]
+                );
             }
         }
     }

@@ -16,7 +16,14 @@ use rayon::prelude::*;
 
 fn square(name: &'static str, k: MatRef<'_, f64>) -> Result<usize> {
     if k.nrows() != k.ncols() || k.nrows() == 0 {
-        return Err(shape(name, format!("must be a non-empty square matrix, got ({}, {})", k.nrows(), k.ncols())));
+        return Err(shape(
+            name,
+            format!(
+                "must be a non-empty square matrix, got ({}, {})",
+                k.nrows(),
+                k.ncols()
+            ),
+        ));
     }
     Ok(k.nrows())
 }
@@ -45,7 +52,10 @@ impl Scale {
         };
         let k = -e; // in [-1023, 1074]
         let (k1, k2) = (k / 2, k - k / 2);
-        Scale { f1: pow2(k1), f2: pow2(k2) }
+        Scale {
+            f1: pow2(k1),
+            f2: pow2(k2),
+        }
     }
     #[inline(always)]
     fn apply(self, x: f64) -> f64 {
@@ -75,8 +85,13 @@ fn max_abs(name: &'static str, a: MatRef<'_, f64>) -> Result<f64> {
         })
         .collect();
     if let Some(i) = rows.iter().position(|r| r.1) {
-        let j = (0..a.ncols()).position(|j| !a[(i, j)].is_finite()).unwrap_or(0);
-        return Err(invalid(name, format!("contains a non-finite value (NaN or inf) at ({i}, {j})")));
+        let j = (0..a.ncols())
+            .position(|j| !a[(i, j)].is_finite())
+            .unwrap_or(0);
+        return Err(invalid(
+            name,
+            format!("contains a non-finite value (NaN or inf) at ({i}, {j})"),
+        ));
     }
     Ok(rows.iter().fold(0.0f64, |m, r| m.max(r.0)))
 }
@@ -85,7 +100,10 @@ fn max_abs(name: &'static str, a: MatRef<'_, f64>) -> Result<f64> {
 pub fn kernel_alignment(k: MatRef<'_, f64>, y: MatRef<'_, f64>) -> Result<f64> {
     let p = square("K", k)?;
     if y.nrows() != p {
-        return Err(shape("y", format!("has {} rows, K is {p} x {p}", y.nrows())));
+        return Err(shape(
+            "y",
+            format!("has {} rows, K is {p} x {p}", y.nrows()),
+        ));
     }
     let c = y.ncols();
     if c == 0 {
@@ -133,7 +151,10 @@ pub fn kernel_alignment(k: MatRef<'_, f64>, y: MatRef<'_, f64>) -> Result<f64> {
     // After rescaling kk >= 1 and yy >= 1 (the largest entry is in [1, 2)).
     let den = kk.sqrt() * yy.sqrt();
     if den == 0.0 || !den.is_finite() {
-        return Err(invalid(if kk == 0.0 { "K" } else { "y" }, "is identically zero; alignment undefined"));
+        return Err(invalid(
+            if kk == 0.0 { "K" } else { "y" },
+            "is identically zero; alignment undefined",
+        ));
     }
     Ok(num / den)
 }
@@ -142,10 +163,14 @@ pub fn kernel_alignment(k: MatRef<'_, f64>, y: MatRef<'_, f64>) -> Result<f64> {
 fn means(k: MatRef<'_, f64>, s: Scale) -> (Vec<f64>, Vec<f64>, f64) {
     let p = k.nrows();
     let pf = p as f64;
-    let row: Vec<f64> =
-        (0..p).into_par_iter().map(|i| (0..p).map(|j| s.apply(k[(i, j)])).sum::<f64>() / pf).collect();
-    let col: Vec<f64> =
-        (0..p).into_par_iter().map(|j| (0..p).map(|i| s.apply(k[(i, j)])).sum::<f64>() / pf).collect();
+    let row: Vec<f64> = (0..p)
+        .into_par_iter()
+        .map(|i| (0..p).map(|j| s.apply(k[(i, j)])).sum::<f64>() / pf)
+        .collect();
+    let col: Vec<f64> = (0..p)
+        .into_par_iter()
+        .map(|j| (0..p).map(|i| s.apply(k[(i, j)])).sum::<f64>() / pf)
+        .collect();
     let grand = row.iter().sum::<f64>() / pf;
     (row, col, grand)
 }
@@ -154,12 +179,18 @@ fn means(k: MatRef<'_, f64>, s: Scale) -> (Vec<f64>, Vec<f64>, f64) {
 pub fn cka(k1: MatRef<'_, f64>, k2: MatRef<'_, f64>) -> Result<f64> {
     let p = square("K1", k1)?;
     if square("K2", k2)? != p {
-        return Err(shape("K2", format!("must have the same shape as K1 ({p} x {p})")));
+        return Err(shape(
+            "K2",
+            format!("must have the same shape as K1 ({p} x {p})"),
+        ));
     }
     let m1 = max_abs("K1", k1)?;
     let m2 = max_abs("K2", k2)?;
     if m1 == 0.0 || m2 == 0.0 {
-        return Err(invalid(if m1 == 0.0 { "K1" } else { "K2" }, "is constant after centering; CKA undefined"));
+        return Err(invalid(
+            if m1 == 0.0 { "K1" } else { "K2" },
+            "is constant after centering; CKA undefined",
+        ));
     }
     let (s1, s2) = (Scale::new(m1), Scale::new(m2));
     let (r1, c1, g1) = means(k1, s1);
@@ -182,7 +213,10 @@ pub fn cka(k1: MatRef<'_, f64>, k2: MatRef<'_, f64>) -> Result<f64> {
     let x11 = ordered_sum(rows.iter().map(|r| r.1));
     let x22 = ordered_sum(rows.iter().map(|r| r.2));
     if x11 == 0.0 || x22 == 0.0 {
-        return Err(invalid(if x11 == 0.0 { "K1" } else { "K2" }, "is constant after centering; CKA undefined"));
+        return Err(invalid(
+            if x11 == 0.0 { "K1" } else { "K2" },
+            "is constant after centering; CKA undefined",
+        ));
     }
     Ok(x12 / (x11.sqrt() * x22.sqrt()))
 }
@@ -194,7 +228,18 @@ mod tests {
 
     #[test]
     fn scale_is_exact_power_of_two_in_range() {
-        for &m in &[1.0, 1.5, 3.0, 1e200, 1e-200, 1e-300, 5e-324, 1e-310, f64::MAX, f64::MIN_POSITIVE] {
+        for &m in &[
+            1.0,
+            1.5,
+            3.0,
+            1e200,
+            1e-200,
+            1e-300,
+            5e-324,
+            1e-310,
+            f64::MAX,
+            f64::MIN_POSITIVE,
+        ] {
             let s = Scale::new(m);
             let v = s.apply(m);
             assert!((1.0..2.0).contains(&v), "{m}: {v}");
@@ -221,7 +266,11 @@ mod tests {
         // power-of-two scales are exact: bit-identical results
         for &s in &[2f64.powi(700), 2f64.powi(-1000), 2f64.powi(-1070)] {
             let ks = Mat::<f64>::from_fn(3, 3, |i, j| k[(i, j)] * s);
-            assert_eq!(kernel_alignment(ks.as_ref(), y.as_ref()).unwrap(), base, "K*{s}");
+            assert_eq!(
+                kernel_alignment(ks.as_ref(), y.as_ref()).unwrap(),
+                base,
+                "K*{s}"
+            );
         }
         let a = Mat::<f64>::from_fn(3, 3, |i, j| if i == j { [1.0, 2.0, 0.0][i] } else { 0.0 });
         let b = Mat::<f64>::from_fn(3, 3, |i, j| if i == j { [1.0, 0.0, 3.0][i] } else { 0.0 });
@@ -246,7 +295,10 @@ mod tests {
         let mut bad = k.clone();
         bad[(1, 2)] = f64::NAN;
         let e = kernel_alignment(bad.as_ref(), y.as_ref()).unwrap_err();
-        assert!(e.to_string().starts_with("K:") && e.to_string().contains("(1, 2)"), "{e}");
+        assert!(
+            e.to_string().starts_with("K:") && e.to_string().contains("(1, 2)"),
+            "{e}"
+        );
         let ybad = Mat::<f64>::from_fn(3, 1, |i, _| if i == 2 { f64::INFINITY } else { 1.0 });
         let e = kernel_alignment(k.as_ref(), ybad.as_ref()).unwrap_err();
         assert!(e.to_string().starts_with("y:"), "{e}");

@@ -74,7 +74,9 @@ use crate::linalg::symmetric_eigen;
 use crate::threads::with_threads;
 use faer::linalg::matmul::matmul;
 use faer::linalg::matmul::triangular::{self, BlockStructure};
-use faer::linalg::triangular_solve::{solve_lower_triangular_in_place, solve_upper_triangular_in_place};
+use faer::linalg::triangular_solve::{
+    solve_lower_triangular_in_place, solve_upper_triangular_in_place,
+};
 use faer::{Accum, Mat, MatRef, Par, Side};
 
 /// Whitened factors, iterations, evaluations and residual history of an L-BFGS run.
@@ -105,7 +107,10 @@ impl Solver {
             "auto" => Ok(Solver::Auto),
             "closed_form" | "closed-form" => Ok(Solver::ClosedForm),
             "lbfgs" | "l-bfgs" => Ok(Solver::Lbfgs),
-            other => Err(invalid("solver", format!("expected 'auto', 'closed_form' or 'lbfgs', got {other:?}"))),
+            other => Err(invalid(
+                "solver",
+                format!("expected 'auto', 'closed_form' or 'lbfgs', got {other:?}"),
+            )),
         }
     }
     pub fn name(self) -> &'static str {
@@ -130,7 +135,12 @@ pub struct Options {
 
 impl Default for Options {
     fn default() -> Self {
-        Options { tol: 1e-10, max_iter: 5000, solver: Solver::Auto, memory: 0 }
+        Options {
+            tol: 1e-10,
+            max_iter: 5000,
+            solver: Solver::Auto,
+            memory: 0,
+        }
     }
 }
 
@@ -204,16 +214,22 @@ struct Eval {
 
 fn check_gamma_t(gamma: f64, t: f64) -> Result<()> {
     if !(gamma.is_finite() && gamma > 0.0) {
-        return Err(invalid("gamma", format!("must be finite and > 0, got {gamma}")));
+        return Err(invalid(
+            "gamma",
+            format!("must be finite and > 0, got {gamma}"),
+        ));
     }
     if !(t.is_finite() && t > 0.0) {
-        return Err(invalid("temperature", format!("must be finite and > 0, got {t}")));
+        return Err(invalid(
+            "temperature",
+            format!("must be finite and > 0, got {t}"),
+        ));
     }
     Ok(())
 }
 
 /// Lower Cholesky factor of a symmetric positive definite matrix (no jitter), or None.
-fn cholesky(a: MatRef<'_, f64>) -> Option<Mat<f64>> {
+pub(crate) fn cholesky(a: MatRef<'_, f64>) -> Option<Mat<f64>> {
     let llt = a.llt(Side::Lower).ok()?;
     let l = llt.L();
     let n = a.nrows();
@@ -229,7 +245,13 @@ fn cholesky(a: MatRef<'_, f64>) -> Option<Mat<f64>> {
 /// rank-one Cholesky update (O(n^2), stable: an update, never a downdate).
 fn scaled_update(b: &Mat<f64>, s: f64, x: &[f64]) -> Mat<f64> {
     let n = b.nrows();
-    let mut l = Mat::from_fn(n, n, |i, j| if i >= j { s * b[(i, j)] * b[(j, j)].signum() } else { 0.0 });
+    let mut l = Mat::from_fn(n, n, |i, j| {
+        if i >= j {
+            s * b[(i, j)] * b[(j, j)].signum()
+        } else {
+            0.0
+        }
+    });
     if x.iter().all(|v| *v == 0.0) {
         return l;
     }
@@ -255,7 +277,7 @@ fn lower_solve(l: &Mat<f64>, b: MatRef<'_, f64>, par: Par) -> Mat<f64> {
     out
 }
 
-fn symmetrize(m: &mut Mat<f64>) {
+pub(crate) fn symmetrize(m: &mut Mat<f64>) {
     let n = m.nrows();
     for j in 0..n {
         for i in j + 1..n {
@@ -322,30 +344,47 @@ impl<'a> Problem<'a> {
         if !matches!(net.activation, Activation::Linear) {
             return Err(invalid(
                 "net",
-                "only linear activations are implemented; the nonlinear tilted-density solver is not implemented yet",
+                "this solver needs linear activations; nonlinear networks use the sampled solver (bayesian_mean_field_tilted)",
             ));
         }
         if !(net.sigma_w > 0.0) {
-            return Err(invalid("sigma_w", format!("must be > 0, got {}", net.sigma_w)));
+            return Err(invalid(
+                "sigma_w",
+                format!("must be > 0, got {}", net.sigma_w),
+            ));
         }
         let (p, d) = (x.rows, x.cols);
         if y.nrows() != p || y.ncols() == 0 {
             return Err(shape(
                 "y",
-                format!("has shape ({}, {}), expected {p} rows and >= 1 column", y.nrows(), y.ncols()),
+                format!(
+                    "has shape ({}, {}), expected {p} rows and >= 1 column",
+                    y.nrows(),
+                    y.ncols()
+                ),
             ));
         }
         for j in 0..y.ncols() {
             for i in 0..p {
                 if !y[(i, j)].is_finite() {
-                    return Err(invalid("y", format!("contains a non-finite value at ({i}, {j})")));
+                    return Err(invalid(
+                        "y",
+                        format!("contains a non-finite value at ({i}, {j})"),
+                    ));
                 }
             }
         }
         let (sw, sb) = (net.sigma_w, net.sigma_b);
         with_threads(n_threads, |par| {
             let mut k0 = Mat::<f64>::zeros(p, p);
-            matmul(k0.as_mut(), Accum::Replace, x.mat(), x.mat().transpose(), sw * sw / d as f64, par);
+            matmul(
+                k0.as_mut(),
+                Accum::Replace,
+                x.mat(),
+                x.mat().transpose(),
+                sw * sw / d as f64,
+                par,
+            );
             for j in 0..p {
                 for i in 0..p {
                     k0[(i, j)] += sb * sb;
@@ -364,9 +403,18 @@ impl<'a> Problem<'a> {
             let r = keep.len();
             let c = y.ncols();
             let basis = if r == p {
-                let r1 = cholesky(k0.as_ref())
-                    .ok_or_else(|| AkError::NotPositiveDefinite { name: "K^0", msg: "Cholesky failed".into() })?;
-                Basis { u: None, r, ones: vec![1.0; p], y: y.to_owned(), y_perp: 0.0, precond: vec![r1] }
+                let r1 = cholesky(k0.as_ref()).ok_or_else(|| AkError::NotPositiveDefinite {
+                    name: "K^0",
+                    msg: "Cholesky failed".into(),
+                })?;
+                Basis {
+                    u: None,
+                    r,
+                    ones: vec![1.0; p],
+                    y: y.to_owned(),
+                    y_perp: 0.0,
+                    precond: vec![r1],
+                }
             } else {
                 let u = Mat::from_fn(p, r, |i, k| vecs[(i, keep[k])]);
                 let ones: Vec<f64> = (0..r).map(|k| (0..p).map(|i| u[(i, k)]).sum()).collect();
@@ -375,7 +423,14 @@ impl<'a> Problem<'a> {
                 matmul(yp.as_mut(), Accum::Add, u.as_ref(), yr.as_ref(), -1.0, par);
                 let y_perp = frob2(&yp);
                 let r1 = Mat::from_fn(r, r, |i, j| if i == j { lam[keep[i]].sqrt() } else { 0.0 });
-                Basis { u: Some(u), r, ones, y: yr, y_perp, precond: vec![r1] }
+                Basis {
+                    u: Some(u),
+                    r,
+                    ones,
+                    y: yr,
+                    y_perp,
+                    precond: vec![r1],
+                }
             };
             let mut basis = basis;
             let bo: Vec<f64> = basis.ones.iter().map(|v| sb * v).collect();
@@ -383,7 +438,19 @@ impl<'a> Problem<'a> {
                 let next = scaled_update(&basis.precond[l - 1], sw, &bo);
                 basis.precond.push(next);
             }
-            Ok(Problem { depth: net.depth, sigma_w: sw, sigma_b: sb, p, c, x, y, k0, lam, vecs, basis })
+            Ok(Problem {
+                depth: net.depth,
+                sigma_w: sw,
+                sigma_b: sb,
+                p,
+                c,
+                x,
+                y,
+                k0,
+                lam,
+                vecs,
+                basis,
+            })
         })
     }
 
@@ -456,9 +523,23 @@ impl<'a> Problem<'a> {
             None => m.clone(),
             Some(u) => {
                 let mut um = Mat::<f64>::zeros(self.p, self.basis.r);
-                matmul(um.as_mut(), Accum::Replace, u.as_ref(), m.as_ref(), 1.0, par);
+                matmul(
+                    um.as_mut(),
+                    Accum::Replace,
+                    u.as_ref(),
+                    m.as_ref(),
+                    1.0,
+                    par,
+                );
                 let mut out = Mat::<f64>::zeros(self.p, self.p);
-                matmul(out.as_mut(), Accum::Replace, um.as_ref(), u.transpose(), 1.0, par);
+                matmul(
+                    out.as_mut(),
+                    Accum::Replace,
+                    um.as_ref(),
+                    u.transpose(),
+                    1.0,
+                    par,
+                );
                 symmetrize(&mut out);
                 out
             }
@@ -466,11 +547,20 @@ impl<'a> Problem<'a> {
     }
 
     /// Lower factors `B_l` of full kernels (reduced to the support).
-    fn factors_of(&self, name: &'static str, kernels: &[MatRef<'_, f64>], par: Par) -> Result<Vec<Mat<f64>>> {
+    fn factors_of(
+        &self,
+        name: &'static str,
+        kernels: &[MatRef<'_, f64>],
+        par: Par,
+    ) -> Result<Vec<Mat<f64>>> {
         if kernels.len() != self.depth {
             return Err(shape(
                 name,
-                format!("needs one kernel per hidden layer ({}), got {}", self.depth, kernels.len()),
+                format!(
+                    "needs one kernel per hidden layer ({}), got {}",
+                    self.depth,
+                    kernels.len()
+                ),
             ));
         }
         kernels
@@ -513,7 +603,14 @@ impl<'a> Problem<'a> {
     }
 
     /// F and `M_l = B_l^T G_l B_l` at `Phi^l = B_l B_l^T` (reduced); None where F = +inf.
-    fn evaluate(&self, gamma: f64, t: f64, b: &[Mat<f64>], want_conj: bool, par: Par) -> Option<Eval> {
+    fn evaluate(
+        &self,
+        gamma: f64,
+        t: f64,
+        b: &[Mat<f64>],
+        want_conj: bool,
+        par: Par,
+    ) -> Option<Eval> {
         let (r, depth) = (self.basis.r, self.depth);
         for bl in b {
             if (0..r).any(|i| !(bl[(i, i)].is_finite() && bl[(i, i)] != 0.0)) {
@@ -621,7 +718,12 @@ impl<'a> Problem<'a> {
         } else {
             None
         };
-        Some(Eval { f, m, residual, conj })
+        Some(Eval {
+            f,
+            m,
+            residual,
+            conj,
+        })
     }
 
     /// `(F, [dF/dPhi^l])` at full kernels `Phi^l` (P x P). With a singular `K^0` both are those of
@@ -636,10 +738,12 @@ impl<'a> Problem<'a> {
         check_gamma_t(gamma, t)?;
         with_threads(n_threads, |par| {
             let b = self.factors_of("kernels", kernels, par)?;
-            let ev = self.evaluate(gamma, t, &b, false, par).ok_or_else(|| AkError::NonFinite {
-                name: "kernels",
-                msg: "the objective is not finite at these kernels".into(),
-            })?;
+            let ev = self
+                .evaluate(gamma, t, &b, false, par)
+                .ok_or_else(|| AkError::NonFinite {
+                    name: "kernels",
+                    msg: "the objective is not finite at these kernels".into(),
+                })?;
             let grads = b
                 .iter()
                 .zip(&ev.m)
@@ -696,7 +800,11 @@ impl<'a> Problem<'a> {
     /// `(F, dF/dx, residual)` at parameters x (None where F = +inf).
     fn eval_params(&self, gamma: f64, t: f64, x: &[f64], par: Par) -> Option<(f64, Vec<f64>, f64)> {
         let a = self.unpack(x);
-        let b: Vec<Mat<f64>> = a.iter().zip(&self.basis.precond).map(|(al, rl)| tril_product(rl, al, par)).collect();
+        let b: Vec<Mat<f64>> = a
+            .iter()
+            .zip(&self.basis.precond)
+            .map(|(al, rl)| tril_product(rl, al, par))
+            .collect();
         let ev = self.evaluate(gamma, t, &b, false, par)?;
         let r = self.basis.r;
         let mut g = Vec::with_capacity(x.len());
@@ -745,18 +853,38 @@ impl<'a> Problem<'a> {
         closed: Option<(f64, Vec<(f64, f64)>)>,
         par: Par,
     ) -> Result<Solution> {
-        let b: Vec<Mat<f64>> = a.iter().zip(&self.basis.precond).map(|(al, rl)| tril_product(rl, al, par)).collect();
-        let ev = self.evaluate(pt.gamma, pt.temperature, &b, true, par).ok_or_else(|| AkError::NonFinite {
-            name: "kernels",
-            msg: "the saddle-point objective is not finite at the solution".into(),
-        })?;
+        let b: Vec<Mat<f64>> = a
+            .iter()
+            .zip(&self.basis.precond)
+            .map(|(al, rl)| tril_product(rl, al, par))
+            .collect();
+        let ev = self
+            .evaluate(pt.gamma, pt.temperature, &b, true, par)
+            .ok_or_else(|| AkError::NonFinite {
+                name: "kernels",
+                msg: "the saddle-point objective is not finite at the solution".into(),
+            })?;
         let kernels = match kernels {
             Some(k) => k,
-            None => b.iter().map(|bl| self.expand(&a_at(bl.as_ref(), par), par)).collect(),
+            None => b
+                .iter()
+                .map(|bl| self.expand(&a_at(bl.as_ref(), par), par))
+                .collect(),
         };
-        let conjugates = ev.conj.as_ref().unwrap().iter().map(|h| self.expand(h, par)).collect();
-        if kernels.iter().any(|k: &Mat<f64>| (0..self.p).any(|j| k.col_as_slice(j).iter().any(|v| !v.is_finite()))) {
-            return Err(AkError::NonFinite { name: "kernels", msg: "non-finite saddle-point kernels".into() });
+        let conjugates = ev
+            .conj
+            .as_ref()
+            .unwrap()
+            .iter()
+            .map(|h| self.expand(h, par))
+            .collect();
+        if kernels.iter().any(|k: &Mat<f64>| {
+            (0..self.p).any(|j| k.col_as_slice(j).iter().any(|v| !v.is_finite()))
+        }) {
+            return Err(AkError::NonFinite {
+                name: "kernels",
+                msg: "non-finite saddle-point kernels".into(),
+            });
         }
         let (n_iter, n_eval, mut history) = iters;
         if history.is_empty() {
@@ -790,15 +918,26 @@ impl<'a> Problem<'a> {
         let s = sw.powi(2 * (depth - 1));
         let lam: Vec<f64> = self.lam.iter().map(|v| v.max(0.0)).collect();
         let vy = at_b(self.vecs.as_ref(), self.y, Par::Seq);
-        let q: Vec<f64> = (0..self.p).map(|i| (0..self.c).map(|j| vy[(i, j)] * vy[(i, j)]).sum()).collect();
+        let q: Vec<f64> = (0..self.p)
+            .map(|i| (0..self.c).map(|j| vy[(i, j)] * vy[(i, j)]).sum())
+            .collect();
         let lq: f64 = lam.iter().zip(&q).map(|(l, q)| l * q).sum();
         // F1 and the sign function h = dF1/dkappa (1-kappa)^2 / (L/2), both at (kappa, w = 1-kappa)
         let g2 = gamma * gamma;
         let f1 = |kap: f64, w: f64| -> f64 {
             let lnw = if kap < 0.5 { (-kap).ln_1p() } else { w.ln() };
             let wl = (depth as f64 * lnw).exp();
-            let data: f64 =
-                lam.iter().zip(&q).map(|(l, q)| if *l > 0.0 { q * wl / (s * l + t * wl) } else { q / t }).sum();
+            let data: f64 = lam
+                .iter()
+                .zip(&q)
+                .map(|(l, q)| {
+                    if *l > 0.0 {
+                        q * wl / (s * l + t * wl)
+                    } else {
+                        q / t
+                    }
+                })
+                .sum();
             0.5 * depth as f64 * (kap / w + lnw) + 0.5 * g2 * data
         };
         let h = |kap: f64, w: f64| -> f64 {
@@ -874,8 +1013,13 @@ impl<'a> Problem<'a> {
             roots.push(at(0.5 * (lo + hi)));
         }
         let stationary: Vec<(f64, f64)> = roots.iter().map(|&(k, w)| (k, f1(k, w))).collect();
-        let best =
-            stationary.iter().cloned().fold((f64::NAN, f64::INFINITY), |acc, s| if s.1 < acc.1 { s } else { acc });
+        let best = stationary
+            .iter()
+            .cloned()
+            .fold(
+                (f64::NAN, f64::INFINITY),
+                |acc, s| if s.1 < acc.1 { s } else { acc },
+            );
         (best.0, stationary)
     }
 
@@ -887,7 +1031,12 @@ impl<'a> Problem<'a> {
         let u = (-(depth as f64) * lnw).exp();
         // direction of the targets: the column of largest norm (all columns are parallel)
         let jstar = (0..self.c)
-            .map(|j| (j, (0..p).map(|i| self.y[(i, j)] * self.y[(i, j)]).sum::<f64>()))
+            .map(|j| {
+                (
+                    j,
+                    (0..p).map(|i| self.y[(i, j)] * self.y[(i, j)]).sum::<f64>(),
+                )
+            })
             .fold((0, -1.0), |acc, v| if v.1 > acc.1 { v } else { acc })
             .0;
         let mut yh = vec![0.0; p];
@@ -896,15 +1045,32 @@ impl<'a> Problem<'a> {
         }
         let lam: Vec<f64> = self.lam.iter().map(|v| v.max(0.0)).collect();
         // v = K alpha = V diag(lam / (s u lam + T)) V^T y, k = alpha^T K alpha
-        let coef: Vec<f64> = (0..p).map(|k| lam[k] * yh[k] / (s * u * lam[k] + t)).collect();
-        let kk: f64 = (0..p).map(|k| lam[k] * yh[k] * yh[k] / ((s * u * lam[k] + t) * (s * u * lam[k] + t))).sum();
+        let coef: Vec<f64> = (0..p)
+            .map(|k| lam[k] * yh[k] / (s * u * lam[k] + t))
+            .collect();
+        let kk: f64 = (0..p)
+            .map(|k| lam[k] * yh[k] * yh[k] / ((s * u * lam[k] + t) * (s * u * lam[k] + t)))
+            .sum();
         let mut v = Mat::<f64>::zeros(p, 1);
-        matmul(v.as_mut(), Accum::Replace, self.vecs.as_ref(), MatRef::from_column_major_slice(&coef, p, 1), 1.0, par);
+        matmul(
+            v.as_mut(),
+            Accum::Replace,
+            self.vecs.as_ref(),
+            MatRef::from_column_major_slice(&coef, p, 1),
+            1.0,
+            par,
+        );
         (1..=depth)
             .map(|l| {
                 let scale = sw.powi(2 * (l as i32 - 1));
-                let c = if kk > 0.0 { (-(l as f64) * lnw).exp_m1() / kk } else { 0.0 };
-                let mut k = Mat::from_fn(p, p, |i, j| scale * (self.k0[(i, j)] + c * v[(i, 0)] * v[(j, 0)]));
+                let c = if kk > 0.0 {
+                    (-(l as f64) * lnw).exp_m1() / kk
+                } else {
+                    0.0
+                };
+                let mut k = Mat::from_fn(p, p, |i, j| {
+                    scale * (self.k0[(i, j)] + c * v[(i, 0)] * v[(j, 0)])
+                });
                 symmetrize(&mut k);
                 k
             })
@@ -933,11 +1099,21 @@ impl<'a> Problem<'a> {
             }
         }
         let mut alpha = Mat::<f64>::zeros(p, self.c);
-        matmul(alpha.as_mut(), Accum::Replace, self.vecs.as_ref(), vy.as_ref(), 1.0, par);
+        matmul(
+            alpha.as_mut(),
+            Accum::Replace,
+            self.vecs.as_ref(),
+            vy.as_ref(),
+            1.0,
+            par,
+        );
         let aa = a_at(alpha.as_ref(), par);
         (1..=depth)
             .map(|l| {
-                let g = pt.gamma * pt.gamma * (sw * sw).powi((depth - l) as i32) * (-((depth - l) as f64) * lnw).exp();
+                let g = pt.gamma
+                    * pt.gamma
+                    * (sw * sw).powi((depth - l) as i32)
+                    * (-((depth - l) as f64) * lnw).exp();
                 Mat::from_fn(p, p, |i, j| -g * aa[(i, j)])
             })
             .collect()
@@ -954,16 +1130,22 @@ impl<'a> Problem<'a> {
     ) -> Result<LbfgsRun> {
         let (gamma, t) = (pt.gamma, pt.temperature);
         let n = self.n_params();
-        let memory =
-            if opts.memory > 0 { opts.memory } else { ((LBFGS_BYTES / (16.0 * n as f64)) as usize).clamp(5, 30) };
+        let memory = if opts.memory > 0 {
+            opts.memory
+        } else {
+            ((LBFGS_BYTES / (16.0 * n as f64)) as usize).clamp(5, 30)
+        };
         let mut x = self.pack(a0);
-        let (mut f, mut g, mut res) = self.eval_params(gamma, t, &x, par).ok_or_else(|| AkError::NonFinite {
-            name: "kernels",
-            msg: "the objective is not finite at the starting point".into(),
-        })?;
+        let (mut f, mut g, mut res) =
+            self.eval_params(gamma, t, &x, par)
+                .ok_or_else(|| AkError::NonFinite {
+                    name: "kernels",
+                    msg: "the objective is not finite at the starting point".into(),
+                })?;
         let mut n_eval = 1;
         let mut history = vec![res];
-        let mut hist_s: std::collections::VecDeque<(Vec<f64>, Vec<f64>, f64)> = std::collections::VecDeque::new();
+        let mut hist_s: std::collections::VecDeque<(Vec<f64>, Vec<f64>, f64)> =
+            std::collections::VecDeque::new();
         let dot = |a: &[f64], b: &[f64]| -> f64 { a.iter().zip(b).map(|(x, y)| x * y).sum() };
         let mut n_iter = 0;
         while res >= opts.tol && n_iter < opts.max_iter {
@@ -1012,7 +1194,8 @@ impl<'a> Problem<'a> {
                     Some((fnew, gnew, rnew)) => {
                         let gdn = dot(&gnew, &d);
                         let armijo = fnew <= f + c1 * step * gd;
-                        let approx = fnew <= f + 1e-12 * (f.abs() + 1.0) && (2.0 * c1 - 1.0) * gd >= gdn;
+                        let approx =
+                            fnew <= f + 1e-12 * (f.abs() + 1.0) && (2.0 * c1 - 1.0) * gd >= gdn;
                         if !(armijo || approx) {
                             hi = step;
                         } else if gdn < c2 * gd {
@@ -1024,12 +1207,18 @@ impl<'a> Problem<'a> {
                         }
                     }
                 }
-                step = if hi.is_finite() { 0.5 * (lo + hi) } else { 2.0 * step };
+                step = if hi.is_finite() {
+                    0.5 * (lo + hi)
+                } else {
+                    2.0 * step
+                };
                 if hi.is_finite() && hi - lo <= 1e-16 * hi {
                     break;
                 }
             }
-            let Some((step, fnew, gnew, rnew)) = accepted.or(fallback) else { break };
+            let Some((step, fnew, gnew, rnew)) = accepted.or(fallback) else {
+                break;
+            };
             let s: Vec<f64> = d.iter().map(|v| step * v).collect();
             let y: Vec<f64> = gnew.iter().zip(&g).map(|(a, b)| a - b).collect();
             let sy = dot(&s, &y);
@@ -1085,10 +1274,21 @@ impl<'a> Problem<'a> {
             }
             _ => {
                 let r = self.basis.r;
-                let nngp: Vec<Mat<f64>> = (0..self.depth).map(|_| Mat::<f64>::identity(r, r)).collect();
+                let nngp: Vec<Mat<f64>> = (0..self.depth)
+                    .map(|_| Mat::<f64>::identity(r, r))
+                    .collect();
                 let a0 = start.unwrap_or(&nngp);
                 let (a, n_iter, n_eval, history) = self.lbfgs(pt, a0, opts, par, ctl)?;
-                self.finish(pt, a, None, Solver::Lbfgs, opts.tol, (n_iter, n_eval, history), None, par)
+                self.finish(
+                    pt,
+                    a,
+                    None,
+                    Solver::Lbfgs,
+                    opts.tol,
+                    (n_iter, n_eval, history),
+                    None,
+                    par,
+                )
             }
         }
     }
@@ -1107,13 +1307,22 @@ impl<'a> Problem<'a> {
             check_gamma_t(pt.gamma, pt.temperature)?;
         }
         if !(opts.tol.is_finite() && opts.tol > 0.0) {
-            return Err(invalid("tol", format!("must be finite and > 0, got {}", opts.tol)));
+            return Err(invalid(
+                "tol",
+                format!("must be finite and > 0, got {}", opts.tol),
+            ));
         }
         if opts.max_iter == 0 {
             return Err(invalid("max_iter", "must be >= 1"));
         }
         let solver = self.resolve(opts.solver)?;
-        ctl.set_total((if solver == Solver::ClosedForm { 1 } else { opts.max_iter } * points.len()) as u64);
+        ctl.set_total(
+            (if solver == Solver::ClosedForm {
+                1
+            } else {
+                opts.max_iter
+            } * points.len()) as u64,
+        );
         with_threads(n_threads, |par| {
             let mut start: Option<Vec<Mat<f64>>> = match init {
                 Some(k) => {
@@ -1147,10 +1356,16 @@ impl<'a> Problem<'a> {
         ctl: &Control,
     ) -> Result<(Mat<f64>, Option<Vec<f64>>)> {
         if !(t.is_finite() && t > 0.0) {
-            return Err(invalid("temperature", format!("must be finite and > 0, got {t}")));
+            return Err(invalid(
+                "temperature",
+                format!("must be finite and > 0, got {t}"),
+            ));
         }
         if x_test.cols != self.x.cols {
-            return Err(shape("X_test", format!("has {} features, expected {}", x_test.cols, self.x.cols)));
+            return Err(shape(
+                "X_test",
+                format!("has {} features, expected {}", x_test.cols, self.x.cols),
+            ));
         }
         let (r, depth, c) = (self.basis.r, self.depth, self.c);
         let (sw, sb) = (self.sigma_w, self.sigma_b);
@@ -1158,13 +1373,17 @@ impl<'a> Problem<'a> {
         with_threads(n_threads, |par| {
             let b = self.factors_of("kernels", kernels, par)?;
             let lc = self.prior_factors(&b);
-            let w: Vec<Mat<f64>> = (0..depth).map(|l| lower_solve(&lc[l], b[l].as_ref(), par)).collect();
+            let w: Vec<Mat<f64>> = (0..depth)
+                .map(|l| lower_solve(&lc[l], b[l].as_ref(), par))
+                .collect();
             let mut a = a_at(b[depth - 1].as_ref(), par);
             for i in 0..r {
                 a[(i, i)] += t;
             }
-            let lt = cholesky(a.as_ref())
-                .ok_or_else(|| AkError::NotPositiveDefinite { name: "kernels", msg: "Phi^L + T I".into() })?;
+            let lt = cholesky(a.as_ref()).ok_or_else(|| AkError::NotPositiveDefinite {
+                name: "kernels",
+                msg: "Phi^L + T I".into(),
+            })?;
             let mut z = self.basis.y.clone();
             solve_lower_triangular_in_place(lt.as_ref(), z.as_mut(), par);
             solve_upper_triangular_in_place(lt.transpose(), z.as_mut(), par);
@@ -1180,7 +1399,14 @@ impl<'a> Problem<'a> {
                 let xc = xm.subrows(start, nq);
                 // K^0(tr, te) (P x nq), reduced to the support
                 let mut cx_full = Mat::<f64>::zeros(self.p, nq);
-                matmul(cx_full.as_mut(), Accum::Replace, self.x.mat(), xc.transpose(), sw * sw / d, par);
+                matmul(
+                    cx_full.as_mut(),
+                    Accum::Replace,
+                    self.x.mat(),
+                    xc.transpose(),
+                    sw * sw / d,
+                    par,
+                );
                 for j in 0..nq {
                     for i in 0..self.p {
                         cx_full[(i, j)] += sb * sb;
@@ -1191,7 +1417,14 @@ impl<'a> Problem<'a> {
                     Some(u) => at_b(u.as_ref(), cx_full.as_ref(), par),
                 };
                 let mut cdiag: Vec<f64> = (0..nq)
-                    .map(|j| sw * sw * (0..xc.ncols()).map(|k| xc[(j, k)] * xc[(j, k)]).sum::<f64>() / d + sb * sb)
+                    .map(|j| {
+                        sw * sw
+                            * (0..xc.ncols())
+                                .map(|k| xc[(j, k)] * xc[(j, k)])
+                                .sum::<f64>()
+                            / d
+                            + sb * sb
+                    })
                     .collect();
                 let mut cross_t = Mat::<f64>::zeros(r, nq);
                 let mut diag = vec![0.0; nq];
@@ -1200,19 +1433,35 @@ impl<'a> Problem<'a> {
                     let gt = lower_solve(&lc[l], ct.as_ref(), par);
                     let ht = at_b(w[l].as_ref(), gt.as_ref(), par);
                     cross_t = Mat::<f64>::zeros(r, nq);
-                    matmul(cross_t.as_mut(), Accum::Replace, b[l].as_ref(), ht.as_ref(), 1.0, par);
+                    matmul(
+                        cross_t.as_mut(),
+                        Accum::Replace,
+                        b[l].as_ref(),
+                        ht.as_ref(),
+                        1.0,
+                        par,
+                    );
                     for j in 0..nq {
                         let g2: f64 = gt.col_as_slice(j).iter().map(|v| v * v).sum();
                         let h2: f64 = ht.col_as_slice(j).iter().map(|v| v * v).sum();
                         diag[j] = cdiag[j] - g2 + h2;
                     }
                     if l + 1 < depth {
-                        ct = Mat::from_fn(r, nq, |i, j| sw * sw * cross_t[(i, j)] + sb * sb * self.basis.ones[i]);
+                        ct = Mat::from_fn(r, nq, |i, j| {
+                            sw * sw * cross_t[(i, j)] + sb * sb * self.basis.ones[i]
+                        });
                         cdiag = diag.iter().map(|v| sw * sw * v + sb * sb).collect();
                     }
                 }
                 let mut mc = Mat::<f64>::zeros(nq, c);
-                matmul(mc.as_mut(), Accum::Replace, cross_t.transpose(), z.as_ref(), 1.0, par);
+                matmul(
+                    mc.as_mut(),
+                    Accum::Replace,
+                    cross_t.transpose(),
+                    z.as_ref(),
+                    1.0,
+                    par,
+                );
                 for j in 0..c {
                     for i in 0..nq {
                         mean[(start + i, j)] = mc[(i, j)];
@@ -1227,7 +1476,10 @@ impl<'a> Problem<'a> {
                 }
             }
             if (0..c).any(|j| mean.col_as_slice(j).iter().any(|v| !v.is_finite())) {
-                return Err(AkError::NonFinite { name: "X_test", msg: "non-finite predictions".into() });
+                return Err(AkError::NonFinite {
+                    name: "X_test",
+                    msg: "non-finite predictions".into(),
+                });
             }
             Ok((mean, var))
         })
@@ -1243,7 +1495,9 @@ mod tests {
     fn data(p: usize, d: usize, c: usize, seed: u64) -> (Vec<f64>, Mat<f64>) {
         let mut rng = Rng::new(seed, 0);
         let x: Vec<f64> = (0..p * d).map(|_| rng.normal()).collect();
-        let y = Mat::from_fn(p, c, |i, j| (x[i * d] + 0.5 * x[i * d + 1] * (j as f64 + 1.0)).tanh() + 0.2);
+        let y = Mat::from_fn(p, c, |i, j| {
+            (x[i * d] + 0.5 * x[i * d + 1] * (j as f64 + 1.0)).tanh() + 0.2
+        });
         (x, y)
     }
 
@@ -1260,8 +1514,23 @@ mod tests {
     }
 
     fn solve(prob: &Problem<'_>, gamma: f64, t: f64, solver: Solver, n_threads: usize) -> Solution {
-        let opts = Options { solver, tol: 1e-11, ..Default::default() };
-        prob.solve_path(&[Point { gamma, temperature: t }], None, &opts, n_threads, no_control()).unwrap().remove(0)
+        let opts = Options {
+            solver,
+            tol: 1e-11,
+            ..Default::default()
+        };
+        prob.solve_path(
+            &[Point {
+                gamma,
+                temperature: t,
+            }],
+            None,
+            &opts,
+            n_threads,
+            no_control(),
+        )
+        .unwrap()
+        .remove(0)
     }
 
     #[test]
@@ -1269,7 +1538,8 @@ mod tests {
         let (x, y) = data(12, 15, 1, 1);
         for (depth, sw, gamma, t) in [(1, 1.0, 1.0, 0.1), (2, 1.3, 1.5, 0.05), (3, 0.8, 1.0, 0.2)] {
             let net = Mlp::new(depth, Activation::Linear, sw, 0.0);
-            let prob = Problem::new(&net, Rows::new("X", &x, 12, 15).unwrap(), y.as_ref(), 1).unwrap();
+            let prob =
+                Problem::new(&net, Rows::new("X", &x, 12, 15).unwrap(), y.as_ref(), 1).unwrap();
             let cf = solve(&prob, gamma, t, Solver::ClosedForm, 1);
             let lb = solve(&prob, gamma, t, Solver::Lbfgs, 1);
             assert_eq!(cf.stationary.len(), 1, "{:?}", cf.stationary);
@@ -1295,7 +1565,8 @@ mod tests {
             .map(|l| {
                 let g = Mat::from_fn(7, 7, |_, _| rng.normal());
                 let mut k = Mat::from_fn(7, 7, |i, j| {
-                    (1.0 + l as f64) * prob.k0[(i, j)] + 0.1 * (0..7).map(|m| g[(i, m)] * g[(j, m)]).sum::<f64>()
+                    (1.0 + l as f64) * prob.k0[(i, j)]
+                        + 0.1 * (0..7).map(|m| g[(i, m)] * g[(j, m)]).sum::<f64>()
                 });
                 symmetrize(&mut k);
                 k
@@ -1303,7 +1574,9 @@ mod tests {
             .collect();
         let views: Vec<MatRef<'_, f64>> = ks.iter().map(|k| k.as_ref()).collect();
         let (_, grads) = prob.objective(1.3, 0.2, &views, 1).unwrap();
-        let e = Mat::from_fn(7, 7, |i, j| ((i * 7 + j) as f64).sin() + ((j * 7 + i) as f64).sin());
+        let e = Mat::from_fn(7, 7, |i, j| {
+            ((i * 7 + j) as f64).sin() + ((j * 7 + i) as f64).sin()
+        });
         for l in 0..2 {
             let h = 1e-6;
             let mut kp = ks.clone();
@@ -1319,9 +1592,14 @@ mod tests {
                 prob.objective(1.3, 0.2, &v, 1).unwrap().0
             };
             let fd = (f(&kp) - f(&km)) / (2.0 * h);
-            let an: f64 =
-                (0..7).flat_map(|i| (0..7).map(move |j| (i, j))).map(|(i, j)| grads[l][(i, j)] * e[(i, j)]).sum();
-            assert!((fd - an).abs() < 1e-6 * (1.0 + fd.abs()), "{l}: {fd} vs {an}");
+            let an: f64 = (0..7)
+                .flat_map(|i| (0..7).map(move |j| (i, j)))
+                .map(|(i, j)| grads[l][(i, j)] * e[(i, j)])
+                .sum();
+            assert!(
+                (fd - an).abs() < 1e-6 * (1.0 + fd.abs()),
+                "{l}: {fd} vs {an}"
+            );
         }
     }
 
@@ -1359,8 +1637,16 @@ mod tests {
         }
         // the predictor at the training points reproduces Phi^L (Phi^L + T I)^{-1} Y
         let views: Vec<MatRef<'_, f64>> = a.kernels.iter().map(|k| k.as_ref()).collect();
-        let (mean, var) =
-            prob.predict(&views, 0.1, Rows::new("X", &x, 16, 20).unwrap(), true, 1, no_control()).unwrap();
+        let (mean, var) = prob
+            .predict(
+                &views,
+                0.1,
+                Rows::new("X", &x, 16, 20).unwrap(),
+                true,
+                1,
+                no_control(),
+            )
+            .unwrap();
         let mut am = a.kernels[1].clone();
         for i in 0..16 {
             am[(i, i)] += 0.1;

@@ -32,11 +32,18 @@ impl Control {
     pub fn set_total(&self, total: u64) {
         self.total.store(total, Ordering::Relaxed);
     }
+    /// Grows the total (for computations whose amount of work is only known as they go).
+    pub fn add_total(&self, n: u64) {
+        self.total.fetch_add(n, Ordering::Relaxed);
+    }
     pub fn advance(&self, n: u64) {
         self.done.fetch_add(n, Ordering::Relaxed);
     }
     pub fn progress(&self) -> (u64, u64) {
-        (self.done.load(Ordering::Relaxed), self.total.load(Ordering::Relaxed))
+        (
+            self.done.load(Ordering::Relaxed),
+            self.total.load(Ordering::Relaxed),
+        )
     }
 }
 

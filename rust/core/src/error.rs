@@ -31,17 +31,26 @@ pub enum AkError {
 pub type Result<T> = std::result::Result<T, AkError>;
 
 pub(crate) fn invalid(name: &'static str, msg: impl Into<String>) -> AkError {
-    AkError::InvalidArgument { name, msg: msg.into() }
+    AkError::InvalidArgument {
+        name,
+        msg: msg.into(),
+    }
 }
 
 pub(crate) fn shape(name: &'static str, msg: impl Into<String>) -> AkError {
-    AkError::Shape { name, msg: msg.into() }
+    AkError::Shape {
+        name,
+        msg: msg.into(),
+    }
 }
 
 /// Fails with `InvalidArgument` naming `name` unless every entry is finite.
 pub fn check_finite(name: &'static str, data: &[f64]) -> Result<()> {
     match data.iter().position(|v| !v.is_finite()) {
         None => Ok(()),
-        Some(i) => Err(invalid(name, format!("contains a non-finite value (NaN or inf) at flat index {i}"))),
+        Some(i) => Err(invalid(
+            name,
+            format!("contains a non-finite value (NaN or inf) at flat index {i}"),
+        )),
     }
 }

@@ -93,7 +93,9 @@ pub fn gamma_log_norm(a: f64) -> f64 {
     let z = 1.0 / a;
     let z2 = z * z;
     // lgamma(a) = (a - 1/2) ln a - a + ln(2 pi)/2 + sum_n B_2n / (2n (2n-1) a^(2n-1))
-    let series = z * (1.0 / 12.0 - z2 * (1.0 / 360.0 - z2 * (1.0 / 1260.0 - z2 * (1.0 / 1680.0 - z2 / 1188.0))));
+    let series = z
+        * (1.0 / 12.0
+            - z2 * (1.0 / 360.0 - z2 * (1.0 / 1260.0 - z2 * (1.0 / 1680.0 - z2 / 1188.0))));
     0.5 * a.ln() - 0.5 * (2.0 * std::f64::consts::PI).ln() - series
 }
 
@@ -144,12 +146,17 @@ impl Spectrum {
     pub fn anchor(&self, delta: f64) -> Anchor {
         let r = delta.exp();
         let u = self.c * r;
-        Anchor { r, u, s: self.lam.iter().map(|&l| u * l + self.kappa).collect() }
+        Anchor {
+            r,
+            u,
+            s: self.lam.iter().map(|&l| u * l + self.kappa).collect(),
+        }
     }
 
     /// The constants left out of [`Spectrum::log_density`].
     pub fn log_constant(&self) -> f64 {
-        gamma_log_norm(self.a) - 0.5 * (self.lam.len() * self.n_out) as f64 * (2.0 * std::f64::consts::PI).ln()
+        gamma_log_norm(self.a)
+            - 0.5 * (self.lam.len() * self.n_out) as f64 * (2.0 * std::f64::consts::PI).ln()
     }
 
     /// `(g', g'')` in delta: `g' = a(1 - r) + sum_k [-C q/2 + Y q / (2 s)]`,
@@ -180,7 +187,9 @@ impl Spectrum {
             lo -= step;
             it += 1;
             if it > 60 {
-                return Err(non_finite("could not bracket the posterior mode of the kernel scale (from below)"));
+                return Err(non_finite(
+                    "could not bracket the posterior mode of the kernel scale (from below)",
+                ));
             }
         }
         step = 1.0;
@@ -190,14 +199,18 @@ impl Spectrum {
             hi += step;
             it += 1;
             if it > 60 || !hi.exp().is_finite() {
-                return Err(non_finite("could not bracket the posterior mode of the kernel scale (from above)"));
+                return Err(non_finite(
+                    "could not bracket the posterior mode of the kernel scale (from above)",
+                ));
             }
         }
         let mut t = 0.5 * (lo + hi);
         for _ in 0..300 {
             let (d1, d2) = self.derivatives(t);
             if !(d1.is_finite() && d2.is_finite()) {
-                return Err(non_finite("non-finite derivative of the log posterior of the kernel scale"));
+                return Err(non_finite(
+                    "non-finite derivative of the log posterior of the kernel scale",
+                ));
             }
             if d1 == 0.0 {
                 break;
@@ -208,8 +221,13 @@ impl Spectrum {
                 hi = t;
             }
             let newton = t - d1 / d2;
-            let next = if d2 < 0.0 && newton > lo && newton < hi { newton } else { 0.5 * (lo + hi) };
-            let done = (next - t).abs() <= 1e-14 * (1.0 + t.abs()) || hi - lo <= 1e-14 * (1.0 + t.abs());
+            let next = if d2 < 0.0 && newton > lo && newton < hi {
+                newton
+            } else {
+                0.5 * (lo + hi)
+            };
+            let done =
+                (next - t).abs() <= 1e-14 * (1.0 + t.abs()) || hi - lo <= 1e-14 * (1.0 + t.abs());
             t = next;
             if done {
                 break;
@@ -220,7 +238,10 @@ impl Spectrum {
 }
 
 fn non_finite(msg: &str) -> AkError {
-    AkError::NonFinite { name: "kernel_scale", msg: msg.to_string() }
+    AkError::NonFinite {
+        name: "kernel_scale",
+        msg: msg.to_string(),
+    }
 }
 
 /// A reference point of [`Spectrum::log_density_rel`]: `r = u/c`, `u` and `s_k = u lam_k + kappa` there.
@@ -257,9 +278,15 @@ pub fn quadrature(sp: &Spectrum, ctl: &Control) -> Result<Quadrature> {
         let n = nl + nr + 1;
         let offset: Vec<f64> = (0..n).map(|j| (j as f64 - nl as f64) * h).collect();
         let delta: Vec<f64> = offset.iter().map(|o| mode + o).collect();
-        let g: Vec<f64> = offset.par_iter().map(|&o| sp.log_density_rel(&anchor, o)).collect();
+        let g: Vec<f64> = offset
+            .par_iter()
+            .map(|&o| sp.log_density_rel(&anchor, o))
+            .collect();
         if let Some(j) = g.iter().position(|v| v.is_nan() || *v == f64::INFINITY) {
-            return Err(non_finite(&format!("log posterior of the kernel scale is {} at log(u/c) = {}", g[j], delta[j])));
+            return Err(non_finite(&format!(
+                "log posterior of the kernel scale is {} at log(u/c) = {}",
+                g[j], delta[j]
+            )));
         }
         let gmax = g.iter().cloned().fold(f64::NEG_INFINITY, f64::max);
         let left_ok = g[0] - gmax < END_TOL_LOG;
@@ -298,12 +325,22 @@ pub fn quadrature(sp: &Spectrum, ctl: &Control) -> Result<Quadrature> {
 
 fn check_mat(name: &'static str, m: MatRef<'_, f64>) -> Result<()> {
     if m.nrows() == 0 || m.ncols() == 0 {
-        return Err(shape(name, format!("must be a non-empty 2-D array, got shape ({}, {})", m.nrows(), m.ncols())));
+        return Err(shape(
+            name,
+            format!(
+                "must be a non-empty 2-D array, got shape ({}, {})",
+                m.nrows(),
+                m.ncols()
+            ),
+        ));
     }
     for j in 0..m.ncols() {
         for i in 0..m.nrows() {
             if !m[(i, j)].is_finite() {
-                return Err(invalid(name, format!("contains a non-finite value (NaN or inf) at ({i}, {j})")));
+                return Err(invalid(
+                    name,
+                    format!("contains a non-finite value (NaN or inf) at ({i}, {j})"),
+                ));
             }
         }
     }
@@ -315,26 +352,45 @@ impl ExactLinearProblem<'_> {
         check_mat("X", self.x)?;
         check_mat("y", self.y)?;
         if self.y.nrows() != self.x.nrows() {
-            return Err(shape("y", format!("has {} rows but X has {} samples", self.y.nrows(), self.x.nrows())));
+            return Err(shape(
+                "y",
+                format!(
+                    "has {} rows but X has {} samples",
+                    self.y.nrows(),
+                    self.x.nrows()
+                ),
+            ));
         }
         if let Some(xt) = self.x_test {
             check_mat("X_test", xt)?;
             if xt.ncols() != self.x.ncols() {
-                return Err(shape("X_test", format!("has {} features, expected {}", xt.ncols(), self.x.ncols())));
+                return Err(shape(
+                    "X_test",
+                    format!("has {} features, expected {}", xt.ncols(), self.x.ncols()),
+                ));
             }
         }
         if !(self.sigma_w.is_finite() && self.sigma_w > 0.0) {
-            return Err(invalid("sigma_w", format!("must be finite and > 0, got {}", self.sigma_w)));
+            return Err(invalid(
+                "sigma_w",
+                format!("must be finite and > 0, got {}", self.sigma_w),
+            ));
         }
         if self.width == 0 {
             return Err(invalid("width", "must be >= 1"));
         }
         if !(self.temperature.is_finite() && self.temperature > 0.0) {
-            return Err(invalid("temperature", format!("must be finite and > 0, got {}", self.temperature)));
+            return Err(invalid(
+                "temperature",
+                format!("must be finite and > 0, got {}", self.temperature),
+            ));
         }
         if let Parameterization::MeanField { gamma } = self.param {
             if !(gamma.is_finite() && gamma > 0.0) {
-                return Err(invalid("gamma", format!("must be finite and > 0, got {gamma}")));
+                return Err(invalid(
+                    "gamma",
+                    format!("must be finite and > 0, got {gamma}"),
+                ));
             }
         }
         Ok(())
@@ -345,7 +401,10 @@ impl ExactLinearProblem<'_> {
         let n = self.width as f64;
         match self.param {
             Parameterization::Standard => (self.sigma_w * self.sigma_w, self.temperature),
-            Parameterization::MeanField { gamma } => (1.0 / (gamma * gamma * n), self.temperature / (n * gamma * gamma)),
+            Parameterization::MeanField { gamma } => (
+                1.0 / (gamma * gamma * n),
+                self.temperature / (n * gamma * gamma),
+            ),
         }
     }
 }
@@ -360,7 +419,14 @@ fn par_matmul(lhs: MatRef<'_, f64>, rhs: MatRef<'_, f64>, alpha: f64) -> Mat<f64
             let j0 = b * COL_BLOCK;
             let nb = COL_BLOCK.min(n - j0);
             let mut out = Mat::<f64>::zeros(m, nb);
-            faer::linalg::matmul::matmul(out.as_mut(), Accum::Replace, lhs, rhs.subcols(j0, nb), alpha, Par::Seq);
+            faer::linalg::matmul::matmul(
+                out.as_mut(),
+                Accum::Replace,
+                lhs,
+                rhs.subcols(j0, nb),
+                alpha,
+                Par::Seq,
+            );
             out
         })
         .collect();
@@ -373,7 +439,11 @@ enum Points<'a> {
     /// Train points: `a = V diag(lam)`.
     Train { v: MatRef<'a, f64> },
     /// Test points: `a = (s_w^2/d) X_test (X^T V)`, `k** = s_w^2 |x*|^2 / d`.
-    Test { xt: MatRef<'a, f64>, xtv: MatRef<'a, f64>, scale: f64 },
+    Test {
+        xt: MatRef<'a, f64>,
+        xtv: MatRef<'a, f64>,
+        scale: f64,
+    },
 }
 
 /// Shared per-eigenvector posterior moments.
@@ -399,7 +469,12 @@ fn block(pts: Points<'_>, m: &Moments<'_>, r0: usize, nb: usize) -> (Mat<f64>, M
             let a = Mat::from_fn(nb, p, |i, k| v[(r0 + i, k)] * m.lam[k]);
             // (7) train: kappa sum_k e_k^2 lam_k E[rho_k] (no cancellation)
             let cond = (0..nb)
-                .map(|i| m.kappa * (0..p).map(|k| v[(r0 + i, k)] * v[(r0 + i, k)] * m.lam[k] * m.erho[k]).sum::<f64>())
+                .map(|i| {
+                    m.kappa
+                        * (0..p)
+                            .map(|k| v[(r0 + i, k)] * v[(r0 + i, k)] * m.lam[k] * m.erho[k])
+                            .sum::<f64>()
+                })
                 .collect();
             (a, cond)
         }
@@ -417,7 +492,10 @@ fn block(pts: Points<'_>, m: &Moments<'_>, r0: usize, nb: usize) -> (Mat<f64>, M
             // (7) test: E[u] k** - sum_k a_k^2 E[u rho_k]
             let cond = (0..nb)
                 .map(|i| {
-                    let kss = scale * (0..rows.ncols()).map(|l| rows[(i, l)] * rows[(i, l)]).sum::<f64>();
+                    let kss = scale
+                        * (0..rows.ncols())
+                            .map(|l| rows[(i, l)] * rows[(i, l)])
+                            .sum::<f64>();
                     let s: f64 = (0..p).map(|k| a[(i, k)] * a[(i, k)] * m.eurho[k]).sum();
                     (m.eu * kss - s).max(0.0)
                 })
@@ -426,23 +504,44 @@ fn block(pts: Points<'_>, m: &Moments<'_>, r0: usize, nb: usize) -> (Mat<f64>, M
         }
     };
     let mut mean = Mat::<f64>::zeros(nb, n_out);
-    faer::linalg::matmul::matmul(mean.as_mut(), Accum::Replace, a.as_ref(), m.ye.as_ref(), 1.0, Par::Seq);
+    faer::linalg::matmul::matmul(
+        mean.as_mut(),
+        Accum::Replace,
+        a.as_ref(),
+        m.ye.as_ref(),
+        1.0,
+        Par::Seq,
+    );
     let mut var = Mat::<f64>::zeros(nb, n_out);
     let g = m.w.len();
     let mut mu = Mat::<f64>::zeros(nb, g);
     for c in 0..n_out {
         // mean at each node: M = A R_c; Var_u = sum_g w_g (M_g - E M)^2 (centered: no cancellation)
-        faer::linalg::matmul::matmul(mu.as_mut(), Accum::Replace, a.as_ref(), m.r[c].as_ref(), 1.0, Par::Seq);
+        faer::linalg::matmul::matmul(
+            mu.as_mut(),
+            Accum::Replace,
+            a.as_ref(),
+            m.r[c].as_ref(),
+            1.0,
+            Par::Seq,
+        );
         for i in 0..nb {
             let e = mean[(i, c)];
-            let s: f64 = (0..g).map(|j| m.w[j] * (mu[(i, j)] - e) * (mu[(i, j)] - e)).sum();
+            let s: f64 = (0..g)
+                .map(|j| m.w[j] * (mu[(i, j)] - e) * (mu[(i, j)] - e))
+                .sum();
             var[(i, c)] = cond[i] + s;
         }
     }
     (mean, var)
 }
 
-fn predict(pts: Points<'_>, n: usize, m: &Moments<'_>, ctl: &Control) -> Result<(Mat<f64>, Mat<f64>)> {
+fn predict(
+    pts: Points<'_>,
+    n: usize,
+    m: &Moments<'_>,
+    ctl: &Control,
+) -> Result<(Mat<f64>, Mat<f64>)> {
     let blocks: Vec<(Mat<f64>, Mat<f64>)> = (0..n.div_ceil(ROW_BLOCK))
         .into_par_iter()
         .map(|b| {
@@ -463,7 +562,11 @@ fn predict(pts: Points<'_>, n: usize, m: &Moments<'_>, ctl: &Control) -> Result<
 /// Exact posterior of the one-hidden-layer linear network (module docs, eqs. (1)-(8)):
 /// one eigendecomposition of K0, then O(P) per quadrature node for the weights and
 /// O(P (P + Q) C) per node for the mixture variance of the mean.
-pub fn exact_linear_posterior(prob: &ExactLinearProblem<'_>, n_threads: usize, ctl: &Control) -> Result<ExactLinearPosterior> {
+pub fn exact_linear_posterior(
+    prob: &ExactLinearProblem<'_>,
+    n_threads: usize,
+    ctl: &Control,
+) -> Result<ExactLinearPosterior> {
     prob.validate()?;
     let (c, kappa) = prob.scales();
     let (p, d, n_out) = (prob.x.nrows(), prob.x.ncols(), prob.y.ncols());
@@ -484,18 +587,32 @@ pub fn exact_linear_posterior(prob: &ExactLinearProblem<'_>, n_threads: usize, c
         // (At small kappa, Y_k lam_k u / kappa^2 makes the weights sensitive to that noise.)
         let lmax = lam.iter().cloned().fold(0.0, f64::max);
         let cutoff = p as f64 * f64::EPSILON * lmax;
-        let lam: Vec<f64> = lam.into_iter().map(|l| if l > cutoff { l } else { 0.0 }).collect();
+        let lam: Vec<f64> = lam
+            .into_iter()
+            .map(|l| if l > cutoff { l } else { 0.0 })
+            .collect();
         ctl.checkpoint()?;
         // y_k = V^T y (P x C)
         let yk = par_matmul(v.transpose(), prob.y, 1.0);
-        let ysq: Vec<f64> = (0..p).map(|k| (0..n_out).map(|cc| yk[(k, cc)] * yk[(k, cc)]).sum()).collect();
-        let sp = Spectrum { lam: lam.clone(), ysq, n_out, kappa, a: 0.5 * prob.width as f64, c };
+        let ysq: Vec<f64> = (0..p)
+            .map(|k| (0..n_out).map(|cc| yk[(k, cc)] * yk[(k, cc)]).sum())
+            .collect();
+        let sp = Spectrum {
+            lam: lam.clone(),
+            ysq,
+            n_out,
+            kappa,
+            a: 0.5 * prob.width as f64,
+            c,
+        };
         let quad = quadrature(&sp, ctl)?;
         let (dl, w) = (&quad.delta, &quad.weight);
         let g = dl.len();
         // posterior moments of u = c e^delta
         let er: f64 = (0..g).map(|j| w[j] * dl[j].exp()).sum();
-        let vr: f64 = (0..g).map(|j| w[j] * (dl[j].exp() - er) * (dl[j].exp() - er)).sum();
+        let vr: f64 = (0..g)
+            .map(|j| w[j] * (dl[j].exp() - er) * (dl[j].exp() - er))
+            .sum();
         let (erho, eurho): (Vec<f64>, Vec<f64>) = lam
             .par_iter()
             .map(|&l| {
@@ -516,26 +633,52 @@ pub fn exact_linear_posterior(prob: &ExactLinearProblem<'_>, n_threads: usize, c
                     .par_iter()
                     .map(|&t| {
                         let u = c * t.exp();
-                        (0..p).map(|k| yk[(k, cc)] * u / (u * lam[k] + kappa)).collect()
+                        (0..p)
+                            .map(|k| yk[(k, cc)] * u / (u * lam[k] + kappa))
+                            .collect()
                     })
                     .collect();
                 Mat::from_fn(p, g, |k, j| cols[j][k])
             })
             .collect();
-        let m = Moments { lam: &lam, kappa, eu: c * er, erho, eurho, ye, r, w };
+        let m = Moments {
+            lam: &lam,
+            kappa,
+            eu: c * er,
+            erho,
+            eurho,
+            ye,
+            r,
+            w,
+        };
         let (train_mean, train_var) = predict(Points::Train { v: v.as_ref() }, p, &m, ctl)?;
         let (test_mean, test_var) = match prob.x_test {
             Some(xt) => {
                 let xtv = par_matmul(prob.x.transpose(), v.as_ref(), 1.0); // X^T V (d x P)
-                let (tm, tv) = predict(Points::Test { xt, xtv: xtv.as_ref(), scale: s2 }, q, &m, ctl)?;
+                let (tm, tv) = predict(
+                    Points::Test {
+                        xt,
+                        xtv: xtv.as_ref(),
+                        scale: s2,
+                    },
+                    q,
+                    &m,
+                    ctl,
+                )?;
                 (Some(tm), Some(tv))
             }
             None => (None, None),
         };
         let log_evidence = quad.log_integral + sp.log_constant();
-        for (name, val) in [("log_evidence", log_evidence), ("kernel_scale_mean", c * er)] {
+        for (name, val) in [
+            ("log_evidence", log_evidence),
+            ("kernel_scale_mean", c * er),
+        ] {
             if !val.is_finite() {
-                return Err(AkError::NonFinite { name, msg: format!("is {val}") });
+                return Err(AkError::NonFinite {
+                    name,
+                    msg: format!("is {val}"),
+                });
             }
         }
         Ok(ExactLinearPosterior {
@@ -563,15 +706,21 @@ mod tests {
 
     fn data(p: usize, d: usize, seed: u64) -> (Mat<f64>, Mat<f64>, Mat<f64>) {
         // small deterministic pseudo-random data (LCG), teacher y = x.beta + noise
-        let mut s = seed.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+        let mut s = seed
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
         let mut next = || {
-            s = s.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+            s = s
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
             ((s >> 11) as f64 / (1u64 << 53) as f64) * 2.0 - 1.0
         };
         let x = Mat::from_fn(p, d, |_, _| next());
         let xt = Mat::from_fn(3, d, |_, _| next());
         let beta: Vec<f64> = (0..d).map(|_| next()).collect();
-        let y = Mat::from_fn(p, 1, |i, _| (0..d).map(|l| x[(i, l)] * beta[l]).sum::<f64>() + 0.1 * next());
+        let y = Mat::from_fn(p, 1, |i, _| {
+            (0..d).map(|l| x[(i, l)] * beta[l]).sum::<f64>() + 0.1 * next()
+        });
         (x, y, xt)
     }
 
@@ -579,13 +728,20 @@ mod tests {
     fn gp(x: &Mat<f64>, y: &Mat<f64>, xt: &Mat<f64>, u: f64, kappa: f64) -> (Vec<f64>, Vec<f64>) {
         let d = x.ncols() as f64;
         let p = x.nrows();
-        let k = Mat::from_fn(p, p, |i, j| u * (0..x.ncols()).map(|l| x[(i, l)] * x[(j, l)]).sum::<f64>() / d + if i == j { kappa } else { 0.0 });
-        let kc = Mat::from_fn(xt.nrows(), p, |i, j| u * (0..x.ncols()).map(|l| xt[(i, l)] * x[(j, l)]).sum::<f64>() / d);
+        let k = Mat::from_fn(p, p, |i, j| {
+            u * (0..x.ncols()).map(|l| x[(i, l)] * x[(j, l)]).sum::<f64>() / d
+                + if i == j { kappa } else { 0.0 }
+        });
+        let kc = Mat::from_fn(xt.nrows(), p, |i, j| {
+            u * (0..x.ncols()).map(|l| xt[(i, l)] * x[(j, l)]).sum::<f64>() / d
+        });
         let lu = k.partial_piv_lu();
         let alpha = lu.solve(y);
         let kct = kc.transpose().to_owned();
         let sol = lu.solve(&kct);
-        let mean = (0..xt.nrows()).map(|i| (0..p).map(|j| kc[(i, j)] * alpha[(j, 0)]).sum()).collect();
+        let mean = (0..xt.nrows())
+            .map(|i| (0..p).map(|j| kc[(i, j)] * alpha[(j, 0)]).sum())
+            .collect();
         let var = (0..xt.nrows())
             .map(|i| {
                 let kss = u * (0..x.ncols()).map(|l| xt[(i, l)] * xt[(i, l)]).sum::<f64>() / d;
@@ -597,19 +753,32 @@ mod tests {
 
     #[test]
     fn relative_log_density_and_derivatives_are_consistent() {
-        let sp = Spectrum { lam: vec![2.0, 0.5, 1e-3, 0.0], ysq: vec![1.0, 3.0, 0.2, 5.0], n_out: 2, kappa: 0.01, a: 3.5, c: 0.7 };
+        let sp = Spectrum {
+            lam: vec![2.0, 0.5, 1e-3, 0.0],
+            ysq: vec![1.0, 3.0, 0.2, 5.0],
+            n_out: 2,
+            kappa: 0.01,
+            a: 3.5,
+            c: 0.7,
+        };
         let (mode, d2) = sp.mode().unwrap();
         let anchor = sp.anchor(mode);
         assert!(sp.derivatives(mode).0.abs() < 1e-10 && d2 < 0.0);
         for dd in [-3.0, -0.1, 1e-4, 0.5, 2.0] {
             let direct = sp.log_density(mode + dd) - sp.log_density(mode);
-            assert!((sp.log_density_rel(&anchor, dd) - direct).abs() < 1e-11 * (1.0 + direct.abs()), "dd = {dd}");
+            assert!(
+                (sp.log_density_rel(&anchor, dd) - direct).abs() < 1e-11 * (1.0 + direct.abs()),
+                "dd = {dd}"
+            );
             // central differences of g against (g', g'')
             let h = 1e-4;
             let (d1, d2) = sp.derivatives(mode + dd);
             let g = |x: f64| sp.log_density_rel(&anchor, x);
             assert!(((g(dd + h) - g(dd - h)) / (2.0 * h) - d1).abs() < 1e-6 * (1.0 + d1.abs()));
-            assert!(((g(dd + h) - 2.0 * g(dd) + g(dd - h)) / (h * h) - d2).abs() < 1e-4 * (1.0 + d2.abs()));
+            assert!(
+                ((g(dd + h) - 2.0 * g(dd) + g(dd - h)) / (h * h) - d2).abs()
+                    < 1e-4 * (1.0 + d2.abs())
+            );
         }
     }
 
@@ -617,7 +786,10 @@ mod tests {
     fn stirling_normalization_matches_lgamma() {
         for a in [10.0, 12.5, 50.0, 1e3] {
             let direct = a * f64::ln(a) - a - libm::lgamma(a);
-            assert!((gamma_log_norm(a) - direct).abs() < 1e-12 * (1.0 + a), "a = {a}");
+            assert!(
+                (gamma_log_norm(a) - direct).abs() < 1e-12 * (1.0 + a),
+                "a = {a}"
+            );
         }
     }
 
@@ -629,8 +801,19 @@ mod tests {
         // with lam_k the eigenvalues of K0; the posterior -> GP(0, u* K0) with noise kappa.
         let (x, y, xt) = data(8, 3, 1);
         let sw = 1.3;
-        for param in [Parameterization::Standard, Parameterization::MeanField { gamma: 0.7 }] {
-            let prob = ExactLinearProblem { x: x.as_ref(), y: y.as_ref(), x_test: Some(xt.as_ref()), sigma_w: sw, width: 10_000_000, temperature: 0.05, param };
+        for param in [
+            Parameterization::Standard,
+            Parameterization::MeanField { gamma: 0.7 },
+        ] {
+            let prob = ExactLinearProblem {
+                x: x.as_ref(),
+                y: y.as_ref(),
+                x_test: Some(xt.as_ref()),
+                sigma_w: sw,
+                width: 10_000_000,
+                temperature: 0.05,
+                param,
+            };
             let post = exact_linear_posterior(&prob, 2, no_control()).unwrap();
             let (c, kappa) = prob.scales();
             let r = post.kernel_scale_mean / c;
@@ -639,10 +822,13 @@ mod tests {
                 Parameterization::Standard => assert!((r - 1.0).abs() < 1e-5, "{r}"),
                 Parameterization::MeanField { gamma } => {
                     let d = x.ncols() as f64;
-                    let k0 = Mat::from_fn(8, 8, |i, j| sw * sw * (0..3).map(|l| x[(i, l)] * x[(j, l)]).sum::<f64>() / d);
+                    let k0 = Mat::from_fn(8, 8, |i, j| {
+                        sw * sw * (0..3).map(|l| x[(i, l)] * x[(j, l)]).sum::<f64>() / d
+                    });
                     let (lam, v) = symmetric_eigen("K0", k0.as_ref(), Par::Seq).unwrap();
                     let res: f64 = 1.0 - r
-                        + gamma * gamma
+                        + gamma
+                            * gamma
                             * (0..8)
                                 .map(|k| {
                                     let yk: f64 = (0..8).map(|i| v[(i, k)] * y[(i, 0)]).sum();
@@ -650,19 +836,37 @@ mod tests {
                                     yk * yk * l * r / ((r * l + 0.05) * (r * l + 0.05))
                                 })
                                 .sum::<f64>();
-                    assert!(r > 1.1 && res.abs() < 1e-5, "r = {r}, saddle-point residual {res}");
+                    assert!(
+                        r > 1.1 && res.abs() < 1e-5,
+                        "r = {r}, saddle-point residual {res}"
+                    );
                 }
             }
             let (gm, gv) = gp(&x, &y, &xt, post.kernel_scale_mean * sw * sw, kappa);
             let tm = post.test_mean.unwrap();
             let tv = post.test_var.unwrap();
             for i in 0..3 {
-                assert!((tm[(i, 0)] - gm[i]).abs() < 1e-6 * (1.0 + gm[i].abs()), "{} {}", tm[(i, 0)], gm[i]);
+                assert!(
+                    (tm[(i, 0)] - gm[i]).abs() < 1e-6 * (1.0 + gm[i].abs()),
+                    "{} {}",
+                    tm[(i, 0)],
+                    gm[i]
+                );
                 if matches!(param, Parameterization::Standard) {
-                    assert!((tv[(i, 0)] - gv[i]).abs() < 1e-4 * gv[i], "{} {}", tv[(i, 0)], gv[i]);
+                    assert!(
+                        (tv[(i, 0)] - gv[i]).abs() < 1e-4 * gv[i],
+                        "{} {}",
+                        tv[(i, 0)],
+                        gv[i]
+                    );
                 } else {
                     // the conditional variance and Var_u of the mean are both O(1/N) here
-                    assert!(tv[(i, 0)] >= gv[i] * (1.0 - 1e-4) && tv[(i, 0)] < 2.0 * gv[i], "{} {}", tv[(i, 0)], gv[i]);
+                    assert!(
+                        tv[(i, 0)] >= gv[i] * (1.0 - 1e-4) && tv[(i, 0)] < 2.0 * gv[i],
+                        "{} {}",
+                        tv[(i, 0)],
+                        gv[i]
+                    );
                 }
             }
         }
@@ -672,7 +876,15 @@ mod tests {
     fn train_points_as_test_points_agree() {
         // (6)-(7) through the eigenbasis (train) and through X_test (test) must agree
         let (x, y, _) = data(6, 4, 2);
-        let prob = ExactLinearProblem { x: x.as_ref(), y: y.as_ref(), x_test: Some(x.as_ref()), sigma_w: 1.0, width: 3, temperature: 0.01, param: Parameterization::Standard };
+        let prob = ExactLinearProblem {
+            x: x.as_ref(),
+            y: y.as_ref(),
+            x_test: Some(x.as_ref()),
+            sigma_w: 1.0,
+            width: 3,
+            temperature: 0.01,
+            param: Parameterization::Standard,
+        };
         let post = exact_linear_posterior(&prob, 1, no_control()).unwrap();
         let (tm, tv) = (post.test_mean.unwrap(), post.test_var.unwrap());
         for i in 0..6 {
@@ -688,20 +900,48 @@ mod tests {
         let x = Mat::<f64>::zeros(4, 2);
         let y = Mat::<f64>::zeros(4, 1);
         for width in [1, 2, 7, 1000] {
-            let prob = ExactLinearProblem { x: x.as_ref(), y: y.as_ref(), x_test: None, sigma_w: 1.0, width, temperature: 0.3, param: Parameterization::Standard };
+            let prob = ExactLinearProblem {
+                x: x.as_ref(),
+                y: y.as_ref(),
+                x_test: None,
+                sigma_w: 1.0,
+                width,
+                temperature: 0.3,
+                param: Parameterization::Standard,
+            };
             let post = exact_linear_posterior(&prob, 1, no_control()).unwrap();
             let n = width as f64;
-            assert!((post.kernel_scale_mean - 1.0).abs() < 1e-12, "N={width}: {}", post.kernel_scale_mean);
-            assert!((post.kernel_scale_std - (2.0 / n).sqrt()).abs() < 1e-12, "N={width}: {}", post.kernel_scale_std);
+            assert!(
+                (post.kernel_scale_mean - 1.0).abs() < 1e-12,
+                "N={width}: {}",
+                post.kernel_scale_mean
+            );
+            assert!(
+                (post.kernel_scale_std - (2.0 / n).sqrt()).abs() < 1e-12,
+                "N={width}: {}",
+                post.kernel_scale_std
+            );
             let le = -0.5 * 4.0 * (2.0 * std::f64::consts::PI * 0.3).ln();
-            assert!((post.log_evidence - le).abs() < 1e-12, "N={width}: {} vs {le}", post.log_evidence);
+            assert!(
+                (post.log_evidence - le).abs() < 1e-12,
+                "N={width}: {} vs {le}",
+                post.log_evidence
+            );
         }
     }
 
     #[test]
     fn thread_count_does_not_change_results() {
         let (x, y, xt) = data(70, 5, 3);
-        let prob = ExactLinearProblem { x: x.as_ref(), y: y.as_ref(), x_test: Some(xt.as_ref()), sigma_w: 1.0, width: 20, temperature: 0.01, param: Parameterization::MeanField { gamma: 2.0 } };
+        let prob = ExactLinearProblem {
+            x: x.as_ref(),
+            y: y.as_ref(),
+            x_test: Some(xt.as_ref()),
+            sigma_w: 1.0,
+            width: 20,
+            temperature: 0.01,
+            param: Parameterization::MeanField { gamma: 2.0 },
+        };
         let a = exact_linear_posterior(&prob, 1, no_control()).unwrap();
         let b = exact_linear_posterior(&prob, 3, no_control()).unwrap();
         assert_eq!(a.train_mean, b.train_mean);
@@ -713,18 +953,64 @@ mod tests {
     #[test]
     fn bad_arguments_are_named() {
         let (x, y, xt) = data(5, 2, 4);
-        let base = ExactLinearProblem { x: x.as_ref(), y: y.as_ref(), x_test: None, sigma_w: 1.0, width: 3, temperature: 0.1, param: Parameterization::Standard };
-        let name = |p: ExactLinearProblem<'_>| match exact_linear_posterior(&p, 1, no_control()).unwrap_err() {
+        let base = ExactLinearProblem {
+            x: x.as_ref(),
+            y: y.as_ref(),
+            x_test: None,
+            sigma_w: 1.0,
+            width: 3,
+            temperature: 0.1,
+            param: Parameterization::Standard,
+        };
+        let name = |p: ExactLinearProblem<'_>| match exact_linear_posterior(&p, 1, no_control())
+            .unwrap_err()
+        {
             AkError::InvalidArgument { name, .. } | AkError::Shape { name, .. } => name,
             e => panic!("{e:?}"),
         };
         assert_eq!(name(ExactLinearProblem { width: 0, ..base }), "width");
-        assert_eq!(name(ExactLinearProblem { temperature: 0.0, ..base }), "temperature");
-        assert_eq!(name(ExactLinearProblem { temperature: f64::NAN, ..base }), "temperature");
-        assert_eq!(name(ExactLinearProblem { param: Parameterization::MeanField { gamma: -1.0 }, ..base }), "gamma");
-        assert_eq!(name(ExactLinearProblem { sigma_w: 0.0, ..base }), "sigma_w");
-        assert_eq!(name(ExactLinearProblem { y: xt.as_ref().subcols(0, 1), ..base }), "y");
+        assert_eq!(
+            name(ExactLinearProblem {
+                temperature: 0.0,
+                ..base
+            }),
+            "temperature"
+        );
+        assert_eq!(
+            name(ExactLinearProblem {
+                temperature: f64::NAN,
+                ..base
+            }),
+            "temperature"
+        );
+        assert_eq!(
+            name(ExactLinearProblem {
+                param: Parameterization::MeanField { gamma: -1.0 },
+                ..base
+            }),
+            "gamma"
+        );
+        assert_eq!(
+            name(ExactLinearProblem {
+                sigma_w: 0.0,
+                ..base
+            }),
+            "sigma_w"
+        );
+        assert_eq!(
+            name(ExactLinearProblem {
+                y: xt.as_ref().subcols(0, 1),
+                ..base
+            }),
+            "y"
+        );
         let xt3 = Mat::<f64>::zeros(2, 3);
-        assert_eq!(name(ExactLinearProblem { x_test: Some(xt3.as_ref()), ..base }), "X_test");
+        assert_eq!(
+            name(ExactLinearProblem {
+                x_test: Some(xt3.as_ref()),
+                ..base
+            }),
+            "X_test"
+        );
     }
 }

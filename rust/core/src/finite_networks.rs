@@ -64,7 +64,10 @@ impl FiniteMlp {
             return Err(invalid("width", "every width must be >= 1"));
         }
         if matches!(self.activation, Activation::Custom(_)) {
-            return Err(invalid("net", "finite-width simulations need a built-in activation"));
+            return Err(invalid(
+                "net",
+                "finite-width simulations need a built-in activation",
+            ));
         }
         if !(self.sigma_w.is_finite() && self.sigma_w > 0.0) {
             return Err(invalid("sigma_w", "must be finite and > 0"));
@@ -74,7 +77,10 @@ impl FiniteMlp {
         }
         if let Parameterization::MeanField { gamma } = self.param {
             if !(gamma.is_finite() && gamma > 0.0) {
-                return Err(invalid("gamma", format!("must be finite and > 0, got {gamma}")));
+                return Err(invalid(
+                    "gamma",
+                    format!("must be finite and > 0, got {gamma}"),
+                ));
             }
         }
         if self.n_out == 0 || self.d == 0 {
@@ -119,7 +125,13 @@ impl FiniteMlp {
         } else {
             None
         };
-        Layout { w, b, w_out, b_out, len: off }
+        Layout {
+            w,
+            b,
+            w_out,
+            b_out,
+            len: off,
+        }
     }
 
     /// Readout scale: `sigma_w / sqrt(N_L)` (standard) or `1 / (gamma N_L)` (mean field).
@@ -148,7 +160,10 @@ impl FiniteMlp {
             match self.activation {
                 Activation::Relu => dst.iter_mut().zip(src).for_each(|(d, &x)| *d = x.max(0.0)),
                 Activation::Linear => dst.copy_from_slice(src),
-                ref act => dst.iter_mut().zip(src).for_each(|(d, &x)| *d = act.phi(x).unwrap()),
+                ref act => dst
+                    .iter_mut()
+                    .zip(src)
+                    .for_each(|(d, &x)| *d = act.phi(x).unwrap()),
             }
         }
         out
@@ -165,7 +180,10 @@ impl FiniteMlp {
                     }
                 }),
                 Activation::Linear => {}
-                ref act => dst.iter_mut().zip(src).for_each(|(d, &x)| *d *= act.dphi(x).unwrap()),
+                ref act => dst
+                    .iter_mut()
+                    .zip(src)
+                    .for_each(|(d, &x)| *d *= act.dphi(x).unwrap()),
             }
         }
     }
@@ -182,7 +200,14 @@ impl FiniteMlp {
             let inp = if l == 0 { x } else { a[l - 1].as_ref() };
             let mut hl = Mat::<f64>::zeros(p, r);
             let alpha = self.sigma_w / (c as f64).sqrt();
-            faer::linalg::matmul::matmul(hl.as_mut(), Accum::Replace, inp, w.transpose(), alpha, par);
+            faer::linalg::matmul::matmul(
+                hl.as_mut(),
+                Accum::Replace,
+                inp,
+                w.transpose(),
+                alpha,
+                par,
+            );
             if let Some(bo) = lay.b[l] {
                 let b = &theta[bo..bo + r];
                 for j in 0..r {
@@ -196,9 +221,20 @@ impl FiniteMlp {
             h.push(hl);
         }
         let nl = *self.widths.last().unwrap();
-        let wout = MatRef::from_column_major_slice(&theta[lay.w_out..lay.w_out + self.n_out * nl], self.n_out, nl);
+        let wout = MatRef::from_column_major_slice(
+            &theta[lay.w_out..lay.w_out + self.n_out * nl],
+            self.n_out,
+            nl,
+        );
         let mut f = Mat::<f64>::zeros(p, self.n_out);
-        faer::linalg::matmul::matmul(f.as_mut(), Accum::Replace, a[self.depth() - 1].as_ref(), wout.transpose(), self.out_scale(), par);
+        faer::linalg::matmul::matmul(
+            f.as_mut(),
+            Accum::Replace,
+            a[self.depth() - 1].as_ref(),
+            wout.transpose(),
+            self.out_scale(),
+            par,
+        );
         if let Some(bo) = lay.b_out {
             for c in 0..self.n_out {
                 for i in 0..p {
@@ -244,8 +280,19 @@ impl FiniteMlp {
         let so = self.out_scale();
         // readout: dU/dw_out = so r^T a^L (+ decay w_out)
         {
-            let g = MatMut::from_column_major_slice_mut(&mut grad[lay.w_out..lay.w_out + self.n_out * nl], self.n_out, nl);
-            faer::linalg::matmul::matmul(g, Accum::Add, r.transpose(), fw.a[depth - 1].as_ref(), so, par);
+            let g = MatMut::from_column_major_slice_mut(
+                &mut grad[lay.w_out..lay.w_out + self.n_out * nl],
+                self.n_out,
+                nl,
+            );
+            faer::linalg::matmul::matmul(
+                g,
+                Accum::Add,
+                r.transpose(),
+                fw.a[depth - 1].as_ref(),
+                so,
+                par,
+            );
         }
         if let Some(bo) = lay.b_out {
             for c in 0..self.n_out {
@@ -253,7 +300,11 @@ impl FiniteMlp {
             }
         }
         // delta = dU/dh^L = so (r w_out) * phi'(h^L)
-        let wout = MatRef::from_column_major_slice(&theta[lay.w_out..lay.w_out + self.n_out * nl], self.n_out, nl);
+        let wout = MatRef::from_column_major_slice(
+            &theta[lay.w_out..lay.w_out + self.n_out * nl],
+            self.n_out,
+            nl,
+        );
         let mut delta = Mat::<f64>::zeros(p, nl);
         faer::linalg::matmul::matmul(delta.as_mut(), Accum::Replace, r.as_ref(), wout, so, par);
         for l in (0..depth).rev() {
@@ -262,7 +313,11 @@ impl FiniteMlp {
             let alpha = self.sigma_w / (cols as f64).sqrt();
             let inp = if l == 0 { x } else { fw.a[l - 1].as_ref() };
             {
-                let g = MatMut::from_column_major_slice_mut(&mut grad[off..off + rows * cols], rows, cols);
+                let g = MatMut::from_column_major_slice_mut(
+                    &mut grad[off..off + rows * cols],
+                    rows,
+                    cols,
+                );
                 faer::linalg::matmul::matmul(g, Accum::Add, delta.transpose(), inp, alpha, par);
             }
             if let Some(bo) = lay.b[l] {
@@ -273,7 +328,14 @@ impl FiniteMlp {
             if l > 0 {
                 let w = MatRef::from_column_major_slice(&theta[off..off + rows * cols], rows, cols);
                 let mut next = Mat::<f64>::zeros(p, cols);
-                faer::linalg::matmul::matmul(next.as_mut(), Accum::Replace, delta.as_ref(), w, alpha, par);
+                faer::linalg::matmul::matmul(
+                    next.as_mut(),
+                    Accum::Replace,
+                    delta.as_ref(),
+                    w,
+                    alpha,
+                    par,
+                );
                 delta = next;
             }
         }
@@ -285,7 +347,14 @@ impl FiniteMlp {
         fw.a.iter()
             .map(|a| {
                 let mut k = Mat::<f64>::zeros(a.nrows(), a.nrows());
-                faer::linalg::matmul::matmul(k.as_mut(), Accum::Replace, a.as_ref(), a.transpose(), 1.0 / a.ncols() as f64, par);
+                faer::linalg::matmul::matmul(
+                    k.as_mut(),
+                    Accum::Replace,
+                    a.as_ref(),
+                    a.transpose(),
+                    1.0 / a.ncols() as f64,
+                    par,
+                );
                 k
             })
             .collect()
@@ -294,7 +363,13 @@ impl FiniteMlp {
     /// Gradient kernels `G^l_{mu nu} = s sum_i (df_mu/dh^l_i)(df_nu/dh^l_i)` of output `c`
     /// (s = 1 standard, s = gamma^2 N_L mean field, so both are O(1)), and the empirical NTK
     /// `sum_theta df_mu/dtheta df_nu/dtheta` in the same units.
-    pub fn gradient_kernels_and_ntk(&self, theta: &[f64], x: MatRef<'_, f64>, c: usize, par: Par) -> (Vec<Mat<f64>>, Mat<f64>) {
+    pub fn gradient_kernels_and_ntk(
+        &self,
+        theta: &[f64],
+        x: MatRef<'_, f64>,
+        c: usize,
+        par: Par,
+    ) -> (Vec<Mat<f64>>, Mat<f64>) {
         let lay = self.layout();
         let fw = self.forward(theta, x, par);
         let p = x.nrows();
@@ -307,7 +382,14 @@ impl FiniteMlp {
         let so = self.out_scale();
         // readout contribution: so^2 a^L a^L^T (+ sigma_b^2)
         let mut ntk = Mat::<f64>::zeros(p, p);
-        faer::linalg::matmul::matmul(ntk.as_mut(), Accum::Replace, fw.a[depth - 1].as_ref(), fw.a[depth - 1].transpose(), so * so, par);
+        faer::linalg::matmul::matmul(
+            ntk.as_mut(),
+            Accum::Replace,
+            fw.a[depth - 1].as_ref(),
+            fw.a[depth - 1].transpose(),
+            so * so,
+            par,
+        );
         if lay.b_out.is_some() {
             for i in 0..p {
                 for j in 0..p {
@@ -316,19 +398,43 @@ impl FiniteMlp {
             }
         }
         // J = df/dh^L = so w_out[c] * phi'(h^L)   (P x N_L)
-        let wout = MatRef::from_column_major_slice(&theta[lay.w_out..lay.w_out + self.n_out * nl], self.n_out, nl);
-        let mut jac = Mat::<f64>::from_fn(p, nl, |i, j| so * wout[(c, j)] * self.activation.dphi(fw.h[depth - 1][(i, j)]).unwrap());
+        let wout = MatRef::from_column_major_slice(
+            &theta[lay.w_out..lay.w_out + self.n_out * nl],
+            self.n_out,
+            nl,
+        );
+        let mut jac = Mat::<f64>::from_fn(p, nl, |i, j| {
+            so * wout[(c, j)] * self.activation.dphi(fw.h[depth - 1][(i, j)]).unwrap()
+        });
         let mut gks = vec![Mat::<f64>::zeros(0, 0); depth];
         for l in (0..depth).rev() {
             let mut g = Mat::<f64>::zeros(p, p);
-            faer::linalg::matmul::matmul(g.as_mut(), Accum::Replace, jac.as_ref(), jac.transpose(), 1.0, par);
+            faer::linalg::matmul::matmul(
+                g.as_mut(),
+                Accum::Replace,
+                jac.as_ref(),
+                jac.transpose(),
+                1.0,
+                par,
+            );
             let (off, rows, cols) = lay.w[l];
             let alpha = self.sigma_w / (cols as f64).sqrt();
             let inp = if l == 0 { x } else { fw.a[l - 1].as_ref() };
             // NTK += G ⊙ (alpha^2 inp inp^T + sigma_b^2 [bias])
             let mut feat = Mat::<f64>::zeros(p, p);
-            faer::linalg::matmul::matmul(feat.as_mut(), Accum::Replace, inp, inp.transpose(), alpha * alpha, par);
-            let bb = if lay.b[l].is_some() { self.sigma_b * self.sigma_b } else { 0.0 };
+            faer::linalg::matmul::matmul(
+                feat.as_mut(),
+                Accum::Replace,
+                inp,
+                inp.transpose(),
+                alpha * alpha,
+                par,
+            );
+            let bb = if lay.b[l].is_some() {
+                self.sigma_b * self.sigma_b
+            } else {
+                0.0
+            };
             for i in 0..p {
                 for j in 0..p {
                     ntk[(i, j)] += g[(i, j)] * (feat[(i, j)] + bb);
@@ -337,7 +443,14 @@ impl FiniteMlp {
             if l > 0 {
                 let w = MatRef::from_column_major_slice(&theta[off..off + rows * cols], rows, cols);
                 let mut next = Mat::<f64>::zeros(p, cols);
-                faer::linalg::matmul::matmul(next.as_mut(), Accum::Replace, jac.as_ref(), w, alpha, par);
+                faer::linalg::matmul::matmul(
+                    next.as_mut(),
+                    Accum::Replace,
+                    jac.as_ref(),
+                    w,
+                    alpha,
+                    par,
+                );
                 self.mul_dphi(&mut next, &fw.h[l - 1]);
                 jac = next;
             }
@@ -358,13 +471,23 @@ pub fn check_data(x: MatRef<'_, f64>, y: MatRef<'_, f64>) -> Result<()> {
         return Err(shape("X", "must be non-empty"));
     }
     if y.nrows() != x.nrows() || y.ncols() == 0 {
-        return Err(shape("y", format!("must have {} rows (one per sample), got {}", x.nrows(), y.nrows())));
+        return Err(shape(
+            "y",
+            format!(
+                "must have {} rows (one per sample), got {}",
+                x.nrows(),
+                y.nrows()
+            ),
+        ));
     }
     for (name, m) in [("X", x), ("y", y)] {
         for j in 0..m.ncols() {
             for i in 0..m.nrows() {
                 if !m[(i, j)].is_finite() {
-                    return Err(AkError::InvalidArgument { name, msg: "contains NaN or inf".into() });
+                    return Err(AkError::InvalidArgument {
+                        name,
+                        msg: "contains NaN or inf".into(),
+                    });
                 }
             }
         }

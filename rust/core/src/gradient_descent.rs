@@ -50,8 +50,23 @@ pub fn gd_loss_scale(net: &FiniteMlp) -> f64 {
 
 /// One gradient-descent step in place; returns (objective, 1/2 SSE, RMS gradient) at the
 /// starting point.
-pub fn gd_step(net: &FiniteMlp, theta: &mut [f64], x: MatRef<'_, f64>, y: MatRef<'_, f64>, cfg: &GdConfig, grad: &mut [f64]) -> (f64, f64, f64) {
-    let (obj, half_sse, _) = net.potential_and_gradient(theta, x, y, gd_loss_scale(net), cfg.weight_decay, grad, Par::Seq);
+pub fn gd_step(
+    net: &FiniteMlp,
+    theta: &mut [f64],
+    x: MatRef<'_, f64>,
+    y: MatRef<'_, f64>,
+    cfg: &GdConfig,
+    grad: &mut [f64],
+) -> (f64, f64, f64) {
+    let (obj, half_sse, _) = net.potential_and_gradient(
+        theta,
+        x,
+        y,
+        gd_loss_scale(net),
+        cfg.weight_decay,
+        grad,
+        Par::Seq,
+    );
     let rms = (grad.iter().map(|g| g * g).sum::<f64>() / grad.len() as f64).sqrt();
     for (t, g) in theta.iter_mut().zip(grad.iter()) {
         *t -= cfg.lr * g;
@@ -102,7 +117,9 @@ fn run_member(
     }
     let par = Par::Seq;
     let fw = net.forward(&theta, x, par);
-    let test_output = x_test.map_or(Mat::zeros(0, net.n_out), |xt| net.forward(&theta, xt, par).f);
+    let test_output = x_test.map_or(Mat::zeros(0, net.n_out), |xt| {
+        net.forward(&theta, xt, par).f
+    });
     let feature_kernels = net.feature_kernels(&fw, par);
     let (gradient_kernels, ntk) = net.gradient_kernels_and_ntk(&theta, x, 0, par);
     Ok(GdResult {
@@ -132,25 +149,40 @@ pub fn train_gd(
     net.validate()?;
     crate::finite_networks::check_data(x, y)?;
     if !(cfg.lr.is_finite() && cfg.lr > 0.0) {
-        return Err(invalid("lr", format!("must be finite and > 0, got {}", cfg.lr)));
+        return Err(invalid(
+            "lr",
+            format!("must be finite and > 0, got {}", cfg.lr),
+        ));
     }
     if !(cfg.weight_decay.is_finite() && cfg.weight_decay >= 0.0) {
-        return Err(invalid("weight_decay", format!("must be finite and >= 0, got {}", cfg.weight_decay)));
+        return Err(invalid(
+            "weight_decay",
+            format!("must be finite and >= 0, got {}", cfg.weight_decay),
+        ));
     }
     if !(cfg.tol.is_finite() && cfg.tol >= 0.0) {
         return Err(invalid("tol", "must be finite and >= 0"));
     }
     if cfg.n_ensemble == 0 || cfg.max_steps == 0 || cfg.record_every == 0 {
-        return Err(invalid("n_ensemble", "n_ensemble, steps and record_every must be >= 1"));
+        return Err(invalid(
+            "n_ensemble",
+            "n_ensemble, steps and record_every must be >= 1",
+        ));
     }
     if x.ncols() != net.d || y.ncols() != net.n_out {
         return Err(invalid("X", "shape does not match the network"));
     }
     if let Some(xt) = x_test {
         if xt.ncols() != net.d {
-            return Err(invalid("X_test", format!("has {} features, expected {}", xt.ncols(), net.d)));
+            return Err(invalid(
+                "X_test",
+                format!("has {} features, expected {}", xt.ncols(), net.d),
+            ));
         }
     }
     ctl.set_total((cfg.n_ensemble * cfg.max_steps) as u64);
-    (0..cfg.n_ensemble).into_par_iter().map(|m| run_member(net, x, y, x_test, cfg, m, ctl)).collect()
+    (0..cfg.n_ensemble)
+        .into_par_iter()
+        .map(|m| run_member(net, x, y, x_test, cfg, m, ctl))
+        .collect()
 }

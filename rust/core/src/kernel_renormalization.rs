@@ -47,7 +47,10 @@ impl Solver {
             "auto" => Ok(Solver::Auto),
             "spectral" | "eigen" => Ok(Solver::Spectral),
             "cholesky" => Ok(Solver::Cholesky),
-            other => Err(invalid("solver", format!("expected 'auto', 'spectral' or 'cholesky', got {other:?}"))),
+            other => Err(invalid(
+                "solver",
+                format!("expected 'auto', 'spectral' or 'cholesky', got {other:?}"),
+            )),
         }
     }
     pub fn name(self) -> &'static str {
@@ -62,7 +65,11 @@ impl Solver {
     /// eigendecomposition costs about as much as the ~10 Cholesky evaluations of one solve).
     fn resolve(self, spectral_ok: bool, n_points: usize) -> Result<Solver> {
         match self {
-            Solver::Auto => Ok(if spectral_ok && n_points > 1 { Solver::Spectral } else { Solver::Cholesky }),
+            Solver::Auto => Ok(if spectral_ok && n_points > 1 {
+                Solver::Spectral
+            } else {
+                Solver::Cholesky
+            }),
             Solver::Spectral if !spectral_ok => Err(invalid(
                 "solver",
                 "'spectral' needs one hidden layer, or a linear activation with sigma_b = 0 \
@@ -85,7 +92,11 @@ pub struct Options {
 
 impl Default for Options {
     fn default() -> Self {
-        Options { tol: 1e-10, max_iter: 200, solver: Solver::Auto }
+        Options {
+            tol: 1e-10,
+            max_iter: 200,
+            solver: Solver::Auto,
+        }
     }
 }
 
@@ -123,17 +134,29 @@ pub struct Problem<'a> {
 
 fn check_widths(widths: &[f64], depth: usize) -> Result<()> {
     if widths.len() != depth {
-        return Err(shape("width", format!("needs one width per hidden layer ({depth}), got {}", widths.len())));
+        return Err(shape(
+            "width",
+            format!(
+                "needs one width per hidden layer ({depth}), got {}",
+                widths.len()
+            ),
+        ));
     }
     if let Some(w) = widths.iter().find(|w| !(**w > 0.0) || w.is_nan()) {
-        return Err(invalid("width", format!("widths must be > 0 (inf allowed), got {w}")));
+        return Err(invalid(
+            "width",
+            format!("widths must be > 0 (inf allowed), got {w}"),
+        ));
     }
     Ok(())
 }
 
 fn check_temperature(t: f64) -> Result<()> {
     if !(t.is_finite() && t > 0.0) {
-        return Err(invalid("temperature", format!("must be finite and > 0, got {t}")));
+        return Err(invalid(
+            "temperature",
+            format!("must be finite and > 0, got {t}"),
+        ));
     }
     Ok(())
 }
@@ -143,20 +166,33 @@ impl<'a> Problem<'a> {
     pub fn new(net: &'a Mlp, x: Rows<'_>, y: MatRef<'a, f64>, n_threads: usize) -> Result<Self> {
         net.validate()?;
         if net.depth == 0 {
-            return Err(invalid("net", "kernel renormalization needs at least one hidden layer (depth >= 1)"));
+            return Err(invalid(
+                "net",
+                "kernel renormalization needs at least one hidden layer (depth >= 1)",
+            ));
         }
         let (p, d) = (x.rows, x.cols);
         if p == 0 || d == 0 {
             return Err(shape("X", format!("must be non-empty, got ({p}, {d})")));
         }
         if y.nrows() != p || y.ncols() == 0 {
-            return Err(shape("y", format!("has shape ({}, {}), expected {p} rows and >= 1 column", y.nrows(), y.ncols())));
+            return Err(shape(
+                "y",
+                format!(
+                    "has shape ({}, {}), expected {p} rows and >= 1 column",
+                    y.nrows(),
+                    y.ncols()
+                ),
+            ));
         }
         check_finite("X", x.data)?;
         for j in 0..y.ncols() {
             for i in 0..p {
                 if !y[(i, j)].is_finite() {
-                    return Err(invalid("y", format!("contains a non-finite value at ({i}, {j})")));
+                    return Err(invalid(
+                        "y",
+                        format!("contains a non-finite value at ({i}, {j})"),
+                    ));
                 }
             }
         }
@@ -182,8 +218,15 @@ impl<'a> Problem<'a> {
             }
             mirror_lower(&mut k0, p);
         });
-        let mut prob =
-            Problem { net, p, c: y.ncols(), k0, y, rule: PolarRule::new(net.quadrature_order), m1: Vec::new() };
+        let mut prob = Problem {
+            net,
+            p,
+            c: y.ncols(),
+            k0,
+            y,
+            rule: PolarRule::new(net.quadrature_order),
+            m1: Vec::new(),
+        };
         prob.m1 = with_threads(n_threads, |_| prob.layer_map(&prob.k0, false))?.0;
         Ok(prob)
     }
@@ -191,7 +234,8 @@ impl<'a> Problem<'a> {
     /// Whether `K^L(Q) = (prod_l Q_l) K^L(1)` exactly.
     pub fn spectral_applies(&self) -> bool {
         self.net.depth == 1
-            || (matches!(self.net.activation, crate::activation::Activation::Linear) && self.net.sigma_b == 0.0)
+            || (matches!(self.net.activation, crate::activation::Activation::Linear)
+                && self.net.sigma_b == 0.0)
     }
 
     /// One layer map on the training points: `M = sigma_w^2 E[phi phi](K_prev) + sigma_b^2`
@@ -199,13 +243,23 @@ impl<'a> Problem<'a> {
     /// `D_ij = dE_ij/dK_ii` (not symmetric; entry (i, j) of the lower triangle holds dE/da,
     /// the mirrored entry (j, i) dE/db of the same pair).
     #[allow(clippy::type_complexity)]
-    fn layer_map(&self, kprev: &[f64], grads: bool) -> Result<(Vec<f64>, Option<(Vec<f64>, Vec<f64>)>)> {
+    fn layer_map(
+        &self,
+        kprev: &[f64],
+        grads: bool,
+    ) -> Result<(Vec<f64>, Option<(Vec<f64>, Vec<f64>)>)> {
         let p = self.p;
-        let (s2w, s2b) = (self.net.sigma_w * self.net.sigma_w, self.net.sigma_b * self.net.sigma_b);
+        let (s2w, s2b) = (
+            self.net.sigma_w * self.net.sigma_w,
+            self.net.sigma_b * self.net.sigma_b,
+        );
         let diag: Vec<f64> = (0..p).map(|j| kprev[j * p + j]).collect();
         let mut m = vec![0.0; p * p];
         let out = if grads {
-            let eg = ExpectationGrad { act: &self.net.activation, rule: &self.rule };
+            let eg = ExpectationGrad {
+                act: &self.net.activation,
+                rule: &self.rule,
+            };
             let (mut dc, mut da, mut db) = (vec![0.0; p * p], vec![0.0; p * p], vec![0.0; p * p]);
             m.par_chunks_mut(p)
                 .zip(dc.par_chunks_mut(p))
@@ -215,7 +269,15 @@ impl<'a> Problem<'a> {
                     let n = i + 1;
                     let a = vec![diag[i]; n];
                     let mut e = vec![0.0; n];
-                    eg.batch(&a, &diag[..n], &kprev[i * p..i * p + n], &mut e, &mut dcr[..n], &mut dar[..n], Some(&mut dbr[..n]))?;
+                    eg.batch(
+                        &a,
+                        &diag[..n],
+                        &kprev[i * p..i * p + n],
+                        &mut e,
+                        &mut dcr[..n],
+                        &mut dar[..n],
+                        Some(&mut dbr[..n]),
+                    )?;
                     for j in 0..n {
                         mr[j] = s2w * e[j] + s2b;
                     }
@@ -230,29 +292,41 @@ impl<'a> Problem<'a> {
             });
             Some((dc, da))
         } else {
-            let ex = Expectation { act: &self.net.activation, method: self.net.method, rule: &self.rule };
-            m.par_chunks_mut(p).enumerate().try_for_each(|(i, mr)| -> Result<()> {
-                let n = i + 1;
-                let a = vec![diag[i]; n];
-                let mut e = vec![0.0; n];
-                ex.batch(&a, &diag[..n], &kprev[i * p..i * p + n], &mut e, None)?;
-                for j in 0..n {
-                    mr[j] = s2w * e[j] + s2b;
-                }
-                Ok(())
-            })?;
+            let ex = Expectation {
+                act: &self.net.activation,
+                method: self.net.method,
+                rule: &self.rule,
+            };
+            m.par_chunks_mut(p)
+                .enumerate()
+                .try_for_each(|(i, mr)| -> Result<()> {
+                    let n = i + 1;
+                    let a = vec![diag[i]; n];
+                    let mut e = vec![0.0; n];
+                    ex.batch(&a, &diag[..n], &kprev[i * p..i * p + n], &mut e, None)?;
+                    for j in 0..n {
+                        mr[j] = s2w * e[j] + s2b;
+                    }
+                    Ok(())
+                })?;
             None
         };
         mirror_lower(&mut m, p);
         if m.iter().any(|v| !v.is_finite()) {
-            return Err(AkError::NonFinite { name: "X", msg: "a renormalized layer kernel overflowed".into() });
+            return Err(AkError::NonFinite {
+                name: "X",
+                msg: "a renormalized layer kernel overflowed".into(),
+            });
         }
         Ok((m, out))
     }
 
     /// Renormalized kernels `[K^0, K^1, .., K^L]` of the training points at `q`.
     pub fn forward(&self, q: &[f64], ctl: &Control) -> Result<Vec<Vec<f64>>> {
-        let mut layers = vec![self.k0.clone(), self.m1.iter().map(|v| q[0] * v).collect::<Vec<f64>>()];
+        let mut layers = vec![
+            self.k0.clone(),
+            self.m1.iter().map(|v| q[0] * v).collect::<Vec<f64>>(),
+        ];
         for &ql in &q[1..] {
             ctl.checkpoint()?;
             let (m, _) = self.layer_map(layers.last().unwrap(), false)?;
@@ -263,7 +337,14 @@ impl<'a> Problem<'a> {
 
     /// `(S, dS/dQ, jitter)` at `q` with the Cholesky evaluator. Layers of infinite width add
     /// no prior term (their `Q` is pinned to 1 by the caller).
-    pub fn action_and_gradient(&self, widths: &[f64], t: f64, q: &[f64], par: Par, ctl: &Control) -> Result<(f64, Vec<f64>, f64)> {
+    pub fn action_and_gradient(
+        &self,
+        widths: &[f64],
+        t: f64,
+        q: &[f64],
+        par: Par,
+        ctl: &Control,
+    ) -> Result<(f64, Vec<f64>, f64)> {
         let (p, c, depth) = (self.p, self.c, self.net.depth);
         // Forward: M^1 is fixed (K^0 does not depend on Q); layers l >= 2 also keep the
         // derivatives of their map for the reverse pass.
@@ -280,7 +361,13 @@ impl<'a> Problem<'a> {
         // Cholesky of A = K^L + T I.
         let mut lf = Mat::<f64>::zeros(p, p);
         // (column-major view of the symmetric K^L: the factorization copies contiguous columns)
-        let info = cholesky_with_jitter("A", MatRef::from_column_major_slice(&kl, p, p), t, lf.as_mut(), par)?;
+        let info = cholesky_with_jitter(
+            "A",
+            MatRef::from_column_major_slice(&kl, p, p),
+            t,
+            lf.as_mut(),
+            par,
+        )?;
         drop(kl);
         ctl.checkpoint()?;
         let mut z = self.y.to_owned();
@@ -349,7 +436,11 @@ impl<'a> Problem<'a> {
             let scale = q[l - 1] * s2w;
             let mut next = vec![0.0; p * p];
             next.par_chunks_mut(p).enumerate().for_each(|(i, out)| {
-                let (gr, dcr, dr) = (&gbar[i * p..(i + 1) * p], &dc[i * p..(i + 1) * p], &d[i * p..(i + 1) * p]);
+                let (gr, dcr, dr) = (
+                    &gbar[i * p..(i + 1) * p],
+                    &dc[i * p..(i + 1) * p],
+                    &d[i * p..(i + 1) * p],
+                );
                 let mut diag = 0.0;
                 for j in 0..p {
                     out[j] = scale * gr[j] * dcr[j];
@@ -370,7 +461,10 @@ impl<'a> Problem<'a> {
             }
         }
         if !s.is_finite() || grad.iter().any(|g| !g.is_finite()) {
-            return Err(AkError::NonFinite { name: "action", msg: format!("non-finite action or gradient at Q = {q:?}") });
+            return Err(AkError::NonFinite {
+                name: "action",
+                msg: format!("non-finite action or gradient at Q = {q:?}"),
+            });
         }
         Ok((s, grad, info.jitter))
     }
@@ -393,10 +487,16 @@ impl Spectrum {
         let (lam, v) = symmetric_eigen("K", MatRef::from_row_major_slice(b, p, p), par)?;
         let mut vy = Mat::<f64>::zeros(p, prob.c);
         matmul(vy.as_mut(), Accum::Replace, v.transpose(), prob.y, 1.0, par);
-        let r = (0..p).map(|k| (0..prob.c).map(|j| vy[(k, j)] * vy[(k, j)]).sum()).collect();
+        let r = (0..p)
+            .map(|k| (0..prob.c).map(|j| vy[(k, j)] * vy[(k, j)]).sum())
+            .collect();
         // Round-off can leave tiny negative eigenvalues of a PSD kernel.
         let lam = lam.into_iter().map(|x| x.max(0.0)).collect();
-        Ok(Spectrum { lam, r, c: prob.c as f64 })
+        Ok(Spectrum {
+            lam,
+            r,
+            c: prob.c as f64,
+        })
     }
 
     /// `(data(U), d data/dU)`.
@@ -410,7 +510,12 @@ impl Spectrum {
         (f, g)
     }
 
-    fn action_and_gradient(&self, widths: &[f64], t: f64, q: &[f64]) -> Result<(f64, Vec<f64>, f64)> {
+    fn action_and_gradient(
+        &self,
+        widths: &[f64],
+        t: f64,
+        q: &[f64],
+    ) -> Result<(f64, Vec<f64>, f64)> {
         let u: f64 = q.iter().product();
         let (data, ddata) = self.data(u, t);
         let mut s = 0.5 * data;
@@ -422,7 +527,10 @@ impl Spectrum {
             }
         }
         if !s.is_finite() || grad.iter().any(|g| !g.is_finite()) {
-            return Err(AkError::NonFinite { name: "action", msg: format!("non-finite action or gradient at Q = {q:?}") });
+            return Err(AkError::NonFinite {
+                name: "action",
+                msg: format!("non-finite action or gradient at Q = {q:?}"),
+            });
         }
         Ok((s, grad, 0.0))
     }
@@ -441,11 +549,19 @@ type Eval<'e> = dyn FnMut(&[f64]) -> Result<(f64, Vec<f64>, f64)> + 'e;
 /// BFGS on `x = ln Q` (free layers only) with a backtracking Armijo line search. Steps are
 /// capped at `|dx| <= 2`, so `Q` changes at most by e^2 per iteration. Near the optimum the
 /// action changes by round-off only; a step is then accepted when it lowers the residual.
-fn minimise(eval: &mut Eval<'_>, widths: &[f64], q0: &[f64], opts: &Options, ctl: &Control) -> Result<Saddle> {
+fn minimise(
+    eval: &mut Eval<'_>,
+    widths: &[f64],
+    q0: &[f64],
+    opts: &Options,
+    ctl: &Control,
+) -> Result<Saddle> {
     let depth = widths.len();
     let free: Vec<usize> = (0..depth).filter(|&l| widths[l].is_finite()).collect();
     let n = free.len();
-    let mut q: Vec<f64> = (0..depth).map(|l| if widths[l].is_finite() { q0[l] } else { 1.0 }).collect();
+    let mut q: Vec<f64> = (0..depth)
+        .map(|l| if widths[l].is_finite() { q0[l] } else { 1.0 })
+        .collect();
     let (mut f, mut gq, mut jitter) = eval(&q)?;
     let mut n_eval = 1;
     let mut res = residual(widths, &q, &gq);
@@ -467,7 +583,9 @@ fn minimise(eval: &mut Eval<'_>, widths: &[f64], q0: &[f64], opts: &Options, ctl
     while !converged && n_iter < opts.max_iter {
         ctl.checkpoint()?;
         n_iter += 1;
-        let mut d: Vec<f64> = (0..n).map(|i| -(0..n).map(|j| h[i * n + j] * gx[j]).sum::<f64>()).collect();
+        let mut d: Vec<f64> = (0..n)
+            .map(|i| -(0..n).map(|j| h[i * n + j] * gx[j]).sum::<f64>())
+            .collect();
         let mut slope: f64 = d.iter().zip(&gx).map(|(a, b)| a * b).sum();
         if slope >= 0.0 {
             h = h0(&q);
@@ -498,12 +616,16 @@ fn minimise(eval: &mut Eval<'_>, widths: &[f64], q0: &[f64], opts: &Options, ctl
                     }
                 }
                 // A step into overflow: shorten it.
-                Err(AkError::NonFinite { .. }) | Err(AkError::NotPositiveDefinite { .. }) => n_eval += 1,
+                Err(AkError::NonFinite { .. }) | Err(AkError::NotPositiveDefinite { .. }) => {
+                    n_eval += 1
+                }
                 Err(e) => return Err(e),
             }
             step *= 0.5;
         }
-        let Some((qn, fnew, gnew, jit, rnew)) = accepted else { break };
+        let Some((qn, fnew, gnew, jit, rnew)) = accepted else {
+            break;
+        };
         let s: Vec<f64> = free.iter().map(|&l| qn[l].ln() - q[l].ln()).collect();
         let gxn = to_x(&gnew, &qn);
         let yv: Vec<f64> = gxn.iter().zip(&gx).map(|(a, b)| a - b).collect();
@@ -513,11 +635,14 @@ fn minimise(eval: &mut Eval<'_>, widths: &[f64], q0: &[f64], opts: &Options, ctl
         if sy > 1e-12 * ny * ns {
             // H <- (I - rho s y^T) H (I - rho y s^T) + rho s s^T
             let rho = 1.0 / sy;
-            let hy: Vec<f64> = (0..n).map(|i| (0..n).map(|j| h[i * n + j] * yv[j]).sum()).collect();
+            let hy: Vec<f64> = (0..n)
+                .map(|i| (0..n).map(|j| h[i * n + j] * yv[j]).sum())
+                .collect();
             let yhy: f64 = yv.iter().zip(&hy).map(|(a, b)| a * b).sum();
             for i in 0..n {
                 for j in 0..n {
-                    h[i * n + j] += -rho * (hy[i] * s[j] + s[i] * hy[j]) + (rho * rho * yhy + rho) * s[i] * s[j];
+                    h[i * n + j] += -rho * (hy[i] * s[j] + s[i] * hy[j])
+                        + (rho * rho * yhy + rho) * s[i] * s[j];
                 }
             }
         }
@@ -569,7 +694,10 @@ pub fn solve_path(
         check_temperature(pt.temperature)?;
     }
     if !(opts.tol.is_finite() && opts.tol > 0.0) {
-        return Err(invalid("tol", format!("must be finite and > 0, got {}", opts.tol)));
+        return Err(invalid(
+            "tol",
+            format!("must be finite and > 0, got {}", opts.tol),
+        ));
     }
     let mut start = match q0 {
         Some(q) => {
@@ -582,7 +710,11 @@ pub fn solve_path(
     };
     let solver = opts.solver.resolve(prob.spectral_applies(), points.len())?;
     with_threads(n_threads, |par| {
-        let spectrum = if solver == Solver::Spectral { Some(Spectrum::new(prob, par, ctl)?) } else { None };
+        let spectrum = if solver == Solver::Spectral {
+            Some(Spectrum::new(prob, par, ctl)?)
+        } else {
+            None
+        };
         let mut out = Vec::with_capacity(points.len());
         for pt in points {
             let t = pt.temperature;
@@ -610,7 +742,9 @@ mod tests {
     fn data(p: usize, d: usize, c: usize, seed: u64) -> (Vec<f64>, Mat<f64>) {
         let mut rng = Rng::new(seed, 0);
         let x: Vec<f64> = (0..p * d).map(|_| rng.normal()).collect();
-        let y = Mat::from_fn(p, c, |i, j| (x[i * d] + 0.5 * x[i * d + 1] * (j as f64 + 1.0)).tanh());
+        let y = Mat::from_fn(p, c, |i, j| {
+            (x[i * d] + 0.5 * x[i * d + 1] * (j as f64 + 1.0)).tanh()
+        });
         (x, y)
     }
 
@@ -621,21 +755,38 @@ mod tests {
     #[test]
     fn gradient_matches_finite_differences() {
         let (x, y) = data(12, 5, 2, 1);
-        for (act, depth, sb) in [(Activation::Erf, 3, 0.2), (Activation::Relu, 2, 0.0), (Activation::Tanh, 2, 0.3)] {
+        for (act, depth, sb) in [
+            (Activation::Erf, 3, 0.2),
+            (Activation::Relu, 2, 0.0),
+            (Activation::Tanh, 2, 0.3),
+        ] {
             let mlp = net(act, depth, sb);
-            let prob = Problem::new(&mlp, Rows::new("X", &x, 12, 5).unwrap(), y.as_ref(), 1).unwrap();
+            let prob =
+                Problem::new(&mlp, Rows::new("X", &x, 12, 5).unwrap(), y.as_ref(), 1).unwrap();
             let widths = vec![7.0; depth];
             let q: Vec<f64> = (0..depth).map(|l| 0.8 + 0.2 * l as f64).collect();
-            let (_, g, _) = prob.action_and_gradient(&widths, 0.1, &q, Par::Seq, no_control()).unwrap();
+            let (_, g, _) = prob
+                .action_and_gradient(&widths, 0.1, &q, Par::Seq, no_control())
+                .unwrap();
             for l in 0..depth {
                 let h = 1e-6;
                 let (mut qp, mut qm) = (q.clone(), q.clone());
                 qp[l] += h;
                 qm[l] -= h;
-                let fp = prob.action_and_gradient(&widths, 0.1, &qp, Par::Seq, no_control()).unwrap().0;
-                let fm = prob.action_and_gradient(&widths, 0.1, &qm, Par::Seq, no_control()).unwrap().0;
+                let fp = prob
+                    .action_and_gradient(&widths, 0.1, &qp, Par::Seq, no_control())
+                    .unwrap()
+                    .0;
+                let fm = prob
+                    .action_and_gradient(&widths, 0.1, &qm, Par::Seq, no_control())
+                    .unwrap()
+                    .0;
                 let fd = (fp - fm) / (2.0 * h);
-                assert!((g[l] - fd).abs() < 1e-5 * (1.0 + fd.abs()), "{l}: {} vs {fd}", g[l]);
+                assert!(
+                    (g[l] - fd).abs() < 1e-5 * (1.0 + fd.abs()),
+                    "{l}: {} vs {fd}",
+                    g[l]
+                );
             }
         }
     }
@@ -645,12 +796,31 @@ mod tests {
         let (x, y) = data(30, 8, 1, 2);
         for (act, depth) in [(Activation::Erf, 1), (Activation::Linear, 3)] {
             let mlp = net(act, depth, 0.0);
-            let prob = Problem::new(&mlp, Rows::new("X", &x, 30, 8).unwrap(), y.as_ref(), 1).unwrap();
-            let pts = [Point { widths: vec![20.0; depth], temperature: 0.05 }];
+            let prob =
+                Problem::new(&mlp, Rows::new("X", &x, 30, 8).unwrap(), y.as_ref(), 1).unwrap();
+            let pts = [Point {
+                widths: vec![20.0; depth],
+                temperature: 0.05,
+            }];
             let mut sols = vec![];
             for solver in [Solver::Spectral, Solver::Cholesky] {
-                let s = solve_path(&prob, &pts, None, &Options { solver, ..Default::default() }, 2, no_control()).unwrap();
-                assert!(s[0].converged && s[0].residual < 1e-10, "{solver:?}: {:?}", s[0]);
+                let s = solve_path(
+                    &prob,
+                    &pts,
+                    None,
+                    &Options {
+                        solver,
+                        ..Default::default()
+                    },
+                    2,
+                    no_control(),
+                )
+                .unwrap();
+                assert!(
+                    s[0].converged && s[0].residual < 1e-10,
+                    "{solver:?}: {:?}",
+                    s[0]
+                );
                 sols.push(s[0].q.clone());
             }
             for l in 0..depth {
@@ -664,7 +834,10 @@ mod tests {
         let (x, y) = data(25, 6, 1, 3);
         let mlp = net(Activation::Relu, 2, 0.1);
         let prob = Problem::new(&mlp, Rows::new("X", &x, 25, 6).unwrap(), y.as_ref(), 1).unwrap();
-        let pts = [Point { widths: vec![f64::INFINITY, 15.0], temperature: 0.1 }];
+        let pts = [Point {
+            widths: vec![f64::INFINITY, 15.0],
+            temperature: 0.1,
+        }];
         let a = solve_path(&prob, &pts, None, &Options::default(), 1, no_control()).unwrap();
         let b = solve_path(&prob, &pts, None, &Options::default(), 2, no_control()).unwrap();
         assert_eq!(a[0].q[0], 1.0);
@@ -672,5 +845,3 @@ mod tests {
         assert_eq!(a[0].q, b[0].q);
     }
 }
-
-

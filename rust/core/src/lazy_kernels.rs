@@ -32,27 +32,47 @@ pub const MAX_QUADRATURE_ORDER: usize = 128;
 
 impl Mlp {
     pub fn new(depth: usize, activation: Activation, sigma_w: f64, sigma_b: f64) -> Self {
-        Mlp { depth, activation, sigma_w, sigma_b, method: Method::Auto, quadrature_order: 32 }
+        Mlp {
+            depth,
+            activation,
+            sigma_w,
+            sigma_b,
+            method: Method::Auto,
+            quadrature_order: 32,
+        }
     }
 
     pub fn validate(&self) -> Result<()> {
         if !(self.sigma_w.is_finite() && self.sigma_w >= 0.0) {
-            return Err(invalid("sigma_w", format!("must be finite and >= 0, got {}", self.sigma_w)));
+            return Err(invalid(
+                "sigma_w",
+                format!("must be finite and >= 0, got {}", self.sigma_w),
+            ));
         }
         if !(self.sigma_b.is_finite() && self.sigma_b >= 0.0) {
-            return Err(invalid("sigma_b", format!("must be finite and >= 0, got {}", self.sigma_b)));
+            return Err(invalid(
+                "sigma_b",
+                format!("must be finite and >= 0, got {}", self.sigma_b),
+            ));
         }
         if self.quadrature_order < 2 || self.quadrature_order > MAX_QUADRATURE_ORDER {
             return Err(invalid(
                 "quadrature_order",
-                format!("must be in [2, {MAX_QUADRATURE_ORDER}], got {}", self.quadrature_order),
+                format!(
+                    "must be in [2, {MAX_QUADRATURE_ORDER}], got {}",
+                    self.quadrature_order
+                ),
             ));
         }
         Ok(())
     }
 
     fn expectation<'a>(&'a self, rule: &'a PolarRule) -> Expectation<'a> {
-        Expectation { act: &self.activation, method: self.method, rule }
+        Expectation {
+            act: &self.activation,
+            method: self.method,
+            rule,
+        }
     }
 }
 
@@ -67,10 +87,19 @@ pub struct Rows<'a> {
 impl<'a> Rows<'a> {
     pub fn new(name: &'static str, data: &'a [f64], rows: usize, cols: usize) -> Result<Self> {
         if rows == 0 || cols == 0 {
-            return Err(shape(name, format!("must be a non-empty 2-D array, got shape ({rows}, {cols})")));
+            return Err(shape(
+                name,
+                format!("must be a non-empty 2-D array, got shape ({rows}, {cols})"),
+            ));
         }
         if data.len() != rows * cols {
-            return Err(shape(name, format!("buffer of {} values does not match shape ({rows}, {cols})", data.len())));
+            return Err(shape(
+                name,
+                format!(
+                    "buffer of {} values does not match shape ({rows}, {cols})",
+                    data.len()
+                ),
+            ));
         }
         check_finite(name, data)?;
         Ok(Rows { data, rows, cols })
@@ -88,7 +117,8 @@ impl<'a> Rows<'a> {
 #[inline]
 fn all_finite(x: &[f64]) -> bool {
     const EXP: u64 = 0x7ff0_0000_0000_0000;
-    !x.iter().fold(false, |acc, v| acc | ((v.to_bits() & EXP) == EXP))
+    !x.iter()
+        .fold(false, |acc, v| acc | ((v.to_bits() & EXP) == EXP))
 }
 
 /// The error for a kernel that overflowed (finite inputs, non-finite kernel values).
@@ -173,13 +203,23 @@ pub fn lazy_kernels_scaled(
         None => ones.as_slice(),
         Some(s) => {
             if s.len() != net.depth {
-                return Err(shape("Q", format!("needs one scale per hidden layer ({}), got {}", net.depth, s.len())));
+                return Err(shape(
+                    "Q",
+                    format!(
+                        "needs one scale per hidden layer ({}), got {}",
+                        net.depth,
+                        s.len()
+                    ),
+                ));
             }
             if s.iter().any(|v| !(v.is_finite() && *v > 0.0)) {
                 return Err(invalid("Q", "layer scales must be finite and > 0"));
             }
             if ntk.is_some() {
-                return Err(invalid("ntk", "the NTK is not defined for rescaled layer kernels"));
+                return Err(invalid(
+                    "ntk",
+                    "the NTK is not defined for rescaled layer kernels",
+                ));
             }
             s
         }
@@ -187,11 +227,17 @@ pub fn lazy_kernels_scaled(
     let sym = x2.is_none();
     let x2r = x2.unwrap_or(x1);
     if x2r.cols != x1.cols {
-        return Err(shape("X2", format!("has {} features but X1 has {}", x2r.cols, x1.cols)));
+        return Err(shape(
+            "X2",
+            format!("has {} features but X1 has {}", x2r.cols, x1.cols),
+        ));
     }
     let (p1, p2, d) = (x1.rows, x2r.rows, x1.cols);
     if nngp.len() != p1 * p2 || ntk.as_ref().is_some_and(|t| t.len() != p1 * p2) {
-        return Err(shape("out", format!("output buffers must hold {p1} x {p2} values")));
+        return Err(shape(
+            "out",
+            format!("output buffers must hold {p1} x {p2} values"),
+        ));
     }
     let rule = PolarRule::new(net.quadrature_order);
     let ex = net.expectation(&rule);
@@ -204,7 +250,11 @@ pub fn lazy_kernels_scaled(
         // Gram product G = X1 X2^T (lower triangle only when symmetric), written into `nngp`.
         {
             let dst = MatMut::from_row_major_slice_mut(&mut *nngp, p1, p2);
-            let structure = if sym { BlockStructure::TriangularLower } else { BlockStructure::Rectangular };
+            let structure = if sym {
+                BlockStructure::TriangularLower
+            } else {
+                BlockStructure::Rectangular
+            };
             triangular::matmul(
                 dst,
                 structure,
@@ -222,13 +272,17 @@ pub fn lazy_kernels_scaled(
         let diag1: Vec<f64> = if sym {
             (0..p1).map(|i| k0(nngp[i * p2 + i])).collect()
         } else {
-            (0..p1).map(|i| k0(x1.row(i).iter().map(|v| v * v).sum())).collect()
+            (0..p1)
+                .map(|i| k0(x1.row(i).iter().map(|v| v * v).sum()))
+                .collect()
         };
         let diag1 = diagonal_path("X1", net, scales, &ex, diag1)?;
         let diag2 = if sym {
             diag1.clone()
         } else {
-            let d2 = (0..p2).map(|j| k0(x2r.row(j).iter().map(|v| v * v).sum())).collect();
+            let d2 = (0..p2)
+                .map(|j| k0(x2r.row(j).iter().map(|v| v * v).sum()))
+                .collect();
             diagonal_path("X2", net, scales, &ex, d2)?
         };
         let blen = batch_len(net, &rule);
@@ -255,7 +309,13 @@ pub fn lazy_kernels_scaled(
                     a[..m].fill(diag1[l][i]);
                     let b = &diag2[l][start..end];
                     let want_d = th.is_some();
-                    ex.batch(&a[..m], b, c, &mut e[..m], if want_d { Some(&mut dd[..m]) } else { None })?;
+                    ex.batch(
+                        &a[..m],
+                        b,
+                        c,
+                        &mut e[..m],
+                        if want_d { Some(&mut dd[..m]) } else { None },
+                    )?;
                     let q = scales[l];
                     for k in 0..m {
                         c[k] = q * (s2w * e[k] + s2b);
@@ -283,7 +343,10 @@ pub fn lazy_kernels_scaled(
                 .zip(ntk.par_chunks_mut(p2))
                 .enumerate()
                 .try_for_each(|(i, (kr, tr))| row_pass(i, kr, Some(tr)))?,
-            None => nngp.par_chunks_mut(p2).enumerate().try_for_each(|(i, kr)| row_pass(i, kr, None))?,
+            None => nngp
+                .par_chunks_mut(p2)
+                .enumerate()
+                .try_for_each(|(i, kr)| row_pass(i, kr, None))?,
         }
         if sym {
             mirror_lower(nngp, p1);
@@ -319,26 +382,38 @@ unsafe impl Sync for SharedPtr {}
 fn mirror(a: &mut [f64], n: usize, from_lower: bool) {
     assert!(a.len() >= n * n, "mirror: buffer too small");
     let ptr = SharedPtr(a.as_mut_ptr());
-    (0..n.div_ceil(MIRROR_BLOCK)).into_par_iter().for_each(|bi| {
-        let ptr = ptr;
-        let (i0, i1) = (bi * MIRROR_BLOCK, ((bi + 1) * MIRROR_BLOCK).min(n));
-        // Block bi writes only rows i0..i1: entries (i, j) with j > i (from_lower) or j < i
-        // (from upper), reading their mirror images (j, i), which lie in the other triangle
-        // and are never written. Hence no two tasks touch the same entry mutably.
-        let cols: Vec<(usize, usize)> = if from_lower {
-            (i0..n).step_by(MIRROR_BLOCK).map(|j0| (j0, (j0 + MIRROR_BLOCK).min(n))).collect()
-        } else {
-            (0..i1).step_by(MIRROR_BLOCK).map(|j0| (j0, (j0 + MIRROR_BLOCK).min(i1))).collect()
-        };
-        for (j0, j1) in cols {
-            for i in i0..i1 {
-                let (lo, hi) = if from_lower { (j0.max(i + 1), j1) } else { (j0, j1.min(i)) };
-                for j in lo..hi {
-                    unsafe { *ptr.0.add(i * n + j) = *ptr.0.add(j * n + i) };
+    (0..n.div_ceil(MIRROR_BLOCK))
+        .into_par_iter()
+        .for_each(|bi| {
+            let ptr = ptr;
+            let (i0, i1) = (bi * MIRROR_BLOCK, ((bi + 1) * MIRROR_BLOCK).min(n));
+            // Block bi writes only rows i0..i1: entries (i, j) with j > i (from_lower) or j < i
+            // (from upper), reading their mirror images (j, i), which lie in the other triangle
+            // and are never written. Hence no two tasks touch the same entry mutably.
+            let cols: Vec<(usize, usize)> = if from_lower {
+                (i0..n)
+                    .step_by(MIRROR_BLOCK)
+                    .map(|j0| (j0, (j0 + MIRROR_BLOCK).min(n)))
+                    .collect()
+            } else {
+                (0..i1)
+                    .step_by(MIRROR_BLOCK)
+                    .map(|j0| (j0, (j0 + MIRROR_BLOCK).min(i1)))
+                    .collect()
+            };
+            for (j0, j1) in cols {
+                for i in i0..i1 {
+                    let (lo, hi) = if from_lower {
+                        (j0.max(i + 1), j1)
+                    } else {
+                        (j0, j1.min(i))
+                    };
+                    for j in lo..hi {
+                        unsafe { *ptr.0.add(i * n + j) = *ptr.0.add(j * n + i) };
+                    }
                 }
             }
-        }
-    });
+        });
 }
 
 #[cfg(test)]
@@ -364,7 +439,13 @@ mod tests {
         }
     }
 
-    fn kernels(net: &Mlp, x: &[f64], x2: Option<&[f64]>, p: usize, d: usize) -> Result<(Vec<f64>, Vec<f64>)> {
+    fn kernels(
+        net: &Mlp,
+        x: &[f64],
+        x2: Option<&[f64]>,
+        p: usize,
+        d: usize,
+    ) -> Result<(Vec<f64>, Vec<f64>)> {
         let r1 = Rows::new("X1", x, p, d)?;
         let r2 = match x2 {
             Some(s) => Some(Rows::new("X2", s, s.len() / d, d)?),
@@ -379,7 +460,13 @@ mod tests {
     #[test]
     fn all_finite_detects_nan_and_inf() {
         assert!(all_finite(&[]));
-        assert!(all_finite(&[0.0, -1.0, f64::MAX, f64::MIN_POSITIVE, 5e-324]));
+        assert!(all_finite(&[
+            0.0,
+            -1.0,
+            f64::MAX,
+            f64::MIN_POSITIVE,
+            5e-324
+        ]));
         for bad in [f64::NAN, f64::INFINITY, f64::NEG_INFINITY] {
             let mut v = vec![1.0; 37];
             v[29] = bad;
@@ -395,11 +482,17 @@ mod tests {
             for depth in [0, 1, 3] {
                 let net = Mlp::new(depth, act.clone(), 1.0, 0.1);
                 let e = kernels(&net, &x, None, 4, 3).unwrap_err();
-                assert!(matches!(e, AkError::NonFinite { name: "X1", .. }), "{act:?} {depth}: {e}");
+                assert!(
+                    matches!(e, AkError::NonFinite { name: "X1", .. }),
+                    "{act:?} {depth}: {e}"
+                );
                 assert!(e.to_string().contains("overflowed"), "{e}");
                 // only X2 overflows
                 let e = kernels(&net, &ok, Some(&x), 4, 3).unwrap_err();
-                assert!(matches!(e, AkError::NonFinite { .. }), "{act:?} {depth}: {e}");
+                assert!(
+                    matches!(e, AkError::NonFinite { .. }),
+                    "{act:?} {depth}: {e}"
+                );
                 let (k, t) = kernels(&net, &ok, None, 4, 3).unwrap();
                 assert!(all_finite(&k) && all_finite(&t));
             }

@@ -5,8 +5,10 @@ use crate::error::{invalid, shape, AkError, Result};
 use faer::dyn_stack::{MemBuffer, MemStack};
 use faer::linalg::cholesky::llt::factor::{cholesky_in_place, cholesky_in_place_scratch, LltError};
 use faer::linalg::evd::{self_adjoint_evd, self_adjoint_evd_scratch, ComputeEigenvectors};
-use faer::linalg::triangular_solve::{solve_lower_triangular_in_place, solve_upper_triangular_in_place};
 use faer::linalg::matmul::triangular::{self, BlockStructure};
+use faer::linalg::triangular_solve::{
+    solve_lower_triangular_in_place, solve_upper_triangular_in_place,
+};
 use faer::reborrow::{Reborrow, ReborrowMut};
 use faer::Accum;
 use faer::{Mat, MatMut, MatRef, Par};
@@ -29,7 +31,14 @@ pub const JITTER_MAX: f64 = 1e-4;
 pub fn check_symmetric(name: &'static str, a: MatRef<'_, f64>) -> Result<()> {
     let n = a.nrows();
     if a.ncols() != n || n == 0 {
-        return Err(shape(name, format!("must be a non-empty square matrix, got ({}, {})", a.nrows(), a.ncols())));
+        return Err(shape(
+            name,
+            format!(
+                "must be a non-empty square matrix, got ({}, {})",
+                a.nrows(),
+                a.ncols()
+            ),
+        ));
     }
     const B: usize = 64;
     let mut scale: f64 = 0.0;
@@ -40,7 +49,10 @@ pub fn check_symmetric(name: &'static str, a: MatRef<'_, f64>) -> Result<()> {
                 for i in ib.max(j)..(ib + B).min(n) {
                     let (x, y) = (a[(i, j)], a[(j, i)]);
                     if !x.is_finite() || !y.is_finite() {
-                        return Err(invalid(name, format!("contains a non-finite value at ({i}, {j})")));
+                        return Err(invalid(
+                            name,
+                            format!("contains a non-finite value at ({i}, {j})"),
+                        ));
                     }
                     scale = scale.max(x.abs());
                     asym = asym.max((x - y).abs());
@@ -49,7 +61,10 @@ pub fn check_symmetric(name: &'static str, a: MatRef<'_, f64>) -> Result<()> {
         }
     }
     if asym > 1e-10 * scale.max(f64::MIN_POSITIVE) {
-        return Err(invalid(name, format!("must be symmetric; max |A - A^T| = {asym:.3e}")));
+        return Err(invalid(
+            name,
+            format!("must be symmetric; max |A - A^T| = {asym:.3e}"),
+        ));
     }
     Ok(())
 }
@@ -63,7 +78,11 @@ const CHOL_LEAF: usize = 512;
 /// faer parallelizes well; faer's own blocked Cholesky scaled poorly from 1 to 2 threads here
 /// (measured at n = 4000: 0.44 s sequential vs 0.56 s on 2 threads).
 /// Returns the index of the first non-positive pivot on failure.
-fn cholesky_recursive(mut a: MatMut<'_, f64>, par: Par, mem: &mut MemBuffer) -> std::result::Result<(), usize> {
+fn cholesky_recursive(
+    mut a: MatMut<'_, f64>,
+    par: Par,
+    mem: &mut MemBuffer,
+) -> std::result::Result<(), usize> {
     let n = a.nrows();
     // The recursion does not depend on `par`, so results are identical for any thread count.
     if n <= CHOL_LEAF {
@@ -107,14 +126,24 @@ pub fn cholesky_with_jitter(
     check_symmetric(name, a)?;
     let n = a.nrows();
     if l.nrows() != n || l.ncols() != n {
-        return Err(shape("out", "factor buffer must match the matrix".to_string()));
+        return Err(shape(
+            "out",
+            "factor buffer must match the matrix".to_string(),
+        ));
     }
     if !(ridge.is_finite() && ridge >= 0.0) {
-        return Err(invalid("ridge", format!("must be finite and >= 0, got {ridge}")));
+        return Err(invalid(
+            "ridge",
+            format!("must be finite and >= 0, got {ridge}"),
+        ));
     }
     let mean_diag = (0..n).map(|i| a[(i, i)].abs()).sum::<f64>() / n as f64;
     let scale = if mean_diag > 0.0 { mean_diag } else { 1.0 };
-    let mut mem = MemBuffer::new(cholesky_in_place_scratch::<f64>(n, Par::Seq, Default::default()));
+    let mut mem = MemBuffer::new(cholesky_in_place_scratch::<f64>(
+        n,
+        Par::Seq,
+        Default::default(),
+    ));
     let mut jitter = 0.0;
     let mut attempts = 0;
     loop {
@@ -128,7 +157,11 @@ pub fn cholesky_with_jitter(
         match cholesky_recursive(l.rb_mut(), par, &mut mem) {
             Ok(()) => break,
             Err(index) => {
-                let next = if jitter == 0.0 { JITTER_START * scale } else { jitter * 10.0 };
+                let next = if jitter == 0.0 {
+                    JITTER_START * scale
+                } else {
+                    jitter * 10.0
+                };
                 if next > JITTER_MAX * scale * (1.0 + 1e-9) {
                     return Err(AkError::NotPositiveDefinite {
                         name,
@@ -157,7 +190,14 @@ pub fn cholesky_with_jitter(
 pub fn check_factor(l: MatRef<'_, f64>) -> Result<()> {
     let n = l.nrows();
     if n == 0 || l.ncols() != n {
-        return Err(shape("factor", format!("must be a non-empty square matrix, got ({}, {})", l.nrows(), l.ncols())));
+        return Err(shape(
+            "factor",
+            format!(
+                "must be a non-empty square matrix, got ({}, {})",
+                l.nrows(),
+                l.ncols()
+            ),
+        ));
     }
     if let Some(i) = (0..n).position(|i| {
         let d = l[(i, i)];
@@ -165,7 +205,10 @@ pub fn check_factor(l: MatRef<'_, f64>) -> Result<()> {
     }) {
         return Err(invalid(
             "factor",
-            format!("is singular or non-finite: diagonal entry {i} is {}; expected a Cholesky factor", l[(i, i)]),
+            format!(
+                "is singular or non-finite: diagonal entry {i} is {}; expected a Cholesky factor",
+                l[(i, i)]
+            ),
         ));
     }
     Ok(())
@@ -175,7 +218,15 @@ pub fn check_factor(l: MatRef<'_, f64>) -> Result<()> {
 pub fn cholesky_solve_in_place(l: MatRef<'_, f64>, b: MatMut<'_, f64>, par: Par) -> Result<()> {
     check_factor(l)?;
     if b.nrows() != l.nrows() {
-        return Err(shape("y", format!("has {} rows but the factor is {} x {}", b.nrows(), l.nrows(), l.ncols())));
+        return Err(shape(
+            "y",
+            format!(
+                "has {} rows but the factor is {} x {}",
+                b.nrows(),
+                l.nrows(),
+                l.ncols()
+            ),
+        ));
     }
     let mut b = b;
     solve_lower_triangular_in_place(l, b.rb_mut(), par);
@@ -187,7 +238,15 @@ pub fn cholesky_solve_in_place(l: MatRef<'_, f64>, b: MatMut<'_, f64>, par: Par)
 pub fn lower_solve_in_place(l: MatRef<'_, f64>, b: MatMut<'_, f64>, par: Par) -> Result<()> {
     check_factor(l)?;
     if b.nrows() != l.nrows() {
-        return Err(shape("K_cross", format!("has {} rows but the factor is {} x {}", b.nrows(), l.nrows(), l.ncols())));
+        return Err(shape(
+            "K_cross",
+            format!(
+                "has {} rows but the factor is {} x {}",
+                b.nrows(),
+                l.nrows(),
+                l.ncols()
+            ),
+        ));
     }
     solve_lower_triangular_in_place(l, b, par);
     Ok(())
@@ -197,17 +256,36 @@ pub fn lower_solve_in_place(l: MatRef<'_, f64>, b: MatMut<'_, f64>, par: Par) ->
 ///
 /// Runs sequentially whatever `par` says: faer's parallel tridiagonalization changes the
 /// rounding with the thread count, and results must not depend on it.
-pub fn symmetric_eigen(name: &'static str, a: MatRef<'_, f64>, par: Par) -> Result<(Vec<f64>, Mat<f64>)> {
+pub fn symmetric_eigen(
+    name: &'static str,
+    a: MatRef<'_, f64>,
+    par: Par,
+) -> Result<(Vec<f64>, Mat<f64>)> {
     let _ = par;
     let par = Par::Seq;
     check_symmetric(name, a)?;
     let n = a.nrows();
     let mut w = faer::diag::Diag::<f64>::zeros(n);
     let mut v = Mat::<f64>::zeros(n, n);
-    let mut mem = MemBuffer::new(self_adjoint_evd_scratch::<f64>(n, ComputeEigenvectors::Yes, par, Default::default()));
+    let mut mem = MemBuffer::new(self_adjoint_evd_scratch::<f64>(
+        n,
+        ComputeEigenvectors::Yes,
+        par,
+        Default::default(),
+    ));
     let stack = MemStack::new(&mut mem);
-    self_adjoint_evd(a, w.as_mut(), Some(v.as_mut()), par, stack, Default::default())
-        .map_err(|e| AkError::LinAlg { name, msg: format!("eigendecomposition did not converge ({e:?})") })?;
+    self_adjoint_evd(
+        a,
+        w.as_mut(),
+        Some(v.as_mut()),
+        par,
+        stack,
+        Default::default(),
+    )
+    .map_err(|e| AkError::LinAlg {
+        name,
+        msg: format!("eigendecomposition did not converge ({e:?})"),
+    })?;
     Ok(((0..n).map(|i| w[i]).collect(), v))
 }
 
@@ -233,7 +311,13 @@ mod tests {
     #[test]
     fn solve_roundtrip() {
         let n = 5;
-        let a = Mat::<f64>::from_fn(n, n, |i, j| if i == j { 3.0 } else { 1.0 / (1.0 + (i + j) as f64) });
+        let a = Mat::<f64>::from_fn(n, n, |i, j| {
+            if i == j {
+                3.0
+            } else {
+                1.0 / (1.0 + (i + j) as f64)
+            }
+        });
         let mut l = Mat::<f64>::zeros(n, n);
         cholesky_with_jitter("K", a.as_ref(), 0.0, l.as_mut(), Par::Seq).unwrap();
         let mut b = Mat::<f64>::from_fn(n, 1, |i, _| i as f64);
@@ -254,10 +338,16 @@ mod tests {
         let mut singular = Mat::<f64>::identity(3, 3);
         singular[(1, 1)] = 0.0;
         let e = cholesky_solve_in_place(singular.as_ref(), b.as_mut(), Par::Seq).unwrap_err();
-        assert!(matches!(e, AkError::InvalidArgument { name: "factor", .. }), "{e}");
+        assert!(
+            matches!(e, AkError::InvalidArgument { name: "factor", .. }),
+            "{e}"
+        );
         singular[(1, 1)] = f64::NAN;
         let e = lower_solve_in_place(singular.as_ref(), b.as_mut(), Par::Seq).unwrap_err();
-        assert!(matches!(e, AkError::InvalidArgument { name: "factor", .. }), "{e}");
+        assert!(
+            matches!(e, AkError::InvalidArgument { name: "factor", .. }),
+            "{e}"
+        );
         let eye = Mat::<f64>::identity(2, 2);
         let e = cholesky_solve_in_place(eye.as_ref(), b.as_mut(), Par::Seq).unwrap_err();
         assert!(matches!(e, AkError::Shape { name: "y", .. }), "{e}");

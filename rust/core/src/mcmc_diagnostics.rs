@@ -56,7 +56,11 @@ pub fn split_rhat(chains: &[Vec<f64>]) -> f64 {
         .map(|(s, mu)| s.iter().map(|v| (v - mu) * (v - mu)).sum::<f64>() / (nf - 1.0))
         .collect();
     let grand = means.iter().sum::<f64>() / m;
-    let b_over_n = means.iter().map(|mu| (mu - grand) * (mu - grand)).sum::<f64>() / (m - 1.0);
+    let b_over_n = means
+        .iter()
+        .map(|mu| (mu - grand) * (mu - grand))
+        .sum::<f64>()
+        / (m - 1.0);
     let w = vars.iter().sum::<f64>() / m;
     if w <= 0.0 {
         return if b_over_n <= 0.0 { 1.0 } else { f64::INFINITY };
@@ -83,9 +87,13 @@ mod tests {
         assert!((tau - 9.0).abs() < 1.5, "tau = {tau}");
         let iid: Vec<f64> = (0..5000).map(|_| r.normal()).collect();
         assert!((effective_sample_size(&iid) - 5000.0).abs() < 600.0);
-        let chains: Vec<Vec<f64>> = (0..4).map(|_| (0..2000).map(|_| r.normal()).collect()).collect();
+        let chains: Vec<Vec<f64>> = (0..4)
+            .map(|_| (0..2000).map(|_| r.normal()).collect())
+            .collect();
         assert!((split_rhat(&chains) - 1.0).abs() < 0.01);
-        let shifted: Vec<Vec<f64>> = (0..4).map(|c| (0..2000).map(|_| r.normal() + c as f64).collect()).collect();
+        let shifted: Vec<Vec<f64>> = (0..4)
+            .map(|c| (0..2000).map(|_| r.normal() + c as f64).collect())
+            .collect();
         assert!(split_rhat(&shifted) > 1.2);
     }
 }

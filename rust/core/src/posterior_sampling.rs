@@ -39,10 +39,16 @@ pub struct SamplerConfig {
 impl SamplerConfig {
     pub fn validate(&self) -> Result<()> {
         if !(self.temperature.is_finite() && self.temperature > 0.0) {
-            return Err(invalid("temperature", format!("must be finite and > 0, got {}", self.temperature)));
+            return Err(invalid(
+                "temperature",
+                format!("must be finite and > 0, got {}", self.temperature),
+            ));
         }
         if !(self.step_size.is_finite() && self.step_size > 0.0) {
-            return Err(invalid("step_size", format!("must be finite and > 0, got {}", self.step_size)));
+            return Err(invalid(
+                "step_size",
+                format!("must be finite and > 0, got {}", self.step_size),
+            ));
         }
         if self.n_chains == 0 {
             return Err(invalid("n_chains", "must be >= 1"));
@@ -133,14 +139,37 @@ pub fn prior_draw(net: &FiniteMlp, rng: &mut Rng) -> Vec<f64> {
 /// `theta - eta grad + sqrt(2 eta) xi`.
 pub fn langevin_proposal(theta: &[f64], grad: &[f64], xi: &[f64], eta: f64) -> Vec<f64> {
     let s = (2.0 * eta).sqrt();
-    theta.iter().zip(grad).zip(xi).map(|((t, g), x)| t - eta * g + s * x).collect()
+    theta
+        .iter()
+        .zip(grad)
+        .zip(xi)
+        .map(|((t, g), x)| t - eta * g + s * x)
+        .collect()
 }
 
 /// Log Metropolis-Hastings ratio of a MALA move `theta -> prop` (Roberts & Tweedie 1996).
-pub fn mala_log_ratio(u: f64, u_prop: f64, theta: &[f64], prop: &[f64], grad: &[f64], grad_prop: &[f64], eta: f64) -> f64 {
+pub fn mala_log_ratio(
+    u: f64,
+    u_prop: f64,
+    theta: &[f64],
+    prop: &[f64],
+    grad: &[f64],
+    grad_prop: &[f64],
+    eta: f64,
+) -> f64 {
     // log q(b|a) = -|b - a + eta grad U(a)|^2 / (4 eta)
-    let fwd: f64 = prop.iter().zip(theta).zip(grad).map(|((p, t), g)| (p - t + eta * g).powi(2)).sum();
-    let bwd: f64 = theta.iter().zip(prop).zip(grad_prop).map(|((t, p), g)| (t - p + eta * g).powi(2)).sum();
+    let fwd: f64 = prop
+        .iter()
+        .zip(theta)
+        .zip(grad)
+        .map(|((p, t), g)| (p - t + eta * g).powi(2))
+        .sum();
+    let bwd: f64 = theta
+        .iter()
+        .zip(prop)
+        .zip(grad_prop)
+        .map(|((t, p), g)| (t - p + eta * g).powi(2))
+        .sum();
     (u - u_prop) + (fwd - bwd) / (4.0 * eta)
 }
 
@@ -162,7 +191,11 @@ fn run_chain(
     let mut grad = vec![0.0; n];
     let mut grad_prop = vec![0.0; n];
     // Frozen coordinates (hidden layers when !train_hidden) get zero drift and zero noise.
-    let frozen = if cfg.train_hidden { 0 } else { net.layout().w_out };
+    let frozen = if cfg.train_hidden {
+        0
+    } else {
+        net.layout().w_out
+    };
     let (mut u, _, mut fw) = net.potential_and_gradient(&theta, x, y, beta, 1.0, &mut grad, par);
     grad[..frozen].fill(0.0);
     let (p, c) = (x.nrows(), net.n_out);
@@ -180,9 +213,21 @@ fn run_chain(
         train_sq: Mat::zeros(p, c),
         test_sum: Mat::zeros(q, c),
         test_sq: Mat::zeros(q, c),
-        kernels: if cfg.store_kernels { vec![Mat::zeros(p, p); net.depth()] } else { Vec::new() },
-        readout_second_moment: if cfg.store_weights { Mat::zeros(nl, nl) } else { Mat::zeros(0, 0) },
-        input_second_moment: if cfg.store_weights { Mat::zeros(net.d, net.d) } else { Mat::zeros(0, 0) },
+        kernels: if cfg.store_kernels {
+            vec![Mat::zeros(p, p); net.depth()]
+        } else {
+            Vec::new()
+        },
+        readout_second_moment: if cfg.store_weights {
+            Mat::zeros(nl, nl)
+        } else {
+            Mat::zeros(0, 0)
+        },
+        input_second_moment: if cfg.store_weights {
+            Mat::zeros(net.d, net.d)
+        } else {
+            Mat::zeros(0, 0)
+        },
         traces: vec![Vec::with_capacity(cfg.n_samples.min(1 << 16)); TRACE_NAMES.len()],
         final_theta: Vec::new(),
         train_trace: Vec::new(),
@@ -200,7 +245,8 @@ fn run_chain(
         rng.fill_normal(&mut xi);
         xi[..frozen].fill(0.0);
         let prop = langevin_proposal(&theta, &grad, &xi, eta);
-        let (u_prop, _, fw_prop) = net.potential_and_gradient(&prop, x, y, beta, 1.0, &mut grad_prop, par);
+        let (u_prop, _, fw_prop) =
+            net.potential_and_gradient(&prop, x, y, beta, 1.0, &mut grad_prop, par);
         grad_prop[..frozen].fill(0.0);
         let accept_prob = if !u_prop.is_finite() {
             if !cfg.metropolis {
@@ -211,7 +257,9 @@ fn run_chain(
             }
             0.0
         } else if cfg.metropolis {
-            mala_log_ratio(u, u_prop, &theta, &prop, &grad, &grad_prop, eta).min(0.0).exp()
+            mala_log_ratio(u, u_prop, &theta, &prop, &grad, &grad_prop, eta)
+                .min(0.0)
+                .exp()
         } else {
             1.0
         };
@@ -264,19 +312,43 @@ fn record(
     }
     if !res.kernels.is_empty() {
         for (acc, a) in res.kernels.iter_mut().zip(&fw.a) {
-            faer::linalg::matmul::matmul(acc.as_mut(), Accum::Add, a.as_ref(), a.transpose(), 1.0 / a.ncols() as f64, par);
+            faer::linalg::matmul::matmul(
+                acc.as_mut(),
+                Accum::Add,
+                a.as_ref(),
+                a.transpose(),
+                1.0 / a.ncols() as f64,
+                par,
+            );
         }
     }
     let c = net.n_out;
     let wout = MatRef::from_column_major_slice(&theta[lay.w_out..lay.w_out + c * nl], c, nl);
     if res.readout_second_moment.nrows() > 0 {
-        faer::linalg::matmul::matmul(res.readout_second_moment.as_mut(), Accum::Add, wout.transpose(), wout, 1.0 / c as f64, par);
+        faer::linalg::matmul::matmul(
+            res.readout_second_moment.as_mut(),
+            Accum::Add,
+            wout.transpose(),
+            wout,
+            1.0 / c as f64,
+            par,
+        );
         let (off, r, cols) = lay.w[0];
         let w0 = MatRef::from_column_major_slice(&theta[off..off + r * cols], r, cols);
-        faer::linalg::matmul::matmul(res.input_second_moment.as_mut(), Accum::Add, w0.transpose(), w0, 1.0 / n1 as f64, par);
+        faer::linalg::matmul::matmul(
+            res.input_second_moment.as_mut(),
+            Accum::Add,
+            w0.transpose(),
+            w0,
+            1.0 / n1 as f64,
+            par,
+        );
     }
     let mean_out = (0..fw.f.nrows()).map(|i| fw.f[(i, 0)]).sum::<f64>() / fw.f.nrows() as f64;
-    let scale = (0..nl).map(|j| (0..c).map(|k| wout[(k, j)].powi(2)).sum::<f64>()).sum::<f64>() / (nl * c) as f64;
+    let scale = (0..nl)
+        .map(|j| (0..c).map(|k| wout[(k, j)].powi(2)).sum::<f64>())
+        .sum::<f64>()
+        / (nl * c) as f64;
     res.traces[0].push(u);
     res.traces[1].push(mean_out);
     res.traces[2].push(scale);
@@ -293,7 +365,11 @@ fn push_rows(trace: &mut Vec<f64>, f: MatRef<'_, f64>) {
 
 /// Monte-Carlo standard errors of the posterior means of the outputs: for each output entry,
 /// `sqrt(var / sum_chains ESS_chain)`, with each chain's ESS from its own autocorrelation.
-fn output_standard_errors(chains: &[ChainResult], var: &Mat<f64>, pick: impl Fn(&ChainResult) -> &Vec<f64>) -> Mat<f64> {
+fn output_standard_errors(
+    chains: &[ChainResult],
+    var: &Mat<f64>,
+    pick: impl Fn(&ChainResult) -> &Vec<f64>,
+) -> Mat<f64> {
     let (rows, cols) = (var.nrows(), var.ncols());
     let width = rows * cols;
     Mat::from_fn(rows, cols, |i, j| {
@@ -304,20 +380,35 @@ fn output_standard_errors(chains: &[ChainResult], var: &Mat<f64>, pick: impl Fn(
                 let tr = pick(c);
                 let n = if width == 0 { 0 } else { tr.len() / width };
                 let series: Vec<f64> = (0..n).map(|t| tr[t * width + k]).collect();
-                if n == 0 { 0.0 } else { effective_sample_size(&series) }
+                if n == 0 {
+                    0.0
+                } else {
+                    effective_sample_size(&series)
+                }
             })
             .sum();
-        if ess > 0.0 { (var[(i, j)] / ess).sqrt() } else { f64::NAN }
+        if ess > 0.0 {
+            (var[(i, j)] / ess).sqrt()
+        } else {
+            f64::NAN
+        }
     })
 }
 
-fn moments(chains: &[ChainResult], pick: impl Fn(&ChainResult) -> (&Mat<f64>, &Mat<f64>), n: usize) -> (Mat<f64>, Mat<f64>) {
+fn moments(
+    chains: &[ChainResult],
+    pick: impl Fn(&ChainResult) -> (&Mat<f64>, &Mat<f64>),
+    n: usize,
+) -> (Mat<f64>, Mat<f64>) {
     let (r0, _) = pick(&chains[0]);
     let (rows, cols) = (r0.nrows(), r0.ncols());
     let mut mean = Mat::<f64>::zeros(rows, cols);
     let mut var = Mat::<f64>::zeros(rows, cols);
     if n == 0 {
-        return (Mat::from_fn(rows, cols, |_, _| f64::NAN), Mat::from_fn(rows, cols, |_, _| f64::NAN));
+        return (
+            Mat::from_fn(rows, cols, |_, _| f64::NAN),
+            Mat::from_fn(rows, cols, |_, _| f64::NAN),
+        );
     }
     for ch in chains {
         let (s, sq) = pick(ch);
@@ -356,7 +447,10 @@ pub fn sample_posterior(
     }
     if let Some(xt) = x_test {
         if xt.ncols() != net.d {
-            return Err(invalid("X_test", format!("has {} features, expected {}", xt.ncols(), net.d)));
+            return Err(invalid(
+                "X_test",
+                format!("has {} features, expected {}", xt.ncols(), net.d),
+            ));
         }
     }
     ctl.set_total((cfg.n_chains * (cfg.burn_in + cfg.n_samples * cfg.thin)) as u64);
@@ -375,24 +469,38 @@ pub fn sample_posterior(
         }
         acc * faer::Scale(1.0 / n_kept.max(1) as f64)
     };
-    let kernels: Vec<Mat<f64>> = (0..chains[0].kernels.len()).map(|l| avg(&|c: &ChainResult| &c.kernels[l])).collect();
+    let kernels: Vec<Mat<f64>> = (0..chains[0].kernels.len())
+        .map(|l| avg(&|c: &ChainResult| &c.kernels[l]))
+        .collect();
     let spectrum = |m: Mat<f64>| -> Result<Vec<f64>> {
         if m.nrows() == 0 || n_kept == 0 {
             return Ok(Vec::new());
         }
         let sym = Mat::from_fn(m.nrows(), m.ncols(), |i, j| 0.5 * (m[(i, j)] + m[(j, i)]));
-        let mut w = sym.self_adjoint_eigenvalues(faer::Side::Lower).map_err(|e| AkError::LinAlg {
-            name: "weights",
-            msg: format!("eigenvalues did not converge ({e:?})"),
-        })?;
+        let mut w = sym
+            .self_adjoint_eigenvalues(faer::Side::Lower)
+            .map_err(|e| AkError::LinAlg {
+                name: "weights",
+                msg: format!("eigenvalues did not converge ({e:?})"),
+            })?;
         w.reverse();
         Ok(w)
     };
     let readout_spectrum = spectrum(avg(&|c: &ChainResult| &c.readout_second_moment))?;
     let input_spectrum = spectrum(avg(&|c: &ChainResult| &c.input_second_moment))?;
-    let ess = chains.iter().map(|c| c.traces.iter().map(|t| effective_sample_size(t)).collect()).collect();
+    let ess = chains
+        .iter()
+        .map(|c| c.traces.iter().map(|t| effective_sample_size(t)).collect())
+        .collect();
     let rhat = (0..TRACE_NAMES.len())
-        .map(|k| split_rhat(&chains.iter().map(|c| c.traces[k].clone()).collect::<Vec<_>>()))
+        .map(|k| {
+            split_rhat(
+                &chains
+                    .iter()
+                    .map(|c| c.traces[k].clone())
+                    .collect::<Vec<_>>(),
+            )
+        })
         .collect();
     let interrupted = chains.iter().any(|c| c.interrupted);
     let train_se = output_standard_errors(&chains, &train_var, |c| &c.train_trace);

@@ -21,21 +21,39 @@ pub fn gp_predict(
     check_factor(l)?;
     let (p, q) = (k_cross.nrows(), k_cross.ncols());
     if p != l.nrows() {
-        return Err(shape("K_cross", format!("has {p} rows, expected the {} training points", l.nrows())));
+        return Err(shape(
+            "K_cross",
+            format!("has {p} rows, expected the {} training points", l.nrows()),
+        ));
     }
     if alpha.nrows() != p {
-        return Err(shape("alpha", format!("has {} rows, expected the {p} training points", alpha.nrows())));
+        return Err(shape(
+            "alpha",
+            format!(
+                "has {} rows, expected the {p} training points",
+                alpha.nrows()
+            ),
+        ));
     }
     if mean.nrows() != q || mean.ncols() != alpha.ncols() {
         return Err(shape("out", "mean buffer shape mismatch".to_string()));
     }
     if let Some(kd) = k_test_diag {
         if kd.len() != q {
-            return Err(shape("k_test_diag", format!("has {} entries, expected {q} (one per test point)", kd.len())));
+            return Err(shape(
+                "k_test_diag",
+                format!(
+                    "has {} entries, expected {q} (one per test point)",
+                    kd.len()
+                ),
+            ));
         }
         check_finite("k_test_diag", kd)?;
         if var.as_ref().is_some_and(|v| v.len() != q) {
-            return Err(shape("out", format!("variance buffer must have {q} entries")));
+            return Err(shape(
+                "out",
+                format!("variance buffer must have {q} entries"),
+            ));
         }
     }
     faer::linalg::matmul::matmul(mean, Accum::Replace, k_cross.transpose(), alpha, 1.0, par);
@@ -58,7 +76,10 @@ fn check_finite_mat(name: &'static str, a: MatRef<'_, f64>) -> Result<()> {
     for i in 0..a.nrows() {
         for j in 0..a.ncols() {
             if !a[(i, j)].is_finite() {
-                return Err(invalid(name, format!("contains a non-finite value (NaN or inf) at ({i}, {j})")));
+                return Err(invalid(
+                    name,
+                    format!("contains a non-finite value (NaN or inf) at ({i}, {j})"),
+                ));
             }
         }
     }
@@ -102,7 +123,10 @@ pub fn ntk_flow_coefficients(
     }
     for &t in times {
         if t.is_nan() || t < 0.0 {
-            return Err(invalid("time", format!("must be >= 0 (inf allowed), got {t}")));
+            return Err(invalid(
+                "time",
+                format!("must be >= 0 (inf allowed), got {t}"),
+            ));
         }
     }
     let p = eigvals.len();
@@ -112,7 +136,11 @@ pub fn ntk_flow_coefficients(
     if eigvecs.nrows() != p || eigvecs.ncols() != p {
         return Err(shape(
             "eigenvectors",
-            format!("must be ({p}, {p}) for {p} eigenvalues, got ({}, {})", eigvecs.nrows(), eigvecs.ncols()),
+            format!(
+                "must be ({p}, {p}) for {p} eigenvalues, got ({}, {})",
+                eigvecs.nrows(),
+                eigvecs.ncols()
+            ),
         ));
     }
     if y.nrows() != p {
@@ -146,7 +174,14 @@ pub fn ntk_flow_coefficients(
             }
         }
         let mut coef = Mat::<f64>::zeros(p, y.ncols());
-        faer::linalg::matmul::matmul(coef.as_mut(), Accum::Replace, eigvecs, zt.as_ref(), 1.0, par);
+        faer::linalg::matmul::matmul(
+            coef.as_mut(),
+            Accum::Replace,
+            eigvecs,
+            zt.as_ref(),
+            1.0,
+            par,
+        );
         out.push(coef);
     }
     Ok(out)
@@ -168,23 +203,54 @@ mod tests {
         let w = [1.0, 2.0, 3.0];
         let y = Mat::<f64>::ones(3, 1);
         let v2 = Mat::<f64>::identity(2, 2);
-        let e = ntk_flow_coefficients(&w, v2.as_ref(), y.as_ref(), &[1.0], 1.0, Par::Seq).unwrap_err();
+        let e =
+            ntk_flow_coefficients(&w, v2.as_ref(), y.as_ref(), &[1.0], 1.0, Par::Seq).unwrap_err();
         assert_eq!(err_name(&e), "eigenvectors", "{e}");
         let v32 = Mat::<f64>::zeros(3, 2);
-        let e = ntk_flow_coefficients(&w, v32.as_ref(), y.as_ref(), &[1.0], 1.0, Par::Seq).unwrap_err();
+        let e =
+            ntk_flow_coefficients(&w, v32.as_ref(), y.as_ref(), &[1.0], 1.0, Par::Seq).unwrap_err();
         assert_eq!(err_name(&e), "eigenvectors", "{e}");
         let v3 = Mat::<f64>::identity(3, 3);
-        let e = ntk_flow_coefficients(&w, v3.as_ref(), Mat::<f64>::ones(2, 1).as_ref(), &[1.0], 1.0, Par::Seq)
-            .unwrap_err();
+        let e = ntk_flow_coefficients(
+            &w,
+            v3.as_ref(),
+            Mat::<f64>::ones(2, 1).as_ref(),
+            &[1.0],
+            1.0,
+            Par::Seq,
+        )
+        .unwrap_err();
         assert_eq!(err_name(&e), "y", "{e}");
-        let e = ntk_flow_coefficients(&[1.0, f64::NAN, 2.0], v3.as_ref(), y.as_ref(), &[1.0], 1.0, Par::Seq)
-            .unwrap_err();
+        let e = ntk_flow_coefficients(
+            &[1.0, f64::NAN, 2.0],
+            v3.as_ref(),
+            y.as_ref(),
+            &[1.0],
+            1.0,
+            Par::Seq,
+        )
+        .unwrap_err();
         assert_eq!(err_name(&e), "eigenvalues", "{e}");
         // unsorted eigenvalues with a clearly negative one are still rejected
-        let e = ntk_flow_coefficients(&[3.0, -1.0, 2.0], v3.as_ref(), y.as_ref(), &[1.0], 1.0, Par::Seq)
-            .unwrap_err();
+        let e = ntk_flow_coefficients(
+            &[3.0, -1.0, 2.0],
+            v3.as_ref(),
+            y.as_ref(),
+            &[1.0],
+            1.0,
+            Par::Seq,
+        )
+        .unwrap_err();
         assert!(matches!(e, AkError::NotPositiveDefinite { .. }), "{e}");
-        let c = ntk_flow_coefficients(&w, v3.as_ref(), y.as_ref(), &[0.0, f64::INFINITY], 1.0, Par::Seq).unwrap();
+        let c = ntk_flow_coefficients(
+            &w,
+            v3.as_ref(),
+            y.as_ref(),
+            &[0.0, f64::INFINITY],
+            1.0,
+            Par::Seq,
+        )
+        .unwrap();
         assert_eq!(c[0][(0, 0)], 0.0);
         assert!((c[1][(2, 0)] - 1.0 / 3.0).abs() < 1e-15);
     }
@@ -197,28 +263,84 @@ mod tests {
         let mut mean = Mat::<f64>::zeros(4, 1);
         let mut var = vec![0.0; 4];
         let kd = [1.0; 4];
-        let run = |l: MatRef<'_, f64>, a: MatRef<'_, f64>, k: MatRef<'_, f64>, d: Option<&[f64]>, m: MatMut<'_, f64>, v: &mut [f64]| {
-            gp_predict(l, a, k, d, m, Some(v), Par::Seq)
-        };
-        run(l.as_ref(), alpha.as_ref(), kc.as_ref(), Some(&kd), mean.as_mut(), &mut var).unwrap();
+        let run =
+            |l: MatRef<'_, f64>,
+             a: MatRef<'_, f64>,
+             k: MatRef<'_, f64>,
+             d: Option<&[f64]>,
+             m: MatMut<'_, f64>,
+             v: &mut [f64]| { gp_predict(l, a, k, d, m, Some(v), Par::Seq) };
+        run(
+            l.as_ref(),
+            alpha.as_ref(),
+            kc.as_ref(),
+            Some(&kd),
+            mean.as_mut(),
+            &mut var,
+        )
+        .unwrap();
         assert_eq!(var, vec![0.0; 4]);
-        let e = run(Mat::<f64>::zeros(3, 2).as_ref(), alpha.as_ref(), kc.as_ref(), Some(&kd), mean.as_mut(), &mut var)
-            .unwrap_err();
+        let e = run(
+            Mat::<f64>::zeros(3, 2).as_ref(),
+            alpha.as_ref(),
+            kc.as_ref(),
+            Some(&kd),
+            mean.as_mut(),
+            &mut var,
+        )
+        .unwrap_err();
         assert_eq!(err_name(&e), "factor", "{e}");
-        let e = run(l.as_ref(), Mat::<f64>::ones(2, 1).as_ref(), kc.as_ref(), Some(&kd), mean.as_mut(), &mut var)
-            .unwrap_err();
+        let e = run(
+            l.as_ref(),
+            Mat::<f64>::ones(2, 1).as_ref(),
+            kc.as_ref(),
+            Some(&kd),
+            mean.as_mut(),
+            &mut var,
+        )
+        .unwrap_err();
         assert_eq!(err_name(&e), "alpha", "{e}");
-        let e = run(l.as_ref(), alpha.as_ref(), Mat::<f64>::ones(2, 4).as_ref(), Some(&kd), mean.as_mut(), &mut var)
-            .unwrap_err();
+        let e = run(
+            l.as_ref(),
+            alpha.as_ref(),
+            Mat::<f64>::ones(2, 4).as_ref(),
+            Some(&kd),
+            mean.as_mut(),
+            &mut var,
+        )
+        .unwrap_err();
         assert_eq!(err_name(&e), "K_cross", "{e}");
-        let e = run(l.as_ref(), alpha.as_ref(), kc.as_ref(), Some(&kd[..3]), mean.as_mut(), &mut var).unwrap_err();
+        let e = run(
+            l.as_ref(),
+            alpha.as_ref(),
+            kc.as_ref(),
+            Some(&kd[..3]),
+            mean.as_mut(),
+            &mut var,
+        )
+        .unwrap_err();
         assert_eq!(err_name(&e), "k_test_diag", "{e}");
-        let e = run(l.as_ref(), alpha.as_ref(), kc.as_ref(), Some(&[1.0, f64::NAN, 1.0, 1.0]), mean.as_mut(), &mut var)
-            .unwrap_err();
+        let e = run(
+            l.as_ref(),
+            alpha.as_ref(),
+            kc.as_ref(),
+            Some(&[1.0, f64::NAN, 1.0, 1.0]),
+            mean.as_mut(),
+            &mut var,
+        )
+        .unwrap_err();
         assert_eq!(err_name(&e), "k_test_diag", "{e}");
         let mut sing = l.clone();
         sing[(2, 2)] = 0.0;
-        let e = run(sing.as_ref(), alpha.as_ref(), kc.as_ref(), None, mean.as_mut(), &mut var).unwrap_err();
+        let e = run(
+            sing.as_ref(),
+            alpha.as_ref(),
+            kc.as_ref(),
+            None,
+            mean.as_mut(),
+            &mut var,
+        )
+        .unwrap_err();
         assert_eq!(err_name(&e), "factor", "{e}");
     }
 }

@@ -21,7 +21,12 @@ impl Rng {
     /// Independent stream `stream` of generator `seed`.
     pub fn new(seed: u64, stream: u64) -> Self {
         let mut x = seed ^ splitmix64(&mut stream.wrapping_mul(0xD1B5_4A32_D192_ED03).clone());
-        let s = [splitmix64(&mut x), splitmix64(&mut x), splitmix64(&mut x), splitmix64(&mut x)];
+        let s = [
+            splitmix64(&mut x),
+            splitmix64(&mut x),
+            splitmix64(&mut x),
+            splitmix64(&mut x),
+        ];
         Rng { s, spare: None }
     }
 

@@ -18,7 +18,11 @@ pub fn default_threads() -> usize {
         .ok()
         .and_then(|s| s.trim().parse::<usize>().ok())
         .filter(|&n| n > 0)
-        .unwrap_or_else(|| std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1))
+        .unwrap_or_else(|| {
+            std::thread::available_parallelism()
+                .map(|n| n.get())
+                .unwrap_or(1)
+        })
 }
 
 fn pool(n: usize) -> Arc<ThreadPool> {
@@ -49,7 +53,11 @@ pub fn reset_after_fork() {
 
 /// Runs `f` on a pool of `n_threads` threads (0 = default); `f` gets the matching faer `Par`.
 pub fn with_threads<R: Send>(n_threads: usize, f: impl FnOnce(Par) -> R + Send) -> R {
-    let n = if n_threads == 0 { default_threads() } else { n_threads };
+    let n = if n_threads == 0 {
+        default_threads()
+    } else {
+        n_threads
+    };
     let par = if n == 1 { Par::Seq } else { Par::rayon(n) };
     pool(n).install(|| f(par))
 }

@@ -60,7 +60,12 @@ pub struct TiltedDensity<'a> {
 
 impl<'a> TiltedDensity<'a> {
     /// `c`: prior covariance (P x P, positive definite), `phat`: the tilt (P x P, symmetric).
-    pub fn new(act: &'a Activation, c: MatRef<'_, f64>, phat: MatRef<'a, f64>, par: Par) -> Result<Self> {
+    pub fn new(
+        act: &'a Activation,
+        c: MatRef<'_, f64>,
+        phat: MatRef<'a, f64>,
+        par: Par,
+    ) -> Result<Self> {
         if matches!(act, Activation::Custom(_)) {
             return Err(invalid(
                 "activation",
@@ -71,7 +76,11 @@ impl<'a> TiltedDensity<'a> {
         if p == 0 || phat.nrows() != p || phat.ncols() != p {
             return Err(shape(
                 "hat_phi",
-                format!("must be {p} x {p} like C, got ({}, {})", phat.nrows(), phat.ncols()),
+                format!(
+                    "must be {p} x {p} like C, got ({}, {})",
+                    phat.nrows(),
+                    phat.ncols()
+                ),
             ));
         }
         check_symmetric("hat_phi", phat)?;
@@ -89,7 +98,14 @@ impl<'a> TiltedDensity<'a> {
         let p = self.dim();
         let zc = MatRef::from_column_major_slice(z, p, 1);
         let mut h = Mat::<f64>::zeros(p, 1);
-        matmul(h.as_mut(), Accum::Replace, self.l.as_ref(), zc, 1.0, Par::Seq);
+        matmul(
+            h.as_mut(),
+            Accum::Replace,
+            self.l.as_ref(),
+            zc,
+            1.0,
+            Par::Seq,
+        );
         let hv: Vec<f64> = (0..p).map(|i| h[(i, 0)]).collect();
         let phi: Vec<f64> = hv.iter().map(|&x| self.act.phi(x).unwrap()).collect();
         let mut v = Mat::<f64>::zeros(p, 1);
@@ -102,7 +118,9 @@ impl<'a> TiltedDensity<'a> {
             Par::Seq,
         );
         let energy: f64 = (0..p).map(|i| phi[i] * v[(i, 0)]).sum();
-        let w: Vec<f64> = (0..p).map(|i| self.act.dphi(hv[i]).unwrap() * v[(i, 0)]).collect();
+        let w: Vec<f64> = (0..p)
+            .map(|i| self.act.dphi(hv[i]).unwrap() * v[(i, 0)])
+            .collect();
         let mut g = Mat::<f64>::zeros(p, 1);
         matmul(
             g.as_mut(),
@@ -123,7 +141,12 @@ impl<'a> TiltedDensity<'a> {
 /// and softplus/gelu (asymptotically relu) when `hatPhi` is indefinite enough that the sufficient
 /// condition `lambda_max(C) max(0, -lambda_min(hatPhi)) < 1` fails and a direction `h >= 0` with
 /// `h^T (C^{-1} + hatPhi) h <= 0` is found. Bounded activations (erf, tanh) are always fine.
-pub fn check_normalizable(act: &Activation, c: MatRef<'_, f64>, phat: MatRef<'_, f64>, par: Par) -> Result<()> {
+pub fn check_normalizable(
+    act: &Activation,
+    c: MatRef<'_, f64>,
+    phat: MatRef<'_, f64>,
+    par: Par,
+) -> Result<()> {
     TiltedDensity::new(act, c, phat, par)?.check_normalizable(c, par)
 }
 
@@ -191,7 +214,10 @@ impl TiltedDensity<'_> {
                 let (_, v) = symmetric_eigen("hat_phi", cphat.as_ref(), par)?;
                 cands.push((0..p).map(|i| v[(i, 0)].max(0.0)).collect());
                 cands.push((0..p).map(|i| (-v[(i, 0)]).max(0.0)).collect());
-                if let Some(h) = cands.iter().find(|h| h.iter().any(|x| *x > 0.0) && quad(h) <= 0.0) {
+                if let Some(h) = cands
+                    .iter()
+                    .find(|h| h.iter().any(|x| *x > 0.0) && quad(h) <= 0.0)
+                {
                     let nz = h.iter().filter(|x| **x > 0.0).count();
                     return bad(format!(
                         "h^T (C^-1 + hatPhi) h = {:.3e} <= 0 along a direction with {nz} positive entries, where \
@@ -205,17 +231,23 @@ impl TiltedDensity<'_> {
     }
 }
 
-/// Samples the tilted density with `cfg.n_chains` MALA chains; see the module docs.
-pub fn sample_moments(
-    act: &Activation,
-    c: MatRef<'_, f64>,
-    phat: MatRef<'_, f64>,
-    cfg: &TiltConfig,
-    n_threads: usize,
-    ctl: &Control,
-) -> Result<TiltedMoments> {
+/// Draws from the tilted density: `h` holds `n_chains * n_samples` rows of P preactivations
+/// (chain-major: the rows of chain 0 first), with the sampler's diagnostics.
+#[derive(Debug, Clone)]
+pub struct Samples {
+    pub h: Mat<f64>,
+    pub acceptance: Vec<f64>,
+    pub step_size: Vec<f64>,
+    /// Effective sample size of the tilt energy, summed over chains.
+    pub ess: f64,
+}
+
+fn check_config(cfg: &TiltConfig) -> Result<()> {
     if cfg.n_chains == 0 || cfg.n_samples == 0 || cfg.thin == 0 {
-        return Err(invalid("n_samples", "n_chains, n_samples and thin must be >= 1"));
+        return Err(invalid(
+            "n_samples",
+            "n_chains, n_samples and thin must be >= 1",
+        ));
     }
     if !(cfg.step_size.is_finite() && cfg.step_size > 0.0) {
         return Err(invalid(
@@ -223,22 +255,26 @@ pub fn sample_moments(
             format!("must be finite and > 0, got {}", cfg.step_size),
         ));
     }
-    check_symmetric("C", c)?;
-    with_threads(n_threads, |par| -> Result<TiltedMoments> {
-        let dens = TiltedDensity::new(act, c, phat, par)?;
-        dens.check_normalizable(c, par)?;
-        let p = dens.dim();
+    Ok(())
+}
+
+impl TiltedDensity<'_> {
+    /// Runs `cfg.n_chains` MALA chains (in parallel under the caller's Rayon pool); see the module docs.
+    pub fn sample(&self, cfg: &TiltConfig, ctl: &Control) -> Result<Samples> {
+        check_config(cfg)?;
+        let p = self.dim();
         let steps = cfg.burn_in + cfg.n_samples * cfg.thin;
-        ctl.set_total((steps * cfg.n_chains) as u64);
-        let chains: Vec<Result<(Vec<f64>, Vec<f64>, f64, f64, Vec<f64>)>> = (0..cfg.n_chains)
+        ctl.add_total((steps * cfg.n_chains) as u64);
+        type Chain = (Vec<f64>, f64, f64, Vec<f64>);
+        let chains: Vec<Result<Chain>> = (0..cfg.n_chains)
             .into_par_iter()
             .map(|chain| {
                 let mut rng = Rng::new(cfg.seed, chain as u64);
                 let mut z = vec![0.0; p];
                 rng.fill_normal(&mut z); // a prior draw
-                let (mut u, mut grad, mut energy, mut h) = dens.potential(&z);
+                let (mut u, mut grad, mut energy, mut h) = self.potential(&z);
                 let mut log_eta = cfg.step_size.ln();
-                let (mut phi2, mut h2) = (vec![0.0; p * p], vec![0.0; p * p]);
+                let mut out = Vec::with_capacity(cfg.n_samples * p);
                 let mut trace = Vec::with_capacity(cfg.n_samples);
                 let (mut accepted, mut proposed) = (0usize, 0usize);
                 let mut xi = vec![0.0; p];
@@ -250,9 +286,11 @@ pub fn sample_moments(
                     rng.fill_normal(&mut xi);
                     let s = (2.0 * eta).sqrt();
                     let prop: Vec<f64> = (0..p).map(|i| z[i] - eta * grad[i] + s * xi[i]).collect();
-                    let (u2, g2, e2, h2p) = dens.potential(&prop);
+                    let (u2, g2, e2, h2p) = self.potential(&prop);
                     let acc = if u2.is_finite() {
-                        mala_log_ratio(u, u2, &z, &prop, &grad, &g2, eta).min(0.0).exp()
+                        mala_log_ratio(u, u2, &z, &prop, &grad, &g2, eta)
+                            .min(0.0)
+                            .exp()
                     } else {
                         0.0
                     };
@@ -268,35 +306,107 @@ pub fn sample_moments(
                         (z, u, grad, energy, h) = (prop, u2, g2, e2, h2p);
                     }
                     if step >= cfg.burn_in && (step - cfg.burn_in) % cfg.thin == 0 {
-                        let phi: Vec<f64> = h.iter().map(|&x| act.phi(x).unwrap()).collect();
-                        for i in 0..p {
-                            for j in 0..=i {
-                                phi2[i * p + j] += phi[i] * phi[j];
-                                h2[i * p + j] += h[i] * h[j];
-                            }
-                        }
+                        out.extend_from_slice(&h);
                         trace.push(energy);
                     }
                 }
                 ctl.advance(steps as u64);
-                Ok((phi2, h2, accepted as f64 / proposed.max(1) as f64, log_eta.exp(), trace))
+                Ok((
+                    out,
+                    accepted as f64 / proposed.max(1) as f64,
+                    log_eta.exp(),
+                    trace,
+                ))
             })
             .collect();
-        let (mut phi2, mut h2) = (vec![0.0; p * p], vec![0.0; p * p]);
+        let n = cfg.n_chains * cfg.n_samples;
+        let mut h = Mat::<f64>::zeros(n, p);
         let (mut acceptance, mut step_size, mut ess) = (vec![], vec![], 0.0);
-        let total = (cfg.n_chains * cfg.n_samples) as f64;
-        for ch in chains {
-            let (a, b, acc, eta, trace) = ch?;
-            for k in 0..p * p {
-                phi2[k] += a[k] / total;
-                h2[k] += b[k] / total;
+        for (c, ch) in chains.into_iter().enumerate() {
+            let (rows, acc, eta, trace) = ch?;
+            for k in 0..cfg.n_samples {
+                for i in 0..p {
+                    h[(c * cfg.n_samples + k, i)] = rows[k * p + i];
+                }
             }
             acceptance.push(acc);
             step_size.push(eta);
             ess += trace.len() as f64 / integrated_autocorrelation_time(&trace).max(1.0);
         }
-        crate::lazy_kernels::mirror_lower(&mut phi2, p);
-        crate::lazy_kernels::mirror_lower(&mut h2, p);
+        if (0..p).any(|j| h.col_as_slice(j).iter().any(|v| !v.is_finite())) {
+            return Err(AkError::NonFinite {
+                name: "hat_phi",
+                msg: "the sampled preactivations are not finite".into(),
+            });
+        }
+        Ok(Samples {
+            h,
+            acceptance,
+            step_size,
+            ess,
+        })
+    }
+}
+
+/// `F^T diag(w) G` for S x P sample matrices (`w = None`: uniform `1/S`), symmetrised when F = G.
+pub fn weighted_gram(
+    f: MatRef<'_, f64>,
+    g: MatRef<'_, f64>,
+    w: Option<&[f64]>,
+    par: Par,
+) -> Mat<f64> {
+    let s = f.nrows();
+    let scaled = match w {
+        Some(w) => Mat::from_fn(s, g.ncols(), |i, j| w[i] * g[(i, j)]),
+        None => Mat::from_fn(s, g.ncols(), |i, j| g[(i, j)] / s as f64),
+    };
+    let mut out = Mat::<f64>::zeros(f.ncols(), g.ncols());
+    matmul(
+        out.as_mut(),
+        Accum::Replace,
+        f.transpose(),
+        scaled.as_ref(),
+        1.0,
+        par,
+    );
+    if f.ncols() == g.ncols() && std::ptr::eq(f.as_ptr(), g.as_ptr()) {
+        for j in 0..out.ncols() {
+            for i in j + 1..out.nrows() {
+                let v = 0.5 * (out[(i, j)] + out[(j, i)]);
+                out[(i, j)] = v;
+                out[(j, i)] = v;
+            }
+        }
+    }
+    out
+}
+
+/// `phi` applied entrywise.
+pub fn apply_phi(act: &Activation, h: MatRef<'_, f64>) -> Mat<f64> {
+    Mat::from_fn(h.nrows(), h.ncols(), |i, j| act.phi(h[(i, j)]).unwrap())
+}
+
+/// Samples the tilted density with `cfg.n_chains` MALA chains and returns its moments; see the module docs.
+pub fn sample_moments(
+    act: &Activation,
+    c: MatRef<'_, f64>,
+    phat: MatRef<'_, f64>,
+    cfg: &TiltConfig,
+    n_threads: usize,
+    ctl: &Control,
+) -> Result<TiltedMoments> {
+    check_config(cfg)?;
+    check_symmetric("C", c)?;
+    with_threads(n_threads, |par| -> Result<TiltedMoments> {
+        let dens = TiltedDensity::new(act, c, phat, par)?;
+        dens.check_normalizable(c, par)?;
+        let smp = dens.sample(cfg, ctl)?;
+        let f = apply_phi(act, smp.h.as_ref());
+        let p = dens.dim();
+        let phi2 = weighted_gram(f.as_ref(), f.as_ref(), None, par);
+        let h2 = weighted_gram(smp.h.as_ref(), smp.h.as_ref(), None, par);
+        let flat = |m: &Mat<f64>| -> Vec<f64> { (0..p * p).map(|k| m[(k / p, k % p)]).collect() };
+        let (phi2, h2) = (flat(&phi2), flat(&h2));
         if phi2.iter().chain(&h2).any(|v| !v.is_finite()) {
             return Err(AkError::NonFinite {
                 name: "hat_phi",
@@ -306,9 +416,9 @@ pub fn sample_moments(
         Ok(TiltedMoments {
             phi2,
             h2,
-            acceptance,
-            step_size,
-            ess,
+            acceptance: smp.acceptance,
+            step_size: smp.step_size,
+            ess: smp.ess,
         })
     })
 }
@@ -347,7 +457,15 @@ mod tests {
             step_size: 0.5,
             seed: 3,
         };
-        let m = sample_moments(&Activation::Linear, c.as_ref(), phat.as_ref(), &cfg, 2, no_control()).unwrap();
+        let m = sample_moments(
+            &Activation::Linear,
+            c.as_ref(),
+            phat.as_ref(),
+            &cfg,
+            2,
+            no_control(),
+        )
+        .unwrap();
         let mut ci = Mat::<f64>::identity(p, p);
         let mut l = Mat::<f64>::zeros(p, p);
         cholesky_with_jitter("C", c.as_ref(), 0.0, l.as_mut(), Par::Seq).unwrap();
@@ -401,8 +519,24 @@ mod tests {
             step_size: 0.3,
             seed: 9,
         };
-        let a = sample_moments(&Activation::Tanh, c.as_ref(), phat.as_ref(), &cfg, 1, no_control()).unwrap();
-        let b = sample_moments(&Activation::Tanh, c.as_ref(), phat.as_ref(), &cfg, 2, no_control()).unwrap();
+        let a = sample_moments(
+            &Activation::Tanh,
+            c.as_ref(),
+            phat.as_ref(),
+            &cfg,
+            1,
+            no_control(),
+        )
+        .unwrap();
+        let b = sample_moments(
+            &Activation::Tanh,
+            c.as_ref(),
+            phat.as_ref(),
+            &cfg,
+            2,
+            no_control(),
+        )
+        .unwrap();
         assert_eq!(a.phi2, b.phi2);
         assert_eq!(a.h2, b.h2);
     }

@@ -54,8 +54,14 @@ fn exact_linear_posterior<'py>(
     let d = PyDict::new(py);
     d.set_item("train_mean", mat_to_numpy(py, res.train_mean.as_ref()))?;
     d.set_item("train_var", mat_to_numpy(py, res.train_var.as_ref()))?;
-    d.set_item("test_mean", res.test_mean.as_ref().map(|m| mat_to_numpy(py, m.as_ref())))?;
-    d.set_item("test_var", res.test_var.as_ref().map(|m| mat_to_numpy(py, m.as_ref())))?;
+    d.set_item(
+        "test_mean",
+        res.test_mean.as_ref().map(|m| mat_to_numpy(py, m.as_ref())),
+    )?;
+    d.set_item(
+        "test_var",
+        res.test_var.as_ref().map(|m| mat_to_numpy(py, m.as_ref())),
+    )?;
     d.set_item("kernel_scale_mean", res.kernel_scale_mean)?;
     d.set_item("kernel_scale_std", res.kernel_scale_std)?;
     d.set_item("log_evidence", res.log_evidence)?;

@@ -8,13 +8,25 @@ use ak_core::gradient_descent::{self, GdConfig};
 use ak_core::posterior_sampling::{self, SamplerConfig, TRACE_NAMES};
 use ak_core::threads::with_threads;
 use numpy::ndarray::Array1;
-use numpy::{IntoPyArray, PyArray1, PyArray2, PyReadonlyArray1, PyReadonlyArray2, PyUntypedArrayMethods};
+use numpy::{
+    IntoPyArray, PyArray1, PyArray2, PyReadonlyArray1, PyReadonlyArray2, PyUntypedArrayMethods,
+};
 use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyList};
 
 /// Network description shared by the functions below.
 #[allow(clippy::too_many_arguments)]
-fn make_net(py: Python<'_>, d: usize, widths: Vec<usize>, n_out: usize, activation: &str, sigma_w: f64, sigma_b: f64, parameterization: &str, gamma: f64) -> PyResult<FiniteMlp> {
+fn make_net(
+    py: Python<'_>,
+    d: usize,
+    widths: Vec<usize>,
+    n_out: usize,
+    activation: &str,
+    sigma_w: f64,
+    sigma_b: f64,
+    parameterization: &str,
+    gamma: f64,
+) -> PyResult<FiniteMlp> {
     let act = Activation::from_name(activation).map_err(|e| to_pyerr(py, e.into()))?;
     let param = match parameterization {
         "standard" => Parameterization::Standard,
@@ -25,7 +37,15 @@ fn make_net(py: Python<'_>, d: usize, widths: Vec<usize>, n_out: usize, activati
             )))
         }
     };
-    let net = FiniteMlp { d, widths, n_out, activation: act, sigma_w, sigma_b, param };
+    let net = FiniteMlp {
+        d,
+        widths,
+        n_out,
+        activation: act,
+        sigma_w,
+        sigma_b,
+        param,
+    };
     net.validate().map_err(|e| to_pyerr(py, e.into()))?;
     Ok(net)
 }
@@ -73,7 +93,17 @@ fn sample_posterior<'py>(
         Some(t) => Some(view("X_test", t)?),
         None => None,
     };
-    let net = make_net(py, xv.ncols(), widths, yv.ncols(), activation, sigma_w, sigma_b, parameterization, gamma)?;
+    let net = make_net(
+        py,
+        xv.ncols(),
+        widths,
+        yv.ncols(),
+        activation,
+        sigma_w,
+        sigma_b,
+        parameterization,
+        gamma,
+    )?;
     let cfg = SamplerConfig {
         temperature,
         n_chains,
@@ -91,7 +121,9 @@ fn sample_posterior<'py>(
     };
     let nt = threads(n_threads);
     let (res, interrupted) = run_interruptible(py, progress, |ctl| {
-        Ok(with_threads(nt, |_| posterior_sampling::sample_posterior(&net, xv, yv, xt, &cfg, ctl))?)
+        Ok(with_threads(nt, |_| {
+            posterior_sampling::sample_posterior(&net, xv, yv, xt, &cfg, ctl)
+        })?)
     })?;
     let d = PyDict::new(py);
     d.set_item("train_mean", mat_to_numpy(py, res.train_mean.as_ref()))?;
@@ -101,23 +133,64 @@ fn sample_posterior<'py>(
     d.set_item("train_se", mat_to_numpy(py, res.train_se.as_ref()))?;
     d.set_item("test_se", mat_to_numpy(py, res.test_se.as_ref()))?;
     d.set_item("kernels", mats_to_list(py, &res.kernels)?)?;
-    d.set_item("readout_spectrum", Array1::from(res.readout_spectrum.clone()).into_pyarray(py))?;
-    d.set_item("input_spectrum", Array1::from(res.input_spectrum.clone()).into_pyarray(py))?;
-    d.set_item("ess", PyList::new(py, res.ess.iter().map(|e| Array1::from(e.clone()).into_pyarray(py)))?)?;
+    d.set_item(
+        "readout_spectrum",
+        Array1::from(res.readout_spectrum.clone()).into_pyarray(py),
+    )?;
+    d.set_item(
+        "input_spectrum",
+        Array1::from(res.input_spectrum.clone()).into_pyarray(py),
+    )?;
+    d.set_item(
+        "ess",
+        PyList::new(
+            py,
+            res.ess
+                .iter()
+                .map(|e| Array1::from(e.clone()).into_pyarray(py)),
+        )?,
+    )?;
     d.set_item("rhat", Array1::from(res.rhat.clone()).into_pyarray(py))?;
     d.set_item("trace_names", PyList::new(py, TRACE_NAMES)?)?;
     let traces = PyList::new(
         py,
         res.chains.iter().map(|c| {
             let n = c.traces[0].len();
-            numpy::ndarray::Array2::from_shape_fn((TRACE_NAMES.len(), n), |(k, i)| c.traces[k][i]).into_pyarray(py)
+            numpy::ndarray::Array2::from_shape_fn((TRACE_NAMES.len(), n), |(k, i)| c.traces[k][i])
+                .into_pyarray(py)
         }),
     )?;
     d.set_item("traces", traces)?;
-    d.set_item("acceptance_rate", PyList::new(py, res.chains.iter().map(|c| if c.proposed > 0 { c.accepted as f64 / c.proposed as f64 } else { f64::NAN }))?)?;
-    d.set_item("step_size", PyList::new(py, res.chains.iter().map(|c| c.step_size))?)?;
-    d.set_item("n_kept", PyList::new(py, res.chains.iter().map(|c| c.n_kept))?)?;
-    d.set_item("final_theta", PyList::new(py, res.chains.iter().map(|c| Array1::from(c.final_theta.clone()).into_pyarray(py)))?)?;
+    d.set_item(
+        "acceptance_rate",
+        PyList::new(
+            py,
+            res.chains.iter().map(|c| {
+                if c.proposed > 0 {
+                    c.accepted as f64 / c.proposed as f64
+                } else {
+                    f64::NAN
+                }
+            }),
+        )?,
+    )?;
+    d.set_item(
+        "step_size",
+        PyList::new(py, res.chains.iter().map(|c| c.step_size))?,
+    )?;
+    d.set_item(
+        "n_kept",
+        PyList::new(py, res.chains.iter().map(|c| c.n_kept))?,
+    )?;
+    d.set_item(
+        "final_theta",
+        PyList::new(
+            py,
+            res.chains
+                .iter()
+                .map(|c| Array1::from(c.final_theta.clone()).into_pyarray(py)),
+        )?,
+    )?;
     d.set_item("interrupted", interrupted || res.interrupted)?;
     Ok(d)
 }
@@ -154,11 +227,31 @@ fn train_gd<'py>(
         Some(t) => Some(view("X_test", t)?),
         None => None,
     };
-    let net = make_net(py, xv.ncols(), widths, yv.ncols(), activation, sigma_w, sigma_b, parameterization, gamma)?;
-    let cfg = GdConfig { weight_decay, lr, max_steps, tol, record_every, n_ensemble, seed };
+    let net = make_net(
+        py,
+        xv.ncols(),
+        widths,
+        yv.ncols(),
+        activation,
+        sigma_w,
+        sigma_b,
+        parameterization,
+        gamma,
+    )?;
+    let cfg = GdConfig {
+        weight_decay,
+        lr,
+        max_steps,
+        tol,
+        record_every,
+        n_ensemble,
+        seed,
+    };
     let nt = threads(n_threads);
     let (res, interrupted) = run_interruptible(py, progress, |ctl| {
-        Ok(with_threads(nt, |_| gradient_descent::train_gd(&net, xv, yv, xt, &cfg, ctl))?)
+        Ok(with_threads(nt, |_| {
+            gradient_descent::train_gd(&net, xv, yv, xt, &cfg, ctl)
+        })?)
     })?;
     let out = PyList::empty(py);
     for r in &res {
@@ -168,11 +261,12 @@ fn train_gd<'py>(
         d.set_item("converged", r.converged)?;
         d.set_item("interrupted", r.interrupted)?;
         d.set_item("grad_rms", r.grad_rms)?;
-        let curve = numpy::ndarray::Array2::from_shape_fn((r.loss_curve.len(), 3), |(i, k)| match k {
-            0 => r.loss_curve[i].0 as f64,
-            1 => r.loss_curve[i].1,
-            _ => r.loss_curve[i].2,
-        });
+        let curve =
+            numpy::ndarray::Array2::from_shape_fn((r.loss_curve.len(), 3), |(i, k)| match k {
+                0 => r.loss_curve[i].0 as f64,
+                1 => r.loss_curve[i].1,
+                _ => r.loss_curve[i].2,
+            });
         d.set_item("loss_curve", curve.into_pyarray(py))?;
         d.set_item("train_output", mat_to_numpy(py, r.train_output.as_ref()))?;
         d.set_item("test_output", mat_to_numpy(py, r.test_output.as_ref()))?;
@@ -188,7 +282,10 @@ fn theta_slice<'a>(net: &FiniteMlp, theta: &'a PyReadonlyArray1<'_, f64>) -> PyR
     let t = slice1("theta", theta)?;
     let n = net.layout().len;
     if t.len() != n {
-        return Err(pyo3::exceptions::PyValueError::new_err(format!("theta: has {} entries, the network has {n} parameters", t.len())));
+        return Err(pyo3::exceptions::PyValueError::new_err(format!(
+            "theta: has {} entries, the network has {n} parameters",
+            t.len()
+        )));
     }
     Ok(t)
 }
@@ -213,12 +310,23 @@ fn finite_potential_and_gradient<'py>(
 ) -> PyResult<(f64, Bound<'py, PyArray1<f64>>)> {
     let xv = view("X", &x)?;
     let yv = view("y", &y)?;
-    let net = make_net(py, xv.ncols(), widths, yv.ncols(), activation, sigma_w, sigma_b, parameterization, gamma)?;
+    let net = make_net(
+        py,
+        xv.ncols(),
+        widths,
+        yv.ncols(),
+        activation,
+        sigma_w,
+        sigma_b,
+        parameterization,
+        gamma,
+    )?;
     let t = theta_slice(&net, &theta)?;
     check_xy(py, xv, yv)?;
     let (u, g) = run(py, None, |_| {
         let mut g = vec![0.0; t.len()];
-        let (u, _, _) = net.potential_and_gradient(t, xv, yv, beta, decay, &mut g, ak_core::faer::Par::Seq);
+        let (u, _, _) =
+            net.potential_and_gradient(t, xv, yv, beta, decay, &mut g, ak_core::faer::Par::Seq);
         Ok::<_, Failure>((u, g))
     })?;
     Ok((u, Array1::from(g).into_pyarray(py)))
@@ -249,23 +357,39 @@ fn langevin_step<'py>(
 ) -> PyResult<(Bound<'py, PyArray1<f64>>, f64)> {
     let xv = view("X", &x)?;
     let yv = view("y", &y)?;
-    let net = make_net(py, xv.ncols(), widths, yv.ncols(), activation, sigma_w, sigma_b, parameterization, gamma)?;
+    let net = make_net(
+        py,
+        xv.ncols(),
+        widths,
+        yv.ncols(),
+        activation,
+        sigma_w,
+        sigma_b,
+        parameterization,
+        gamma,
+    )?;
     let t = theta_slice(&net, &theta)?;
     let noise = slice1("xi", &xi)?;
     if noise.len() != t.len() {
-        return Err(pyo3::exceptions::PyValueError::new_err("xi: must have one entry per parameter"));
+        return Err(pyo3::exceptions::PyValueError::new_err(
+            "xi: must have one entry per parameter",
+        ));
     }
     check_xy(py, xv, yv)?;
     if !(temperature > 0.0 && step_size > 0.0) {
-        return Err(pyo3::exceptions::PyValueError::new_err("temperature, step_size: must be > 0"));
+        return Err(pyo3::exceptions::PyValueError::new_err(
+            "temperature, step_size: must be > 0",
+        ));
     }
     let (prop, log_ratio) = run(py, None, |_| {
         let beta = net.loss_scale(temperature);
         let mut g = vec![0.0; t.len()];
-        let (u, _, _) = net.potential_and_gradient(t, xv, yv, beta, 1.0, &mut g, ak_core::faer::Par::Seq);
+        let (u, _, _) =
+            net.potential_and_gradient(t, xv, yv, beta, 1.0, &mut g, ak_core::faer::Par::Seq);
         let prop = posterior_sampling::langevin_proposal(t, &g, noise, step_size);
         let mut gp = vec![0.0; t.len()];
-        let (up, _, _) = net.potential_and_gradient(&prop, xv, yv, beta, 1.0, &mut gp, ak_core::faer::Par::Seq);
+        let (up, _, _) =
+            net.potential_and_gradient(&prop, xv, yv, beta, 1.0, &mut gp, ak_core::faer::Par::Seq);
         let lr = posterior_sampling::mala_log_ratio(u, up, t, &prop, &g, &gp, step_size);
         Ok::<_, Failure>((prop, lr))
     })?;
@@ -292,10 +416,28 @@ fn gd_step<'py>(
 ) -> PyResult<Bound<'py, PyArray1<f64>>> {
     let xv = view("X", &x)?;
     let yv = view("y", &y)?;
-    let net = make_net(py, xv.ncols(), widths, yv.ncols(), activation, sigma_w, sigma_b, parameterization, gamma)?;
+    let net = make_net(
+        py,
+        xv.ncols(),
+        widths,
+        yv.ncols(),
+        activation,
+        sigma_w,
+        sigma_b,
+        parameterization,
+        gamma,
+    )?;
     let t = theta_slice(&net, &theta)?;
     check_xy(py, xv, yv)?;
-    let cfg = GdConfig { weight_decay, lr, max_steps: 1, tol: 0.0, record_every: 1, n_ensemble: 1, seed: 0 };
+    let cfg = GdConfig {
+        weight_decay,
+        lr,
+        max_steps: 1,
+        tol: 0.0,
+        record_every: 1,
+        n_ensemble: 1,
+        seed: 0,
+    };
     let out = run(py, None, |_| {
         let mut th = t.to_vec();
         let mut g = vec![0.0; t.len()];
@@ -322,10 +464,22 @@ fn finite_forward<'py>(
     gamma: f64,
 ) -> PyResult<(Bound<'py, PyArray2<f64>>, Bound<'py, PyList>)> {
     let xv = view("X", &x)?;
-    let net = make_net(py, xv.ncols(), widths, n_out, activation, sigma_w, sigma_b, parameterization, gamma)?;
+    let net = make_net(
+        py,
+        xv.ncols(),
+        widths,
+        n_out,
+        activation,
+        sigma_w,
+        sigma_b,
+        parameterization,
+        gamma,
+    )?;
     let t = theta_slice(&net, &theta)?;
     if x.shape()[0] == 0 {
-        return Err(pyo3::exceptions::PyValueError::new_err("X: must be non-empty"));
+        return Err(pyo3::exceptions::PyValueError::new_err(
+            "X: must be non-empty",
+        ));
     }
     let (f, ks) = run(py, None, |_| {
         let fw = net.forward(t, xv, ak_core::faer::Par::Seq);
@@ -339,8 +493,30 @@ fn finite_forward<'py>(
 #[pyfunction]
 #[pyo3(signature = (*, d, n_out, widths, activation, sigma_w, sigma_b, parameterization, gamma))]
 #[allow(clippy::too_many_arguments)]
-fn finite_param_count(py: Python<'_>, d: usize, n_out: usize, widths: Vec<usize>, activation: &str, sigma_w: f64, sigma_b: f64, parameterization: &str, gamma: f64) -> PyResult<usize> {
-    Ok(make_net(py, d, widths, n_out, activation, sigma_w, sigma_b, parameterization, gamma)?.layout().len)
+fn finite_param_count(
+    py: Python<'_>,
+    d: usize,
+    n_out: usize,
+    widths: Vec<usize>,
+    activation: &str,
+    sigma_w: f64,
+    sigma_b: f64,
+    parameterization: &str,
+    gamma: f64,
+) -> PyResult<usize> {
+    Ok(make_net(
+        py,
+        d,
+        widths,
+        n_out,
+        activation,
+        sigma_w,
+        sigma_b,
+        parameterization,
+        gamma,
+    )?
+    .layout()
+    .len)
 }
 
 pub(crate) fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {

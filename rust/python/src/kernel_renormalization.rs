@@ -35,21 +35,43 @@ fn kr_solve<'py>(
     n_threads: Option<usize>,
     progress: Option<Py<PyAny>>,
 ) -> PyResult<Vec<Bound<'py, PyDict>>> {
-    let (net, slot) = make_mlp(py, depth, activation, derivative, sigma_w, sigma_b, method, quadrature_order)?;
+    let (net, slot) = make_mlp(
+        py,
+        depth,
+        activation,
+        derivative,
+        sigma_w,
+        sigma_b,
+        method,
+        quadrature_order,
+    )?;
     let solver = Solver::from_name(solver).map_err(|e| to_pyerr(py, e.into()))?;
     if widths.len() != temperatures.len() {
-        return Err(pyo3::exceptions::PyValueError::new_err("widths: need one entry per temperature"));
+        return Err(pyo3::exceptions::PyValueError::new_err(
+            "widths: need one entry per temperature",
+        ));
     }
-    let points: Vec<Point> =
-        widths.into_iter().zip(temperatures).map(|(w, t)| Point { widths: w, temperature: t }).collect();
+    let points: Vec<Point> = widths
+        .into_iter()
+        .zip(temperatures)
+        .map(|(w, t)| Point {
+            widths: w,
+            temperature: t,
+        })
+        .collect();
     let (p, d) = (x.shape()[0], x.shape()[1]);
     let xs = slice("X", &x)?;
     let yv = view("y", &y)?;
     let nt = threads(n_threads);
-    let opts = Options { tol, max_iter, solver };
+    let opts = Options {
+        tol,
+        max_iter,
+        solver,
+    };
     let sols = run(py, progress, |ctl: &Control| {
         let prob = Problem::new(&net, Rows::new("X", xs, p, d)?, yv, nt)?;
-        solve_path(&prob, &points, q0.as_deref(), &opts, nt, ctl).map_err(|e| callback_failure(e, &slot))
+        solve_path(&prob, &points, q0.as_deref(), &opts, nt, ctl)
+            .map_err(|e| callback_failure(e, &slot))
     })?;
     sols.into_iter()
         .map(|s| {
@@ -91,7 +113,16 @@ fn kr_action<'py>(
     temperature: f64,
     n_threads: Option<usize>,
 ) -> PyResult<(f64, Bound<'py, numpy::PyArray1<f64>>)> {
-    let (net, slot) = make_mlp(py, depth, activation, derivative, sigma_w, sigma_b, method, quadrature_order)?;
+    let (net, slot) = make_mlp(
+        py,
+        depth,
+        activation,
+        derivative,
+        sigma_w,
+        sigma_b,
+        method,
+        quadrature_order,
+    )?;
     let (p, dim) = (x.shape()[0], x.shape()[1]);
     let xs = slice("X", &x)?;
     let yv = view("y", &y)?;
@@ -116,9 +147,11 @@ fn kr_action<'py>(
                 msg: format!("must be finite and > 0, got {temperature}"),
             }));
         }
-        with_threads(nt, |par| prob.action_and_gradient(&widths, temperature, &q, par, ctl))
-            .map(|(s, g, _)| (s, g))
-            .map_err(|e| callback_failure(e, &slot))
+        with_threads(nt, |par| {
+            prob.action_and_gradient(&widths, temperature, &q, par, ctl)
+        })
+        .map(|(s, g, _)| (s, g))
+        .map_err(|e| callback_failure(e, &slot))
     })?;
     Ok((s, g.into_pyarray(py)))
 }

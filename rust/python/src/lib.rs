@@ -6,12 +6,15 @@
 //! to Python exceptions. No numerics live here.
 use ak_core::activation::{Activation, ElementwiseFn, Method};
 use ak_core::control::Control;
+use ak_core::faer::{MatMut, MatRef};
 use ak_core::lazy_kernels::{lazy_kernels_scaled, Mlp, Rows};
 use ak_core::threads::with_threads;
 use ak_core::{alignment, linalg, predictors, AkError};
-use ak_core::faer::{MatMut, MatRef};
 use numpy::ndarray::{Array1, Array2, Array3};
-use numpy::{IntoPyArray, PyArray1, PyArray2, PyArray3, PyArrayMethods, PyReadonlyArray1, PyReadonlyArray2, PyUntypedArrayMethods};
+use numpy::{
+    IntoPyArray, PyArray1, PyArray2, PyArray3, PyArrayMethods, PyReadonlyArray1, PyReadonlyArray2,
+    PyUntypedArrayMethods,
+};
 use pyo3::exceptions::{PyFloatingPointError, PyRuntimeError, PyValueError};
 use pyo3::prelude::*;
 use std::sync::mpsc;
@@ -48,10 +51,14 @@ pub(crate) fn to_pyerr(py: Python<'_>, f: Failure) -> PyErr {
     }
     let msg = f.err.to_string();
     let class = match &f.err {
-        AkError::InvalidArgument { .. } | AkError::Shape { .. } => return PyValueError::new_err(msg),
+        AkError::InvalidArgument { .. } | AkError::Shape { .. } => {
+            return PyValueError::new_err(msg)
+        }
         AkError::NonFinite { .. } => return PyFloatingPointError::new_err(msg),
         AkError::Callback(_) => return PyValueError::new_err(msg),
-        AkError::Interrupted => return pyo3::exceptions::PyKeyboardInterrupt::new_err("interrupted"),
+        AkError::Interrupted => {
+            return pyo3::exceptions::PyKeyboardInterrupt::new_err("interrupted")
+        }
         AkError::NotPositiveDefinite { .. } => "NotPositiveDefiniteError",
         AkError::LinAlg { .. } => "LinAlgError",
     };
@@ -144,7 +151,9 @@ fn run_inner<T: Send>(
                 .map(|s| s.to_string())
                 .or_else(|| panic.downcast_ref::<String>().cloned())
                 .unwrap_or_else(|| "unknown panic".into());
-            Err(PyRuntimeError::new_err(format!("internal error in adaptive_kernels core (please report): {what}")))
+            Err(PyRuntimeError::new_err(format!(
+                "internal error in adaptive_kernels core (please report): {what}"
+            )))
         }
     };
     (result, signal)
@@ -153,16 +162,27 @@ fn run_inner<T: Send>(
 // ---------------------------------------------------------------------------------------
 // Array views
 
-pub(crate) fn slice<'a>(name: &'static str, a: &'a PyReadonlyArray2<'_, f64>) -> PyResult<&'a [f64]> {
-    a.as_slice().map_err(|_| PyValueError::new_err(format!("{name}: must be a C-contiguous float64 array")))
+pub(crate) fn slice<'a>(
+    name: &'static str,
+    a: &'a PyReadonlyArray2<'_, f64>,
+) -> PyResult<&'a [f64]> {
+    a.as_slice()
+        .map_err(|_| PyValueError::new_err(format!("{name}: must be a C-contiguous float64 array")))
 }
 
-pub(crate) fn slice1<'a>(name: &'static str, a: &'a PyReadonlyArray1<'_, f64>) -> PyResult<&'a [f64]> {
-    a.as_slice().map_err(|_| PyValueError::new_err(format!("{name}: must be a contiguous float64 array")))
+pub(crate) fn slice1<'a>(
+    name: &'static str,
+    a: &'a PyReadonlyArray1<'_, f64>,
+) -> PyResult<&'a [f64]> {
+    a.as_slice()
+        .map_err(|_| PyValueError::new_err(format!("{name}: must be a contiguous float64 array")))
 }
 
 /// Row-major view of a C-contiguous 2-D array.
-pub(crate) fn view<'a>(name: &'static str, a: &'a PyReadonlyArray2<'_, f64>) -> PyResult<MatRef<'a, f64>> {
+pub(crate) fn view<'a>(
+    name: &'static str,
+    a: &'a PyReadonlyArray2<'_, f64>,
+) -> PyResult<MatRef<'a, f64>> {
     let s = a.shape();
     Ok(MatRef::from_row_major_slice(slice(name, a)?, s[0], s[1]))
 }
@@ -170,7 +190,10 @@ pub(crate) fn view<'a>(name: &'static str, a: &'a PyReadonlyArray2<'_, f64>) -> 
 /// Column-major view of a C-contiguous square array holding a *symmetric* matrix or the
 /// transpose of a lower factor (our factors are stored as `L^T` in C order, i.e. `L` in
 /// Fortran order, which is what faer's kernels prefer).
-pub(crate) fn view_t<'a>(name: &'static str, a: &'a PyReadonlyArray2<'_, f64>) -> PyResult<MatRef<'a, f64>> {
+pub(crate) fn view_t<'a>(
+    name: &'static str,
+    a: &'a PyReadonlyArray2<'_, f64>,
+) -> PyResult<MatRef<'a, f64>> {
     Ok(view(name, a)?.transpose())
 }
 
@@ -197,10 +220,14 @@ impl PyActivation {
             let np = py.import("numpy")?;
             let res = np.call_method1("asarray", (res, "float64"))?;
             let res = res.cast_into::<PyArray1<f64>>().map_err(|_| {
-                PyValueError::new_err(format!("{what}: the callable must return an array of the input's shape"))
+                PyValueError::new_err(format!(
+                    "{what}: the callable must return an array of the input's shape"
+                ))
             })?;
             let ro = res.readonly();
-            let vals = ro.as_slice().map_err(|_| PyValueError::new_err(format!("{what}: non-contiguous result")))?;
+            let vals = ro
+                .as_slice()
+                .map_err(|_| PyValueError::new_err(format!("{what}: non-contiguous result")))?;
             if vals.len() != out.len() {
                 return Err(PyValueError::new_err(format!(
                     "{what}: the callable returned {} values for {} inputs; it must be elementwise",
@@ -263,9 +290,15 @@ pub(crate) fn make_mlp<'py>(
     let act = if let Ok(name) = activation.extract::<String>() {
         Activation::from_name(&name).map_err(|e| to_pyerr(py, e.into()))?
     } else if activation.is_callable() {
-        Activation::Custom(Arc::new(PyActivation { phi: activation.unbind(), dphi: derivative, error: slot.clone() }))
+        Activation::Custom(Arc::new(PyActivation {
+            phi: activation.unbind(),
+            dphi: derivative,
+            error: slot.clone(),
+        }))
     } else {
-        return Err(pyo3::exceptions::PyTypeError::new_err("activation: must be a string or a callable"));
+        return Err(pyo3::exceptions::PyTypeError::new_err(
+            "activation: must be a string or a callable",
+        ));
     };
     let mut net = Mlp::new(depth, act, sigma_w, sigma_b);
     net.method = Method::from_name(method).map_err(|e| to_pyerr(py, e.into()))?;
@@ -305,12 +338,25 @@ fn lazy_kernels<'py>(
     n_threads: Option<usize>,
     progress: Option<Py<PyAny>>,
 ) -> PyResult<(Bound<'py, PyArray2<f64>>, Option<Bound<'py, PyArray2<f64>>>)> {
-    let (net, slot) = make_mlp(py, depth, activation, derivative, sigma_w, sigma_b, method, quadrature_order)?;
+    let (net, slot) = make_mlp(
+        py,
+        depth,
+        activation,
+        derivative,
+        sigma_w,
+        sigma_b,
+        method,
+        quadrature_order,
+    )?;
     let s1 = x1.shape();
     let (p1, d1) = (s1[0], s1[1]);
     let p2 = x2.as_ref().map_or(p1, |x| x.shape()[0]);
     let k = PyArray2::<f64>::zeros(py, [p1, p2], false);
-    let th = if ntk { Some(PyArray2::<f64>::zeros(py, [p1, p2], false)) } else { None };
+    let th = if ntk {
+        Some(PyArray2::<f64>::zeros(py, [p1, p2], false))
+    } else {
+        None
+    };
     {
         let x1s = slice("X1", &x1)?;
         let x2s = match &x2 {
@@ -328,7 +374,8 @@ fn lazy_kernels<'py>(
                 Some((s, p, d)) => Some(Rows::new("X2", s, p, d)?),
                 None => None,
             };
-            lazy_kernels_scaled(&net, scales.as_deref(), r1, r2, kbuf, thbuf, nt, ctl).map_err(|e| callback_failure(e, &slot))
+            lazy_kernels_scaled(&net, scales.as_deref(), r1, r2, kbuf, thbuf, nt, ctl)
+                .map_err(|e| callback_failure(e, &slot))
         })?;
     }
     Ok((k, th))
@@ -347,7 +394,10 @@ fn cholesky<'py>(
     let av = view_t("K", &a)?;
     let n = a.shape()[0];
     if a.shape()[1] != n {
-        return Err(PyValueError::new_err(format!("K: must be square, got {:?}", a.shape())));
+        return Err(PyValueError::new_err(format!(
+            "K: must be square, got {:?}",
+            a.shape()
+        )));
     }
     let u = PyArray2::<f64>::zeros(py, [n, n], false);
     let info = {
@@ -356,7 +406,9 @@ fn cholesky<'py>(
         let nt = threads(n_threads);
         run(py, None, |_| {
             let l = MatMut::from_column_major_slice_mut(ubuf, n, n);
-            Ok(with_threads(nt, |par| linalg::cholesky_with_jitter("K", av, ridge, l, par))?)
+            Ok(with_threads(nt, |par| {
+                linalg::cholesky_with_jitter("K", av, ridge, l, par)
+            })?)
         })?
     };
     Ok((u, info.jitter, info.attempts))
@@ -423,7 +475,9 @@ fn gp_predict<'py>(
         })?;
         Ok((mean, var))
     })?;
-    let mean = Array2::from_shape_vec((q, c), mean).unwrap().into_pyarray(py);
+    let mean = Array2::from_shape_vec((q, c), mean)
+        .unwrap()
+        .into_pyarray(py);
     Ok((mean, var.map(|v| Array1::from(v).into_pyarray(py))))
 }
 
@@ -437,8 +491,15 @@ fn symmetric_eigen<'py>(
 ) -> PyResult<(Bound<'py, PyArray1<f64>>, Bound<'py, PyArray2<f64>>)> {
     let av = view_t("K", &a)?;
     let nt = threads(n_threads);
-    let (w, v) = run(py, None, |_| Ok(with_threads(nt, |par| linalg::symmetric_eigen("K", av, par))?))?;
-    Ok((Array1::from(w).into_pyarray(py), mat_to_numpy(py, v.as_ref())))
+    let (w, v) = run(py, None, |_| {
+        Ok(with_threads(nt, |par| {
+            linalg::symmetric_eigen("K", av, par)
+        })?)
+    })?;
+    Ok((
+        Array1::from(w).into_pyarray(py),
+        mat_to_numpy(py, v.as_ref()),
+    ))
 }
 
 /// NTK gradient-flow coefficients, shape (T, P, C), for the eigendecomposition `(w, V)` of
@@ -459,7 +520,11 @@ fn ntk_flow_coefficients<'py>(
     let yv = view("y", &y)?;
     let ts = slice1("time", &times)?;
     let nt = threads(n_threads);
-    let coefs = run(py, None, |_| Ok(with_threads(nt, |par| predictors::ntk_flow_coefficients(ws, vv, yv, ts, lr, par))?))?;
+    let coefs = run(py, None, |_| {
+        Ok(with_threads(nt, |par| {
+            predictors::ntk_flow_coefficients(ws, vv, yv, ts, lr, par)
+        })?)
+    })?;
     let (p, c) = (yv.nrows(), yv.ncols());
     Ok(Array3::from_shape_fn((ts.len(), p, c), |(k, i, j)| coefs[k][(i, j)]).into_pyarray(py))
 }
@@ -467,21 +532,35 @@ fn ntk_flow_coefficients<'py>(
 /// Kernel-target alignment `<K, YY^T> / (|K| |YY^T|)`.
 #[pyfunction]
 #[pyo3(signature = (k, y, n_threads=None))]
-fn kernel_alignment(py: Python<'_>, k: PyReadonlyArray2<'_, f64>, y: PyReadonlyArray2<'_, f64>, n_threads: Option<usize>) -> PyResult<f64> {
+fn kernel_alignment(
+    py: Python<'_>,
+    k: PyReadonlyArray2<'_, f64>,
+    y: PyReadonlyArray2<'_, f64>,
+    n_threads: Option<usize>,
+) -> PyResult<f64> {
     let kv = view("K", &k)?;
     let yv = view("y", &y)?;
     let nt = threads(n_threads);
-    run(py, None, |_| Ok(with_threads(nt, |_| alignment::kernel_alignment(kv, yv))?))
+    run(py, None, |_| {
+        Ok(with_threads(nt, |_| alignment::kernel_alignment(kv, yv))?)
+    })
 }
 
 /// Centered kernel alignment of two kernels.
 #[pyfunction]
 #[pyo3(signature = (k1, k2, n_threads=None))]
-fn cka(py: Python<'_>, k1: PyReadonlyArray2<'_, f64>, k2: PyReadonlyArray2<'_, f64>, n_threads: Option<usize>) -> PyResult<f64> {
+fn cka(
+    py: Python<'_>,
+    k1: PyReadonlyArray2<'_, f64>,
+    k2: PyReadonlyArray2<'_, f64>,
+    n_threads: Option<usize>,
+) -> PyResult<f64> {
     let a = view("K1", &k1)?;
     let b = view("K2", &k2)?;
     let nt = threads(n_threads);
-    run(py, None, |_| Ok(with_threads(nt, |_| alignment::cka(a, b))?))
+    run(py, None, |_| {
+        Ok(with_threads(nt, |_| alignment::cka(a, b))?)
+    })
 }
 
 /// Threads used when `n_threads` is None: `AK_NUM_THREADS`, else all cores.
