@@ -125,9 +125,10 @@ def tilted_potential(z: _F, c: _F, hat_phi: _F, *, activation: str) -> tuple[flo
 def bmf_tilted_solve(
     x: _F, y: _F, *, depth: int, activation: str | Callable[[_F], _F], derivative: Callable[[_F], _F] | None,
     sigma_w: float, sigma_b: float, method: str, quadrature_order: int, gammas: list[float], temperature: float,
-    n_chains: int, n_samples: int, burn_in: int, thin: int, step_size: float, seed: int, tol: float,
-    max_iter: int, krylov: int, forcing: float, min_kish: float, min_trial_kish: float, max_refresh: int,
-    max_stages: int, n_threads: int | None = None, progress: _Progress = None,
+    n_chains: int, n_samples: int, burn_in: int, thin: int, step_size: float, seed: int,
+    tol: float | None = None, max_iter: int | None = None, krylov: int | None = None, forcing: float | None = None,
+    min_kish: float | None = None, min_trial_kish: float | None = None, max_refresh: int | None = None,
+    max_stages: int | None = None, n_threads: int | None = None, progress: _Progress = None,
 ) -> list[dict[str, object]]: ...
 def bmf_tilted_map(
     k0: _F, y: _F, hidden: list[_F], a: _F, samples: list[_F], c_refs: list[_F], hat_refs: list[_F], *,

@@ -197,8 +197,7 @@ class BayesianMeanField:
         work = float(X.shape[0]) ** 2 * kw["n_chains"] * (kw["burn_in"] + kw["n_samples"] * kw["thin"]) * 10
         with progress_bar(progress, "mean-field saddle point (sampled)", work * net.depth * 3) as cb:
             return _core.bmf_tilted_solve(X, Y, gammas=[float(g) for g in gammas], temperature=float(T), tol=tol,
-                                          max_iter=max_iter, krylov=30, forcing=1e-2, min_trial_kish=0.1,
-                                          max_refresh=8, max_stages=40, n_threads=threads, progress=cb,
+                                          max_iter=max_iter, n_threads=threads, progress=cb,
                                           **kw, **net._kernel_args())
 
     _data = staticmethod(as_xy)

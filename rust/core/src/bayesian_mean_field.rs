@@ -330,66 +330,102 @@ fn frob2(a: &Mat<f64>) -> f64 {
     s
 }
 
+/// `K^0(A, B) = sigma_w^2 A B^T / d + sigma_b^2` (the library's input kernel).
+pub fn input_kernel(
+    a: MatRef<'_, f64>,
+    b: MatRef<'_, f64>,
+    sigma_w: f64,
+    sigma_b: f64,
+    par: Par,
+) -> Mat<f64> {
+    let mut k = Mat::from_fn(a.nrows(), b.nrows(), |_, _| sigma_b * sigma_b);
+    matmul(
+        k.as_mut(),
+        Accum::Add,
+        a,
+        b.transpose(),
+        sigma_w * sigma_w / a.ncols() as f64,
+        par,
+    );
+    k
+}
+
+/// The diagonal `K^0(a, a)` of the rows of `a`.
+pub fn input_kernel_diag(a: MatRef<'_, f64>, sigma_w: f64, sigma_b: f64) -> Vec<f64> {
+    let d = a.ncols() as f64;
+    (0..a.nrows())
+        .map(|i| {
+            sigma_w * sigma_w * (0..a.ncols()).map(|k| a[(i, k)] * a[(i, k)]).sum::<f64>() / d
+                + sigma_b * sigma_b
+        })
+        .collect()
+}
+
+/// Targets: P rows, >= 1 column, finite.
+pub(crate) fn check_targets(y: MatRef<'_, f64>, p: usize) -> Result<()> {
+    if y.nrows() != p || y.ncols() == 0 {
+        return Err(shape(
+            "y",
+            format!(
+                "has shape ({}, {}), expected {p} rows and >= 1 column",
+                y.nrows(),
+                y.ncols()
+            ),
+        ));
+    }
+    for j in 0..y.ncols() {
+        for i in 0..p {
+            if !y[(i, j)].is_finite() {
+                return Err(invalid(
+                    "y",
+                    format!("contains a non-finite value at ({i}, {j})"),
+                ));
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Architecture checks shared by the linear and the sampled solvers.
+pub(crate) fn check_net(net: &Mlp, linear_only: bool) -> Result<()> {
+    net.validate()?;
+    if net.depth == 0 {
+        return Err(invalid(
+            "net",
+            "the Bayesian mean-field saddle point needs at least one hidden layer (depth >= 1)",
+        ));
+    }
+    if linear_only && !matches!(net.activation, Activation::Linear) {
+        return Err(invalid(
+            "net",
+            "this solver needs linear activations; nonlinear networks use the sampled solver (bayesian_mean_field_tilted)",
+        ));
+    }
+    if matches!(net.activation, Activation::Custom(_)) {
+        return Err(invalid(
+            "activation",
+            "the mean-field solvers support the built-in activations only",
+        ));
+    }
+    if !(net.sigma_w > 0.0) {
+        return Err(invalid(
+            "sigma_w",
+            format!("must be > 0, got {}", net.sigma_w),
+        ));
+    }
+    Ok(())
+}
+
 impl<'a> Problem<'a> {
     /// Builds `K^0` of the training inputs `x` (P x d), its spectrum and support, for targets
     /// `y` (P x C). Only linear activations are implemented.
     pub fn new(net: &Mlp, x: Rows<'a>, y: MatRef<'a, f64>, n_threads: usize) -> Result<Self> {
-        net.validate()?;
-        if net.depth == 0 {
-            return Err(invalid(
-                "net",
-                "the Bayesian mean-field saddle point needs at least one hidden layer (depth >= 1)",
-            ));
-        }
-        if !matches!(net.activation, Activation::Linear) {
-            return Err(invalid(
-                "net",
-                "this solver needs linear activations; nonlinear networks use the sampled solver (bayesian_mean_field_tilted)",
-            ));
-        }
-        if !(net.sigma_w > 0.0) {
-            return Err(invalid(
-                "sigma_w",
-                format!("must be > 0, got {}", net.sigma_w),
-            ));
-        }
-        let (p, d) = (x.rows, x.cols);
-        if y.nrows() != p || y.ncols() == 0 {
-            return Err(shape(
-                "y",
-                format!(
-                    "has shape ({}, {}), expected {p} rows and >= 1 column",
-                    y.nrows(),
-                    y.ncols()
-                ),
-            ));
-        }
-        for j in 0..y.ncols() {
-            for i in 0..p {
-                if !y[(i, j)].is_finite() {
-                    return Err(invalid(
-                        "y",
-                        format!("contains a non-finite value at ({i}, {j})"),
-                    ));
-                }
-            }
-        }
+        check_net(net, true)?;
+        let p = x.rows;
+        check_targets(y, p)?;
         let (sw, sb) = (net.sigma_w, net.sigma_b);
         with_threads(n_threads, |par| {
-            let mut k0 = Mat::<f64>::zeros(p, p);
-            matmul(
-                k0.as_mut(),
-                Accum::Replace,
-                x.mat(),
-                x.mat().transpose(),
-                sw * sw / d as f64,
-                par,
-            );
-            for j in 0..p {
-                for i in 0..p {
-                    k0[(i, j)] += sb * sb;
-                }
-            }
+            let mut k0 = input_kernel(x.mat(), x.mat(), sw, sb, par);
             symmetrize(&mut k0);
             let (lam, vecs) = symmetric_eigen("K", k0.as_ref(), par)?;
             let lmax = lam.iter().cloned().fold(0.0, f64::max);
@@ -1369,7 +1405,6 @@ impl<'a> Problem<'a> {
         }
         let (r, depth, c) = (self.basis.r, self.depth, self.c);
         let (sw, sb) = (self.sigma_w, self.sigma_b);
-        let d = self.x.cols as f64;
         with_threads(n_threads, |par| {
             let b = self.factors_of("kernels", kernels, par)?;
             let lc = self.prior_factors(&b);
@@ -1398,34 +1433,12 @@ impl<'a> Problem<'a> {
                 let nq = end - start;
                 let xc = xm.subrows(start, nq);
                 // K^0(tr, te) (P x nq), reduced to the support
-                let mut cx_full = Mat::<f64>::zeros(self.p, nq);
-                matmul(
-                    cx_full.as_mut(),
-                    Accum::Replace,
-                    self.x.mat(),
-                    xc.transpose(),
-                    sw * sw / d,
-                    par,
-                );
-                for j in 0..nq {
-                    for i in 0..self.p {
-                        cx_full[(i, j)] += sb * sb;
-                    }
-                }
+                let cx_full = input_kernel(self.x.mat(), xc, sw, sb, par);
                 let mut ct = match &self.basis.u {
                     None => cx_full,
                     Some(u) => at_b(u.as_ref(), cx_full.as_ref(), par),
                 };
-                let mut cdiag: Vec<f64> = (0..nq)
-                    .map(|j| {
-                        sw * sw
-                            * (0..xc.ncols())
-                                .map(|k| xc[(j, k)] * xc[(j, k)])
-                                .sum::<f64>()
-                            / d
-                            + sb * sb
-                    })
-                    .collect();
+                let mut cdiag = input_kernel_diag(xc, sw, sb);
                 let mut cross_t = Mat::<f64>::zeros(r, nq);
                 let mut diag = vec![0.0; nq];
                 for l in 0..depth {

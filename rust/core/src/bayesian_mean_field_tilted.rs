@@ -48,7 +48,9 @@
 //! `Phi^l(*, *)`, which build the next layer's `C(*, X)`.
 #![allow(clippy::neg_cmp_op_on_partial_ord)]
 use crate::activation::Activation;
-use crate::bayesian_mean_field::{cholesky, symmetrize};
+use crate::bayesian_mean_field::{
+    check_net, check_targets, cholesky, input_kernel, input_kernel_diag, symmetrize,
+};
 use crate::control::Control;
 use crate::error::{invalid, shape, AkError, Result};
 use crate::rng::Rng;
@@ -215,10 +217,6 @@ pub struct Setup<'a> {
 }
 
 impl Setup<'_> {
-    fn depth_of(&self, samples: &[LayerSamples]) -> usize {
-        samples.len()
-    }
-
     /// `C^l = sigma_w^2 Phi^l + sigma_b^2`.
     fn prior(&self, phi: &Mat<f64>) -> Mat<f64> {
         let (sw2, sb2) = (self.sigma_w * self.sigma_w, self.sigma_b * self.sigma_b);
@@ -234,7 +232,7 @@ impl Setup<'_> {
         samples: &[LayerSamples],
         par: Par,
     ) -> Result<MapOut> {
-        let l_count = self.depth_of(samples);
+        let l_count = samples.len();
         let p = self.k0.nrows();
         if hidden.len() + 1 != l_count || a.nrows() != p || a.ncols() != self.y.ncols() {
             return Err(shape(
@@ -377,13 +375,14 @@ fn unpack(x: &[f64], depth: usize, p: usize, c: usize) -> (Vec<Mat<f64>>, Mat<f6
 /// Dimensionless residual: `max |A' - A| / max |A'|`, and over hidden layers the change of the
 /// whitened tilt `max |L^T (hatPhi' - hatPhi) L|` (`L L^T` = the layer's prior).
 fn measure(hidden: &[Mat<f64>], a: MatRef<'_, f64>, out: &MapOut, par: Par) -> f64 {
-    let amax = (0..a.ncols())
-        .flat_map(|j| (0..a.nrows()).map(move |i| (i, j)))
-        .fold(0.0f64, |m, (i, j)| m.max(out.a[(i, j)].abs()));
-    let mut r = (0..a.ncols())
-        .flat_map(|j| (0..a.nrows()).map(move |i| (i, j)))
-        .fold(0.0f64, |m, (i, j)| m.max((out.a[(i, j)] - a[(i, j)]).abs()))
-        / amax.max(1e-300);
+    let (mut amax, mut r) = (0.0f64, 0.0f64);
+    for j in 0..a.ncols() {
+        for i in 0..a.nrows() {
+            amax = amax.max(out.a[(i, j)].abs());
+            r = r.max((out.a[(i, j)] - a[(i, j)]).abs());
+        }
+    }
+    r /= amax.max(1e-300);
     for (l, (old, new)) in hidden.iter().zip(&out.hidden).enumerate() {
         let lc = &out.prior_factors[l];
         let p = old.nrows();
@@ -488,7 +487,9 @@ pub fn gmres<F: FnMut(&[f64]) -> Result<Vec<f64>>>(
 }
 
 /// Inexact Newton on `r(x) = 0` (finite-difference Jacobian-vector products, GMRES, backtracking
-/// on `|r|`). `residual` returns `Ok(None)` at inadmissible points (the step is halved). Returns
+/// on `|r|`). `residual(x, want_measure)` returns `Ok(None)` at inadmissible points (the step is
+/// halved); the convergence measure is only asked for at iterates and trial points, not inside
+/// the Jacobian-vector products (it costs O(P^3) per hidden layer). Returns
 /// `(x, iterations, measure history)`; stops at `measure < tol` or when no step decreases `|r|`.
 pub fn newton_krylov<F>(
     mut residual: F,
@@ -500,10 +501,10 @@ pub fn newton_krylov<F>(
     ctl: &Control,
 ) -> Result<(Vec<f64>, usize, Vec<f64>)>
 where
-    F: FnMut(&[f64]) -> Result<Option<(Vec<f64>, f64)>>,
+    F: FnMut(&[f64], bool) -> Result<Option<(Vec<f64>, f64)>>,
 {
     let mut x = x0;
-    let (mut r, mut meas) = residual(&x)?.ok_or_else(|| {
+    let (mut r, mut meas) = residual(&x, true)?.ok_or_else(|| {
         invalid(
             "init",
             "the starting point of the Newton solve is inadmissible",
@@ -523,7 +524,7 @@ where
             |v: &[f64]| {
                 let eps = 1e-7 * nx / norm(v).max(1e-300);
                 let xe: Vec<f64> = xc.iter().zip(v).map(|(a, b)| a + eps * b).collect();
-                Ok(match residual(&xe)? {
+                Ok(match residual(&xe, false)? {
                     Some((re, _)) => re.iter().zip(&rc).map(|(a, b)| (a - b) / eps).collect(),
                     None => vec![0.0; v.len()],
                 })
@@ -537,7 +538,7 @@ where
         let mut accepted = None;
         for _ in 0..30 {
             let xn: Vec<f64> = x.iter().zip(&d).map(|(a, b)| a + t * b).collect();
-            if let Some((rn, mn)) = residual(&xn)? {
+            if let Some((rn, mn)) = residual(&xn, true)? {
                 if norm(&rn) <= (1.0 - 1e-4 * t) * nr {
                     accepted = Some((xn, rn, mn));
                     break;
@@ -701,19 +702,27 @@ pub fn solve(
                     Err(e) => return Err(e),
                 };
                 n_draws += 1;
-                let res = |xv: &[f64]| -> Result<Option<(Vec<f64>, f64)>> {
+                let res = |xv: &[f64], want_measure: bool| -> Result<Option<(Vec<f64>, f64)>> {
                     let (hd, av) = unpack(xv, depth, p, c);
                     match st.map(&hd, av.as_ref(), &samples, par) {
                         Ok(out) => {
                             if out.kish.iter().any(|k| !(*k >= opts.min_trial_kish)) {
                                 return Ok(None);
                             }
-                            let m = measure(&hd, av.as_ref(), &out, par);
-                            if !m.is_finite() {
+                            let r: Vec<f64> = pack(&out.hidden, out.a.as_ref())
+                                .iter()
+                                .zip(xv)
+                                .map(|(a, b)| a - b)
+                                .collect();
+                            let m = if want_measure {
+                                measure(&hd, av.as_ref(), &out, par)
+                            } else {
+                                0.0
+                            };
+                            if !m.is_finite() || r.iter().any(|v| !v.is_finite()) {
                                 return Ok(None);
                             }
-                            let xn = pack(&out.hidden, out.a.as_ref());
-                            Ok(Some((xn.iter().zip(xv).map(|(a, b)| a - b).collect(), m)))
+                            Ok(Some((r, m)))
                         }
                         Err(AkError::NotPositiveDefinite { .. })
                         | Err(AkError::NonFinite { .. }) => Ok(None),
@@ -935,55 +944,6 @@ pub fn predict(
     Ok((mean, var))
 }
 
-/// `K^0(A, B) = sigma_w^2 A B^T / d + sigma_b^2`.
-pub fn input_kernel(
-    a: &crate::lazy_kernels::Rows,
-    b: &crate::lazy_kernels::Rows,
-    sigma_w: f64,
-    sigma_b: f64,
-    par: Par,
-) -> Mat<f64> {
-    let mut k = Mat::<f64>::zeros(a.rows, b.rows);
-    matmul(
-        k.as_mut(),
-        Accum::Replace,
-        a.mat(),
-        b.mat().transpose(),
-        sigma_w * sigma_w / a.cols as f64,
-        par,
-    );
-    let sb2 = sigma_b * sigma_b;
-    for j in 0..b.rows {
-        for i in 0..a.rows {
-            k[(i, j)] += sb2;
-        }
-    }
-    k
-}
-
-fn check_net(net: &crate::lazy_kernels::Mlp) -> Result<()> {
-    net.validate()?;
-    if net.depth == 0 {
-        return Err(invalid(
-            "net",
-            "the Bayesian mean-field saddle point needs at least one hidden layer (depth >= 1)",
-        ));
-    }
-    if !(net.sigma_w > 0.0) {
-        return Err(invalid(
-            "sigma_w",
-            format!("must be > 0, got {}", net.sigma_w),
-        ));
-    }
-    if matches!(net.activation, Activation::Custom(_)) {
-        return Err(invalid(
-            "activation",
-            "the sampled mean-field solver supports the built-in activations only",
-        ));
-    }
-    Ok(())
-}
-
 /// Saddle points along `gammas` (each warm-started from the previous one) at one temperature.
 pub fn solve_path(
     net: &crate::lazy_kernels::Mlp,
@@ -995,21 +955,8 @@ pub fn solve_path(
     n_threads: usize,
     ctl: &Control,
 ) -> Result<Vec<TiltedSolution>> {
-    check_net(net)?;
-    if y.nrows() != x.rows || y.ncols() == 0 {
-        return Err(shape(
-            "y",
-            format!(
-                "has shape ({}, {}), expected {} rows",
-                y.nrows(),
-                y.ncols(),
-                x.rows
-            ),
-        ));
-    }
-    if (0..y.ncols()).any(|j| (0..y.nrows()).any(|i| !y[(i, j)].is_finite())) {
-        return Err(invalid("y", "contains non-finite values"));
-    }
+    check_net(net, false)?;
+    check_targets(y, x.rows)?;
     if !(opts.tol > 0.0)
         || opts.max_iter == 0
         || opts.krylov == 0
@@ -1021,7 +968,7 @@ pub fn solve_path(
         ));
     }
     crate::threads::with_threads(n_threads, |par| {
-        let k0 = input_kernel(x, x, net.sigma_w, net.sigma_b, par);
+        let k0 = input_kernel(x.mat(), x.mat(), net.sigma_w, net.sigma_b, par);
         factor("K^0", k0.as_ref()).map_err(|_| {
             invalid("X", "the input kernel K^0 is singular (P > d + 1 without bias?); the sampled solver needs it positive definite")
         })?;
@@ -1062,7 +1009,7 @@ pub fn predict_rows(
     return_var: bool,
     n_threads: usize,
 ) -> Result<(Mat<f64>, Option<Vec<f64>>)> {
-    check_net(net)?;
+    check_net(net, false)?;
     if x_test.cols != x.cols {
         return Err(shape(
             "X_test",
@@ -1073,18 +1020,9 @@ pub fn predict_rows(
         ));
     }
     crate::threads::with_threads(n_threads, |par| {
-        let k0 = input_kernel(x, x, net.sigma_w, net.sigma_b, par);
-        let kx = input_kernel(x_test, x, net.sigma_w, net.sigma_b, par);
-        let (sw2, sb2) = (net.sigma_w * net.sigma_w, net.sigma_b * net.sigma_b);
-        let kd: Vec<f64> = (0..x_test.rows)
-            .map(|i| {
-                sw2 * (0..x_test.cols)
-                    .map(|k| x_test.mat()[(i, k)].powi(2))
-                    .sum::<f64>()
-                    / x_test.cols as f64
-                    + sb2
-            })
-            .collect();
+        let k0 = input_kernel(x.mat(), x.mat(), net.sigma_w, net.sigma_b, par);
+        let kx = input_kernel(x_test.mat(), x.mat(), net.sigma_w, net.sigma_b, par);
+        let kd = input_kernel_diag(x_test.mat(), net.sigma_w, net.sigma_b);
         predict(
             &net.activation,
             net.sigma_w,
@@ -1102,4 +1040,54 @@ pub fn predict_rows(
             par,
         )
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::control::no_control;
+
+    #[test]
+    fn gmres_solves_a_nonsymmetric_system_in_n_steps() {
+        let n = 6;
+        let a = Mat::from_fn(n, n, |i, j| {
+            if i == j {
+                3.0 + i as f64
+            } else {
+                ((i * 7 + j * 3) % 5) as f64 * 0.3 - 0.5
+            }
+        });
+        let b: Vec<f64> = (0..n).map(|i| 1.0 + i as f64).collect();
+        let mv = |v: &[f64]| -> Result<Vec<f64>> {
+            Ok((0..n)
+                .map(|i| (0..n).map(|j| a[(i, j)] * v[j]).sum())
+                .collect())
+        };
+        let x = gmres(mv, &b, 1e-14, n).unwrap();
+        let r: Vec<f64> = (0..n)
+            .map(|i| (0..n).map(|j| a[(i, j)] * x[j]).sum::<f64>() - b[i])
+            .collect();
+        assert!(norm(&r) < 1e-11 * norm(&b), "{r:?}");
+    }
+
+    #[test]
+    fn newton_krylov_solves_a_nonlinear_fixed_point_and_respects_inadmissible_points() {
+        // x = cos(x) componentwise with a coupling; points with x_0 > 2 are inadmissible
+        let res = |x: &[f64], _m: bool| -> Result<Option<(Vec<f64>, f64)>> {
+            if x[0] > 2.0 {
+                return Ok(None);
+            }
+            let r: Vec<f64> = (0..x.len())
+                .map(|i| (x[i] + 0.1 * x[(i + 1) % x.len()]).cos() - x[i])
+                .collect();
+            let m = r.iter().fold(0.0f64, |a, v| a.max(v.abs()));
+            Ok(Some((r, m)))
+        };
+        let (x, it, hist) =
+            newton_krylov(res, vec![0.0; 4], 1e-12, 50, 10, 1e-3, no_control()).unwrap();
+        assert!(*hist.last().unwrap() < 1e-12 && it < 15, "{hist:?}");
+        for i in 0..4 {
+            assert!(((x[i] + 0.1 * x[(i + 1) % 4]).cos() - x[i]).abs() < 1e-12);
+        }
+    }
 }

@@ -370,13 +370,7 @@ pub fn weighted_gram(
         par,
     );
     if f.ncols() == g.ncols() && std::ptr::eq(f.as_ptr(), g.as_ptr()) {
-        for j in 0..out.ncols() {
-            for i in j + 1..out.nrows() {
-                let v = 0.5 * (out[(i, j)] + out[(j, i)]);
-                out[(i, j)] = v;
-                out[(j, i)] = v;
-            }
-        }
+        crate::bayesian_mean_field::symmetrize(&mut out);
     }
     out
 }

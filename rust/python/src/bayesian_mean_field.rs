@@ -355,11 +355,13 @@ fn tilted_dict<'py>(
 /// Sampled saddle points of a nonlinear network along `gammas` (see
 /// `ak_core::bayesian_mean_field_tilted`): one dict per gamma with `gamma` (reached), `kernels`,
 /// `conjugates`, `dual`, `converged`, `n_iter`, `residual`, `residual_history`, `kish`, `ess`,
-/// `acceptance`, `stages`, `n_draws`, `samples` (S x P per layer) and `weights`.
+/// `acceptance`, `stages`, `n_draws`, `samples` (S x P per layer) and `weights`. Solver settings
+/// left as None take `TiltedOptions::default()`.
 #[pyfunction]
 #[pyo3(signature = (x, y, *, depth, activation, derivative, sigma_w, sigma_b, method, quadrature_order,
-    gammas, temperature, n_chains, n_samples, burn_in, thin, step_size, seed, tol, max_iter, krylov, forcing,
-    min_kish, min_trial_kish, max_refresh, max_stages, n_threads=None, progress=None))]
+    gammas, temperature, n_chains, n_samples, burn_in, thin, step_size, seed, tol=None, max_iter=None, krylov=None,
+    forcing=None, min_kish=None, min_trial_kish=None, max_refresh=None, max_stages=None, n_threads=None,
+    progress=None))]
 #[allow(clippy::too_many_arguments)]
 fn bmf_tilted_solve<'py>(
     py: Python<'py>,
@@ -380,14 +382,14 @@ fn bmf_tilted_solve<'py>(
     thin: usize,
     step_size: f64,
     seed: u64,
-    tol: f64,
-    max_iter: usize,
-    krylov: usize,
-    forcing: f64,
-    min_kish: f64,
-    min_trial_kish: f64,
-    max_refresh: usize,
-    max_stages: usize,
+    tol: Option<f64>,
+    max_iter: Option<usize>,
+    krylov: Option<usize>,
+    forcing: Option<f64>,
+    min_kish: Option<f64>,
+    min_trial_kish: Option<f64>,
+    max_refresh: Option<usize>,
+    max_stages: Option<usize>,
     n_threads: Option<usize>,
     progress: Option<Py<PyAny>>,
 ) -> PyResult<Vec<Bound<'py, PyDict>>> {
@@ -414,16 +416,17 @@ fn bmf_tilted_solve<'py>(
         step_size,
         seed,
     };
+    let dflt = TiltedOptions::default();
     let opts = TiltedOptions {
         sampler,
-        tol,
-        max_iter,
-        krylov,
-        forcing,
-        min_kish,
-        min_trial_kish,
-        max_refresh,
-        max_stages,
+        tol: tol.unwrap_or(dflt.tol),
+        max_iter: max_iter.unwrap_or(dflt.max_iter),
+        krylov: krylov.unwrap_or(dflt.krylov),
+        forcing: forcing.unwrap_or(dflt.forcing),
+        min_kish: min_kish.unwrap_or(dflt.min_kish),
+        min_trial_kish: min_trial_kish.unwrap_or(dflt.min_trial_kish),
+        max_refresh: max_refresh.unwrap_or(dflt.max_refresh),
+        max_stages: max_stages.unwrap_or(dflt.max_stages),
     };
     let sols = run(py, progress, |ctl: &Control| {
         let rows = Rows::new("X", xs, p, d)?;
