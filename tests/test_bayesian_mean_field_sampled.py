@@ -173,3 +173,26 @@ def test_theory_is_closer_to_mean_field_langevin_than_the_nngp():
     gap = np.linalg.norm(K - th.kernels_[-1]) / np.linalg.norm(th.kernels_[-1])
     gap_nngp = np.linalg.norm(K - nngp_feature_kernel(net, X)) / np.linalg.norm(th.kernels_[-1])
     assert gap < 0.3 * gap_nngp, (gap, gap_nngp)
+
+
+@pytest.mark.parametrize("act", ["tanh", "erf", "relu"])
+def test_stein_form_of_the_backward_step_is_exact(act):
+    """The map's backward step uses C^{-1}(C - <hh^T>)C^{-1} = C^{-1}<h grad V^T> (first-order Stein
+    identity; zero Monte-Carlo error at zero tilt). Both sides by tensor Gauss-Hermite quadrature, P = 2."""
+    C = np.array([[1.0, 0.4], [0.4, 0.7]])
+    hat = np.array([[-0.6, 0.3], [0.3, 0.5]])
+    phi, dphi = ref._phi_and_derivative(act)
+    x, w = np.polynomial.hermite_e.hermegauss(200)
+    w = w / w.sum()
+    Z = np.stack([g.ravel() for g in np.meshgrid(x, x, indexing="ij")], 1)
+    W = np.prod(np.meshgrid(w, w, indexing="ij"), axis=0).ravel()
+    H = Z @ np.linalg.cholesky(C).T
+    F = phi(H)
+    t = W * np.exp(-0.5 * np.einsum("ni,ij,nj->n", F, hat, F))
+    t /= t.sum()
+    Ci = np.linalg.inv(C)
+    lhs = Ci @ (C - (H * t[:, None]).T @ H) @ Ci
+    rhs = Ci @ (H * t[:, None]).T @ (dphi(H) * (F @ hat))
+    tol = 1e-10 if act != "relu" else 2e-3          # the relu kink limits Gauss-Hermite accuracy
+    np.testing.assert_allclose(rhs, lhs, atol=tol)
+    np.testing.assert_allclose(rhs, rhs.T, atol=tol)

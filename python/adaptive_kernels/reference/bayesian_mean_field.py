@@ -382,33 +382,38 @@ def tilted_map(hidden, A, samples, K0, Y, *, activation, sigma_w, sigma_b, gamma
     coefficients (``hatPhi_L = -gamma^2 A A^T``), ``samples`` = L pairs ``(h (S, P), base (S,))``.
     Forward: layer l's moments are self-normalised importance averages of its samples with log
     weights ``base - h^T C_{l-1}^{-1} h / 2 - phi^T hatPhi_l phi / 2``, ``C_{l-1} = sigma_w^2 Phi^{l-1} + sigma_b^2``.
-    Backward: ``A' = (Phi^L + T I)^{-1} Y``, ``hatPhi_l' = sigma_w^2 C_l^{-1} (C_l - <h h^T>_{l+1}) C_l^{-1}``.
+    Backward: ``A' = (Phi^L + T I)^{-1} Y``, and
+    ``hatPhi_l' = sigma_w^2 C_l^{-1} (C_l - <h h^T>_{l+1}) C_l^{-1} = sigma_w^2 sym(C_l^{-1} <h grad V^T>_{l+1})``
+    with ``V = phi^T hatPhi_{l+1} phi / 2``, ``grad V = phi'(h) * (hatPhi_{l+1} phi(h))``: the first-order Stein
+    identity ``<h grad U^T> = I`` for ``p ∝ exp(-U)``, ``U = h^T C^{-1} h / 2 + V``. Both sides are equal in
+    expectation; the right one's Monte-Carlo error is proportional to the tilt, so it vanishes as gamma -> 0
+    (the left one's does not, and ``C^{-1}`` amplifies it).
 
     Returns ``(hidden', A', kernels, second moments <h h^T>, Kish effective sample fraction per layer)``.
     """
-    phi, _ = _phi_and_derivative(activation)
+    phi, dphi = _phi_and_derivative(activation)
     Y = _targets(Y)
     L, P = len(samples), Y.shape[0]
     C = np.asarray(K0, float)
-    kernels, H2, kish, Cs = [], [], [], [C]
+    kernels, H2, kish, hidden_new = [], [], [], []
     for l, (h, base) in enumerate(samples):
         F = phi(h)
-        z = linalg.solve_triangular(np.linalg.cholesky(C), h.T, lower=True)
-        tilt = -gamma**2 * np.sum((F @ A) ** 2, 1) if l == L - 1 else np.einsum("sp,pq,sq->s", F, hidden[l], F)
+        Lc = np.linalg.cholesky(C)
+        z = linalg.solve_triangular(Lc, h.T, lower=True)
+        hat = -gamma**2 * A @ A.T if l == L - 1 else hidden[l]
+        tilt = np.einsum("sp,pq,sq->s", F, hat, F)
         logw = base - 0.5 * np.sum(z * z, 0) - 0.5 * tilt
         w = np.exp(logw - logw.max())
         w /= w.sum()
         kernels.append(F.T @ (w[:, None] * F))
         H2.append(h.T @ (w[:, None] * h))
         kish.append(1.0 / (len(w) * np.sum(w * w)))
+        if l > 0:
+            gradV = dphi(h) * (F @ hat)
+            m = sigma_w**2 * np.linalg.solve(C, h.T @ (w[:, None] * gradV))
+            hidden_new.append(0.5 * (m + m.T))
         C = sigma_w**2 * kernels[-1] + sigma_b**2
-        Cs.append(C)
     A_new = np.linalg.solve(kernels[-1] + temperature * np.eye(P), Y)
-    hidden_new = []
-    for l in range(L - 1):
-        Ci = np.linalg.inv(Cs[l + 1])
-        m = sigma_w**2 * Ci @ (Cs[l + 1] - H2[l + 1]) @ Ci
-        hidden_new.append(0.5 * (m + m.T))
     return hidden_new, A_new, kernels, H2, np.array(kish)
 
 

@@ -56,7 +56,9 @@ use crate::error::{invalid, shape, AkError, Result};
 use crate::rng::Rng;
 use crate::tilted_density::{apply_phi, weighted_gram, TiltConfig, TiltedDensity};
 use faer::linalg::matmul::matmul;
-use faer::linalg::triangular_solve::solve_lower_triangular_in_place;
+use faer::linalg::triangular_solve::{
+    solve_lower_triangular_in_place, solve_upper_triangular_in_place,
+};
 use faer::{Accum, Mat, MatRef, Par};
 use rayon::prelude::*;
 
@@ -108,43 +110,50 @@ impl Default for TiltedOptions {
 pub struct LayerSamples {
     /// S x P preactivations.
     pub h: Mat<f64>,
-    /// `phi(h)`.
+    /// `phi(h)` and `phi'(h)`.
     pub phi: Mat<f64>,
+    pub dphi: Mat<f64>,
     /// `+h^T C_ref^{-1} h / 2 + phi^T hatPhi_ref phi / 2` (minus the reference log density).
     pub base: Vec<f64>,
-    /// `h^T C_ref^{-1} h` (reused while C stays C_ref, as in layer 1).
+    /// `h^T C_ref^{-1} h` (reused in layer 1, whose prior is always `K^0`).
     q_ref: Vec<f64>,
-    c_ref: Mat<f64>,
     /// MCMC diagnostics of the draw (NaN when the samples were given).
     pub ess: f64,
     pub acceptance: Vec<f64>,
 }
 
-/// Rows `h^T C^{-1} h` of S x P samples, by one triangular solve with the factor of C.
-fn quad_forms(lc: &Mat<f64>, h: MatRef<'_, f64>, par: Par) -> Vec<f64> {
+/// `Z = L^{-1} H^T` (P x S) for S x P samples `H` and the lower factor `L` of C.
+fn whiten(lc: &Mat<f64>, h: MatRef<'_, f64>, par: Par) -> Mat<f64> {
     let mut z = h.transpose().to_owned();
     solve_lower_triangular_in_place(lc.as_ref(), z.as_mut(), par);
+    z
+}
+
+/// Columns' squared norms `|z_s|^2 = h_s^T C^{-1} h_s`.
+fn quad_forms(z: &Mat<f64>) -> Vec<f64> {
     (0..z.ncols())
         .map(|s| z.col_as_slice(s).iter().map(|v| v * v).sum())
         .collect()
 }
 
-/// Rows `phi_s^T M phi_s` (M symmetric P x P).
-fn tilt_energy(phi: MatRef<'_, f64>, m: MatRef<'_, f64>, par: Par) -> Vec<f64> {
+/// `F = phi M` (S x P) and the rows `phi_s^T M phi_s` (M symmetric P x P).
+fn tilt_energy(phi: MatRef<'_, f64>, m: MatRef<'_, f64>, par: Par) -> (Mat<f64>, Vec<f64>) {
     let mut fm = Mat::<f64>::zeros(phi.nrows(), phi.ncols());
     matmul(fm.as_mut(), Accum::Replace, phi, m, 1.0, par);
-    (0..phi.nrows())
+    let e = (0..phi.nrows())
         .map(|s| (0..phi.ncols()).map(|j| fm[(s, j)] * phi[(s, j)]).sum())
-        .collect()
+        .collect();
+    (fm, e)
 }
 
-/// Rows `|phi_s^T A|^2`.
-fn readout_energy(phi: MatRef<'_, f64>, a: MatRef<'_, f64>, par: Par) -> Vec<f64> {
+/// `B = phi A` (S x C) and the rows `|B_s|^2`.
+fn readout_energy(phi: MatRef<'_, f64>, a: MatRef<'_, f64>, par: Par) -> (Mat<f64>, Vec<f64>) {
     let mut b = Mat::<f64>::zeros(phi.nrows(), a.ncols());
     matmul(b.as_mut(), Accum::Replace, phi, a, 1.0, par);
-    (0..phi.nrows())
+    let e = (0..phi.nrows())
         .map(|s| (0..a.ncols()).map(|j| b[(s, j)] * b[(s, j)]).sum())
-        .collect()
+        .collect();
+    (b, e)
 }
 
 fn factor(name: &'static str, c: MatRef<'_, f64>) -> Result<Mat<f64>> {
@@ -172,15 +181,16 @@ impl LayerSamples {
         }
         let lc = factor("C_ref", c_ref)?;
         let phi = apply_phi(act, h.as_ref());
-        let q_ref = quad_forms(&lc, h.as_ref(), par);
-        let t = tilt_energy(phi.as_ref(), hat_ref, par);
+        let dphi = Mat::from_fn(h.nrows(), p, |i, j| act.dphi(h[(i, j)]).unwrap());
+        let q_ref = quad_forms(&whiten(&lc, h.as_ref(), par));
+        let (_, t) = tilt_energy(phi.as_ref(), hat_ref, par);
         let base = q_ref.iter().zip(&t).map(|(q, t)| 0.5 * (q + t)).collect();
         Ok(LayerSamples {
             h,
             phi,
+            dphi,
             base,
             q_ref,
-            c_ref: c_ref.to_owned(),
             ess: f64::NAN,
             acceptance: vec![],
         })
@@ -195,8 +205,6 @@ pub struct MapOut {
     /// `A' = (Phi^L + T I)^{-1} Y`.
     pub a: Mat<f64>,
     pub kernels: Vec<Mat<f64>>,
-    /// `<h h^T>` per layer (layer 1's is not needed by the map and left empty).
-    pub h2: Vec<Mat<f64>>,
     /// Kish effective fraction per layer.
     pub kish: Vec<f64>,
     /// Normalised weights per layer.
@@ -245,22 +253,38 @@ impl Setup<'_> {
             ));
         }
         let mut c = self.k0.to_owned();
-        let (mut kernels, mut h2, mut kish, mut weights, mut factors) =
-            (vec![], vec![], vec![], vec![], vec![]);
+        let g2 = self.gamma * self.gamma;
+        let sw2 = self.sigma_w * self.sigma_w;
+        let (mut kernels, mut kish, mut weights, mut factors) = (vec![], vec![], vec![], vec![]);
+        let mut hidden_new = Vec::with_capacity(l_count - 1);
         for (l, smp) in samples.iter().enumerate() {
             let lc = factor("C", c.as_ref())?;
-            let same = l == 0 || (0..p).all(|j| (0..p).all(|i| c[(i, j)] == smp.c_ref[(i, j)]));
-            let q = if same {
-                smp.q_ref.clone()
+            // layer 1's prior is K^0, the one it was drawn with; deeper layers are whitened by
+            // the current prior (needed by the backward step too)
+            let z = if l > 0 {
+                Some(whiten(&lc, smp.h.as_ref(), par))
             } else {
-                quad_forms(&lc, smp.h.as_ref(), par)
+                None
             };
-            let t: Vec<f64> = if l + 1 == l_count {
-                let g2 = self.gamma * self.gamma;
-                readout_energy(smp.phi.as_ref(), a, par)
-                    .into_iter()
-                    .map(|e| -g2 * e)
-                    .collect()
+            let q = match &z {
+                Some(z) => quad_forms(z),
+                None => smp.q_ref.clone(),
+            };
+            // tilt energies and the tilt's gradient factor  hatPhi phi  (S x P)
+            let (grad_factor, t) = if l + 1 == l_count {
+                let (b, e) = readout_energy(smp.phi.as_ref(), a, par);
+                let mut gf = Mat::<f64>::zeros(smp.h.nrows(), p);
+                if l > 0 {
+                    matmul(
+                        gf.as_mut(),
+                        Accum::Replace,
+                        b.as_ref(),
+                        a.transpose(),
+                        -g2,
+                        par,
+                    );
+                }
+                (gf, e.into_iter().map(|e| -g2 * e).collect::<Vec<f64>>())
             } else {
                 tilt_energy(smp.phi.as_ref(), hidden[l].as_ref(), par)
             };
@@ -279,63 +303,42 @@ impl Setup<'_> {
             w.iter_mut().for_each(|v| *v /= sum);
             kish.push(1.0 / (w.len() as f64 * w.iter().map(|v| v * v).sum::<f64>()));
             let k = weighted_gram(smp.phi.as_ref(), smp.phi.as_ref(), Some(&w), par);
-            h2.push(if l > 0 {
-                weighted_gram(smp.h.as_ref(), smp.h.as_ref(), Some(&w), par)
-            } else {
-                Mat::zeros(0, 0)
-            });
+            if let Some(z) = z {
+                // backward step of layer l-1 by the first-order Stein identity (module docs):
+                // C^{-1}(C - H)C^{-1} = C^{-1} <h grad V^T>,  grad V = phi'(h) ⊙ hatPhi phi(h)
+                let gv = Mat::from_fn(smp.h.nrows(), p, |s, j| {
+                    w[s] * smp.dphi[(s, j)] * grad_factor[(s, j)]
+                });
+                let mut m = Mat::<f64>::zeros(p, p);
+                matmul(
+                    m.as_mut(),
+                    Accum::Replace,
+                    z.as_ref(),
+                    gv.as_ref(),
+                    sw2,
+                    par,
+                );
+                solve_upper_triangular_in_place(lc.transpose(), m.as_mut(), par);
+                symmetrize(&mut m);
+                hidden_new.push(m);
+            }
             c = self.prior(&k);
             kernels.push(k);
             weights.push(w);
             factors.push(lc);
         }
-        // backward
-        let kl = &kernels[l_count - 1];
-        let mut m = kl.clone();
+        // backward, last layer: A' = (Phi^L + T I)^{-1} Y
+        let mut m = kernels[l_count - 1].clone();
         for i in 0..p {
             m[(i, i)] += self.temperature;
         }
         let lm = factor("Phi^L + T I", m.as_ref())?;
         let mut a_new = self.y.to_owned();
         crate::linalg::cholesky_solve_in_place(lm.as_ref(), a_new.as_mut(), par)?;
-        let mut hidden_new = Vec::with_capacity(l_count - 1);
-        for l in 0..l_count - 1 {
-            // C_l^{-1} - C_l^{-1} H C_l^{-1} with C_l = prior of layer l+1 (factor index l+1)
-            let lc = &factors[l + 1];
-            let mut ci = Mat::<f64>::identity(p, p);
-            crate::linalg::cholesky_solve_in_place(lc.as_ref(), ci.as_mut(), par)?;
-            let mut hc = Mat::<f64>::zeros(p, p);
-            matmul(
-                hc.as_mut(),
-                Accum::Replace,
-                h2[l + 1].as_ref(),
-                ci.as_ref(),
-                1.0,
-                par,
-            );
-            let mut out = ci.clone();
-            matmul(
-                out.as_mut(),
-                Accum::Add,
-                ci.as_ref(),
-                hc.as_ref(),
-                -1.0,
-                par,
-            );
-            let sw2 = self.sigma_w * self.sigma_w;
-            for j in 0..p {
-                for i in 0..p {
-                    out[(i, j)] *= sw2;
-                }
-            }
-            symmetrize(&mut out);
-            hidden_new.push(out);
-        }
         Ok(MapOut {
             hidden: hidden_new,
             a: a_new,
             kernels,
-            h2,
             kish,
             weights,
             prior_factors: factors,
@@ -490,7 +493,8 @@ pub fn gmres<F: FnMut(&[f64]) -> Result<Vec<f64>>>(
 /// on `|r|`). `residual(x, want_measure)` returns `Ok(None)` at inadmissible points (the step is
 /// halved); the convergence measure is only asked for at iterates and trial points, not inside
 /// the Jacobian-vector products (it costs O(P^3) per hidden layer). Returns
-/// `(x, iterations, measure history)`; stops at `measure < tol` or when no step decreases `|r|`.
+/// `(x, iterations, measure history)`; stops at `measure < tol` or when no step decreases `|r|`
+/// (an inadmissible start returns at once with the measure +inf).
 pub fn newton_krylov<F>(
     mut residual: F,
     x0: Vec<f64>,
@@ -504,12 +508,10 @@ where
     F: FnMut(&[f64], bool) -> Result<Option<(Vec<f64>, f64)>>,
 {
     let mut x = x0;
-    let (mut r, mut meas) = residual(&x, true)?.ok_or_else(|| {
-        invalid(
-            "init",
-            "the starting point of the Newton solve is inadmissible",
-        )
-    })?;
+    let (mut r, mut meas) = match residual(&x, true)? {
+        Some(v) => v,
+        None => return Ok((x, 0, vec![f64::INFINITY])), // inadmissible start: no progress
+    };
     let mut hist = vec![meas];
     for it in 0..max_iter {
         ctl.checkpoint()?;
@@ -679,10 +681,17 @@ pub fn solve(
         };
         let end = (|| -> Result<StageEnd> {
             let mut xs = x.clone();
-            for _ in 0..opts.max_refresh {
+            for refresh in 0..opts.max_refresh {
                 let (hidden, a) = unpack(&xs, depth, p, c);
+                // the first draw of a stage is at the last solution (gamma_done), a normalizable
+                // density by construction; reweighting carries it towards gamma_try. Later draws
+                // are at the new iterate.
+                let at = Setup {
+                    gamma: if refresh == 0 { g_done } else { g_try },
+                    ..*setup
+                };
                 let samples = match draw(
-                    &st,
+                    &at,
                     &hidden,
                     a.as_ref(),
                     depth,

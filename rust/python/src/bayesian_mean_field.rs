@@ -438,7 +438,7 @@ fn bmf_tilted_solve<'py>(
 
 /// One outer iteration of the sampled solver on given samples (for testing against the NumPy
 /// reference): layer l's samples `samples[l]` were drawn with prior `c_refs[l]` and tilt
-/// `hat_refs[l]`. Returns a dict with `hidden`, `dual`, `kernels`, `h2`, `kish`.
+/// `hat_refs[l]`. Returns a dict with `hidden`, `dual`, `kernels`, `kish`.
 #[pyfunction]
 #[pyo3(signature = (k0, y, hidden, a, samples, c_refs, hat_refs, *, activation, sigma_w, sigma_b, gamma, temperature))]
 #[allow(clippy::too_many_arguments)]
@@ -504,7 +504,6 @@ fn bmf_tilted_map<'py>(
     d.set_item("hidden", mats_to_list(py, &out.hidden)?)?;
     d.set_item("dual", mat_to_numpy(py, out.a.as_ref()))?;
     d.set_item("kernels", mats_to_list(py, &out.kernels)?)?;
-    d.set_item("h2", mats_to_list(py, &out.h2)?)?;
     d.set_item("kish", out.kish.into_pyarray(py))?;
     Ok(d)
 }
