@@ -47,11 +47,9 @@ def main() -> int:
         hidden = [0.01 * (G + G.T)]
         A = 0.01 * rng.standard_normal((P, 1))
         kw = dict(activation=act, sigma_w=sw, sigma_b=sb, gamma=1.0, temperature=0.1)
-        t = []
-        for _ in range(args.repeats):
-            t0 = time.perf_counter()
-            o = _core.bmf_tilted_map(K0, Y, hidden, A, [h1, h2], [K0, C1], [zero, zero], **kw)
-            t.append(time.perf_counter() - t0)
+        # the map alone, timed inside the core (the one-off sample-set setup excluded on both sides)
+        o = _core.bmf_tilted_map(K0, Y, hidden, A, [h1, h2], [K0, C1], [zero, zero], repeat=args.repeats, **kw)
+        t = [o["seconds"]]
         samples = [(h1, ref.base_log_weights(h1, K0, zero, act)), (h2, ref.base_log_weights(h2, C1, zero, act))]
         tr = []
         for _ in range(max(1, args.repeats - 2)):
@@ -66,15 +64,16 @@ def main() -> int:
     ds = ak.datasets.load_digits(classes=(3, 8), n_train=P, n_test=100, seed=0)
     net = ak.MLP(depth=L, activation=act, sigma_w=sw, sigma_b=sb)
     t0 = time.perf_counter()
-    m = ak.BayesianMeanField(net, 1.0, temperature=0.1, n_chains=16, n_samples=500).fit(ds.X_train, ds.y_train)
+    gamma = 0.2   # on this data relu L = 2 stops at gamma ~ 0.22 (non-normalizable tilt, see the note of #5)
+    m = ak.BayesianMeanField(net, gamma, temperature=0.1, n_chains=16, n_samples=500).fit(ds.X_train, ds.y_train)
     t_ours = time.perf_counter() - t0
     K0 = ref.input_kernel(ds.X_train, sw, sb)
     t0 = time.perf_counter()
-    r = ref.solve_tilted(K0, ds.y_train, activation=act, depth=L, sigma_w=sw, sigma_b=sb, gamma=1.0, temperature=0.1,
+    r = ref.solve_tilted(K0, ds.y_train, activation=act, depth=L, sigma_w=sw, sigma_b=sb, gamma=gamma, temperature=0.1,
                          n_chains=16, n_samples=500)
     t_ref = time.perf_counter() - t0
     gap = np.abs(m.kernels_[-1] - r["kernels"][-1]).max() / np.abs(r["kernels"][-1]).max()
-    print(f"full fit, digits 3 vs 8, P={P}, relu L={L}, gamma=1, T=0.1, 16 x 500 samples: ours {t_ours:.1f} s "
+    print(f"full fit, digits 3 vs 8, P={P}, relu L={L}, gamma={gamma}, T=0.1, 16 x 500 samples: ours {t_ours:.1f} s "
           f"({m.n_iter_} Newton iterations, {m.n_draws_} draws), NumPy reference {t_ref:.1f} s "
           f"({r['n_iter']} iterations, {r['n_draws']} draws), ratio {t_ref / t_ours:.1f}; kernels differ by "
           f"{gap:.3f} (independent Monte-Carlo runs)")

@@ -132,7 +132,8 @@ def bmf_tilted_solve(
 ) -> list[dict[str, object]]: ...
 def bmf_tilted_map(
     k0: _F, y: _F, hidden: list[_F], a: _F, samples: list[_F], c_refs: list[_F], hat_refs: list[_F], *,
-    activation: str, sigma_w: float, sigma_b: float, gamma: float, temperature: float,
+    activation: str, sigma_w: float, sigma_b: float, gamma: float, temperature: float, repeat: int = 1,
+    n_threads: int | None = None,
 ) -> dict[str, object]: ...
 def bmf_tilted_predict(
     x: _F, y: _F, kernels: list[_F], samples: list[_F], weights: list[_F], x_test: _F, *, depth: int,

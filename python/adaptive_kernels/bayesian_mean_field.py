@@ -122,7 +122,9 @@ class BayesianMeanField:
     dual_coef_ ((P, C): ``(Phi^L + T I)^{-1} Y``), X_train_, y_train_, n_features_in_.
     Sampled solver also: ess_ (per layer: MCMC effective sample size x Kish fraction), kish_,
     acceptance_ (per layer and chain), stages_ (continuation: reached gammas, failed ones
-    negative), n_draws_, samples_ and weights_ (the final weighted samples, used by ``predict``).
+    negative), gamma_reached_ (< gamma when the continuation stopped early: converged_ is then
+    False and the kernels are those at gamma_reached_), n_draws_, samples_ and weights_ (the final
+    weighted samples, used by ``predict``).
     """
 
     def __init__(self, net: MLP, gamma: float = 1.0, *, temperature: float, width: int | None = None,
@@ -220,11 +222,16 @@ class BayesianMeanField:
             sol = self._solve(net, X, Y, [gamma], [T], tol, max_iter, self.solver, threads, self.progress)[0]
         self._set_solution(net, X, Y, np.ndim(y) == 1, gamma, T, threads, sol)
         if not self.converged_:
-            warnings.warn(
-                f"mean-field saddle point did not converge in {self.n_iter_} iterations "
-                f"(residual {self.residual_:.3e} > tol {tol:.1e}); the kernels are the last iterate",
-                ConvergenceWarning, stacklevel=2)
+            warnings.warn(self._nonconvergence_message(tol), ConvergenceWarning, stacklevel=2)
         return self
+
+    def _nonconvergence_message(self, tol) -> str:
+        if getattr(self, "samples_", None) is not None and self.gamma_reached_ < self._gamma:
+            return (f"mean-field saddle point: the gamma continuation stopped at gamma = {self.gamma_reached_:.4g} "
+                    f"< {self._gamma:g} (stages {np.round(self.stages_, 4).tolist()}, negative = failed); the "
+                    "kernels are those of the last gamma reached (gamma_reached_)")
+        return (f"mean-field saddle point did not converge in {self.n_iter_} iterations "
+                f"(residual {self.residual_:.3e} > tol {tol:.1e}); the kernels are the last iterate")
 
     def _set_solution(self, net, X, Y, y_1d, gamma, T, threads, sol) -> None:
         self.X_train_, self.y_train_, self._y_1d = X, Y, y_1d
@@ -351,8 +358,9 @@ class BayesianMeanField:
             kappa=np.array([np.nan if m.kappa_ is None else m.kappa_ for m in models]), models=models)
         if not out.converged.all():
             bad = np.flatnonzero(~out.converged)
-            warnings.warn(f"mean-field saddle point did not converge at path points {bad.tolist()}",
-                          ConvergenceWarning, stacklevel=2)
+            warnings.warn(f"mean-field saddle point did not converge at path points {bad.tolist()}: "
+                          + "; ".join(models[i]._nonconvergence_message(tol) for i in bad), ConvergenceWarning,
+                          stacklevel=2)
         if X_test is not None:
             if y_test is None:
                 raise ValueError("y_test: required with X_test")
