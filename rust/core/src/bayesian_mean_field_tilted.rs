@@ -992,10 +992,9 @@ pub fn solve_path(
                 gamma: g,
                 temperature,
             };
-            let init = out
-                .last()
-                .filter(|s| s.converged && s.gamma <= g)
-                .map(|s| (s, s.gamma));
+            // warm start from the previous point's last reached gamma: a solved fixed point there
+            // even when its continuation stopped short of its own target
+            let init = out.last().filter(|s| s.gamma <= g).map(|s| (s, s.gamma));
             let sol = solve(&setup, net.depth, opts, init, par, ctl)?;
             out.push(sol);
         }
