@@ -7,8 +7,14 @@ each line-search trial costs one). Measured for relu, L = 2, P in {500, 2000}, S
 samples per layer (prior draws; the cost does not depend on how the samples were drawn), then a
 full fit (MCMC + Newton-Krylov + continuation) at a smaller P with both implementations.
 
+``--largest-p`` states the largest P whose fit fits in a memory budget (24 GiB by default) from
+the solver's memory model, and tests it once: one outer iteration at that P in a fresh process,
+whose peak resident memory is compared with the model's share for the map (the Newton-Krylov
+basis, (krylov + 1) vectors of (L-1) P^2 + P C doubles, is counted by the model, not allocated).
+
     python benches/bench_bayesian_mean_field.py
     python benches/bench_bayesian_mean_field.py --p 500 2000 --samples 8000 --fit-p 40
+    python benches/bench_bayesian_mean_field.py --p --fit-p 0 --largest-p 24
 """
 from __future__ import annotations
 
@@ -21,18 +27,24 @@ import numpy as np
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--p", type=int, nargs="+", default=[500, 2000])
+    ap.add_argument("--p", type=int, nargs="*", default=[500, 2000])
     ap.add_argument("--samples", type=int, default=8000)
     ap.add_argument("--repeats", type=int, default=3)
-    ap.add_argument("--fit-p", type=int, default=30)
+    ap.add_argument("--fit-p", type=int, default=30, help="P of the full-fit comparison (0: skip)")
+    ap.add_argument("--largest-p", type=float, default=0.0, metavar="GIB",
+                    help="state and test the largest P for this memory budget in GiB (0: skip)")
+    ap.add_argument("--_child-map", type=int, default=0, help=argparse.SUPPRESS)
     args = ap.parse_args()
+    if args._child_map:
+        return child_map(args._child_map, args.samples)
     import adaptive_kernels as ak
     from adaptive_kernels import _core
     from adaptive_kernels.reference import bayesian_mean_field as ref
 
     act, sw, sb, L = "relu", 1.0, 0.1, 2
-    print(f"outer iteration (fixed-point map), relu L={L}, S={args.samples} samples per layer")
-    print(f"{'P':>6} {'ours [s]':>9} {'numpy [s]':>10} {'ratio':>6} {'max |diff|':>10}")
+    if args.p:
+        print(f"outer iteration (fixed-point map), relu L={L}, S={args.samples} samples per layer")
+        print(f"{'P':>6} {'ours [s]':>9} {'numpy [s]':>10} {'ratio':>6} {'max |diff|':>10}")
     for P in args.p:
         rng = np.random.default_rng(0)
         X = rng.standard_normal((P, P + 20))
@@ -60,7 +72,11 @@ def main() -> int:
                    np.abs(o["kernels"][1] - r[2][1]).max() / np.abs(r[2][1]).max())
         print(f"{P:>6d} {min(t):>9.3f} {min(tr):>10.3f} {min(tr) / min(t):>6.2f} {diff:>10.1e}", flush=True)
 
+    if args.largest_p > 0:
+        largest_p(args.largest_p, args.samples)
     P = args.fit_p
+    if P <= 0:
+        return 0
     ds = ak.datasets.load_digits(classes=(3, 8), n_train=P, n_test=100, seed=0)
     net = ak.MLP(depth=L, activation=act, sigma_w=sw, sigma_b=sb)
     t0 = time.perf_counter()
@@ -77,6 +93,68 @@ def main() -> int:
           f"({m.n_iter_} Newton iterations, {m.n_draws_} draws), NumPy reference {t_ref:.1f} s "
           f"({r['n_iter']} iterations, {r['n_draws']} draws), ratio {t_ref / t_ours:.1f}; kernels differ by "
           f"{gap:.3f} (independent Monte-Carlo runs)")
+    return 0
+
+
+# Memory model of a relu L = 2 fit with S samples per layer and C = 1 output (doubles):
+# per layer the samples h, phi(h), phi'(h) (3 S P) plus, at any time, one layer's transients of
+# the map (whitened samples, tilt gradient, weighted gradient: 3 S P) and the returned samples
+# (S P); the Newton-Krylov basis, KRYLOV + 1 vectors of (L-1) P^2 + P C unknowns; ~8 P x P
+# matrices per layer (kernels, priors, factors, conjugates, map outputs).
+L_DEPTH, KRYLOV = 2, 30
+
+
+def model_doubles(P, S, L=L_DEPTH, krylov=KRYLOV, C=1):
+    samples = (3 * L + 4) * S * P
+    basis = (krylov + 1) * ((L - 1) * P * P + P * C)
+    return samples + basis + 8 * L * P * P, samples + 8 * L * P * P
+
+
+def largest_p(gib, S):
+    import subprocess
+
+    budget = gib * 2**30 / 8
+    lo, hi = 1, 10**6
+    while hi - lo > 1:   # largest P with model_doubles(P) <= budget
+        mid = (lo + hi) // 2
+        lo, hi = (mid, hi) if model_doubles(mid, S)[0] <= budget else (lo, mid)
+    P = lo
+    total, map_part = (8 * v / 2**30 for v in model_doubles(P, S))
+    print(f"largest P for {gib:g} GiB (relu L={L_DEPTH}, S={S}, Krylov {KRYLOV}): P = {P} "
+          f"(model: {total:.1f} GiB for a fit, {map_part:.1f} GiB of it outside the Krylov basis)", flush=True)
+    t0 = time.perf_counter()
+    out = subprocess.run([sys.executable, __file__, "--_child-map", str(P), "--samples", str(S)],
+                         capture_output=True, text=True)
+    if out.returncode != 0:
+        print(f"  test at P = {P} FAILED (exit {out.returncode}): {out.stderr.strip()[-500:]}")
+        return
+    rss, t_map = (float(v) for v in out.stdout.split())
+    print(f"  tested once: one outer iteration at P = {P} in a fresh process: {t_map:.1f} s, peak resident "
+          f"{rss:.1f} GiB (model for the map part {map_part:.1f} GiB; whole test {time.perf_counter() - t0:.0f} s)",
+          flush=True)
+
+
+def child_map(P, S):
+    """One outer iteration at P on S synthetic samples per layer; prints peak RSS (GiB) and seconds."""
+    import resource
+
+    from adaptive_kernels import _core
+
+    rng = np.random.default_rng(0)
+    # a cheap well-conditioned K^0 (identity plus rank 64) and prior samples; the cost of the map
+    # does not depend on where the samples come from
+    G = rng.standard_normal((P, 64))
+    K0 = np.eye(P) + G @ G.T / 64
+    h1 = rng.standard_normal((S, P))
+    h2 = rng.standard_normal((S, P))
+    zero = np.zeros((P, P))
+    hidden = [np.zeros((P, P))]
+    A = 0.01 * rng.standard_normal((P, 1))
+    Y = np.sign(rng.standard_normal((P, 1)))
+    o = _core.bmf_tilted_map(K0, Y, hidden, A, [h1, h2], [K0, K0], [zero, zero], repeat=1, activation="relu",
+                             sigma_w=1.0, sigma_b=0.1, gamma=1.0, temperature=0.1)
+    rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20   # KiB on Linux
+    print(f"{rss:.3f} {o['seconds']:.2f}")
     return 0
 
 

@@ -248,7 +248,7 @@ class BayesianMeanField:
             self.solver_ = "sampled"
             self.kappa_ = None
             self.stationary_points_ = np.zeros((0, 2))
-            self.support_rank_ = X.shape[0]
+            self.support_rank_ = int(sol["rank"])
             self.gamma_reached_ = float(sol["gamma"])
             self.ess_ = np.asarray(sol["ess"])
             self.kish_ = np.asarray(sol["kish"])

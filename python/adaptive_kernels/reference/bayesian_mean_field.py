@@ -332,10 +332,10 @@ def sample_tilted(C, hat_phi, activation, *, n_chains=8, n_samples=500, burn_in=
     towards acceptance 0.574 (the algorithm of the Rust sampler; not its random stream)."""
     rng = np.random.default_rng(rng)
     phi, dphi = _phi_and_derivative(activation)
-    Lc = np.linalg.cholesky(C)
-    P = C.shape[0]
+    Lc = _factor(C)                                      # (P, r): r < P on the support of a singular C
+    P = Lc.shape[1]
 
-    def pot(Z):                                          # Z (chains, P)
+    def pot(Z):                                          # Z (chains, r)
         H = Z @ Lc.T
         F = phi(H)
         V = F @ hat_phi
@@ -366,13 +366,36 @@ def sample_tilted(C, hat_phi, activation, *, n_chains=8, n_samples=500, burn_in=
     return np.concatenate(np.swapaxes(np.array(out), 0, 1), axis=0)     # chain-major
 
 
+def _factor(C):
+    """``F`` with ``C = F F^T``: Cholesky, or ``U sqrt(lambda)`` on the support of a singular C."""
+    try:
+        Lc = np.linalg.cholesky(C)
+        if np.all(np.diag(Lc) ** 2 > 1e-10 * np.diag(C).max()):
+            return Lc
+    except np.linalg.LinAlgError:
+        pass
+    lam, U = np.linalg.eigh(C)
+    keep = lam > 1e-10 * lam.max()
+    return U[:, keep] * np.sqrt(lam[keep])
+
+
+def _quad_forms(C, h):
+    """``h_s^T C^{-1} h_s`` per row of ``h``; with a singular ``C`` (``K^0`` of P > d + 1 points)
+    the pseudo-inverse on its support (eigenvalues above 1e-10 of the largest)."""
+    F = _factor(C)
+    if F.shape[1] == F.shape[0]:
+        z = linalg.solve_triangular(F, h.T, lower=True)
+    else:
+        z = np.linalg.lstsq(F, h.T, rcond=None)[0]      # F^+ h: |z|^2 = h^T C^+ h on the support
+    return np.sum(z * z, 0)
+
+
 def base_log_weights(h, C_ref, hat_ref, activation):
     """``+h^T C_ref^{-1} h / 2 + phi^T hatPhi_ref phi / 2``: minus the log density (up to a constant)
     that the samples ``h`` were drawn from; with it the samples reweight to any other tilt."""
     phi, _ = _phi_and_derivative(activation)
-    z = linalg.solve_triangular(np.linalg.cholesky(C_ref), h.T, lower=True)
     F = phi(h)
-    return 0.5 * np.sum(z * z, 0) + 0.5 * np.einsum("sp,pq,sq->s", F, hat_ref, F)
+    return 0.5 * _quad_forms(C_ref, h) + 0.5 * np.einsum("sp,pq,sq->s", F, hat_ref, F)
 
 
 def tilted_map(hidden, A, samples, K0, Y, *, activation, sigma_w, sigma_b, gamma, temperature):
@@ -398,11 +421,9 @@ def tilted_map(hidden, A, samples, K0, Y, *, activation, sigma_w, sigma_b, gamma
     kernels, H2, kish, hidden_new = [], [], [], []
     for l, (h, base) in enumerate(samples):
         F = phi(h)
-        Lc = np.linalg.cholesky(C)
-        z = linalg.solve_triangular(Lc, h.T, lower=True)
         hat = -gamma**2 * A @ A.T if l == L - 1 else hidden[l]
         tilt = np.einsum("sp,pq,sq->s", F, hat, F)
-        logw = base - 0.5 * np.sum(z * z, 0) - 0.5 * tilt
+        logw = base - 0.5 * _quad_forms(C, h) - 0.5 * tilt
         w = np.exp(logw - logw.max())
         w /= w.sum()
         kernels.append(F.T @ (w[:, None] * F))

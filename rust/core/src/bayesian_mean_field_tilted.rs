@@ -54,7 +54,7 @@ use crate::bayesian_mean_field::{
 use crate::control::Control;
 use crate::error::{invalid, shape, AkError, Result};
 use crate::rng::Rng;
-use crate::tilted_density::{apply_phi, weighted_gram, TiltConfig, TiltedDensity};
+use crate::tilted_density::{apply_phi, weighted_gram, CovFactor, TiltConfig, TiltedDensity};
 use faer::linalg::matmul::matmul;
 use faer::linalg::triangular_solve::{
     solve_lower_triangular_in_place, solve_upper_triangular_in_place,
@@ -179,10 +179,29 @@ impl LayerSamples {
                 format!("need S x {p} samples and {p} x {p} reference matrices"),
             ));
         }
-        let lc = factor("C_ref", c_ref)?;
+        let lc = CovFactor::psd("C_ref", c_ref, par)?;
+        Self::with_factor(act, h, &lc, hat_ref, par)
+    }
+
+    /// [`LayerSamples::new`] with the factor of `C_ref` given (a singular `K^0`'s support factor:
+    /// `h^T C_ref^+ h` on its support).
+    pub fn with_factor(
+        act: &Activation,
+        h: Mat<f64>,
+        c_ref: &CovFactor,
+        hat_ref: MatRef<'_, f64>,
+        par: Par,
+    ) -> Result<Self> {
+        let p = c_ref.f().nrows();
+        if h.ncols() != p || hat_ref.nrows() != p || hat_ref.ncols() != p || h.nrows() == 0 {
+            return Err(shape(
+                "samples",
+                format!("need S x {p} samples and {p} x {p} reference matrices"),
+            ));
+        }
         let phi = apply_phi(act, h.as_ref());
         let dphi = Mat::from_fn(h.nrows(), p, |i, j| act.dphi(h[(i, j)]).unwrap());
-        let q_ref = quad_forms(&whiten(&lc, h.as_ref(), par));
+        let q_ref = quad_forms(&c_ref.whiten(h.transpose(), par));
         let (_, t) = tilt_energy(phi.as_ref(), hat_ref, par);
         let base = q_ref.iter().zip(&t).map(|(q, t)| 0.5 * (q + t)).collect();
         Ok(LayerSamples {
@@ -209,14 +228,16 @@ pub struct MapOut {
     pub kish: Vec<f64>,
     /// Normalised weights per layer.
     pub weights: Vec<Vec<f64>>,
-    /// Lower Cholesky factors of the priors `C^0 .. C^{L-1}`.
-    pub prior_factors: Vec<Mat<f64>>,
+    /// Factors of the priors `C^0 .. C^{L-1}` (`C^0 = K^0`: its support factor when singular).
+    pub prior_factors: Vec<CovFactor>,
 }
 
 /// The fixed data of a fit.
 pub struct Setup<'a> {
     pub act: &'a Activation,
     pub k0: MatRef<'a, f64>,
+    /// `CovFactor::psd` of `K^0` (layer 1's prior never changes).
+    pub k0_factor: &'a CovFactor,
     pub y: MatRef<'a, f64>,
     pub sigma_w: f64,
     pub sigma_b: f64,
@@ -258,13 +279,14 @@ impl Setup<'_> {
         let (mut kernels, mut kish, mut weights, mut factors) = (vec![], vec![], vec![], vec![]);
         let mut hidden_new = Vec::with_capacity(l_count - 1);
         for (l, smp) in samples.iter().enumerate() {
-            let lc = factor("C", c.as_ref())?;
             // layer 1's prior is K^0, the one it was drawn with; deeper layers are whitened by
             // the current prior (needed by the backward step too)
-            let z = if l > 0 {
-                Some(whiten(&lc, smp.h.as_ref(), par))
+            let (lc, z) = if l > 0 {
+                let lc = factor("C", c.as_ref())?;
+                let z = whiten(&lc, smp.h.as_ref(), par);
+                (CovFactor::Cholesky(lc), Some(z))
             } else {
-                None
+                (self.k0_factor.clone(), None)
             };
             let q = match &z {
                 Some(z) => quad_forms(z),
@@ -318,7 +340,7 @@ impl Setup<'_> {
                     sw2,
                     par,
                 );
-                solve_upper_triangular_in_place(lc.transpose(), m.as_mut(), par);
+                solve_upper_triangular_in_place(lc.f().transpose(), m.as_mut(), par);
                 symmetrize(&mut m);
                 hidden_new.push(m);
             }
@@ -376,7 +398,8 @@ fn unpack(x: &[f64], depth: usize, p: usize, c: usize) -> (Vec<Mat<f64>>, Mat<f6
 }
 
 /// Dimensionless residual: `max |A' - A| / max |A'|`, and over hidden layers the change of the
-/// whitened tilt `max |L^T (hatPhi' - hatPhi) L|` (`L L^T` = the layer's prior).
+/// whitened tilt `max |L^T (hatPhi_l' - hatPhi_l) L|` (`L L^T = C^l`, the prior of the next
+/// layer, the scale of the tilted features).
 fn measure(hidden: &[Mat<f64>], a: MatRef<'_, f64>, out: &MapOut, par: Par) -> f64 {
     let (mut amax, mut r) = (0.0f64, 0.0f64);
     for j in 0..a.ncols() {
@@ -387,19 +410,15 @@ fn measure(hidden: &[Mat<f64>], a: MatRef<'_, f64>, out: &MapOut, par: Par) -> f
     }
     r /= amax.max(1e-300);
     for (l, (old, new)) in hidden.iter().zip(&out.hidden).enumerate() {
-        let lc = &out.prior_factors[l];
+        // hatPhi_{l+1} tilts phi(h^{l+1}), whose second moment Phi^{l+1} ~ C^{l+1} / sigma_w^2:
+        // measured in units of that prior (as the reference does; the layer's own prior C^l
+        // would be blind off the support of a singular K^0, which phi(h) does reach)
+        let lc = out.prior_factors[l + 1].f();
         let p = old.nrows();
         let d = Mat::from_fn(p, p, |i, j| new[(i, j)] - old[(i, j)]);
-        let mut t = Mat::<f64>::zeros(p, p);
-        matmul(
-            t.as_mut(),
-            Accum::Replace,
-            d.as_ref(),
-            lc.as_ref(),
-            1.0,
-            par,
-        );
-        let mut w = Mat::<f64>::zeros(p, p);
+        let mut t = Mat::<f64>::zeros(p, lc.ncols());
+        matmul(t.as_mut(), Accum::Replace, d.as_ref(), lc, 1.0, par);
+        let mut w = Mat::<f64>::zeros(lc.ncols(), lc.ncols());
         matmul(
             w.as_mut(),
             Accum::Replace,
@@ -408,8 +427,8 @@ fn measure(hidden: &[Mat<f64>], a: MatRef<'_, f64>, out: &MapOut, par: Par) -> f
             1.0,
             par,
         );
-        for j in 0..p {
-            for i in 0..p {
+        for j in 0..w.ncols() {
+            for i in 0..w.nrows() {
                 r = r.max(w[(i, j)].abs());
             }
         }
@@ -584,6 +603,8 @@ pub struct TiltedSolution {
     /// The final samples (S x P per layer) and their normalised weights, for prediction.
     pub samples: Vec<Mat<f64>>,
     pub weights: Vec<Vec<f64>>,
+    /// Rank of `K^0` (< P: layer 1 lives on its support).
+    pub support_rank: usize,
 }
 
 /// Draws every layer's samples at the iterate `(hidden, a)` (forward, layer by layer).
@@ -610,14 +631,22 @@ fn draw(
         } else {
             hidden[l].clone()
         };
-        let dens = TiltedDensity::new(setup.act, c.as_ref(), hat.as_ref(), par)?;
+        let dens = if l == 0 {
+            TiltedDensity::with_factor(setup.act, setup.k0_factor.clone(), hat.as_ref())?
+        } else {
+            TiltedDensity::new(setup.act, c.as_ref(), hat.as_ref(), par)?
+        };
         dens.check_normalizable(c.as_ref(), par)?;
         let mut cfg_l = *cfg;
         cfg_l.seed = cfg.seed.wrapping_add(
             0x9E37_79B9_7F4A_7C15u64.wrapping_mul((draw_index * depth + l + 1) as u64),
         );
         let smp = dens.sample(&cfg_l, ctl)?;
-        let mut ls = LayerSamples::new(setup.act, smp.h, c.as_ref(), hat.as_ref(), par)?;
+        let mut ls = if l == 0 {
+            LayerSamples::with_factor(setup.act, smp.h, setup.k0_factor, hat.as_ref(), par)?
+        } else {
+            LayerSamples::new(setup.act, smp.h, c.as_ref(), hat.as_ref(), par)?
+        };
         ls.ess = smp.ess;
         ls.acceptance = smp.acceptance;
         let k = weighted_gram(ls.phi.as_ref(), ls.phi.as_ref(), None, par);
@@ -839,6 +868,7 @@ pub fn solve(
         n_draws,
         weights: out.weights,
         samples: samples.into_iter().map(|s| s.h).collect(),
+        support_rank: setup.k0_factor.rank(),
     })
 }
 
@@ -887,10 +917,14 @@ pub fn predict(
                 format!("layer {l}: need S x {p} samples and S weights"),
             ));
         }
-        let lc = factor("C", c_tr.as_ref())?;
-        // M^T = C^{-1} C(X, *)  (P x n)
-        let mut mt = c_x.transpose().to_owned();
-        crate::linalg::cholesky_solve_in_place(lc.as_ref(), mt.as_mut(), par)?;
+        // M^T = C^{-1} C(X, *)  (P x n); C^+ on the support of a singular K^0, exact for a
+        // degenerate Gaussian because C(X, *) lies in the range of C
+        let lc = if l == 0 {
+            CovFactor::psd("K^0", c_tr.as_ref(), par)?
+        } else {
+            CovFactor::Cholesky(factor("C", c_tr.as_ref())?)
+        };
+        let mt = lc.solve(c_x.transpose(), par);
         let sd: Vec<f64> = (0..n)
             .map(|i| {
                 (c_d[i] - (0..p).map(|k| c_x[(i, k)] * mt[(k, i)]).sum::<f64>())
@@ -978,14 +1012,13 @@ pub fn solve_path(
     }
     crate::threads::with_threads(n_threads, |par| {
         let k0 = input_kernel(x.mat(), x.mat(), net.sigma_w, net.sigma_b, par);
-        factor("K^0", k0.as_ref()).map_err(|_| {
-            invalid("X", "the input kernel K^0 is singular (P > d + 1 without bias?); the sampled solver needs it positive definite")
-        })?;
+        let k0f = CovFactor::psd("X", k0.as_ref(), par)?;
         let mut out: Vec<TiltedSolution> = Vec::with_capacity(gammas.len());
         for &g in gammas {
             let setup = Setup {
                 act: &net.activation,
                 k0: k0.as_ref(),
+                k0_factor: &k0f,
                 y,
                 sigma_w: net.sigma_w,
                 sigma_b: net.sigma_b,

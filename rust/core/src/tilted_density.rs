@@ -51,10 +51,132 @@ pub struct TiltedMoments {
     pub ess: f64,
 }
 
+/// A factor `C = F F^T` of a prior covariance: the lower Cholesky factor (P x P) when `C` is
+/// positive definite, else `F = U Lambda^{1/2}` (P x r) on its support (the eigenpairs above
+/// `RANK_RCOND * lambda_max`), as for the input kernel `K^0` of P > d + 1 points. The density then
+/// lives on the r-dimensional support `h = F z`, and `C^{-1}` becomes the pseudo-inverse there.
+#[derive(Debug, Clone)]
+pub enum CovFactor {
+    Cholesky(Mat<f64>),
+    Support {
+        /// `U Lambda^{1/2}` (P x r).
+        f: Mat<f64>,
+        /// `U` (P x r) and `lambda^{-1/2}` of the kept eigenpairs.
+        u: Mat<f64>,
+        isqrt: Vec<f64>,
+    },
+}
+
+impl CovFactor {
+    /// Cholesky when it succeeds with all squared pivots above `RANK_RCOND * max diag C` (pivots
+    /// bound the smallest eigenvalue from above, so a tiny one flags a numerically singular C),
+    /// else the support factor. Fails only for a zero, non-finite or indefinite C.
+    pub fn psd(name: &'static str, c: MatRef<'_, f64>, par: Par) -> Result<Self> {
+        let p = c.nrows();
+        let dmax = (0..p).map(|i| c[(i, i)]).fold(0.0f64, f64::max);
+        if !(dmax > 0.0 && dmax.is_finite()) {
+            return Err(invalid(name, "the covariance is zero or non-finite"));
+        }
+        let rcond = crate::bayesian_mean_field::RANK_RCOND;
+        if let Some(l) = crate::bayesian_mean_field::cholesky(c) {
+            if (0..p).all(|i| l[(i, i)] * l[(i, i)] > rcond * dmax) {
+                return Ok(CovFactor::Cholesky(l));
+            }
+        }
+        let (w, v) = symmetric_eigen(name, c, par)?;
+        let lmax = w[p - 1];
+        if w[0] < -1e-8 * lmax {
+            return Err(AkError::NotPositiveDefinite {
+                name,
+                msg: format!("eigenvalue {:.3e} < 0 (largest {lmax:.3e})", w[0]),
+            });
+        }
+        let keep: Vec<usize> = (0..p).filter(|&i| w[i] > rcond * lmax).collect();
+        let r = keep.len();
+        let u = Mat::from_fn(p, r, |i, k| v[(i, keep[k])]);
+        let f = Mat::from_fn(p, r, |i, k| u[(i, k)] * w[keep[k]].sqrt());
+        let isqrt = keep.iter().map(|&k| 1.0 / w[k].sqrt()).collect();
+        Ok(CovFactor::Support { f, u, isqrt })
+    }
+
+    /// `F` (P x r; lower triangular when r = P).
+    pub fn f(&self) -> MatRef<'_, f64> {
+        match self {
+            CovFactor::Cholesky(l) => l.as_ref(),
+            CovFactor::Support { f, .. } => f.as_ref(),
+        }
+    }
+
+    /// Rank r of C.
+    pub fn rank(&self) -> usize {
+        self.f().ncols()
+    }
+
+    /// Whitened coordinates `Z = F^+ B` (r x k) of the columns of B (P x k): `L^{-1} B`, or
+    /// `Lambda^{-1/2} U^T B` on the support (`|Z_j|^2 = B_j^T C^+ B_j`).
+    pub fn whiten(&self, b: MatRef<'_, f64>, par: Par) -> Mat<f64> {
+        match self {
+            CovFactor::Cholesky(l) => {
+                let mut z = b.to_owned();
+                faer::linalg::triangular_solve::solve_lower_triangular_in_place(
+                    l.as_ref(),
+                    z.as_mut(),
+                    par,
+                );
+                z
+            }
+            CovFactor::Support { u, isqrt, .. } => {
+                let mut z = Mat::<f64>::zeros(u.ncols(), b.ncols());
+                matmul(z.as_mut(), Accum::Replace, u.transpose(), b, 1.0, par);
+                for j in 0..z.ncols() {
+                    for (k, s) in isqrt.iter().enumerate() {
+                        z[(k, j)] *= s;
+                    }
+                }
+                z
+            }
+        }
+    }
+
+    /// `C^+ B` (`C^{-1} B` when C is positive definite).
+    pub fn solve(&self, b: MatRef<'_, f64>, par: Par) -> Mat<f64> {
+        let z = self.whiten(b, par);
+        match self {
+            CovFactor::Cholesky(l) => {
+                let mut z = z;
+                faer::linalg::triangular_solve::solve_upper_triangular_in_place(
+                    l.transpose(),
+                    z.as_mut(),
+                    par,
+                );
+                z
+            }
+            CovFactor::Support { u, isqrt, .. } => {
+                let mut z = z;
+                for j in 0..z.ncols() {
+                    for (k, s) in isqrt.iter().enumerate() {
+                        z[(k, j)] *= s;
+                    }
+                }
+                let mut out = Mat::<f64>::zeros(u.nrows(), b.ncols());
+                matmul(
+                    out.as_mut(),
+                    Accum::Replace,
+                    u.as_ref(),
+                    z.as_ref(),
+                    1.0,
+                    par,
+                );
+                out
+            }
+        }
+    }
+}
+
 /// The density of one layer: activation, prior covariance factor and tilt.
 pub struct TiltedDensity<'a> {
     act: &'a Activation,
-    l: Mat<f64>,
+    l: CovFactor,
     phat: MatRef<'a, f64>,
 }
 
@@ -86,26 +208,45 @@ impl<'a> TiltedDensity<'a> {
         check_symmetric("hat_phi", phat)?;
         let mut l = Mat::<f64>::zeros(p, p);
         cholesky_with_jitter("C", c, 0.0, l.as_mut(), par)?;
+        Self::with_factor(act, CovFactor::Cholesky(l), phat)
+    }
+
+    /// The density with prior `C = F F^T` given by its factor (e.g. the support factor of a
+    /// singular `K^0`: the samples then lie on the support).
+    pub fn with_factor(act: &'a Activation, l: CovFactor, phat: MatRef<'a, f64>) -> Result<Self> {
+        if matches!(act, Activation::Custom(_)) {
+            return Err(invalid(
+                "activation",
+                "the tilted-density sampler supports the built-in activations only",
+            ));
+        }
+        let p = l.f().nrows();
+        if phat.nrows() != p || phat.ncols() != p {
+            return Err(shape(
+                "hat_phi",
+                format!(
+                    "must be {p} x {p} like C, got ({}, {})",
+                    phat.nrows(),
+                    phat.ncols()
+                ),
+            ));
+        }
+        check_symmetric("hat_phi", phat)?;
         Ok(TiltedDensity { act, l, phat })
     }
 
+    /// P, the number of preactivations.
     pub fn dim(&self) -> usize {
-        self.l.nrows()
+        self.l.f().nrows()
     }
 
-    /// `(U(z), grad U(z), tilt energy phi^T hatPhi phi, h)` at whitened coordinates `z`.
+    /// `(U(z), grad U(z), tilt energy phi^T hatPhi phi, h)` at whitened coordinates `z` (length
+    /// rank C).
     pub fn potential(&self, z: &[f64]) -> (f64, Vec<f64>, f64, Vec<f64>) {
-        let p = self.dim();
-        let zc = MatRef::from_column_major_slice(z, p, 1);
+        let (p, r) = (self.dim(), self.l.rank());
+        let zc = MatRef::from_column_major_slice(z, r, 1);
         let mut h = Mat::<f64>::zeros(p, 1);
-        matmul(
-            h.as_mut(),
-            Accum::Replace,
-            self.l.as_ref(),
-            zc,
-            1.0,
-            Par::Seq,
-        );
+        matmul(h.as_mut(), Accum::Replace, self.l.f(), zc, 1.0, Par::Seq);
         let hv: Vec<f64> = (0..p).map(|i| h[(i, 0)]).collect();
         let phi: Vec<f64> = hv.iter().map(|&x| self.act.phi(x).unwrap()).collect();
         let mut v = Mat::<f64>::zeros(p, 1);
@@ -121,16 +262,16 @@ impl<'a> TiltedDensity<'a> {
         let w: Vec<f64> = (0..p)
             .map(|i| self.act.dphi(hv[i]).unwrap() * v[(i, 0)])
             .collect();
-        let mut g = Mat::<f64>::zeros(p, 1);
+        let mut g = Mat::<f64>::zeros(r, 1);
         matmul(
             g.as_mut(),
             Accum::Replace,
-            self.l.transpose(),
+            self.l.f().transpose(),
             MatRef::from_column_major_slice(&w, p, 1),
             1.0,
             Par::Seq,
         );
-        let grad: Vec<f64> = (0..p).map(|i| z[i] + g[(i, 0)]).collect();
+        let grad: Vec<f64> = (0..r).map(|i| z[i] + g[(i, 0)]).collect();
         let u = 0.5 * z.iter().map(|x| x * x).sum::<f64>() + 0.5 * energy;
         (u, grad, energy, hv)
     }
@@ -153,8 +294,8 @@ pub fn check_normalizable(
 impl TiltedDensity<'_> {
     /// [`check_normalizable`] with the factor of `C` this density already holds.
     pub fn check_normalizable(&self, c: MatRef<'_, f64>, par: Par) -> Result<()> {
-        let (act, phat, lf) = (self.act, self.phat, &self.l);
-        let p = c.nrows();
+        let (act, phat, lf) = (self.act, self.phat, self.l.f());
+        let (p, r) = (c.nrows(), self.l.rank());
         let bad = |what: String| {
             Err(invalid(
                 "hat_phi",
@@ -166,12 +307,12 @@ impl TiltedDensity<'_> {
             Activation::Erf | Activation::Tanh | Activation::Custom(_) => Ok(()),
             Activation::Linear | Activation::Relu | Activation::Gelu | Activation::Softplus => {
                 // M = C^{-1} + hatPhi, via C = L L^T: M ~ I + L^T hatPhi L (congruent, same inertia)
-                let mut t = Mat::<f64>::zeros(p, p);
-                matmul(t.as_mut(), Accum::Replace, phat, lf.as_ref(), 1.0, par);
-                let mut m = Mat::<f64>::identity(p, p);
+                let mut t = Mat::<f64>::zeros(p, r);
+                matmul(t.as_mut(), Accum::Replace, phat, lf, 1.0, par);
+                let mut m = Mat::<f64>::identity(r, r);
                 matmul(m.as_mut(), Accum::Add, lf.transpose(), t.as_ref(), 1.0, par);
-                let m = Mat::from_fn(p, p, |i, j| 0.5 * (m[(i, j)] + m[(j, i)]));
-                let (w, _) = symmetric_eigen("hat_phi", m.as_ref(), par)?;
+                let m = Mat::from_fn(r, r, |i, j| 0.5 * (m[(i, j)] + m[(j, i)]));
+                let (w, mv) = symmetric_eigen("hat_phi", m.as_ref(), par)?;
                 if w[0] > 0.0 {
                     return Ok(()); // positive definite: normalizable for any phi with |phi(h)| <= |h|-like growth
                 }
@@ -188,20 +329,24 @@ impl TiltedDensity<'_> {
                 if mu * wc[p - 1] < 1.0 {
                     return Ok(());
                 }
-                // Witness search on the positive orthant, where relu(h) = h: M restricted to h >= 0.
-                let ci = {
-                    let mut inv = Mat::<f64>::identity(p, p);
-                    crate::linalg::cholesky_solve_in_place(lf.as_ref(), inv.as_mut(), par)?;
-                    inv
-                };
-                let quad = |h: &[f64]| -> f64 {
-                    let mut s = 0.0;
+                // Witness search on the positive orthant, where relu(h) = h: there the exponent is
+                // -(|z|^2 + h^T hatPhi h) / 2 along h = F z (z = F^+ h, h on the support of C).
+                let quad = |h: &[f64]| -> Option<(f64, usize)> {
+                    let z = self.l.whiten(MatRef::from_column_major_slice(h, p, 1), par);
+                    let mut hs = Mat::<f64>::zeros(p, 1);
+                    matmul(hs.as_mut(), Accum::Replace, lf, z.as_ref(), 1.0, par);
+                    let scale = h.iter().fold(0.0f64, |a, v| a.max(v.abs()));
+                    // off the support (or leaving the orthant when projected onto it): no witness
+                    if (0..p).any(|i| (hs[(i, 0)] - h[i]).abs() > 1e-8 * scale) {
+                        return None;
+                    }
+                    let mut s: f64 = (0..r).map(|k| z[(k, 0)] * z[(k, 0)]).sum();
                     for i in 0..p {
                         for j in 0..p {
-                            s += h[i] * (ci[(i, j)] + phat[(i, j)]) * h[j];
+                            s += h[i] * phat[(i, j)] * h[j];
                         }
                     }
-                    s
+                    Some((s, h.iter().filter(|x| **x > 0.0).count()))
                 };
                 let mut cands: Vec<Vec<f64>> = vec![vec![1.0; p]];
                 for i in 0..p {
@@ -209,20 +354,39 @@ impl TiltedDensity<'_> {
                     e[i] = 1.0;
                     cands.push(e);
                 }
-                // positive and negative parts of the most negative eigenvector of C^-1 + hatPhi
-                let cphat = Mat::from_fn(p, p, |i, j| ci[(i, j)] + phat[(i, j)]);
-                let (_, v) = symmetric_eigen("hat_phi", cphat.as_ref(), par)?;
-                cands.push((0..p).map(|i| v[(i, 0)].max(0.0)).collect());
-                cands.push((0..p).map(|i| (-v[(i, 0)]).max(0.0)).collect());
-                if let Some(h) = cands
+                match &self.l {
+                    CovFactor::Cholesky(_) => {
+                        // positive and negative parts of the most negative eigenvector of C^-1 + hatPhi
+                        let ci = self.l.solve(Mat::<f64>::identity(p, p).as_ref(), par);
+                        let cphat = Mat::from_fn(p, p, |i, j| ci[(i, j)] + phat[(i, j)]);
+                        let (_, v) = symmetric_eigen("hat_phi", cphat.as_ref(), par)?;
+                        cands.push((0..p).map(|i| v[(i, 0)].max(0.0)).collect());
+                        cands.push((0..p).map(|i| (-v[(i, 0)]).max(0.0)).collect());
+                    }
+                    CovFactor::Support { .. } => {
+                        // on the support: h = +-F v for the most negative eigenvector v of M
+                        let mut hv = Mat::<f64>::zeros(p, 1);
+                        matmul(
+                            hv.as_mut(),
+                            Accum::Replace,
+                            lf,
+                            mv.col(0).as_mat(),
+                            1.0,
+                            par,
+                        );
+                        cands.push((0..p).map(|i| hv[(i, 0)]).collect());
+                        cands.push((0..p).map(|i| -hv[(i, 0)]).collect());
+                    }
+                }
+                if let Some((q, nz)) = cands
                     .iter()
-                    .find(|h| h.iter().any(|x| *x > 0.0) && quad(h) <= 0.0)
+                    .filter(|h| h.iter().all(|x| *x >= 0.0) && h.iter().any(|x| *x > 0.0))
+                    .filter_map(|h| quad(h))
+                    .find(|(q, _)| *q <= 0.0)
                 {
-                    let nz = h.iter().filter(|x| **x > 0.0).count();
                     return bad(format!(
-                        "h^T (C^-1 + hatPhi) h = {:.3e} <= 0 along a direction with {nz} positive entries, where \
-                     the tilt grows like |h|^2",
-                        quad(h)
+                        "h^T (C^-1 + hatPhi) h = {q:.3e} <= 0 along a direction with {nz} positive entries, where \
+                     the tilt grows like |h|^2"
                     ));
                 }
                 Ok(()) // undecided by the witnesses; the sampler's diagnostics are the last line of defence
@@ -262,7 +426,7 @@ impl TiltedDensity<'_> {
     /// Runs `cfg.n_chains` MALA chains (in parallel under the caller's Rayon pool); see the module docs.
     pub fn sample(&self, cfg: &TiltConfig, ctl: &Control) -> Result<Samples> {
         check_config(cfg)?;
-        let p = self.dim();
+        let (p, r) = (self.dim(), self.l.rank());
         let steps = cfg.burn_in + cfg.n_samples * cfg.thin;
         ctl.add_total((steps * cfg.n_chains) as u64);
         type Chain = (Vec<f64>, f64, f64, Vec<f64>);
@@ -270,14 +434,14 @@ impl TiltedDensity<'_> {
             .into_par_iter()
             .map(|chain| {
                 let mut rng = Rng::new(cfg.seed, chain as u64);
-                let mut z = vec![0.0; p];
+                let mut z = vec![0.0; r];
                 rng.fill_normal(&mut z); // a prior draw
                 let (mut u, mut grad, mut energy, mut h) = self.potential(&z);
                 let mut log_eta = cfg.step_size.ln();
                 let mut out = Vec::with_capacity(cfg.n_samples * p);
                 let mut trace = Vec::with_capacity(cfg.n_samples);
                 let (mut accepted, mut proposed) = (0usize, 0usize);
-                let mut xi = vec![0.0; p];
+                let mut xi = vec![0.0; r];
                 for step in 0..steps {
                     if step % 256 == 0 {
                         ctl.checkpoint()?;
@@ -285,7 +449,7 @@ impl TiltedDensity<'_> {
                     let eta = log_eta.exp();
                     rng.fill_normal(&mut xi);
                     let s = (2.0 * eta).sqrt();
-                    let prop: Vec<f64> = (0..p).map(|i| z[i] - eta * grad[i] + s * xi[i]).collect();
+                    let prop: Vec<f64> = (0..r).map(|i| z[i] - eta * grad[i] + s * xi[i]).collect();
                     let (u2, g2, e2, h2p) = self.potential(&prop);
                     let acc = if u2.is_finite() {
                         mala_log_ratio(u, u2, &z, &prop, &grad, &g2, eta)

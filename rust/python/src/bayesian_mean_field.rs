@@ -343,6 +343,7 @@ fn tilted_dict<'py>(
         PyList::new(py, s.acceptance.into_iter().map(|a| a.into_pyarray(py)))?,
     )?;
     d.set_item("stages", s.stages.into_pyarray(py))?;
+    d.set_item("rank", s.support_rank)?;
     d.set_item("n_draws", s.n_draws)?;
     d.set_item("samples", mats_to_list(py, &s.samples)?)?;
     d.set_item(
@@ -494,9 +495,11 @@ fn bmf_tilted_map<'py>(
             let ls: Vec<LayerSamples> = (0..sv.len())
                 .map(|l| LayerSamples::new(&act, sv[l].to_owned(), cv[l], pv[l], par))
                 .collect::<ak_core::Result<_>>()?;
+            let k0f = ak_core::tilted_density::CovFactor::psd("K0", k0v, par)?;
             let setup = Setup {
                 act: &act,
                 k0: k0v,
+                k0_factor: &k0f,
                 y: yv,
                 sigma_w,
                 sigma_b,
