@@ -62,6 +62,7 @@ def main() -> int:
 
         matplotlib.use("Agg")
         import matplotlib.pyplot as plt
+        import matplotlib.ticker
 
         fig, ax = plt.subplots(figsize=(4.8, 3.6))
         for i, (act, path) in enumerate(results.items()):
@@ -69,6 +70,8 @@ def main() -> int:
             ax.plot(reached, path.test_loss, "o-", color=f"C{i}", label=f"{act}: adaptive (aNBK)")
             ax.axhline(path.nngp_test_loss, color=f"C{i}", ls="--", lw=1, label=f"{act}: NNGP")
         ax.set_xscale("log")
+        ax.xaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
+        ax.set_xticks(args.gammas, [f"{g:g}" for g in args.gammas])
         ax.set_xlabel("richness gamma")
         ax.set_ylabel("test MSE")
         ax.set_title(f"{name}, P={len(X)}, L={args.depth}, T={T}", fontsize=9)

@@ -182,18 +182,20 @@ def test_no_progress_is_an_error_not_a_silent_result():
                              n_chains=2, n_samples=100, burn_in=50).fit(X, y)
 
 
-def test_theory_is_closer_to_mean_field_langevin_than_the_nngp():
-    """A one-hidden-layer tanh net of width 1024 in mean-field scaling, gamma = 1: the sampled
-    posterior's feature kernel is near the theory's and far from the NNGP's (the full width
-    sweep N = 256..2048 is benches/bayesian_mean_field_vs_langevin.py --activation tanh)."""
+@pytest.mark.parametrize("act,depth,width", [("tanh", 1, 1024), ("relu", 1, 1024), ("tanh", 2, 256)])
+def test_theory_is_closer_to_mean_field_langevin_than_the_nngp(act, depth, width):
+    """A net of width N in mean-field scaling, gamma = 1: the sampled posterior's last feature
+    kernel is near the theory's and far from the NNGP's (the full width sweeps N = 256..2048 are
+    benches/bayesian_mean_field_vs_langevin.py --activation tanh|relu [--depth 2])."""
     rng = np.random.default_rng(11)
     X = rng.standard_normal((8, 12))
     y = np.tanh(X[:, 0] + 0.5 * X[:, 1])
-    net = ak.MLP(depth=1, activation="tanh")
+    net = ak.MLP(depth=depth, activation=act)
     th = ak.BayesianMeanField(net, 1.0, temperature=0.1, n_samples=2000).fit(X, y)
+    assert th.converged_
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        r = ak.sample_posterior(net, X, y, X, width=1024, temperature=0.1, parameterization="mean_field", gamma=1.0,
+        r = ak.sample_posterior(net, X, y, X, width=width, temperature=0.1, parameterization="mean_field", gamma=1.0,
                                 n_chains=2, n_samples=600, thin=5, step_size=1e-3, seed=3)
     K = r.kernels[-1]
     gap = np.linalg.norm(K - th.kernels_[-1]) / np.linalg.norm(th.kernels_[-1])

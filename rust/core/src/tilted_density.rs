@@ -188,24 +188,13 @@ impl<'a> TiltedDensity<'a> {
         phat: MatRef<'a, f64>,
         par: Par,
     ) -> Result<Self> {
-        if matches!(act, Activation::Custom(_)) {
-            return Err(invalid(
-                "activation",
-                "the tilted-density sampler supports the built-in activations only",
-            ));
-        }
         let p = c.nrows();
-        if p == 0 || phat.nrows() != p || phat.ncols() != p {
+        if p == 0 || c.ncols() != p {
             return Err(shape(
-                "hat_phi",
-                format!(
-                    "must be {p} x {p} like C, got ({}, {})",
-                    phat.nrows(),
-                    phat.ncols()
-                ),
+                "C",
+                format!("must be square and non-empty, got ({p}, {})", c.ncols()),
             ));
         }
-        check_symmetric("hat_phi", phat)?;
         let mut l = Mat::<f64>::zeros(p, p);
         cholesky_with_jitter("C", c, 0.0, l.as_mut(), par)?;
         Self::with_factor(act, CovFactor::Cholesky(l), phat)
@@ -221,7 +210,7 @@ impl<'a> TiltedDensity<'a> {
             ));
         }
         let p = l.f().nrows();
-        if phat.nrows() != p || phat.ncols() != p {
+        if p == 0 || phat.nrows() != p || phat.ncols() != p {
             return Err(shape(
                 "hat_phi",
                 format!(
