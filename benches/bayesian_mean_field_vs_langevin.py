@@ -62,7 +62,7 @@ def main() -> int:
     import adaptive_kernels as ak
 
     rng = np.random.default_rng(11)
-    # the sampled solver needs a positive definite K^0: d > P for nonlinear nets
+    # d > P: a positive definite K^0 (the sampled solver also handles P > d + 1, on its support)
     P, Q, d = 16, 8, (8 if args.activation == "linear" else 24)
     X, Xt = rng.standard_normal((P, d)), rng.standard_normal((Q, d))
     f = lambda Z: np.tanh(Z[:, 0] + 0.5 * Z[:, 1])  # noqa: E731
