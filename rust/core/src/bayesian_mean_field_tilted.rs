@@ -122,13 +122,6 @@ pub struct LayerSamples {
     pub acceptance: Vec<f64>,
 }
 
-/// `Z = L^{-1} H^T` (P x S) for S x P samples `H` and the lower factor `L` of C.
-fn whiten(lc: &Mat<f64>, h: MatRef<'_, f64>, par: Par) -> Mat<f64> {
-    let mut z = h.transpose().to_owned();
-    solve_lower_triangular_in_place(lc.as_ref(), z.as_mut(), par);
-    z
-}
-
 /// Columns' squared norms `|z_s|^2 = h_s^T C^{-1} h_s`.
 fn quad_forms(z: &Mat<f64>) -> Vec<f64> {
     (0..z.ncols())
@@ -172,13 +165,6 @@ impl LayerSamples {
         hat_ref: MatRef<'_, f64>,
         par: Par,
     ) -> Result<Self> {
-        let p = c_ref.nrows();
-        if h.ncols() != p || hat_ref.nrows() != p || hat_ref.ncols() != p || h.nrows() == 0 {
-            return Err(shape(
-                "samples",
-                format!("need S x {p} samples and {p} x {p} reference matrices"),
-            ));
-        }
         let lc = CovFactor::psd("C_ref", c_ref, par)?;
         Self::with_factor(act, h, &lc, hat_ref, par)
     }
@@ -228,8 +214,8 @@ pub struct MapOut {
     pub kish: Vec<f64>,
     /// Normalised weights per layer.
     pub weights: Vec<Vec<f64>>,
-    /// Factors of the priors `C^0 .. C^{L-1}` (`C^0 = K^0`: its support factor when singular).
-    pub prior_factors: Vec<CovFactor>,
+    /// Lower Cholesky factors of the priors of the deeper layers, `C^1 .. C^{L-1}`.
+    pub prior_factors: Vec<Mat<f64>>,
 }
 
 /// The fixed data of a fit.
@@ -281,21 +267,22 @@ impl Setup<'_> {
         for (l, smp) in samples.iter().enumerate() {
             // layer 1's prior is K^0, the one it was drawn with; deeper layers are whitened by
             // the current prior (needed by the backward step too)
-            let (lc, z) = if l > 0 {
-                let lc = factor("C", c.as_ref())?;
-                let z = whiten(&lc, smp.h.as_ref(), par);
-                (CovFactor::Cholesky(lc), Some(z))
+            let lz = if l > 0 {
+                let lc = CovFactor::Cholesky(factor("C", c.as_ref())?);
+                let z = lc.whiten(smp.h.transpose(), par);
+                Some((lc, z))
             } else {
-                (self.k0_factor.clone(), None)
+                None
             };
-            let q = match &z {
-                Some(z) => quad_forms(z),
+            let q = match &lz {
+                Some((_, z)) => quad_forms(z),
                 None => smp.q_ref.clone(),
             };
             // tilt energies and the tilt's gradient factor  hatPhi phi  (S x P)
             let (grad_factor, t) = if l + 1 == l_count {
                 let (b, e) = readout_energy(smp.phi.as_ref(), a, par);
-                let mut gf = Mat::<f64>::zeros(smp.h.nrows(), p);
+                // (only the backward step of a hidden layer needs it: not for L = 1)
+                let mut gf = Mat::<f64>::zeros(if l > 0 { smp.h.nrows() } else { 0 }, p);
                 if l > 0 {
                     matmul(
                         gf.as_mut(),
@@ -325,7 +312,7 @@ impl Setup<'_> {
             w.iter_mut().for_each(|v| *v /= sum);
             kish.push(1.0 / (w.len() as f64 * w.iter().map(|v| v * v).sum::<f64>()));
             let k = weighted_gram(smp.phi.as_ref(), smp.phi.as_ref(), Some(&w), par);
-            if let Some(z) = z {
+            if let Some((lc, z)) = lz {
                 // backward step of layer l-1 by the first-order Stein identity (module docs):
                 // C^{-1}(C - H)C^{-1} = C^{-1} <h grad V^T>,  grad V = phi'(h) ⊙ hatPhi phi(h)
                 let gv = Mat::from_fn(smp.h.nrows(), p, |s, j| {
@@ -343,11 +330,13 @@ impl Setup<'_> {
                 solve_upper_triangular_in_place(lc.f().transpose(), m.as_mut(), par);
                 symmetrize(&mut m);
                 hidden_new.push(m);
+                if let CovFactor::Cholesky(l) = lc {
+                    factors.push(l);
+                }
             }
             c = self.prior(&k);
             kernels.push(k);
             weights.push(w);
-            factors.push(lc);
         }
         // backward, last layer: A' = (Phi^L + T I)^{-1} Y
         let mut m = kernels[l_count - 1].clone();
@@ -413,7 +402,7 @@ fn measure(hidden: &[Mat<f64>], a: MatRef<'_, f64>, out: &MapOut, par: Par) -> f
         // hatPhi_{l+1} tilts phi(h^{l+1}), whose second moment Phi^{l+1} ~ C^{l+1} / sigma_w^2:
         // measured in units of that prior (as the reference does; the layer's own prior C^l
         // would be blind off the support of a singular K^0, which phi(h) does reach)
-        let lc = out.prior_factors[l + 1].f();
+        let lc = out.prior_factors[l].as_ref();
         let p = old.nrows();
         let d = Mat::from_fn(p, p, |i, j| new[(i, j)] - old[(i, j)]);
         let mut t = Mat::<f64>::zeros(p, lc.ncols());

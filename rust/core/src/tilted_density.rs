@@ -73,6 +73,12 @@ impl CovFactor {
     /// else the support factor. Fails only for a zero, non-finite or indefinite C.
     pub fn psd(name: &'static str, c: MatRef<'_, f64>, par: Par) -> Result<Self> {
         let p = c.nrows();
+        if p == 0 || c.ncols() != p {
+            return Err(shape(
+                name,
+                format!("must be square and non-empty, got ({p}, {})", c.ncols()),
+            ));
+        }
         let dmax = (0..p).map(|i| c[(i, i)]).fold(0.0f64, f64::max);
         if !(dmax > 0.0 && dmax.is_finite()) {
             return Err(invalid(name, "the covariance is zero or non-finite"));
@@ -128,11 +134,7 @@ impl CovFactor {
             CovFactor::Support { u, isqrt, .. } => {
                 let mut z = Mat::<f64>::zeros(u.ncols(), b.ncols());
                 matmul(z.as_mut(), Accum::Replace, u.transpose(), b, 1.0, par);
-                for j in 0..z.ncols() {
-                    for (k, s) in isqrt.iter().enumerate() {
-                        z[(k, j)] *= s;
-                    }
-                }
+                scale_rows(&mut z, isqrt);
                 z
             }
         }
@@ -153,11 +155,7 @@ impl CovFactor {
             }
             CovFactor::Support { u, isqrt, .. } => {
                 let mut z = z;
-                for j in 0..z.ncols() {
-                    for (k, s) in isqrt.iter().enumerate() {
-                        z[(k, j)] *= s;
-                    }
-                }
+                scale_rows(&mut z, isqrt);
                 let mut out = Mat::<f64>::zeros(u.nrows(), b.ncols());
                 matmul(
                     out.as_mut(),
@@ -169,6 +167,15 @@ impl CovFactor {
                 );
                 out
             }
+        }
+    }
+}
+
+/// `Z <- diag(s) Z`.
+fn scale_rows(z: &mut Mat<f64>, s: &[f64]) {
+    for j in 0..z.ncols() {
+        for (k, v) in s.iter().enumerate() {
+            z[(k, j)] *= v;
         }
     }
 }
