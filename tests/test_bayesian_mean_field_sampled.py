@@ -224,3 +224,15 @@ def test_stein_form_of_the_backward_step_is_exact(act):
     tol = 1e-10 if act != "relu" else 2e-3          # the relu kink limits Gauss-Hermite accuracy
     np.testing.assert_allclose(rhs, lhs, atol=tol)
     np.testing.assert_allclose(rhs, rhs.T, atol=tol)
+
+
+def test_low_temperature_continuation_reaches_rich_gamma_on_real_data():
+    # digits 3 vs 8 at T = 0.05: the continuation used to crawl (gamma steps ~0.01, relu stopped at
+    # 0.91 of 2) until each stage started from A gamma_done / gamma_try (the last tilt kept)
+    ds = ak.datasets.load_digits(classes=(3, 8), n_train=40, n_test=200, seed=0)
+    net = ak.MLP(depth=1, activation="relu", sigma_w=1.0, sigma_b=0.1)
+    m = ak.BayesianMeanField(net, 2.0, temperature=0.05).fit(ds.X_train, ds.y_train)
+    assert m.converged_ and m.gamma_reached_ == 2.0 and len(m.stages_) <= 12, m.stages_
+    assert m.kish_.min() >= 0.5
+    nngp = np.mean((nngp_predict(net, ds.X_train, ds.y_train, ds.X_test, 0.05).ravel() - ds.y_test) ** 2)
+    assert np.mean((m.predict(ds.X_test).ravel() - ds.y_test) ** 2) < 0.95 * nngp

@@ -109,7 +109,9 @@ class BayesianMeanField:
     n_chains, n_samples, burn_in, thin, step_size, seed :
         MCMC settings of the sampled solver (per layer and draw: ``n_chains * n_samples`` samples).
     min_kish : float in (0, 1]
-        The sampled solver redraws until the reweighted samples keep this Kish fraction.
+        The sampled solver redraws until the reweighted samples keep this Kish fraction (0.5:
+        at low temperature independent draws at the solution give Kish 0.5-0.9 at random, so a
+        higher bar mainly costs redraws; ``ess_`` includes the Kish factor).
     n_threads : int, optional
     progress : bool, optional
 
@@ -130,7 +132,7 @@ class BayesianMeanField:
     def __init__(self, net: MLP, gamma: float = 1.0, *, temperature: float, width: int | None = None,
                  solver: str = "auto", tol: float | None = None, max_iter: int | None = None,
                  n_chains: int = 16, n_samples: int = 1000, burn_in: int = 300, thin: int = 2,
-                 step_size: float = 0.2, seed: int = 0, min_kish: float = 0.9, n_threads: int | None = None,
+                 step_size: float = 0.2, seed: int = 0, min_kish: float = 0.5, n_threads: int | None = None,
                  progress: bool | None = None):
         self.net = net
         self.n_chains = n_chains

@@ -515,7 +515,7 @@ def _measure(hidden, A, hidden_new, A_new, Cs):
 
 
 def solve_tilted(K0, Y, *, activation, depth, sigma_w, sigma_b, gamma, temperature, n_chains=8, n_samples=500,
-                 burn_in=300, thin=2, seed=0, tol=1e-8, max_iter=50, min_kish=0.9, min_trial_kish=0.1, max_refresh=8,
+                 burn_in=300, thin=2, seed=0, tol=1e-8, max_iter=50, min_kish=0.5, min_trial_kish=0.1, max_refresh=8,
                  max_stages=40):
     """Saddle point of a nonlinear network: gamma continuation from the NNGP (Phi-hat = 0); at each
     stage the tilted densities are sampled at the current iterate, the fixed point of
@@ -556,7 +556,9 @@ def solve_tilted(K0, Y, *, activation, depth, sigma_w, sigma_b, gamma, temperatu
     g_done, g_try, n_iter, stages, hist, n_draws = 0.0, gamma, 0, [], [], 0
     converged = False
     while len(stages) < max_stages:
-        x_start, ok = x.copy(), False
+        x_start, ok, prev_res = x.copy(), False, np.inf
+        if g_done > 0:                                  # predictor: gamma^2 A A^T (the last tilt) unchanged
+            x[(L - 1) * P * P:] *= g_done / g_try
         for _ in range(max_refresh):
             samples = draw(*_unpack(x, L, P, C), g_try)
             n_draws += 1
@@ -568,8 +570,9 @@ def solve_tilted(K0, Y, *, activation, depth, sigma_w, sigma_b, gamma, temperatu
             if h[-1] < tol and kish.min() >= min_kish:
                 ok = True
                 break
-            if np.array_equal(x, x_before):
+            if np.array_equal(x, x_before) or (h[-1] >= tol and h[-1] >= prev_res):
                 break                                   # no progress on fresh samples: the stage fails
+            prev_res = h[-1]
         if ok:
             stages.append(g_try)
             g_done = g_try

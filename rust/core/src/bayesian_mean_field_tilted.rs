@@ -33,9 +33,18 @@
 //!   above `min_trial_kish` (trial points beyond are rejected by the line search); after each
 //!   solve they are redrawn at the new iterate until the fraction is >= `min_kish` in every layer,
 //!   so the reported solution is the fixed point on samples drawn (almost) from its own densities.
+//!   The default `min_kish = 0.5` sits below the Monte-Carlo floor: at low T the fixed points of
+//!   two independent sample sets differ by enough (MC noise in `Phi^L` amplified by
+//!   `(Phi^L + T I)^{-1}`) that redraws at the solution give Kish 0.5–0.9 at random, so 0.9 made
+//!   the continuation redraw for ever; a self-normalised estimate at Kish 0.5 only halves the
+//!   effective sample number, which `ess` reports.
 //! * gamma continuation from the NNGP (`x = 0`): the step in gamma doubles after a successful
-//!   stage and halves after a failed one. A failure to reach gamma because the tilt of an
-//!   unbounded activation becomes non-normalizable is an error, never a silent result.
+//!   stage and halves after a failed one. Each stage starts from `A gamma_done / gamma_try`, which
+//!   keeps the last tilt `-gamma^2 A A^T` (so the stage's first samples carry Kish 1) and is a good
+//!   predictor (`gamma A` varies slowly along the path). A stage fails when a redraw's solve ends
+//!   unconverged without a smaller residual than the previous one. A failure to reach gamma
+//!   because the tilt of an unbounded activation becomes non-normalizable is an error, never a
+//!   silent result.
 //!
 //! This replaces the concave inner maximisation over hatPhi + outer quasi-Newton over Phi the
 //! digest recommends: that scheme needs values of `ln Z` (for a line search on the action),
@@ -97,7 +106,7 @@ impl Default for TiltedOptions {
             max_iter: 50,
             krylov: 30,
             forcing: 1e-2,
-            min_kish: 0.9,
+            min_kish: 0.5,
             min_trial_kish: 0.1,
             max_refresh: 8,
             max_stages: 40,
@@ -683,8 +692,37 @@ pub fn solve(
         }
         None => (vec![0.0; (depth - 1) * p * p + p * c], 0.0),
     };
-    let mut step = target - g_done;
     let (mut n_iter, mut hist, mut stages, mut n_draws) = (0usize, vec![], vec![], 0usize);
+    let mut step = target - g_done;
+    if init.is_none() {
+        // first step from the NNGP: the densities at x = 0 carry no tilt at any gamma, so one draw
+        // tells how far in gamma the NNGP's own A = (Phi^L + T I)^{-1} Y can be reached by
+        // reweighting; halve the step until that keeps the stage's acceptance fraction, rather
+        // than learn it by failed stages (each one or more draws)
+        let (hidden, a) = unpack(&x, depth, p, c);
+        let samples = draw(
+            setup,
+            &hidden,
+            a.as_ref(),
+            depth,
+            &opts.sampler,
+            n_draws,
+            par,
+            ctl,
+        )?;
+        n_draws += 1;
+        let a_nngp = setup.map(&hidden, a.as_ref(), &samples, par)?.a;
+        while step > 1e-3 * target {
+            let st = Setup {
+                gamma: step,
+                ..*setup
+            };
+            match st.map(&hidden, a_nngp.as_ref(), &samples, par) {
+                Ok(out) if out.kish.iter().all(|k| *k >= opts.min_kish) => break,
+                _ => step *= 0.5,
+            }
+        }
+    }
     let mut last: Option<(Vec<LayerSamples>, MapOut)> = None;
     let mut last_failure_normalizable = false;
     while stages.len() < opts.max_stages {
@@ -698,18 +736,22 @@ pub fn solve(
             ..*setup
         };
         let end = (|| -> Result<StageEnd> {
+            // predictor: A scaled by gamma_done / gamma_try keeps the last layer's tilt
+            // -gamma^2 A A^T, so the stage starts on the last solution's own densities (Kish 1,
+            // a normalizable density by construction). Keeping A instead multiplies the tilt by
+            // (gamma_try / gamma_done)^2 and collapses the weights at low T (Kish ~1e-4 for a 25%
+            // step on MNIST relu); along the path gamma A is nearly constant (A ~ 1 / gamma).
             let mut xs = x.clone();
-            for refresh in 0..opts.max_refresh {
+            if g_done > 0.0 {
+                let off = (depth - 1) * p * p;
+                let r = g_done / g_try;
+                xs[off..].iter_mut().for_each(|v| *v *= r);
+            }
+            let mut prev_res = f64::INFINITY;
+            for _ in 0..opts.max_refresh {
                 let (hidden, a) = unpack(&xs, depth, p, c);
-                // the first draw of a stage is at the last solution (gamma_done), a normalizable
-                // density by construction; reweighting carries it towards gamma_try. Later draws
-                // are at the new iterate.
-                let at = Setup {
-                    gamma: if refresh == 0 { g_done } else { g_try },
-                    ..*setup
-                };
                 let samples = match draw(
-                    &at,
+                    &st,
                     &hidden,
                     a.as_ref(),
                     depth,
@@ -775,9 +817,13 @@ pub fn solve(
                 if conv && out.kish.iter().all(|k| *k >= opts.min_kish) {
                     return Ok(StageEnd::Done(xs, samples, out));
                 }
-                if xs == before {
+                // a redraw that leaves the residual no smaller than the last one means the samples
+                // of the stage's own iterates do not lead to its fixed point: the step is too long
+                let last_res = *h.last().unwrap();
+                if xs == before || (!conv && last_res >= prev_res) {
                     break;
                 }
+                prev_res = last_res;
             }
             Ok(StageEnd::Failed { normalizable: true })
         })()?;

@@ -25,6 +25,9 @@ use faer::linalg::matmul::matmul;
 use faer::{Accum, Mat, MatRef, Par};
 use rayon::prelude::*;
 
+/// Chains per lockstep block of the sampler (fixed, so results do not depend on the thread count).
+const CHAIN_BLOCK: usize = 4;
+
 /// Sampler settings.
 #[derive(Debug, Clone, Copy)]
 pub struct TiltConfig {
@@ -239,38 +242,59 @@ impl<'a> TiltedDensity<'a> {
     /// `(U(z), grad U(z), tilt energy phi^T hatPhi phi, h)` at whitened coordinates `z` (length
     /// rank C).
     pub fn potential(&self, z: &[f64]) -> (f64, Vec<f64>, f64, Vec<f64>) {
-        let (p, r) = (self.dim(), self.l.rank());
-        let zc = MatRef::from_column_major_slice(z, r, 1);
-        let mut h = Mat::<f64>::zeros(p, 1);
-        matmul(h.as_mut(), Accum::Replace, self.l.f(), zc, 1.0, Par::Seq);
-        let hv: Vec<f64> = (0..p).map(|i| h[(i, 0)]).collect();
-        let phi: Vec<f64> = hv.iter().map(|&x| self.act.phi(x).unwrap()).collect();
-        let mut v = Mat::<f64>::zeros(p, 1);
+        let b = self.potentials(MatRef::from_column_major_slice(z, z.len(), 1));
+        (
+            b.u[0],
+            b.grad.col_as_slice(0).to_vec(),
+            b.energy[0],
+            b.h.col_as_slice(0).to_vec(),
+        )
+    }
+
+    /// [`Self::potential`] at the k columns of `z` (r x k) at once: three GEMMs (`F Z`,
+    /// `hatPhi phi(H)`, `F^T (phi'(H) ⊙ hatPhi phi(H))`) read each P x P matrix once for all k
+    /// chains, where k matrix-vector products would stream it k times (memory-bound at large P).
+    /// Sequential; callers parallelise over blocks of chains.
+    pub fn potentials(&self, z: MatRef<'_, f64>) -> Potentials {
+        let (p, k) = (self.dim(), z.ncols());
+        let mut h = Mat::<f64>::zeros(p, k);
+        matmul(h.as_mut(), Accum::Replace, self.l.f(), z, 1.0, Par::Seq);
+        let phi = Mat::from_fn(p, k, |i, j| self.act.phi(h[(i, j)]).unwrap());
+        let mut v = Mat::<f64>::zeros(p, k);
         matmul(
             v.as_mut(),
             Accum::Replace,
             self.phat,
-            MatRef::from_column_major_slice(&phi, p, 1),
+            phi.as_ref(),
             1.0,
             Par::Seq,
         );
-        let energy: f64 = (0..p).map(|i| phi[i] * v[(i, 0)]).sum();
-        let w: Vec<f64> = (0..p)
-            .map(|i| self.act.dphi(hv[i]).unwrap() * v[(i, 0)])
+        let energy: Vec<f64> = (0..k)
+            .map(|j| (0..p).map(|i| phi[(i, j)] * v[(i, j)]).sum())
             .collect();
-        let mut g = Mat::<f64>::zeros(r, 1);
+        let t = Mat::from_fn(p, k, |i, j| self.act.dphi(h[(i, j)]).unwrap() * v[(i, j)]);
+        let mut grad = z.to_owned();
         matmul(
-            g.as_mut(),
-            Accum::Replace,
+            grad.as_mut(),
+            Accum::Add,
             self.l.f().transpose(),
-            MatRef::from_column_major_slice(&w, p, 1),
+            t.as_ref(),
             1.0,
             Par::Seq,
         );
-        let grad: Vec<f64> = (0..r).map(|i| z[i] + g[(i, 0)]).collect();
-        let u = 0.5 * z.iter().map(|x| x * x).sum::<f64>() + 0.5 * energy;
-        (u, grad, energy, hv)
+        let u = (0..k)
+            .map(|j| 0.5 * z.col(j).iter().map(|x| x * x).sum::<f64>() + 0.5 * energy[j])
+            .collect();
+        Potentials { u, grad, energy, h }
     }
+}
+
+/// [`TiltedDensity::potentials`] of k points: `U`, `grad U` (r x k), tilt energies, `h` (P x k).
+pub struct Potentials {
+    pub u: Vec<f64>,
+    pub grad: Mat<f64>,
+    pub energy: Vec<f64>,
+    pub h: Mat<f64>,
 }
 
 /// Fails with `InvalidArgument` naming `hat_phi` when the tilt makes the density
@@ -426,64 +450,108 @@ impl TiltedDensity<'_> {
         let steps = cfg.burn_in + cfg.n_samples * cfg.thin;
         ctl.add_total((steps * cfg.n_chains) as u64);
         type Chain = (Vec<f64>, f64, f64, Vec<f64>);
-        let chains: Vec<Result<Chain>> = (0..cfg.n_chains)
+        // chains advance in lockstep in fixed blocks of CHAIN_BLOCK (one batched potential per
+        // step, see `potentials`); blocks run in parallel. Each chain keeps its own RNG stream and
+        // the blocks do not depend on the thread count, so neither do the results.
+        let blocks: Vec<Result<Vec<Chain>>> = (0..cfg.n_chains.div_ceil(CHAIN_BLOCK))
             .into_par_iter()
-            .map(|chain| {
-                let mut rng = Rng::new(cfg.seed, chain as u64);
-                let mut z = vec![0.0; r];
-                rng.fill_normal(&mut z); // a prior draw
-                let (mut u, mut grad, mut energy, mut h) = self.potential(&z);
-                let mut log_eta = cfg.step_size.ln();
-                let mut out = Vec::with_capacity(cfg.n_samples * p);
-                let mut trace = Vec::with_capacity(cfg.n_samples);
-                let (mut accepted, mut proposed) = (0usize, 0usize);
+            .map(|b| {
+                let c0 = b * CHAIN_BLOCK;
+                let k = CHAIN_BLOCK.min(cfg.n_chains - c0);
+                let mut rngs: Vec<Rng> =
+                    (c0..c0 + k).map(|c| Rng::new(cfg.seed, c as u64)).collect();
+                let mut z = Mat::<f64>::zeros(r, k);
+                for (j, rng) in rngs.iter_mut().enumerate() {
+                    rng.fill_normal(z.col_as_slice_mut(j)); // a prior draw
+                }
+                let mut cur = self.potentials(z.as_ref());
+                let mut log_eta = vec![cfg.step_size.ln(); k];
+                let mut out = vec![Vec::with_capacity(cfg.n_samples * p); k];
+                let mut trace = vec![Vec::with_capacity(cfg.n_samples); k];
+                let (mut accepted, mut proposed) = (vec![0usize; k], 0usize);
+                let mut prop = Mat::<f64>::zeros(r, k);
                 let mut xi = vec![0.0; r];
                 for step in 0..steps {
                     if step % 256 == 0 {
                         ctl.checkpoint()?;
                     }
-                    let eta = log_eta.exp();
-                    rng.fill_normal(&mut xi);
-                    let s = (2.0 * eta).sqrt();
-                    let prop: Vec<f64> = (0..r).map(|i| z[i] - eta * grad[i] + s * xi[i]).collect();
-                    let (u2, g2, e2, h2p) = self.potential(&prop);
-                    let acc = if u2.is_finite() {
-                        mala_log_ratio(u, u2, &z, &prop, &grad, &g2, eta)
-                            .min(0.0)
-                            .exp()
-                    } else {
-                        0.0
-                    };
-                    let take = rng.uniform() < acc;
+                    for (j, rng) in rngs.iter_mut().enumerate() {
+                        let eta = log_eta[j].exp();
+                        rng.fill_normal(&mut xi);
+                        let s = (2.0 * eta).sqrt();
+                        let (zj, gj) = (z.col_as_slice(j), cur.grad.col_as_slice(j));
+                        for (i, pv) in prop.col_as_slice_mut(j).iter_mut().enumerate() {
+                            *pv = zj[i] - eta * gj[i] + s * xi[i];
+                        }
+                    }
+                    let new = self.potentials(prop.as_ref());
+                    let keep = step >= cfg.burn_in && (step - cfg.burn_in) % cfg.thin == 0;
                     if step >= cfg.burn_in {
                         proposed += 1;
-                        accepted += take as usize;
-                    } else {
-                        let rate = 1.0 / ((step + 10) as f64).powf(0.6);
-                        log_eta += rate * (acc - 0.574);
                     }
-                    if take {
-                        (z, u, grad, energy, h) = (prop, u2, g2, e2, h2p);
-                    }
-                    if step >= cfg.burn_in && (step - cfg.burn_in) % cfg.thin == 0 {
-                        out.extend_from_slice(&h);
-                        trace.push(energy);
+                    for (j, rng) in rngs.iter_mut().enumerate() {
+                        let eta = log_eta[j].exp();
+                        let acc = if new.u[j].is_finite() {
+                            mala_log_ratio(
+                                cur.u[j],
+                                new.u[j],
+                                z.col_as_slice(j),
+                                prop.col_as_slice(j),
+                                cur.grad.col_as_slice(j),
+                                new.grad.col_as_slice(j),
+                                eta,
+                            )
+                            .min(0.0)
+                            .exp()
+                        } else {
+                            0.0
+                        };
+                        let take = rng.uniform() < acc;
+                        if step >= cfg.burn_in {
+                            accepted[j] += take as usize;
+                        } else {
+                            let rate = 1.0 / ((step + 10) as f64).powf(0.6);
+                            log_eta[j] += rate * (acc - 0.574);
+                        }
+                        if take {
+                            z.col_as_slice_mut(j).copy_from_slice(prop.col_as_slice(j));
+                            cur.u[j] = new.u[j];
+                            cur.energy[j] = new.energy[j];
+                            cur.grad
+                                .col_as_slice_mut(j)
+                                .copy_from_slice(new.grad.col_as_slice(j));
+                            cur.h
+                                .col_as_slice_mut(j)
+                                .copy_from_slice(new.h.col_as_slice(j));
+                        }
+                        if keep {
+                            out[j].extend_from_slice(cur.h.col_as_slice(j));
+                            trace[j].push(cur.energy[j]);
+                        }
                     }
                 }
-                ctl.advance(steps as u64);
-                Ok((
-                    out,
-                    accepted as f64 / proposed.max(1) as f64,
-                    log_eta.exp(),
-                    trace,
-                ))
+                ctl.advance((steps * k) as u64);
+                Ok((0..k)
+                    .map(|j| {
+                        (
+                            std::mem::take(&mut out[j]),
+                            accepted[j] as f64 / proposed.max(1) as f64,
+                            log_eta[j].exp(),
+                            std::mem::take(&mut trace[j]),
+                        )
+                    })
+                    .collect())
             })
             .collect();
+        let mut chains: Vec<Chain> = Vec::with_capacity(cfg.n_chains);
+        for b in blocks {
+            chains.extend(b?);
+        }
         let n = cfg.n_chains * cfg.n_samples;
         let mut h = Mat::<f64>::zeros(n, p);
         let (mut acceptance, mut step_size, mut ess) = (vec![], vec![], 0.0);
         for (c, ch) in chains.into_iter().enumerate() {
-            let (rows, acc, eta, trace) = ch?;
+            let (rows, acc, eta, trace) = ch;
             for k in 0..cfg.n_samples {
                 for i in 0..p {
                     h[(c * cfg.n_samples + k, i)] = rows[k * p + i];
