@@ -694,6 +694,8 @@ pub fn solve(
     };
     let (mut n_iter, mut hist, mut stages, mut n_draws) = (0usize, vec![], vec![], 0usize);
     let mut step = target - g_done;
+    // the probe's NNGP samples, reused as the first stage's first draw (same densities)
+    let mut probe: Option<Vec<LayerSamples>> = None;
     if init.is_none() {
         // first step from the NNGP: the densities at x = 0 carry no tilt at any gamma, so one draw
         // tells how far in gamma the NNGP's own A = (Phi^L + T I)^{-1} Y can be reached by
@@ -722,6 +724,7 @@ pub fn solve(
                 _ => step *= 0.5,
             }
         }
+        probe = Some(samples);
     }
     let mut last: Option<(Vec<LayerSamples>, MapOut)> = None;
     let mut last_failure_normalizable = false;
@@ -750,16 +753,24 @@ pub fn solve(
             let mut prev_res = f64::INFINITY;
             for _ in 0..opts.max_refresh {
                 let (hidden, a) = unpack(&xs, depth, p, c);
-                let samples = match draw(
-                    &st,
-                    &hidden,
-                    a.as_ref(),
-                    depth,
-                    &opts.sampler,
-                    n_draws,
-                    par,
-                    ctl,
-                ) {
+                // x = 0 on the first stage from the NNGP: the probe's samples are of these densities
+                let drawn = match probe.take() {
+                    Some(s) => Ok(s),
+                    None => {
+                        n_draws += 1;
+                        draw(
+                            &st,
+                            &hidden,
+                            a.as_ref(),
+                            depth,
+                            &opts.sampler,
+                            n_draws - 1,
+                            par,
+                            ctl,
+                        )
+                    }
+                };
+                let samples = match drawn {
                     Ok(s) => s,
                     Err(AkError::InvalidArgument {
                         name: "hat_phi", ..
@@ -770,7 +781,6 @@ pub fn solve(
                     }
                     Err(e) => return Err(e),
                 };
-                n_draws += 1;
                 let res = |xv: &[f64], want_measure: bool| -> Result<Option<(Vec<f64>, f64)>> {
                     let (hd, av) = unpack(xv, depth, p, c);
                     match st.map(&hd, av.as_ref(), &samples, par) {
