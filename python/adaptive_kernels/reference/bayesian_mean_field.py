@@ -504,6 +504,15 @@ def newton_krylov(residual, x0, *, tol=1e-9, max_iter=50, krylov=30, forcing=1e-
     return x, max_iter, hist
 
 
+def chain_radius(q, n_chains, r):
+    """Mean whitened squared radius ``|z|^2 / r`` over the first and the last third of every chain
+    (``q = |z|^2`` chain-major, ``r`` whitened coordinates): equal for chains in equilibrium, growing
+    for chains still drifting along a soft direction (or running away from a non-normalizable tilt)."""
+    q = np.asarray(q, float).reshape(n_chains, -1) / r
+    third = max(q.shape[1] // 3, 1)
+    return np.array([q[:, :third].mean(), q[:, -third:].mean()])
+
+
 def _measure(hidden, A, hidden_new, A_new, Cs):
     """Dimensionless residual: ``max |L^T (hatPhi' - hatPhi) L|`` (``C = L L^T`` the layer's prior,
     i.e. the change of the whitened tilt) over hidden layers, and ``max |A' - A| / max |A'|``."""
@@ -574,6 +583,7 @@ def solve_tilted(K0, Y, *, activation, depth, sigma_w, sigma_b, gamma, temperatu
                 break                                   # no progress on fresh samples: the stage fails
             prev_res = h[-1]
         if ok:
+            good = samples                              # the final kernels come from a stage's own samples
             stages.append(g_try)
             g_done = g_try
             if g_done == gamma:
@@ -585,6 +595,8 @@ def solve_tilted(K0, Y, *, activation, depth, sigma_w, sigma_b, gamma, temperatu
             stages.append(-g_try)                       # failed stage (negative entry)
             g_try = 0.5 * (g_done + g_try)
     hidden, A = _unpack(x, L, P, C)
-    hn, An, ks, H2, kish = tilted_map(hidden, A, samples, K0, Y, gamma=g_done, **kw)
-    return dict(kernels=ks, hidden=hidden, A=A, samples=samples, converged=converged, n_iter=n_iter,
+    if g_done == 0:
+        raise ValueError(f"gamma: the continuation from the NNGP made no progress towards gamma = {gamma}")
+    hn, An, ks, H2, kish = tilted_map(hidden, A, good, K0, Y, gamma=g_done, **kw)
+    return dict(kernels=ks, hidden=hidden, A=A, samples=good, converged=converged, n_iter=n_iter,
                 residual=hist[-1], residual_history=np.array(hist), kish=kish, stages=stages, n_draws=n_draws)

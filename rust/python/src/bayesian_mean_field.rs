@@ -345,6 +345,13 @@ fn tilted_dict<'py>(
     d.set_item("stages", s.stages.into_pyarray(py))?;
     d.set_item("rank", s.support_rank)?;
     d.set_item("n_draws", s.n_draws)?;
+    d.set_item(
+        "chain_radius",
+        s.chain_radius
+            .iter()
+            .map(|v| v.to_vec())
+            .collect::<Vec<_>>(),
+    )?;
     d.set_item("samples", mats_to_list(py, &s.samples)?)?;
     d.set_item(
         "weights",
