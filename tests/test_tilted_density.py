@@ -2,6 +2,8 @@
 of the nonlinear Bayesian mean-field saddle point): Rust potential vs the NumPy reference, MALA
 moments vs exact Gaussian (linear) and tensor quadrature (P = 2) moments, normalizability, input
 checks, determinism."""
+import warnings
+
 import numpy as np
 import pytest
 from hypothesis import given, settings
@@ -68,6 +70,32 @@ def test_non_normalizable_tilt_raises(act):
     H = -50.0 * np.eye(3)
     with pytest.raises(ValueError, match="hat_phi.*not normalizable"):
         ak.tilted_moments(C, H, activation=act, n_samples=10)
+
+
+@settings(max_examples=30, deadline=None)
+@given(seed=st.integers(0, 10_000), p=st.integers(2, 6), i=st.integers(0, 5),
+       c=st.one_of(st.floats(1.05, 3.0), st.floats(0.2, 0.9)), act=st.sampled_from(["relu", "gelu", "softplus"]))
+def test_single_coordinate_tilt_is_normalizable_exactly_below_the_marginal_precision(seed, p, i, c, act):
+    # hatPhi = -a e_i e_i^T tilts only phi(h_i) ~ (h_i)_+, so the density is normalizable iff
+    # a < 1 / C_ii (the marginal of h_i is N(0, C_ii)), exactly. With C_ji <= 0 the violating
+    # direction h = C e_i has h_i > 0 and h_j <= 0: mixed signs, which a search over h >= 0 misses
+    # whenever (C^-1)_ii > a (its cost there is (C^-1)_ii - a >= 1 / C_ii - a)
+    i = i % p
+    C = _spd(p, seed)
+    s = -np.sign(C[:, i])
+    s[i] = 1.0
+    s[s == 0] = 1.0
+    C = C * np.outer(s, s)                      # C_ji <= 0 for j != i, same spectrum
+    H = np.zeros((p, p))
+    H[i, i] = -c / C[i, i]
+    if c > 1:
+        with pytest.raises(ValueError, match="hat_phi.*not normalizable"):
+            ak.tilted_moments(C, H, activation=act, n_samples=10, burn_in=0)
+    else:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", ak.ConvergenceWarning)
+            m = ak.tilted_moments(C, H, activation=act, n_samples=50, burn_in=10)
+        assert np.all(np.isfinite(m.phi2))
 
 
 def test_bounded_activation_accepts_any_tilt():

@@ -442,7 +442,8 @@ def tilted_moments(C, hat_phi, *, activation: str = "tanh", n_chains: int = 4, n
 
     Raises ``ValueError`` naming ``hat_phi`` when the tilt makes the density non-normalizable
     (exact test for linear phi; for relu, gelu and softplus a sufficient condition plus a search
-    for a violating direction ``h >= 0``). Warns (:class:`ConvergenceWarning`) when the
+    for a violating direction ``h``, along which ``|L^-1 h|^2 + h_+^T hat_phi h_+ <= 0``: ``h >= 0``
+    candidates and, for a nonsingular ``C``, their mixed-sign completions of least prior cost). Warns (:class:`ConvergenceWarning`) when the
     effective sample size is below 100 or a chain's acceptance is outside [0.2, 0.9].
     """
     C = as_matrix("C", C)

@@ -349,20 +349,21 @@ impl TiltedDensity<'_> {
                 if mu * wc[p - 1] < 1.0 {
                     return Ok(());
                 }
-                // Witness search on the positive orthant, where relu(h) = h: there the exponent is
-                // -(|z|^2 + h^T hatPhi h) / 2 along h = F z (z = F^+ h, h on the support of C).
+                // Witness search: along the ray t h (h on the support of C, h = F z) relu-like phi
+                // grows like t h_+, so the exponent is -t^2 (|z|^2 + h_+^T hatPhi h_+) / 2 and a
+                // direction with |z|^2 + h_+^T hatPhi h_+ <= 0 proves non-normalizability.
                 let quad = |h: &[f64]| -> Option<(f64, usize)> {
                     let z = self.l.whiten(MatRef::from_column_major_slice(h, p, 1), par);
                     let mut hs = Mat::<f64>::zeros(p, 1);
                     matmul(hs.as_mut(), Accum::Replace, lf, z.as_ref(), 1.0, par);
                     let scale = h.iter().fold(0.0f64, |a, v| a.max(v.abs()));
-                    // off the support (or leaving the orthant when projected onto it): no witness
+                    // off the support of C: no witness
                     if (0..p).any(|i| (hs[(i, 0)] - h[i]).abs() > 1e-8 * scale) {
                         return None;
                     }
                     let mut s: f64 = (0..r).map(|k| z[(k, 0)] * z[(k, 0)]).sum();
-                    for i in 0..p {
-                        for j in 0..p {
+                    for i in (0..p).filter(|i| h[*i] > 0.0) {
+                        for j in (0..p).filter(|j| h[*j] > 0.0) {
                             s += h[i] * phat[(i, j)] * h[j];
                         }
                     }
@@ -382,6 +383,29 @@ impl TiltedDensity<'_> {
                         let (_, v) = symmetric_eigen("hat_phi", cphat.as_ref(), par)?;
                         cands.push((0..p).map(|i| v[(i, 0)].max(0.0)).collect());
                         cands.push((0..p).map(|i| (-v[(i, 0)]).max(0.0)).collect());
+                        // mixed signs: the tilt sees only h_+, while negative entries elsewhere
+                        // can lower the prior cost h^T C^-1 h (e.g. h_1 alone is penalised by
+                        // 1 / C_11 only once the other coordinates follow it). For each candidate
+                        // h_+, minimise over h_- >= 0 on its zero set by coordinate descent; for
+                        // the eigenvector parts and the (at most 8) unit vectors e_i of most
+                        // negative hatPhi_ii C_ii (O(P^2) per sweep each).
+                        let mut risk: Vec<(f64, usize)> = (0..p)
+                            .map(|i| (phat[(i, i)] * c[(i, i)], i))
+                            .filter(|(v, _)| *v < 0.0)
+                            .collect();
+                        risk.sort_by(|a, b| a.0.total_cmp(&b.0));
+                        let n = cands.len();
+                        let mut mixed: Vec<Vec<f64>> = risk
+                            .iter()
+                            .take(8)
+                            .map(|(_, i)| lower_prior_cost(&cands[1 + i], ci.as_ref()))
+                            .collect();
+                        mixed.extend(
+                            cands[n - 2..]
+                                .iter()
+                                .map(|h| lower_prior_cost(h, ci.as_ref())),
+                        );
+                        cands.extend(mixed);
                     }
                     CovFactor::Support { .. } => {
                         // on the support: h = +-F v for the most negative eigenvector v of M
@@ -400,7 +424,7 @@ impl TiltedDensity<'_> {
                 }
                 if let Some((q, nz)) = cands
                     .iter()
-                    .filter(|h| h.iter().all(|x| *x >= 0.0) && h.iter().any(|x| *x > 0.0))
+                    .filter(|h| h.iter().any(|x| *x > 0.0))
                     .filter_map(|h| quad(h))
                     .find(|(q, _)| *q <= 0.0)
                 {
@@ -413,6 +437,40 @@ impl TiltedDensity<'_> {
             }
         }
     }
+}
+
+/// `h_+ - h_-` with `h_- >= 0` on the zero set of `h` (entries of `h` that are > 0 stay fixed)
+/// minimising `(h_+ - h_-)^T C^{-1} (h_+ - h_-)`, by cyclic coordinate descent (a convex quadratic
+/// under bounds: each coordinate moves to its clipped minimiser).
+fn lower_prior_cost(h: &[f64], ci: MatRef<'_, f64>) -> Vec<f64> {
+    let p = h.len();
+    let mut x: Vec<f64> = h.iter().map(|v| v.max(0.0)).collect();
+    let mut g: Vec<f64> = (0..p)
+        .map(|i| (0..p).map(|j| ci[(i, j)] * x[j]).sum())
+        .collect();
+    let scale = x.iter().fold(0.0f64, |a, v| a.max(*v));
+    // (a witness need not be optimal: capped, not iterated to round-off)
+    for _ in 0..100 {
+        let mut moved = 0.0f64;
+        for j in (0..p).filter(|j| !(h[*j] > 0.0)) {
+            if !(ci[(j, j)] > 0.0) {
+                continue;
+            }
+            let new = (x[j] - g[j] / ci[(j, j)]).min(0.0);
+            let d = new - x[j];
+            if d != 0.0 {
+                x[j] = new;
+                for (i, gi) in g.iter_mut().enumerate() {
+                    *gi += d * ci[(i, j)];
+                }
+                moved = moved.max(d.abs());
+            }
+        }
+        if moved <= 1e-10 * scale {
+            break;
+        }
+    }
+    x
 }
 
 /// Draws from the tilted density: `h` holds `n_chains * n_samples` rows of P preactivations
@@ -727,6 +785,19 @@ mod tests {
         // the off-diagonal with positive diagonal is fine
         let ok = Mat::from_fn(3, 3, |i, j| if i == j { 1.0 } else { -0.2 });
         assert!(check_normalizable(&Activation::Relu, c.as_ref(), ok.as_ref(), Par::Seq).is_ok());
+    }
+
+    #[test]
+    fn relu_witness_with_mixed_signs() {
+        // C_11 = 1, rho = -1/2: relu tilt a h_1+^2 / 2 is normalizable iff a < 1 / C_11 = 1. The
+        // witness h = (1, -1/2) (h_2 following h_1) costs h^T C^-1 h = 1; every h >= 0 costs at
+        // least (C^-1)_11 = 4/3, so a = 1.2 was missed by a search over h >= 0
+        let c = Mat::from_fn(2, 2, |i, j| if i == j { 1.0 } else { -0.5 });
+        for (a, normalizable) in [(1.2, false), (0.9, true)] {
+            let phat = Mat::from_fn(2, 2, |i, j| if i + j == 0 { -a } else { 0.0 });
+            let r = check_normalizable(&Activation::Relu, c.as_ref(), phat.as_ref(), Par::Seq);
+            assert_eq!(r.is_ok(), normalizable, "a = {a}: {r:?}");
+        }
     }
 
     #[test]
