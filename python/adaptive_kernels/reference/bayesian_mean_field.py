@@ -472,12 +472,10 @@ def _gmres(matvec, b, tol, m):
 def newton_krylov(residual, x0, *, tol=1e-9, max_iter=50, krylov=30, forcing=1e-2):
     """Inexact Newton on ``r(x) = 0`` with finite-difference Jacobian-vector products, GMRES(krylov)
     to relative tolerance ``forcing``, and backtracking on ``|r|``. ``residual(x)`` returns
-    ``(r, measure, trusted)``, with ``r = None`` where x is inadmissible (then the step is halved); stops
-    when ``measure < tol``, when no step decreases ``|r|``, or after a step into an untrusted point
-    (reweighted samples of low Kish fraction) that was cut by the line search or reduced ``|r|`` by
-    less than half (the caller redraws there). Returns ``(x, n_iter, measure history)``."""
+    ``(r, measure)``, with ``r = None`` where x is inadmissible (then the step is halved); stops
+    when ``measure < tol`` or no step decreases ``|r|``. Returns ``(x, n_iter, measure history)``."""
     x = x0.copy()
-    r, meas, _ = residual(x)
+    r, meas = residual(x)
     if r is None:
         raise ValueError("newton_krylov: the starting point is inadmissible")
     hist = [meas]
@@ -495,17 +493,14 @@ def newton_krylov(residual, x0, *, tol=1e-9, max_iter=50, krylov=30, forcing=1e-
         t, nr = 1.0, np.linalg.norm(r)
         for _ in range(30):
             xn = x + t * d
-            rn, mn, trusted = residual(xn)
+            rn, mn = residual(xn)
             if rn is not None and np.linalg.norm(rn) <= (1 - 1e-4 * t) * nr:
                 break
             t *= 0.5
         else:
             return x, it, hist
-        poor = t < 1 or np.linalg.norm(rn) > 0.5 * nr
         x, r, meas = xn, rn, mn
         hist.append(meas)
-        if not trusted and poor and meas >= tol:
-            return x, it + 1, hist
     return x, max_iter, hist
 
 
@@ -560,10 +555,10 @@ def solve_tilted(K0, Y, *, activation, depth, sigma_w, sigma_b, gamma, temperatu
                 Cs = [K0] + [sigma_w**2 * k + sigma_b**2 for k in ks]
                 meas = _measure(hidden, A, hn, An, Cs)
             except np.linalg.LinAlgError:
-                return None, np.inf, False
+                return None, np.inf
             if kish.min() < min_trial_kish or not np.isfinite(meas):
-                return None, np.inf, False
-            return _pack(hn, An) - x, meas, bool(kish.min() >= min_kish)
+                return None, np.inf
+            return _pack(hn, An) - x, meas
         return res
 
     x = np.zeros((L - 1) * P * P + P * C)

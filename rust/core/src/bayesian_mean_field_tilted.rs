@@ -38,16 +38,6 @@
 //!   `(Phi^L + T I)^{-1}`) that redraws at the solution give Kish 0.5–0.9 at random, so 0.9 made
 //!   the continuation redraw for ever; a self-normalised estimate at Kish 0.5 only halves the
 //!   effective sample number, which `ess` reports.
-//! * A solve on one sample set ends early after a step into a point below `min_kish` that the
-//!   line search had to cut or that reduced `|r|` by less than half: a fixed point there could not
-//!   be accepted anyway, and fresh samples at the iterate linearise better than further steps on
-//!   weights that are far from linear in x (a draw costs a few maps, a Newton iteration tens).
-//!   Measured: relu L = 2 on all of MNIST at P = 2000 had crept for tens of iterations (~1 min
-//!   each) with full steps that cut `|r|` by 10% (now: 4 iterations, then a redraw); relu L = 1 on
-//!   MNIST 0 vs 1 (P = 100, T = 0.05) reaches gamma = 4 in 9 draws with stationary final chains
-//!   (`chain_radius` 1.25 -> 1.15; creeping, they drifted 1.20 -> 1.88). Cutting at a Kish of 0.9
-//!   instead stopped that fit at gamma = 2.9: each redraw's residual was ~1 and a creep on one
-//!   sample set is what gets through.
 //! * The final samples' chains are checked for drift ([`chain_radius`]): under a strong relu
 //!   readout tilt the density has a soft direction that MALA (stepping at the scale of the stiff
 //!   ones) crosses slowly, and where the tilt is not normalizable (a copositivity question the
@@ -63,8 +53,12 @@
 //!   (3.7 s per map, S / P = 4) the draws' own fixed points differ by ~55% in A (a redraw at one
 //!   draw's fixed point starts at |A' - A| ~ 100, |A| ~ 190): a one-draw fit converges at
 //!   gamma = 0.0025 (5 Newton iterations), while at 0.005 the fixed point of a draw made from the
-//!   0.0025 solution has Kish 0.41 and the next draw disagrees. The authors used S / P = 800 and
-//!   1000 (digest, "Sample counts"); S must grow with P.
+//!   0.0025 solution has Kish 0.41 and the next draw disagrees; the Newton solve on one sample
+//!   set then creeps (full steps cutting |r| by 10%, ~1 min each) towards a fixed point whose
+//!   Kish fraction is below `min_kish`. Ending such a solve early and redrawing was tried: it
+//!   helped there and on MNIST relu L = 1 at gamma = 4, but stopped the digits relu path at
+//!   gamma = 0.5 (a creep on one sample set is what gets that path through), so it was not
+//!   kept. The authors used S / P = 800 and 1000 (digest, "Sample counts"); S must grow with P.
 //! * gamma continuation from the NNGP (`x = 0`): the step in gamma doubles after a successful
 //!   stage and halves after a failed one. Each stage starts from `A gamma_done / gamma_try`, which
 //!   keeps the last tilt `-gamma^2 A A^T` (so the stage's first samples carry Kish 1) and is a good
@@ -535,14 +529,10 @@ pub fn gmres<F: FnMut(&[f64]) -> Result<Vec<f64>>>(
 
 /// Inexact Newton on `r(x) = 0` (finite-difference Jacobian-vector products, GMRES, backtracking
 /// on `|r|`). `residual(x, want_measure)` returns `Ok(None)` at inadmissible points (the step is
-/// halved), else `(r, measure, trusted)`; the convergence measure is only asked for at iterates
-/// and trial points, not inside the Jacobian-vector products (it costs O(P^3) per hidden layer).
-/// Returns `(x, iterations, measure history)`; stops at `measure < tol`, when no step decreases
-/// `|r|` (an inadmissible start returns at once with the measure +inf), or after a step into an
-/// untrusted point that was either cut by the line search or reduced `|r|` by less than half:
-/// there the linearisation has stopped describing the residual on points the caller no longer
-/// trusts (for the sampled map: reweighted samples of low Kish fraction, whose log weights are
-/// far from linear in x), and the caller is better served by fresh samples than by creeping on.
+/// halved); the convergence measure is only asked for at iterates and trial points, not inside
+/// the Jacobian-vector products (it costs O(P^3) per hidden layer). Returns
+/// `(x, iterations, measure history)`; stops at `measure < tol` or when no step decreases `|r|`
+/// (an inadmissible start returns at once with the measure +inf).
 pub fn newton_krylov<F>(
     mut residual: F,
     x0: Vec<f64>,
@@ -553,11 +543,11 @@ pub fn newton_krylov<F>(
     ctl: &Control,
 ) -> Result<(Vec<f64>, usize, Vec<f64>)>
 where
-    F: FnMut(&[f64], bool) -> Result<Option<(Vec<f64>, f64, bool)>>,
+    F: FnMut(&[f64], bool) -> Result<Option<(Vec<f64>, f64)>>,
 {
     let mut x = x0;
     let (mut r, mut meas) = match residual(&x, true)? {
-        Some((r, m, _)) => (r, m),
+        Some(v) => v,
         None => return Ok((x, 0, vec![f64::INFINITY])), // inadmissible start: no progress
     };
     let mut hist = vec![meas];
@@ -575,7 +565,7 @@ where
                 let eps = 1e-7 * nx / norm(v).max(1e-300);
                 let xe: Vec<f64> = xc.iter().zip(v).map(|(a, b)| a + eps * b).collect();
                 Ok(match residual(&xe, false)? {
-                    Some((re, _, _)) => re.iter().zip(&rc).map(|(a, b)| (a - b) / eps).collect(),
+                    Some((re, _)) => re.iter().zip(&rc).map(|(a, b)| (a - b) / eps).collect(),
                     None => vec![0.0; v.len()],
                 })
             },
@@ -588,24 +578,20 @@ where
         let mut accepted = None;
         for _ in 0..30 {
             let xn: Vec<f64> = x.iter().zip(&d).map(|(a, b)| a + t * b).collect();
-            if let Some((rn, mn, trusted)) = residual(&xn, true)? {
+            if let Some((rn, mn)) = residual(&xn, true)? {
                 if norm(&rn) <= (1.0 - 1e-4 * t) * nr {
-                    accepted = Some((xn, rn, mn, trusted));
+                    accepted = Some((xn, rn, mn));
                     break;
                 }
             }
             t *= 0.5;
         }
         match accepted {
-            Some((xn, rn, mn, trusted)) => {
-                let poor = t < 1.0 || norm(&rn) > 0.5 * nr;
+            Some((xn, rn, mn)) => {
                 x = xn;
                 r = rn;
                 meas = mn;
                 hist.push(meas);
-                if !trusted && poor && meas >= tol {
-                    return Ok((x, it + 1, hist));
-                }
             }
             None => return Ok((x, it, hist)),
         }
@@ -836,36 +822,33 @@ pub fn solve(
                     }
                     Err(e) => return Err(e),
                 };
-                let res =
-                    |xv: &[f64], want_measure: bool| -> Result<Option<(Vec<f64>, f64, bool)>> {
-                        let (hd, av) = unpack(xv, depth, p, c);
-                        match st.map(&hd, av.as_ref(), &samples, par) {
-                            Ok(out) => {
-                                if out.kish.iter().any(|k| !(*k >= opts.min_trial_kish)) {
-                                    return Ok(None);
-                                }
-                                let r: Vec<f64> = pack(&out.hidden, out.a.as_ref())
-                                    .iter()
-                                    .zip(xv)
-                                    .map(|(a, b)| a - b)
-                                    .collect();
-                                let m = if want_measure {
-                                    measure(&hd, av.as_ref(), &out, par)
-                                } else {
-                                    0.0
-                                };
-                                if !m.is_finite() || r.iter().any(|v| !v.is_finite()) {
-                                    return Ok(None);
-                                }
-                                // trusted: a fixed point here could be accepted on these samples
-                                let trusted = out.kish.iter().all(|k| *k >= opts.min_kish);
-                                Ok(Some((r, m, trusted)))
+                let res = |xv: &[f64], want_measure: bool| -> Result<Option<(Vec<f64>, f64)>> {
+                    let (hd, av) = unpack(xv, depth, p, c);
+                    match st.map(&hd, av.as_ref(), &samples, par) {
+                        Ok(out) => {
+                            if out.kish.iter().any(|k| !(*k >= opts.min_trial_kish)) {
+                                return Ok(None);
                             }
-                            Err(AkError::NotPositiveDefinite { .. })
-                            | Err(AkError::NonFinite { .. }) => Ok(None),
-                            Err(e) => Err(e),
+                            let r: Vec<f64> = pack(&out.hidden, out.a.as_ref())
+                                .iter()
+                                .zip(xv)
+                                .map(|(a, b)| a - b)
+                                .collect();
+                            let m = if want_measure {
+                                measure(&hd, av.as_ref(), &out, par)
+                            } else {
+                                0.0
+                            };
+                            if !m.is_finite() || r.iter().any(|v| !v.is_finite()) {
+                                return Ok(None);
+                            }
+                            Ok(Some((r, m)))
                         }
-                    };
+                        Err(AkError::NotPositiveDefinite { .. })
+                        | Err(AkError::NonFinite { .. }) => Ok(None),
+                        Err(e) => Err(e),
+                    }
+                };
                 let before = xs.clone();
                 let (xn, it, h) = newton_krylov(
                     res,
@@ -1226,7 +1209,7 @@ mod tests {
     #[test]
     fn newton_krylov_solves_a_nonlinear_fixed_point_and_respects_inadmissible_points() {
         // x = cos(x) componentwise with a coupling; points with x_0 > 2 are inadmissible
-        let res = |x: &[f64], _m: bool| -> Result<Option<(Vec<f64>, f64, bool)>> {
+        let res = |x: &[f64], _m: bool| -> Result<Option<(Vec<f64>, f64)>> {
             if x[0] > 2.0 {
                 return Ok(None);
             }
@@ -1234,7 +1217,7 @@ mod tests {
                 .map(|i| (x[i] + 0.1 * x[(i + 1) % x.len()]).cos() - x[i])
                 .collect();
             let m = r.iter().fold(0.0f64, |a, v| a.max(v.abs()));
-            Ok(Some((r, m, true)))
+            Ok(Some((r, m)))
         };
         let (x, it, hist) =
             newton_krylov(res, vec![0.0; 4], 1e-12, 50, 10, 1e-3, no_control()).unwrap();
@@ -1242,28 +1225,6 @@ mod tests {
         for i in 0..4 {
             assert!(((x[i] + 0.1 * x[(i + 1) % 4]).cos() - x[i]).abs() < 1e-12);
         }
-    }
-
-    #[test]
-    fn newton_krylov_leaves_untrusted_points_after_a_cut_step() {
-        // r = atan(x - 3) from 0: the full Newton step (to 12.5) overshoots, the line search
-        // accepts t = 1/4 (x = 3.12); beyond x = 1 the points are untrusted, so the solve ends
-        // there for the caller to redraw, while with every point trusted it converges to 3
-        let run = |trust_limit: f64| {
-            let res = move |x: &[f64], _m: bool| -> Result<Option<(Vec<f64>, f64, bool)>> {
-                let r = (x[0] - 3.0).atan();
-                Ok(Some((vec![r], r.abs(), x[0] <= trust_limit)))
-            };
-            newton_krylov(res, vec![0.0], 1e-12, 50, 1, 1e-6, no_control()).unwrap()
-        };
-        let (x, it, hist) = run(1.0);
-        assert_eq!(it, 1);
-        assert!(
-            (x[0] - 3.1225).abs() < 1e-3 && hist[1] > 1e-2,
-            "{x:?} {hist:?}"
-        );
-        let (x, _, hist) = run(f64::INFINITY);
-        assert!((x[0] - 3.0).abs() < 1e-12 && *hist.last().unwrap() < 1e-12);
     }
 
     #[test]
