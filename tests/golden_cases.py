@@ -1,8 +1,12 @@
 """Fixed, seeded calls of every public function and estimator, for the no-behaviour-change test.
 
 ``tests/data/golden.npz`` holds their outputs as computed by main at 4240376 (before the
-restructuring of issue #13); ``test_golden.py`` recomputes them with the current API. Each case
-returns a flat dict of arrays (or scalars); keys are stored as ``case/field``.
+restructuring of issue #13, with that version's API: the calls below were renamed since, not
+changed: ``free_energy_``/``alpha_`` are ``action_``/``dual_coef_``, ``objective`` is ``action``,
+``path`` is an instance method, ``tilted_moments`` got the core's sampler defaults so the old
+``thin=1, step_size=0.1`` are passed explicitly). ``test_golden.py`` recomputes them with the
+current API. Each case returns a flat dict of arrays (or scalars); keys are stored as
+``case/field``.
 """
 from __future__ import annotations
 
@@ -110,18 +114,18 @@ def kernel_renormalization(ak):
         "lin2": (ak.MLP(depth=2, activation="linear"), [3.0, 6.0], 0.2, "auto"),
     }
     for name, (net, width, T, solver) in cases.items():
-        m = ak.KernelRenormalization(net, width, T, solver=solver).fit(X, y)
+        m = ak.KernelRenormalization(net, width=width, temperature=T, solver=solver).fit(X, y)
         out[f"{name}_Q"] = m.Q_
-        out[f"{name}_action"] = m.free_energy_
+        out[f"{name}_action"] = m.action_
         out[f"{name}_n_iter"] = m.n_iter_
         out[f"{name}_mean"], out[f"{name}_std"] = m.predict(Xt, return_std=True)
-        out[f"{name}_dual"] = m.alpha_
+        out[f"{name}_dual"] = m.dual_coef_
         a, g = m.action(np.asarray(m.Q_) * 1.1)
         out[f"{name}_action_at"], out[f"{name}_grad_at"] = a, g
     net = cases["relu2"][0]
-    p = ak.KernelRenormalization.path(net, X, y, widths=[50.0, 20.0, 5.0], temperature=0.1, X_test=Xt,
-                                      y_test=np.tanh(Xt[:, 0]))
-    out["path_Q"], out["path_action"], out["path_test_loss"] = p.Q, p.free_energy, p.test_loss
+    p = ak.KernelRenormalization(net, width=50.0, temperature=0.1).path(X, y, widths=[50.0, 20.0, 5.0], X_test=Xt,
+                                                                        y_test=np.tanh(Xt[:, 0]))
+    out["path_Q"], out["path_action"], out["path_test_loss"] = p.attribute("Q_"), p.action, p.test_loss
     out["path_nngp_test_loss"] = p.nngp_test_loss
     return out
 
@@ -134,18 +138,20 @@ def mean_field(ak):
     linb = ak.MLP(depth=2, activation="linear", sigma_b=0.3)
     for name, net, solver in (("cf1", lin1, "closed_form"), ("cf2", lin2, "closed_form"),
                               ("lb1", lin1, "lbfgs"), ("lbb", linb, "lbfgs")):
-        m = ak.BayesianMeanField(net, 1.5, temperature=0.1, width=20, solver=solver).fit(X, y)
+        m = ak.BayesianMeanField(net, gamma=1.5, temperature=0.1, width=20, solver=solver).fit(X, y)
         for l, k in enumerate(m.kernels_):
             out[f"{name}_kernel{l}"] = k
             out[f"{name}_conj{l}"] = m.conjugates_[l]
         out[f"{name}_action"] = m.action_
         out[f"{name}_dual"] = m.dual_coef_
         out[f"{name}_mean"], out[f"{name}_std"] = m.predict(Xt, return_std=True)
-        F, G = m.objective(m.kernels_)
+        F, G = m.action(m.kernels_)
         out[f"{name}_F"] = F
         out[f"{name}_G0"] = G[0]
-    p = ak.BayesianMeanField.path(lin2, X, y, [0.5, 1.0, 2.0], temperature=0.1, X_test=Xt, y_test=np.tanh(Xt[:, 0]))
-    out["path_action"], out["path_test_loss"], out["path_nngp"] = p.action, p.test_loss, p.nngp_test_loss
+    p = ak.BayesianMeanField(lin2, temperature=0.1).path(X, y, gammas=[0.5, 1.0, 2.0], X_test=Xt,
+                                                         y_test=np.tanh(Xt[:, 0]))
+    assert np.all(p.nngp_test_loss == p.nngp_test_loss[0])   # one temperature: one lazy baseline
+    out["path_action"], out["path_test_loss"], out["path_nngp"] = p.action, p.test_loss, p.nngp_test_loss[0]
     return out
 
 
@@ -156,7 +162,7 @@ def mean_field_sampled(ak):
         warnings.simplefilter("ignore")
         for name, net, g in (("tanh1", ak.MLP(depth=1, activation="tanh"), 1.0),
                              ("relu2", ak.MLP(depth=2, activation="relu"), 0.5)):
-            m = ak.BayesianMeanField(net, g, temperature=0.1, width=30, n_chains=4, n_samples=200, burn_in=100,
+            m = ak.BayesianMeanField(net, gamma=g, temperature=0.1, width=30, n_chains=4, n_samples=200, burn_in=100,
                                      seed=5, n_threads=2).fit(X, y)
             for l, k in enumerate(m.kernels_):
                 out[f"{name}_kernel{l}"] = k
@@ -167,7 +173,7 @@ def mean_field_sampled(ak):
             out[f"{name}_ess"] = m.ess_
             out[f"{name}_chain_radius"] = m.chain_radius_
         t = ak.tilted_moments(np.eye(3) + 0.3, -0.5 * np.outer([1.0, -0.5, 0.2], [1.0, -0.5, 0.2]), activation="tanh",
-                              n_chains=2, n_samples=300, burn_in=100, seed=2, n_threads=2)
+                              n_chains=2, n_samples=300, burn_in=100, thin=1, step_size=0.1, seed=2, n_threads=2)
     out["tilt_phi2"], out["tilt_h2"], out["tilt_acc"], out["tilt_ess"] = t.phi2, t.h2, t.acceptance, t.ess
     return out
 

@@ -1,8 +1,14 @@
 """adaptive-kernels: solvers for adaptive-kernel theories of feature learning.
 
-The lazy baselines (NNGP, NTK), their GP / kernel-ridge / gradient-flow predictors and kernel
-alignment metrics, with the numerics in a Rust core (``adaptive_kernels._core``) and small
-NumPy reference implementations in :mod:`adaptive_kernels.reference`.
+The numerics live in a Rust core (``adaptive_kernels._core``); this package is the API:
+
+* :mod:`~adaptive_kernels.kernels`: the lazy NNGP kernel and NTK of an :class:`MLP`, alignment metrics;
+* :mod:`~adaptive_kernels.predictors`: GP / kernel ridge / NTK gradient-flow predictors;
+* :mod:`~adaptive_kernels.finite`: the finite-width ground truth (posterior sampling, gradient
+  descent, exact linear posteriors);
+* :mod:`~adaptive_kernels.theories`: the adaptive-kernel theories, each a :class:`TheoryEstimator`;
+* :mod:`~adaptive_kernels.mcmc`: the tilted single-site density of mean-field theories;
+* :mod:`~adaptive_kernels.reference`: small NumPy reference implementations of every equation.
 
 >>> import adaptive_kernels as ak
 >>> net = ak.MLP(depth=3, activation="relu", sigma_w=1.0, sigma_b=0.0)
@@ -11,20 +17,21 @@ NumPy reference implementations in :mod:`adaptive_kernels.reference`.
 from __future__ import annotations
 
 from . import _core, datasets, exceptions
-from .alignment import cka, kernel_alignment
-from .bayesian_mean_field import BayesianMeanField, MeanFieldPath, TiltedMoments, tilted_moments
+from ._base import TheoryEstimator
+from ._results import PathResult, SolveReport
 from .exceptions import (
     ConvergenceError,
     ConvergenceWarning,
     NotPositiveDefiniteError,
     NumericalJitterWarning,
 )
-from .exact_posteriors import ExactLinearPosterior, exact_linear_posterior
-from .finite_width import PosteriorSamples, TrainedNetworks, sample_posterior, train_gd
-from .kernel_renormalization import KernelRenormalization, RenormalizationPath
-from .lazy_kernels import kernel_diagonal, lazy_kernels, nngp_kernel, ntk_kernel
+from .finite import (ExactLinearPosterior, PosteriorSamples, TrainedNetworks, exact_linear_posterior,
+                     sample_posterior, train_gd)
+from .kernels import cka, kernel_alignment, kernel_diagonal, lazy_kernels, nngp_kernel, ntk_kernel
+from .mcmc import TiltedMoments, tilted_moments
 from .networks import MLP
 from .predictors import GaussianProcess, KernelRidge, NTKGradientFlow
+from .theories import BayesianMeanField, KernelRenormalization
 
 __version__ = _core.__version__
 
@@ -34,23 +41,24 @@ __all__ = [
     "ntk_kernel",
     "lazy_kernels",
     "kernel_diagonal",
+    "kernel_alignment",
+    "cka",
     "GaussianProcess",
     "KernelRidge",
     "NTKGradientFlow",
-    "kernel_alignment",
+    "TheoryEstimator",
+    "SolveReport",
+    "PathResult",
+    "KernelRenormalization",
+    "BayesianMeanField",
+    "tilted_moments",
+    "TiltedMoments",
     "exact_linear_posterior",
     "ExactLinearPosterior",
     "sample_posterior",
     "train_gd",
     "PosteriorSamples",
     "TrainedNetworks",
-    "KernelRenormalization",
-    "tilted_moments",
-    "TiltedMoments",
-    "RenormalizationPath",
-    "BayesianMeanField",
-    "MeanFieldPath",
-    "cka",
     "datasets",
     "exceptions",
     "NotPositiveDefiniteError",

@@ -1,7 +1,9 @@
 """Kernel predictors built on the lazy kernels: GP regression, kernel ridge, NTK gradient flow.
 
-All follow scikit-learn conventions: ``fit(X, y)`` returns ``self``, fitted attributes end in
-``_``, ``predict`` returns NumPy arrays, ``score`` is the coefficient of determination R^2.
+All are scikit-learn regressors (``BaseEstimator`` + ``RegressorMixin``): parameters in the
+constructor only, ``fit(X, y)`` returns ``self``, fitted attributes end in ``_`` (``dual_coef_``
+as in scikit-learn's ``KernelRidge``), ``predict`` returns NumPy arrays, ``score`` is the
+coefficient of determination R^2.
 """
 from __future__ import annotations
 
@@ -9,11 +11,14 @@ import numbers
 import warnings
 
 import numpy as np
+from sklearn.base import BaseEstimator, RegressorMixin
+from sklearn.utils.validation import check_is_fitted
 
 from . import _core
+from ._base import fit_data
 from ._validation import as_matrix, check_float, check_n_threads, check_same_features, r2_score
 from .exceptions import NumericalJitterWarning
-from .lazy_kernels import lazy_kernels
+from .kernels.lazy import lazy_kernels
 from .networks import MLP, check_net
 
 _KERNELS = ("nngp", "ntk")
@@ -50,7 +55,7 @@ def _check_times(time) -> np.ndarray:
     return np.ascontiguousarray(times)
 
 
-class _KernelPredictor:
+class _KernelPredictor(RegressorMixin, BaseEstimator):
     """Shared fit/predict plumbing: the kernel of ``net`` between training and test inputs."""
 
     def __init__(self, net: MLP, kernel: str = "nngp", n_threads: int | None = None):
@@ -58,7 +63,7 @@ class _KernelPredictor:
         self.kernel = kernel
         self.n_threads = n_threads
 
-    def _validate_params(self) -> None:
+    def _check_params(self) -> None:
         check_net(self.net)
         _check_kernel(self.kernel)
         self._threads = check_n_threads(self.n_threads)
@@ -68,8 +73,7 @@ class _KernelPredictor:
         return Th if self.kernel == "ntk" else K
 
     def _check_fitted(self) -> None:
-        if not hasattr(self, "X_train_"):
-            raise RuntimeError(f"{type(self).__name__} is not fitted; call fit(X, y) first")
+        check_is_fitted(self, "X_train_")
 
     def _check_test(self, X) -> np.ndarray:
         self._check_fitted()
@@ -78,10 +82,7 @@ class _KernelPredictor:
         return X
 
     def _store_train(self, X, y) -> np.ndarray:
-        X = as_matrix("X", X)
-        Y = as_matrix("y", y, allow_1d=True)
-        if Y.shape[0] != X.shape[0]:
-            raise ValueError(f"y: has {Y.shape[0]} rows but X has {X.shape[0]} samples")
+        X, Y = fit_data(X, y)
         self.X_train_ = X
         self.y_train_ = Y
         self._y_1d = np.ndim(y) == 1
@@ -91,8 +92,10 @@ class _KernelPredictor:
     def _shape_out(self, M: np.ndarray) -> np.ndarray:
         return M[..., 0] if self._y_1d else M
 
-    def score(self, X, y) -> float:
+    def score(self, X, y, sample_weight=None) -> float:
         """Coefficient of determination R^2 of the mean prediction (averaged over outputs)."""
+        if sample_weight is not None:
+            raise ValueError("sample_weight: not supported")
         X = self._check_test(X)
         Y = as_matrix("y", y, allow_1d=True)
         if Y.shape[0] != X.shape[0]:
@@ -112,7 +115,7 @@ class GaussianProcess(_KernelPredictor):
     :class:`NumericalJitterWarning`) when ``K + ridge I`` is numerically singular, and raises
     :class:`NotPositiveDefiniteError` when it is not positive definite.
 
-    Fitted attributes: ``X_train_``, ``y_train_``, ``alpha_`` ((K + ridge I)^{-1} y), ``L_``
+    Fitted attributes: ``X_train_``, ``y_train_``, ``dual_coef_`` ((K + ridge I)^{-1} y), ``L_``
     (lower Cholesky factor), ``jitter_``, ``log_marginal_likelihood_``, ``n_features_in_``.
     """
 
@@ -121,23 +124,23 @@ class GaussianProcess(_KernelPredictor):
         self.ridge = ridge
 
     def fit(self, X, y) -> "GaussianProcess":
-        self._validate_params()
+        self._check_params()
         ridge = check_float("ridge", self.ridge, minimum=0.0)
         Y = self._store_train(X, y)
         K = self._kernel(self.X_train_)
-        U, jitter, _ = _core.cholesky(K, ridge, n_threads=self._threads)
+        U, jitter, _ = _core.linalg.cholesky(K, ridge, n_threads=self._threads)
         if jitter > 0:
             warnings.warn(f"K + ridge I was numerically singular; added jitter {jitter:.3e} to its diagonal",
                           NumericalJitterWarning, stacklevel=2)
         self._U = U
         self.L_ = U.T
         self.jitter_ = jitter
-        self.alpha_ = _core.cho_solve(U, Y, n_threads=self._threads)
+        self.dual_coef_ = _core.linalg.cho_solve(U, Y, n_threads=self._threads)
         P = Y.shape[0]
         # log N(y | 0, K + ridge I) summed over output columns
         logdet = 2.0 * np.log(np.diag(U)).sum()
         self.log_marginal_likelihood_ = float(
-            -0.5 * np.sum(Y * self.alpha_) - Y.shape[1] * (0.5 * logdet + 0.5 * P * np.log(2 * np.pi)))
+            -0.5 * np.sum(Y * self.dual_coef_) - Y.shape[1] * (0.5 * logdet + 0.5 * P * np.log(2 * np.pi)))
         return self
 
     def predict(self, X, return_std: bool = False, return_cov: bool = False):
@@ -148,16 +151,16 @@ class GaussianProcess(_KernelPredictor):
             raise ValueError("return_std, return_cov: at most one may be True")
         Kc = self._kernel(self.X_train_, X)
         if return_cov:
-            mean, _ = _core.gp_predict(self._U, self.alpha_, Kc, None, n_threads=self._threads)
+            mean, _ = _core.predictors.gp_predict(self._U, self.dual_coef_, Kc, None, n_threads=self._threads)
             Kss = self._kernel(X)
-            V = _core.cho_solve(self._U, Kc, n_threads=self._threads)
+            V = _core.linalg.cho_solve(self._U, Kc, n_threads=self._threads)
             cov = Kss - Kc.T @ V
             return self._shape_out(mean), 0.5 * (cov + cov.T)
         diag = None
         if return_std:
-            from .lazy_kernels import kernel_diagonal
+            from .kernels.lazy import kernel_diagonal
             diag = kernel_diagonal(self.net, X, kernel=self.kernel, n_threads=self._threads)
-        mean, var = _core.gp_predict(self._U, self.alpha_, Kc, diag, n_threads=self._threads)
+        mean, var = _core.predictors.gp_predict(self._U, self.dual_coef_, Kc, diag, n_threads=self._threads)
         if return_std:
             return self._shape_out(mean), np.sqrt(var)
         return self._shape_out(mean)
@@ -197,7 +200,7 @@ class NTKGradientFlow(_KernelPredictor):
         self.ridge = ridge
 
     def fit(self, X, y) -> "NTKGradientFlow":
-        self._validate_params()
+        self._check_params()
         check_float("lr", self.lr, minimum=0.0, strict=True)
         check_float("time", self.time, minimum=0.0, allow_inf=True)
         ridge = check_float("ridge", self.ridge, minimum=0.0)
@@ -205,14 +208,14 @@ class NTKGradientFlow(_KernelPredictor):
         Th = self._kernel(self.X_train_)
         if ridge:
             Th[np.diag_indices_from(Th)] += ridge
-        self.eigenvalues_, self.eigenvectors_ = _core.symmetric_eigen(Th, n_threads=self._threads)
+        self.eigenvalues_, self.eigenvectors_ = _core.linalg.symmetric_eigen(Th, n_threads=self._threads)
         return self
 
     def coefficients(self, time=None) -> np.ndarray:
         """Dual coefficients ``c_t`` (T, P, C) with ``f_t(x*) = Th(X, x*)^T c_t``."""
         self._check_fitted()
         times = _check_times(self.time if time is None else time)
-        return _core.ntk_flow_coefficients(self.eigenvalues_, self.eigenvectors_, self.y_train_,
+        return _core.predictors.ntk_flow_coefficients(self.eigenvalues_, self.eigenvectors_, self.y_train_,
                                            times, float(self.lr), n_threads=self._threads)
 
     def predict(self, X, time=None):

@@ -1,51 +1,81 @@
-//! Bindings of `ak_core::kernel_renormalization` (see `adaptive_kernels.KernelRenormalization`).
-use crate::{callback_failure, make_mlp, run, slice, threads, to_pyerr, view, Failure};
+//! `adaptive_kernels._core.kernel_renormalization` (see `adaptive_kernels.KernelRenormalization`).
+use crate::convert::{
+    defaults_dict, factor_and_solve, mat_to_numpy, slice, square_to_numpy, view, NetArg, Options,
+};
+use crate::errors::{to_pyerr, Failure};
+use crate::results::SolveReport;
+use crate::runtime::{run, threads};
 use ak_core::control::Control;
-use ak_core::kernel_renormalization::{solve_path, Options, Point, Problem, Solver};
-use ak_core::lazy_kernels::Rows;
+use ak_core::faer::{Mat, MatRef};
+use ak_core::kernel_renormalization::{self as kr, solve_path, Point, Problem, Solver};
+use ak_core::lazy_kernels::{lazy_kernels_scaled, Rows};
 use ak_core::threads::with_threads;
-use numpy::{IntoPyArray, PyReadonlyArray2, PyUntypedArrayMethods};
+use numpy::{IntoPyArray, PyArray1, PyArray2, PyReadonlyArray2, PyUntypedArrayMethods};
 use pyo3::prelude::*;
 use pyo3::types::PyDict;
 
-/// Saddle points along a path of `(widths, temperature)` points, each warm-started from the
-/// previous one. Returns one dict per point: `Q`, `converged`, `n_iter`, `n_eval`, `residual`,
-/// `residual_history`, `action`, `gradient`, `solver`, `jitter`.
+/// One saddle point `Q*` and the fitted predictor there: `kernel` `K^L(Q*)` on the training
+/// points, `factor` (`U = L^T` of `K^L + T I`), `factor_jitter`, `dual_coef`
+/// (`(K^L + T I)^{-1} Y`).
+#[pyclass(frozen, get_all, module = "adaptive_kernels._core.kernel_renormalization")]
+struct Saddle {
+    q: Py<PyArray1<f64>>,
+    action: f64,
+    gradient: Py<PyArray1<f64>>,
+    jitter: f64,
+    report: Py<SolveReport>,
+    kernel: Py<PyArray2<f64>>,
+    factor: Py<PyArray2<f64>>,
+    factor_jitter: f64,
+    dual_coef: Py<PyArray2<f64>>,
+}
+
+/// The core's default options (`tol`, `max_iter`, `solver`).
 #[pyfunction]
-#[pyo3(signature = (x, y, *, depth, activation, derivative, sigma_w, sigma_b, method, quadrature_order,
-    widths, temperatures, q0=None, tol=1e-10, max_iter=200, solver="auto", n_threads=None, progress=None))]
+fn defaults(py: Python<'_>) -> PyResult<Bound<'_, PyDict>> {
+    let d = kr::Options::default();
+    defaults_dict(
+        py,
+        &[
+            ("tol", d.tol.into_pyobject(py)?.into_any()),
+            ("max_iter", d.max_iter.into_pyobject(py)?.into_any()),
+            ("solver", d.solver.name().into_pyobject(py)?.into_any()),
+        ],
+    )
+}
+
+fn options_of(py: Python<'_>, opts: Option<Bound<'_, PyDict>>) -> PyResult<kr::Options> {
+    let o = Options::new(opts)?;
+    let d = kr::Options::default();
+    let solver: String = o.get("solver", d.solver.name().to_string())?;
+    let out = kr::Options {
+        tol: o.get("tol", d.tol)?,
+        max_iter: o.get("max_iter", d.max_iter)?,
+        solver: Solver::from_name(&solver).map_err(|e| to_pyerr(py, e.into()))?,
+    };
+    o.finish()?;
+    Ok(out)
+}
+
+/// Saddle points along a path of `(widths, temperature)` points, each warm-started from the
+/// previous one (`q0` starts the first; default all ones), each with its fitted predictor.
+#[pyfunction]
+#[pyo3(signature = (x, y, net, *, widths, temperatures, q0=None, options=None, n_threads=None, progress=None))]
 #[allow(clippy::too_many_arguments)]
-fn kr_solve<'py>(
+fn solve<'py>(
     py: Python<'py>,
     x: PyReadonlyArray2<'py, f64>,
     y: PyReadonlyArray2<'py, f64>,
-    depth: usize,
-    activation: Bound<'py, PyAny>,
-    derivative: Option<Py<PyAny>>,
-    sigma_w: f64,
-    sigma_b: f64,
-    method: &str,
-    quadrature_order: usize,
+    net: Bound<'py, PyAny>,
     widths: Vec<Vec<f64>>,
     temperatures: Vec<f64>,
     q0: Option<Vec<f64>>,
-    tol: f64,
-    max_iter: usize,
-    solver: &str,
+    options: Option<Bound<'py, PyDict>>,
     n_threads: Option<usize>,
     progress: Option<Py<PyAny>>,
-) -> PyResult<Vec<Bound<'py, PyDict>>> {
-    let (net, slot) = make_mlp(
-        py,
-        depth,
-        activation,
-        derivative,
-        sigma_w,
-        sigma_b,
-        method,
-        quadrature_order,
-    )?;
-    let solver = Solver::from_name(solver).map_err(|e| to_pyerr(py, e.into()))?;
+) -> PyResult<Vec<Saddle>> {
+    let arg = NetArg::new(&net)?;
+    let opts = options_of(py, options)?;
     if widths.len() != temperatures.len() {
         return Err(pyo3::exceptions::PyValueError::new_err(
             "widths: need one entry per temperature",
@@ -54,81 +84,77 @@ fn kr_solve<'py>(
     let points: Vec<Point> = widths
         .into_iter()
         .zip(temperatures)
-        .map(|(w, t)| Point {
-            widths: w,
-            temperature: t,
-        })
+        .map(|(w, t)| Point { widths: w, temperature: t })
         .collect();
     let (p, d) = (x.shape()[0], x.shape()[1]);
     let xs = slice("X", &x)?;
     let yv = view("y", &y)?;
     let nt = threads(n_threads);
-    let opts = Options {
-        tol,
-        max_iter,
-        solver,
-    };
     let sols = run(py, progress, |ctl: &Control| {
-        let prob = Problem::new(&net, Rows::new("X", xs, p, d)?, yv, nt)?;
-        solve_path(&prob, &points, q0.as_deref(), &opts, nt, ctl)
-            .map_err(|e| callback_failure(e, &slot))
+        let prob = Problem::new(&arg.net, Rows::new("X", xs, p, d)?, yv, nt)?;
+        let sols = solve_path(&prob, &points, q0.as_deref(), &opts, nt, ctl)
+            .map_err(|e| arg.failure(e))?;
+        sols.into_iter()
+            .zip(&points)
+            .map(|(s, pt)| {
+                let mut k = vec![0.0; p * p];
+                lazy_kernels_scaled(&arg.net, Some(&s.q), Rows::new("X", xs, p, d)?, None, &mut k, None, nt, ctl)
+                    .map_err(|e| arg.failure(e))?;
+                let kv = MatRef::from_column_major_slice(&k, p, p);
+                let (u, jit, dual) =
+                    with_threads(nt, |par| factor_and_solve(kv, pt.temperature, yv, par))?;
+                Ok::<_, Failure>((s, k, u, jit, dual))
+            })
+            .collect::<Result<Vec<_>, Failure>>()
     })?;
     sols.into_iter()
-        .map(|s| {
-            let dct = PyDict::new(py);
-            dct.set_item("Q", s.q.into_pyarray(py))?;
-            dct.set_item("converged", s.converged)?;
-            dct.set_item("n_iter", s.n_iter)?;
-            dct.set_item("n_eval", s.n_eval)?;
-            dct.set_item("residual", s.residual)?;
-            dct.set_item("residual_history", s.residual_history.into_pyarray(py))?;
-            dct.set_item("action", s.action)?;
-            dct.set_item("gradient", s.gradient.into_pyarray(py))?;
-            dct.set_item("solver", s.solver.name())?;
-            dct.set_item("jitter", s.jitter)?;
-            Ok(dct)
+        .map(|(s, k, u, jit, dual): (kr::Saddle, Vec<f64>, Vec<f64>, f64, Mat<f64>)| {
+            Ok(Saddle {
+                q: s.q.into_pyarray(py).unbind(),
+                action: s.action,
+                gradient: s.gradient.into_pyarray(py).unbind(),
+                jitter: s.jitter,
+                report: SolveReport::new(
+                    py,
+                    s.converged,
+                    s.n_iter,
+                    Some(s.n_eval),
+                    s.residual,
+                    s.residual_history,
+                    vec![],
+                    s.solver.name(),
+                )?,
+                kernel: square_to_numpy(py, k, p).unbind(),
+                factor: square_to_numpy(py, u, p).unbind(),
+                factor_jitter: jit,
+                dual_coef: mat_to_numpy(py, dual.as_ref()).unbind(),
+            })
         })
         .collect()
 }
 
-/// The action `S(Q)` and its gradient with the Cholesky evaluator (for tests and users who
-/// want to scan the landscape).
+/// The action `S(Q)` and its gradient with the Cholesky evaluator (to scan the landscape).
 #[pyfunction]
-#[pyo3(signature = (x, y, q, *, depth, activation, derivative, sigma_w, sigma_b, method, quadrature_order,
-    widths, temperature, n_threads=None))]
+#[pyo3(signature = (x, y, q, net, *, widths, temperature, n_threads=None))]
 #[allow(clippy::too_many_arguments)]
-fn kr_action<'py>(
+fn action<'py>(
     py: Python<'py>,
     x: PyReadonlyArray2<'py, f64>,
     y: PyReadonlyArray2<'py, f64>,
     q: Vec<f64>,
-    depth: usize,
-    activation: Bound<'py, PyAny>,
-    derivative: Option<Py<PyAny>>,
-    sigma_w: f64,
-    sigma_b: f64,
-    method: &str,
-    quadrature_order: usize,
+    net: Bound<'py, PyAny>,
     widths: Vec<f64>,
     temperature: f64,
     n_threads: Option<usize>,
-) -> PyResult<(f64, Bound<'py, numpy::PyArray1<f64>>)> {
-    let (net, slot) = make_mlp(
-        py,
-        depth,
-        activation,
-        derivative,
-        sigma_w,
-        sigma_b,
-        method,
-        quadrature_order,
-    )?;
+) -> PyResult<(f64, Bound<'py, PyArray1<f64>>)> {
+    let arg = NetArg::new(&net)?;
+    let depth = arg.net.depth;
     let (p, dim) = (x.shape()[0], x.shape()[1]);
     let xs = slice("X", &x)?;
     let yv = view("y", &y)?;
     let nt = threads(n_threads);
     let (s, g) = run(py, None, |ctl: &Control| {
-        let prob = Problem::new(&net, Rows::new("X", xs, p, dim)?, yv, nt)?;
+        let prob = Problem::new(&arg.net, Rows::new("X", xs, p, dim)?, yv, nt)?;
         if q.len() != depth || q.iter().any(|v| !(v.is_finite() && *v > 0.0)) {
             return Err(Failure::from(ak_core::AkError::InvalidArgument {
                 name: "Q",
@@ -147,17 +173,17 @@ fn kr_action<'py>(
                 msg: format!("must be finite and > 0, got {temperature}"),
             }));
         }
-        with_threads(nt, |par| {
-            prob.action_and_gradient(&widths, temperature, &q, par, ctl)
-        })
-        .map(|(s, g, _)| (s, g))
-        .map_err(|e| callback_failure(e, &slot))
+        with_threads(nt, |par| prob.action_and_gradient(&widths, temperature, &q, par, ctl))
+            .map(|(s, g, _)| (s, g))
+            .map_err(|e| arg.failure(e))
     })?;
     Ok((s, g.into_pyarray(py)))
 }
 
 pub(crate) fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
-    m.add_function(wrap_pyfunction!(kr_solve, m)?)?;
-    m.add_function(wrap_pyfunction!(kr_action, m)?)?;
+    m.add_class::<Saddle>()?;
+    m.add_function(wrap_pyfunction!(defaults, m)?)?;
+    m.add_function(wrap_pyfunction!(solve, m)?)?;
+    m.add_function(wrap_pyfunction!(action, m)?)?;
     Ok(())
 }

@@ -7,15 +7,15 @@ from __future__ import annotations
 
 import numpy as np
 
-from . import _core
-from ._progress import progress_bar
-from ._validation import as_matrix, check_n_threads, check_same_features
-from .networks import MLP, check_net
+from .. import _core
+from .._progress import progress_bar
+from .._validation import as_matrix, check_n_threads, check_same_features
+from ..networks import MLP, check_net
 
 _KERNELS = ("nngp", "ntk")
 
 
-def lazy_kernels(net: MLP, X1, X2=None, *, ntk: bool = True, n_threads: int | None = None,
+def lazy_kernels(net: MLP, X1, X2=None, *, ntk: bool = True, scales=None, n_threads: int | None = None,
                  progress: bool | None = None) -> tuple[np.ndarray, np.ndarray | None]:
     """NNGP kernel ``K^L(X1, X2)`` and, if ``ntk``, the NTK ``Th^L(X1, X2)`` in one pass.
 
@@ -27,6 +27,9 @@ def lazy_kernels(net: MLP, X1, X2=None, *, ntk: bool = True, n_threads: int | No
         ``None`` means ``X1`` (the result is then exactly symmetric).
     ntk : bool
         Also return the NTK.
+    scales : sequence of L floats > 0, optional
+        Per-layer rescaling ``K^l = s_l (sigma_w^2 E[phi phi] + sigma_b^2)`` (the renormalized
+        kernels of kernel-rescaling theories); only without ``ntk``.
     n_threads : int, optional
         Threads of the Rust core (default: env ``AK_NUM_THREADS``, else all cores).
         Results do not depend on it.
@@ -44,10 +47,12 @@ def lazy_kernels(net: MLP, X1, X2=None, *, ntk: bool = True, n_threads: int | No
         X2 = as_matrix("X2", X2)
         check_same_features("X2", X2, X1.shape[1])
     n_threads = check_n_threads(n_threads)
+    scales = _check_scales(scales, net, ntk)
     p2 = X1.shape[0] if X2 is None else X2.shape[0]
     work = X1.shape[0] * p2 * max(net.depth, 1) * (1 if net.method == "auto" and net.activation in ("linear", "relu", "erf") else 500)
     with progress_bar(progress, "kernel", work) as cb:
-        return _core.lazy_kernels(X1, X2, ntk=bool(ntk), n_threads=n_threads, progress=cb, **net._kernel_args())
+        return _core.kernels.lazy_kernels(X1, X2, net, ntk=bool(ntk), scales=scales, n_threads=n_threads,
+                                          progress=cb)
 
 
 def nngp_kernel(net: MLP, X1, X2=None, *, n_threads: int | None = None, progress: bool | None = None) -> np.ndarray:
@@ -68,6 +73,17 @@ def ntk_kernel(net: MLP, X1, X2=None, *, n_threads: int | None = None, progress:
     return lazy_kernels(net, X1, X2, ntk=True, n_threads=n_threads, progress=progress)[1]
 
 
+def _check_scales(scales, net: MLP, ntk: bool):
+    if scales is None:
+        return None
+    if ntk:
+        raise ValueError("scales: the NTK is only defined without layer scales (pass ntk=False)")
+    s = np.asarray(scales, dtype=float).ravel()
+    if s.shape != (net.depth,) or not np.all(np.isfinite(s)) or np.any(s <= 0):
+        raise ValueError(f"scales: expected {net.depth} finite values > 0, got {scales!r}")
+    return [float(v) for v in s]
+
+
 def kernel_diagonal(net: MLP, X, *, kernel: str = "nngp", n_threads: int | None = None) -> np.ndarray:
     """Diagonal ``k(x_i, x_i)`` of the NNGP kernel or NTK, computed row by row (O(P) memory).
 
@@ -77,15 +93,19 @@ def kernel_diagonal(net: MLP, X, *, kernel: str = "nngp", n_threads: int | None 
         raise ValueError(f"kernel: expected one of {_KERNELS}, got {kernel!r}")
     net = check_net(net)
     X = as_matrix("X", X)
-    return diagonal_blocks(net, X, ntk=kernel == "ntk", scales=None, n_threads=check_n_threads(n_threads))
+    return _diagonal(net, X, ntk=kernel == "ntk", scales=None, n_threads=check_n_threads(n_threads))
 
 
-def diagonal_blocks(net: MLP, X: np.ndarray, *, ntk: bool, scales, n_threads) -> np.ndarray:
+def kernel_diagonal_scaled(net: MLP, X, *, scales, n_threads=None) -> np.ndarray:
+    """Diagonal of the layer-rescaled NNGP kernel (see ``scales`` of :func:`lazy_kernels`)."""
+    return _diagonal(net, X, ntk=False, scales=_check_scales(scales, net, False), n_threads=n_threads)
+
+
+def _diagonal(net: MLP, X: np.ndarray, *, ntk: bool, scales, n_threads) -> np.ndarray:
     """Diagonal of the NNGP kernel (or NTK, or the layer-rescaled NNGP with ``scales``) of
     validated inputs, from 256 x 256 diagonal blocks (O(P) memory)."""
     out = np.empty(X.shape[0])
     for i in range(0, X.shape[0], 256):
-        K, Th = _core.lazy_kernels(X[i:i + 256], None, ntk=ntk, scales=scales, n_threads=n_threads,
-                                   **net._kernel_args())
+        K, Th = _core.kernels.lazy_kernels(X[i:i + 256], None, net, ntk=ntk, scales=scales, n_threads=n_threads)
         out[i:i + 256] = np.diag(Th if ntk else K)
     return out

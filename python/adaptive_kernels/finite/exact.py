@@ -9,12 +9,12 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from . import _core
-from ._progress import progress_bar
-from ._validation import as_matrix, check_float, check_int, check_n_threads, check_same_features
-from .networks import MLP, check_net
+from .. import _core
+from .._progress import progress_bar
+from .._validation import as_matrix, check_float, check_int, check_n_threads, check_same_features
+from ..networks import MLP, check_net
 
-PARAMETERIZATIONS = ("standard", "mean_field")
+from ._common import PARAMETERIZATIONS
 
 
 @dataclass(frozen=True)
@@ -136,27 +136,27 @@ def exact_linear_posterior(net: MLP, X, y, X_test=None, *, width: int, temperatu
     n_threads = check_n_threads(n_threads)
     n = X.shape[0] + (0 if X_test is None else X_test.shape[0])
     with progress_bar(progress, "exact posterior", 2000.0 * n * X.shape[0] * Y.shape[1], threshold=1e10) as cb:
-        r = _core.exact_linear_posterior(X, Y, X_test, sigma_w=net.sigma_w, width=width, temperature=temperature,
+        r = _core.finite.exact_linear_posterior(X, Y, X_test, sigma_w=net.sigma_w, width=width, temperature=temperature,
                                          parameterization=parameterization, gamma=gamma, n_threads=n_threads,
                                          progress=cb)
-    squeeze = (lambda a: a[:, 0]) if np.ndim(y) == 1 else (lambda a: a)
+    squeeze = (lambda a: np.asarray(a)[:, 0]) if np.ndim(y) == 1 else np.asarray
     return ExactLinearPosterior(
-        mean=squeeze(r["test_mean"]) if X_test is not None else None,
-        var=squeeze(r["test_var"]) if X_test is not None else None,
-        train_mean=squeeze(r["train_mean"]),
-        train_var=squeeze(r["train_var"]),
-        kernel_scale_mean=float(r["kernel_scale_mean"]),
-        kernel_scale_std=float(r["kernel_scale_std"]),
-        log_evidence=float(r["log_evidence"]),
+        mean=squeeze(r.test_mean) if X_test is not None else None,
+        var=squeeze(r.test_var) if X_test is not None else None,
+        train_mean=squeeze(r.train_mean),
+        train_var=squeeze(r.train_var),
+        kernel_scale_mean=float(r.kernel_scale_mean),
+        kernel_scale_std=float(r.kernel_scale_std),
+        log_evidence=float(r.log_evidence),
         width=width,
         temperature=temperature,
         parameterization=parameterization,
         gamma=gamma,
-        prior_scale=float(r["prior_scale"]),
-        kappa=float(r["kappa"]),
-        log_u_mode=float(r["log_u_mode"]),
-        log_u_sd=float(r["log_u_sd"]),
-        n_grid=int(r["n_grid"]),
+        prior_scale=float(r.prior_scale),
+        kappa=float(r.kappa),
+        log_u_mode=float(r.log_u_mode),
+        log_u_sd=float(r.log_u_sd),
+        n_grid=int(r.n_grid),
     )
 
 

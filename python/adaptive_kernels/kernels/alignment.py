@@ -2,8 +2,8 @@
 from __future__ import annotations
 
 
-from . import _core
-from ._validation import as_matrix, as_square, check_n_threads
+from .. import _core
+from .._validation import as_matrix, as_square, check_n_threads
 
 
 def kernel_alignment(K, y, *, n_threads: int | None = None) -> float:
@@ -16,7 +16,7 @@ def kernel_alignment(K, y, *, n_threads: int | None = None) -> float:
     Y = as_matrix("y", y, allow_1d=True)
     if Y.shape[0] != K.shape[0]:
         raise ValueError(f"y: has {Y.shape[0]} rows, K is {K.shape[0]} x {K.shape[0]}")
-    return _core.kernel_alignment(K, Y, n_threads=check_n_threads(n_threads))
+    return _core.kernels.kernel_alignment(K, Y, n_threads=check_n_threads(n_threads))
 
 
 def cka(K1, K2, *, n_threads: int | None = None) -> float:
@@ -29,4 +29,4 @@ def cka(K1, K2, *, n_threads: int | None = None) -> float:
     K2 = as_square("K2", K2)
     if K1.shape != K2.shape:
         raise ValueError(f"K2: shape {K2.shape} does not match K1 {K1.shape}")
-    return _core.cka(K1, K2, n_threads=check_n_threads(n_threads))
+    return _core.kernels.cka(K1, K2, n_threads=check_n_threads(n_threads))

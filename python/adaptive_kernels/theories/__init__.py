@@ -1,0 +1,11 @@
+"""Adaptive-kernel theories: each one a :class:`~adaptive_kernels.TheoryEstimator`.
+
+Rule: a theory module imports only what lies below it (kernels, predictors, networks, the
+shared base); no theory imports another (checked by ``tests/test_structure.py``).
+"""
+from __future__ import annotations
+
+from .kernel_renormalization import KernelRenormalization
+from .mean_field import BayesianMeanField
+
+__all__ = ["KernelRenormalization", "BayesianMeanField"]

@@ -1,0 +1,389 @@
+//! `adaptive_kernels._core.finite`: the finite-width ground truth: MALA posterior sampling,
+//! gradient descent with weight decay, the forward pass, and the exact posterior of a
+//! one-hidden-layer linear network.
+use crate::convert::{mat_to_numpy, mats_to_list, slice1, view, NetArg, Options};
+use crate::errors::Failure;
+use crate::runtime::{run, run_interruptible, threads};
+use ak_core::exact_linear::{exact_linear_posterior as core_exact, ExactLinearProblem};
+use ak_core::finite_networks::{FiniteMlp, Parameterization};
+use ak_core::gradient_descent::{self, GdConfig};
+use ak_core::posterior_sampling::{self, SamplerConfig, TRACE_NAMES};
+use ak_core::threads::with_threads;
+use numpy::ndarray::{Array1, Array2};
+use numpy::{
+    IntoPyArray, PyArray1, PyArray2, PyReadonlyArray1, PyReadonlyArray2, PyUntypedArrayMethods,
+};
+use pyo3::exceptions::PyValueError;
+use pyo3::prelude::*;
+use pyo3::types::{PyDict, PyList};
+
+pub(crate) fn parameterization(name: &str, gamma: f64) -> PyResult<Parameterization> {
+    match name {
+        "standard" => Ok(Parameterization::Standard),
+        "mean_field" => Ok(Parameterization::MeanField { gamma }),
+        other => Err(PyValueError::new_err(format!(
+            "parameterization: expected 'standard' or 'mean_field', got {other:?}"
+        ))),
+    }
+}
+
+/// The finite network of `net` (an `adaptive_kernels.MLP` with a built-in activation) with
+/// hidden `widths`, `d` inputs and `n_out` outputs.
+pub(crate) fn finite_net(
+    net: &Bound<'_, PyAny>,
+    d: usize,
+    n_out: usize,
+    widths: Vec<usize>,
+    param: &str,
+    gamma: f64,
+) -> PyResult<FiniteMlp> {
+    let fnet = FiniteMlp {
+        d,
+        widths,
+        n_out,
+        activation: NetArg::builtin(net)?,
+        sigma_w: net.getattr("sigma_w")?.extract()?,
+        sigma_b: net.getattr("sigma_b")?.extract()?,
+        param: parameterization(param, gamma)?,
+    };
+    fnet.validate().map_err(|e| crate::errors::to_pyerr(net.py(), e.into()))?;
+    Ok(fnet)
+}
+
+/// Posterior averages of a MALA run (see `adaptive_kernels.PosteriorSamples`).
+#[pyclass(frozen, get_all, module = "adaptive_kernels._core.finite")]
+struct Posterior {
+    train_mean: Py<PyArray2<f64>>,
+    train_var: Py<PyArray2<f64>>,
+    train_se: Py<PyArray2<f64>>,
+    test_mean: Py<PyArray2<f64>>,
+    test_var: Py<PyArray2<f64>>,
+    test_se: Py<PyArray2<f64>>,
+    kernels: Py<PyList>,
+    readout_spectrum: Py<PyArray1<f64>>,
+    input_spectrum: Py<PyArray1<f64>>,
+    /// (n_chains, n_traces)
+    ess: Py<PyArray2<f64>>,
+    rhat: Py<PyArray1<f64>>,
+    trace_names: Vec<String>,
+    /// per chain (n_traces, n_kept)
+    traces: Py<PyList>,
+    acceptance_rate: Py<PyArray1<f64>>,
+    step_size: Py<PyArray1<f64>>,
+    n_kept: Vec<usize>,
+    /// (n_chains, n_params)
+    final_theta: Py<PyArray2<f64>>,
+    interrupted: bool,
+}
+
+/// One network trained by gradient descent (see `adaptive_kernels.TrainedNetworks`).
+#[pyclass(frozen, get_all, module = "adaptive_kernels._core.finite")]
+struct Trained {
+    theta: Py<PyArray1<f64>>,
+    n_steps: usize,
+    converged: bool,
+    interrupted: bool,
+    grad_rms: f64,
+    /// (n_records, 3): step, 1/2 sum (f - y)^2, regularized objective
+    loss_curve: Py<PyArray2<f64>>,
+    train_output: Py<PyArray2<f64>>,
+    test_output: Py<PyArray2<f64>>,
+    feature_kernels: Py<PyList>,
+    gradient_kernels: Py<PyList>,
+    ntk: Py<PyArray2<f64>>,
+}
+
+/// The exact posterior of a one-hidden-layer linear network (see
+/// `adaptive_kernels.ExactLinearPosterior`).
+#[pyclass(frozen, get_all, module = "adaptive_kernels._core.finite")]
+struct ExactLinear {
+    train_mean: Py<PyArray2<f64>>,
+    train_var: Py<PyArray2<f64>>,
+    test_mean: Option<Py<PyArray2<f64>>>,
+    test_var: Option<Py<PyArray2<f64>>>,
+    kernel_scale_mean: f64,
+    kernel_scale_std: f64,
+    log_evidence: f64,
+    prior_scale: f64,
+    kappa: f64,
+    log_u_mode: f64,
+    log_u_sd: f64,
+    n_grid: usize,
+}
+
+fn sampler_config(config: Option<Bound<'_, PyDict>>) -> PyResult<SamplerConfig> {
+    let o = Options::new(config)?;
+    let d = SamplerConfig::default();
+    let out = SamplerConfig {
+        temperature: o.get("temperature", d.temperature)?,
+        n_chains: o.get("n_chains", d.n_chains)?,
+        n_samples: o.get("n_samples", d.n_samples)?,
+        burn_in: o.get("burn_in", d.burn_in)?,
+        thin: o.get("thin", d.thin)?,
+        step_size: o.get("step_size", d.step_size)?,
+        metropolis: o.get("metropolis", d.metropolis)?,
+        adapt_step_size: o.get("adapt_step_size", d.adapt_step_size)?,
+        target_accept: o.get("target_accept", d.target_accept)?,
+        seed: o.get("seed", d.seed)?,
+        store_kernels: o.get("store_kernels", d.store_kernels)?,
+        store_weights: o.get("store_weights", d.store_weights)?,
+        train_hidden: o.get("train_hidden", d.train_hidden)?,
+    };
+    o.finish()?;
+    Ok(out)
+}
+
+fn gd_config(config: Option<Bound<'_, PyDict>>) -> PyResult<GdConfig> {
+    let o = Options::new(config)?;
+    let d = GdConfig::default();
+    let out = GdConfig {
+        weight_decay: o.get("weight_decay", d.weight_decay)?,
+        lr: o.get("lr", d.lr)?,
+        max_steps: o.get("max_steps", d.max_steps)?,
+        tol: o.get("tol", d.tol)?,
+        record_every: o.get("record_every", d.record_every)?,
+        n_ensemble: o.get("n_ensemble", d.n_ensemble)?,
+        seed: o.get("seed", d.seed)?,
+    };
+    o.finish()?;
+    Ok(out)
+}
+
+/// Posterior sampling of the finite network by MALA (`config`: the sampler settings; the
+/// core's defaults where left out). Ctrl-C returns the samples drawn so far (`interrupted`).
+#[pyfunction]
+#[pyo3(signature = (x, y, x_test, net, *, widths, parameterization, gamma, config=None, n_threads=None, progress=None))]
+#[allow(clippy::too_many_arguments)]
+fn sample_posterior<'py>(
+    py: Python<'py>,
+    x: PyReadonlyArray2<'py, f64>,
+    y: PyReadonlyArray2<'py, f64>,
+    x_test: Option<PyReadonlyArray2<'py, f64>>,
+    net: Bound<'py, PyAny>,
+    widths: Vec<usize>,
+    parameterization: &str,
+    gamma: f64,
+    config: Option<Bound<'py, PyDict>>,
+    n_threads: Option<usize>,
+    progress: Option<Py<PyAny>>,
+) -> PyResult<Posterior> {
+    let xv = view("X", &x)?;
+    let yv = view("y", &y)?;
+    let xt = match &x_test {
+        Some(t) => Some(view("X_test", t)?),
+        None => None,
+    };
+    let fnet = finite_net(&net, xv.ncols(), yv.ncols(), widths, parameterization, gamma)?;
+    let cfg = sampler_config(config)?;
+    let nt = threads(n_threads);
+    let (res, interrupted) = run_interruptible(py, progress, |ctl| {
+        Ok(with_threads(nt, |_| {
+            posterior_sampling::sample_posterior(&fnet, xv, yv, xt, &cfg, ctl)
+        })?)
+    })?;
+    let n_tr = TRACE_NAMES.len();
+    let traces = PyList::new(
+        py,
+        res.chains.iter().map(|c| {
+            let n = c.traces[0].len();
+            Array2::from_shape_fn((n_tr, n), |(k, i)| c.traces[k][i]).into_pyarray(py)
+        }),
+    )?;
+    let n_params = res.chains.first().map_or(0, |c| c.final_theta.len());
+    Ok(Posterior {
+        train_mean: mat_to_numpy(py, res.train_mean.as_ref()).unbind(),
+        train_var: mat_to_numpy(py, res.train_var.as_ref()).unbind(),
+        train_se: mat_to_numpy(py, res.train_se.as_ref()).unbind(),
+        test_mean: mat_to_numpy(py, res.test_mean.as_ref()).unbind(),
+        test_var: mat_to_numpy(py, res.test_var.as_ref()).unbind(),
+        test_se: mat_to_numpy(py, res.test_se.as_ref()).unbind(),
+        kernels: mats_to_list(py, &res.kernels)?.unbind(),
+        readout_spectrum: Array1::from(res.readout_spectrum.clone()).into_pyarray(py).unbind(),
+        input_spectrum: Array1::from(res.input_spectrum.clone()).into_pyarray(py).unbind(),
+        ess: Array2::from_shape_fn((res.ess.len(), n_tr), |(c, k)| {
+            res.ess[c].get(k).copied().unwrap_or(f64::NAN)
+        })
+        .into_pyarray(py)
+        .unbind(),
+        rhat: Array1::from(res.rhat.clone()).into_pyarray(py).unbind(),
+        trace_names: TRACE_NAMES.iter().map(|s| s.to_string()).collect(),
+        traces: traces.unbind(),
+        acceptance_rate: Array1::from_iter(res.chains.iter().map(|c| {
+            if c.proposed > 0 {
+                c.accepted as f64 / c.proposed as f64
+            } else {
+                f64::NAN
+            }
+        }))
+        .into_pyarray(py)
+        .unbind(),
+        step_size: Array1::from_iter(res.chains.iter().map(|c| c.step_size))
+            .into_pyarray(py)
+            .unbind(),
+        n_kept: res.chains.iter().map(|c| c.n_kept).collect(),
+        final_theta: Array2::from_shape_fn((res.chains.len(), n_params), |(c, i)| {
+            res.chains[c].final_theta[i]
+        })
+        .into_pyarray(py)
+        .unbind(),
+        interrupted: interrupted || res.interrupted,
+    })
+}
+
+/// Gradient descent with weight decay of an ensemble (`config`: the GD settings; the core's
+/// defaults where left out). Returns the members and whether Ctrl-C stopped the run.
+#[pyfunction]
+#[pyo3(signature = (x, y, x_test, net, *, widths, parameterization, gamma, config=None, n_threads=None, progress=None))]
+#[allow(clippy::too_many_arguments)]
+fn train_gd<'py>(
+    py: Python<'py>,
+    x: PyReadonlyArray2<'py, f64>,
+    y: PyReadonlyArray2<'py, f64>,
+    x_test: Option<PyReadonlyArray2<'py, f64>>,
+    net: Bound<'py, PyAny>,
+    widths: Vec<usize>,
+    parameterization: &str,
+    gamma: f64,
+    config: Option<Bound<'py, PyDict>>,
+    n_threads: Option<usize>,
+    progress: Option<Py<PyAny>>,
+) -> PyResult<(Vec<Trained>, bool)> {
+    let xv = view("X", &x)?;
+    let yv = view("y", &y)?;
+    let xt = match &x_test {
+        Some(t) => Some(view("X_test", t)?),
+        None => None,
+    };
+    let fnet = finite_net(&net, xv.ncols(), yv.ncols(), widths, parameterization, gamma)?;
+    let cfg = gd_config(config)?;
+    let nt = threads(n_threads);
+    let (res, interrupted) = run_interruptible(py, progress, |ctl| {
+        Ok(with_threads(nt, |_| gradient_descent::train_gd(&fnet, xv, yv, xt, &cfg, ctl))?)
+    })?;
+    let members = res
+        .iter()
+        .map(|r| {
+            let curve = Array2::from_shape_fn((r.loss_curve.len(), 3), |(i, k)| match k {
+                0 => r.loss_curve[i].0 as f64,
+                1 => r.loss_curve[i].1,
+                _ => r.loss_curve[i].2,
+            });
+            Ok(Trained {
+                theta: Array1::from(r.theta.clone()).into_pyarray(py).unbind(),
+                n_steps: r.n_steps,
+                converged: r.converged,
+                interrupted: r.interrupted,
+                grad_rms: r.grad_rms,
+                loss_curve: curve.into_pyarray(py).unbind(),
+                train_output: mat_to_numpy(py, r.train_output.as_ref()).unbind(),
+                test_output: mat_to_numpy(py, r.test_output.as_ref()).unbind(),
+                feature_kernels: mats_to_list(py, &r.feature_kernels)?.unbind(),
+                gradient_kernels: mats_to_list(py, &r.gradient_kernels)?.unbind(),
+                ntk: mat_to_numpy(py, r.ntk.as_ref()).unbind(),
+            })
+        })
+        .collect::<PyResult<Vec<_>>>()?;
+    Ok((members, interrupted))
+}
+
+pub(crate) fn theta_slice<'a>(
+    net: &FiniteMlp,
+    theta: &'a PyReadonlyArray1<'_, f64>,
+) -> PyResult<&'a [f64]> {
+    let t = slice1("theta", theta)?;
+    let n = net.layout().len;
+    if t.len() != n {
+        return Err(PyValueError::new_err(format!(
+            "theta: has {} entries, the network has {n} parameters",
+            t.len()
+        )));
+    }
+    Ok(t)
+}
+
+/// Outputs (P, C) and per-layer feature kernels of the finite network at `theta`.
+#[pyfunction]
+#[pyo3(signature = (theta, x, net, *, n_out, widths, parameterization, gamma))]
+#[allow(clippy::too_many_arguments)]
+fn forward<'py>(
+    py: Python<'py>,
+    theta: PyReadonlyArray1<'py, f64>,
+    x: PyReadonlyArray2<'py, f64>,
+    net: Bound<'py, PyAny>,
+    n_out: usize,
+    widths: Vec<usize>,
+    parameterization: &str,
+    gamma: f64,
+) -> PyResult<(Bound<'py, PyArray2<f64>>, Bound<'py, PyList>)> {
+    let xv = view("X", &x)?;
+    let fnet = finite_net(&net, xv.ncols(), n_out, widths, parameterization, gamma)?;
+    let t = theta_slice(&fnet, &theta)?;
+    if x.shape()[0] == 0 {
+        return Err(PyValueError::new_err("X: must be non-empty"));
+    }
+    let (f, ks) = run(py, None, |_| {
+        let fw = fnet.forward(t, xv, ak_core::faer::Par::Seq);
+        let ks = fnet.feature_kernels(&fw, ak_core::faer::Par::Seq);
+        Ok::<_, Failure>((fw.f, ks))
+    })?;
+    Ok((mat_to_numpy(py, f.as_ref()), mats_to_list(py, &ks)?))
+}
+
+/// Exact posterior of a one-hidden-layer linear network of width `width` (Gamma scale mixture
+/// of GPs).
+#[pyfunction]
+#[pyo3(signature = (x, y, x_test, *, sigma_w, width, temperature, parameterization, gamma, n_threads=None, progress=None))]
+#[allow(clippy::too_many_arguments)]
+fn exact_linear_posterior<'py>(
+    py: Python<'py>,
+    x: PyReadonlyArray2<'py, f64>,
+    y: PyReadonlyArray2<'py, f64>,
+    x_test: Option<PyReadonlyArray2<'py, f64>>,
+    sigma_w: f64,
+    width: usize,
+    temperature: f64,
+    parameterization: &str,
+    gamma: f64,
+    n_threads: Option<usize>,
+    progress: Option<Py<PyAny>>,
+) -> PyResult<ExactLinear> {
+    let prob = ExactLinearProblem {
+        x: view("X", &x)?,
+        y: view("y", &y)?,
+        x_test: match &x_test {
+            Some(t) => Some(view("X_test", t)?),
+            None => None,
+        },
+        sigma_w,
+        width,
+        temperature,
+        param: self::parameterization(parameterization, gamma)?,
+    };
+    let nt = threads(n_threads);
+    let res = run(py, progress, |ctl| Ok(core_exact(&prob, nt, ctl)?))?;
+    Ok(ExactLinear {
+        train_mean: mat_to_numpy(py, res.train_mean.as_ref()).unbind(),
+        train_var: mat_to_numpy(py, res.train_var.as_ref()).unbind(),
+        test_mean: res.test_mean.as_ref().map(|m| mat_to_numpy(py, m.as_ref()).unbind()),
+        test_var: res.test_var.as_ref().map(|m| mat_to_numpy(py, m.as_ref()).unbind()),
+        kernel_scale_mean: res.kernel_scale_mean,
+        kernel_scale_std: res.kernel_scale_std,
+        log_evidence: res.log_evidence,
+        prior_scale: res.prior_scale,
+        kappa: res.kappa,
+        log_u_mode: res.log_u_mode,
+        log_u_sd: res.log_u_sd,
+        n_grid: res.n_grid,
+    })
+}
+
+pub(crate) fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    m.add_class::<Posterior>()?;
+    m.add_class::<Trained>()?;
+    m.add_class::<ExactLinear>()?;
+    m.add_function(wrap_pyfunction!(sample_posterior, m)?)?;
+    m.add_function(wrap_pyfunction!(train_gd, m)?)?;
+    m.add_function(wrap_pyfunction!(forward, m)?)?;
+    m.add_function(wrap_pyfunction!(exact_linear_posterior, m)?)?;
+    Ok(())
+}

@@ -1,0 +1,89 @@
+//! `adaptive_kernels._core.mcmc`: the tilted single-site density of mean-field theories,
+//! sampled by parallel MALA chains (see `adaptive_kernels.tilted_moments`).
+use crate::convert::{defaults_dict, view, Options};
+use crate::errors::{to_pyerr, Failure};
+use crate::runtime::{run, threads};
+use ak_core::activation::Activation;
+use ak_core::bayesian_mean_field_tilted::TiltedOptions;
+use ak_core::control::Control;
+use ak_core::tilted_density::{sample_moments, TiltConfig};
+use numpy::ndarray::Array2;
+use numpy::{IntoPyArray, PyArray1, PyArray2, PyReadonlyArray2};
+use pyo3::prelude::*;
+use pyo3::types::PyDict;
+
+/// Monte-Carlo moments: `phi2` = `<phi phi^T>`, `h2` = `<h h^T>` (P, P), `acceptance` and
+/// `step_size` per chain, `ess` (tilt energy, summed over chains).
+#[pyclass(frozen, get_all, module = "adaptive_kernels._core.mcmc")]
+struct TiltedMoments {
+    phi2: Py<PyArray2<f64>>,
+    h2: Py<PyArray2<f64>>,
+    acceptance: Py<PyArray1<f64>>,
+    step_size: Py<PyArray1<f64>>,
+    ess: f64,
+}
+
+/// The core's default sampler settings (`n_chains`, `n_samples`, `burn_in`, `thin`,
+/// `step_size`, `seed`).
+#[pyfunction]
+fn defaults(py: Python<'_>) -> PyResult<Bound<'_, PyDict>> {
+    let s = TiltedOptions::default().sampler;
+    defaults_dict(
+        py,
+        &[
+            ("n_chains", s.n_chains.into_pyobject(py)?.into_any()),
+            ("n_samples", s.n_samples.into_pyobject(py)?.into_any()),
+            ("burn_in", s.burn_in.into_pyobject(py)?.into_any()),
+            ("thin", s.thin.into_pyobject(py)?.into_any()),
+            ("step_size", s.step_size.into_pyobject(py)?.into_any()),
+            ("seed", s.seed.into_pyobject(py)?.into_any()),
+        ],
+    )
+}
+
+/// Moments of `N(h; 0, C) exp(-phi(h)^T hat_phi phi(h) / 2)` by MALA (options: the sampler
+/// settings, the core's defaults where left out).
+#[pyfunction]
+#[pyo3(signature = (c, hat_phi, *, activation, options=None, n_threads=None, progress=None))]
+fn tilted_moments(
+    py: Python<'_>,
+    c: PyReadonlyArray2<'_, f64>,
+    hat_phi: PyReadonlyArray2<'_, f64>,
+    activation: &str,
+    options: Option<Bound<'_, PyDict>>,
+    n_threads: Option<usize>,
+    progress: Option<Py<PyAny>>,
+) -> PyResult<TiltedMoments> {
+    let act = Activation::from_name(activation).map_err(|e| to_pyerr(py, e.into()))?;
+    let o = Options::new(options)?;
+    let s = TiltedOptions::default().sampler;
+    let cfg = TiltConfig {
+        n_chains: o.get("n_chains", s.n_chains)?,
+        n_samples: o.get("n_samples", s.n_samples)?,
+        burn_in: o.get("burn_in", s.burn_in)?,
+        thin: o.get("thin", s.thin)?,
+        step_size: o.get("step_size", s.step_size)?,
+        seed: o.get("seed", s.seed)?,
+    };
+    o.finish()?;
+    let (cv, pv) = (view("C", &c)?, view("hat_phi", &hat_phi)?);
+    let nt = threads(n_threads);
+    let m = run(py, progress, |ctl: &Control| {
+        sample_moments(&act, cv, pv, &cfg, nt, ctl).map_err(Failure::from)
+    })?;
+    let p = cv.nrows();
+    Ok(TiltedMoments {
+        phi2: Array2::from_shape_vec((p, p), m.phi2).unwrap().into_pyarray(py).unbind(),
+        h2: Array2::from_shape_vec((p, p), m.h2).unwrap().into_pyarray(py).unbind(),
+        acceptance: m.acceptance.into_pyarray(py).unbind(),
+        step_size: m.step_size.into_pyarray(py).unbind(),
+        ess: m.ess,
+    })
+}
+
+pub(crate) fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    m.add_class::<TiltedMoments>()?;
+    m.add_function(wrap_pyfunction!(defaults, m)?)?;
+    m.add_function(wrap_pyfunction!(tilted_moments, m)?)?;
+    Ok(())
+}

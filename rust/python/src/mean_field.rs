@@ -1,0 +1,445 @@
+//! `adaptive_kernels._core.mean_field` (see `adaptive_kernels.BayesianMeanField`): the deep
+//! linear saddle point (closed form, L-BFGS) and the sampled solver of nonlinear networks.
+use crate::convert::{
+    defaults_dict, factor_and_solve, mat_to_numpy, mats_to_list, slice, slice1, square_to_numpy,
+    view, views, NetArg, Options,
+};
+use crate::errors::{to_pyerr, Failure};
+use crate::results::SolveReport;
+use crate::runtime::{run, threads};
+use ak_core::bayesian_mean_field::{self as linear, Point, Problem, Solver};
+use ak_core::bayesian_mean_field_tilted::{self as sampled, TiltedOptions};
+use ak_core::control::Control;
+use ak_core::faer::{Mat, MatRef};
+use ak_core::lazy_kernels::Rows;
+use ak_core::threads::with_threads;
+use ak_core::tilted_density::TiltConfig;
+use numpy::ndarray::Array2;
+use numpy::{IntoPyArray, PyArray1, PyArray2, PyReadonlyArray1, PyReadonlyArray2, PyUntypedArrayMethods};
+use pyo3::prelude::*;
+use pyo3::types::{PyDict, PyList};
+
+/// The fitted readout predictor at a solution: `factor` (`U = L^T` of `Phi^L + T I`),
+/// `factor_jitter` and `dual_coef` (`(Phi^L + T I)^{-1} Y`).
+fn readout_state(
+    kl: &Mat<f64>,
+    t: f64,
+    y: MatRef<'_, f64>,
+    nt: usize,
+) -> ak_core::Result<(Vec<f64>, f64, Mat<f64>)> {
+    let p = kl.nrows();
+    // Row-major copy read column-major, as a C-ordered NumPy array is read by `view_t`.
+    let buf: Vec<f64> = (0..p * p).map(|k| kl[(k / p, k % p)]).collect();
+    with_threads(nt, |par| factor_and_solve(MatRef::from_column_major_slice(&buf, p, p), t, y, par))
+}
+
+/// One deep-linear saddle point: `kernels`, `conjugates` (lists of (P, P)), `action`, `kappa`
+/// (closed form, else None), `stationary` ((k, 2): kappa and F1 at every stationary point of the
+/// closed form), `rank` (of `K^0`), `report`, and the readout predictor (`factor`,
+/// `factor_jitter`, `dual_coef`).
+#[pyclass(frozen, get_all, module = "adaptive_kernels._core.mean_field")]
+struct LinearSolution {
+    kernels: Py<PyList>,
+    conjugates: Py<PyList>,
+    action: f64,
+    kappa: Option<f64>,
+    stationary: Py<PyArray2<f64>>,
+    rank: usize,
+    report: Py<SolveReport>,
+    factor: Py<PyArray2<f64>>,
+    factor_jitter: f64,
+    dual_coef: Py<PyArray2<f64>>,
+}
+
+/// One sampled saddle point: `gamma` (reached), `kernels`, `conjugates`, `dual` (the iterate's
+/// `A`), `kish`, `ess`, `acceptance` (per layer and chain), `n_draws`, `chain_radius` ((L, 2)),
+/// `samples` (S x P per layer) and `weights`, `rank`, `report` (with the continuation `stages`),
+/// and the readout predictor (`factor`, `factor_jitter`, `dual_coef`).
+#[pyclass(frozen, get_all, module = "adaptive_kernels._core.mean_field")]
+struct SampledSolution {
+    gamma: f64,
+    kernels: Py<PyList>,
+    conjugates: Py<PyList>,
+    dual: Py<PyArray2<f64>>,
+    kish: Py<PyArray1<f64>>,
+    ess: Py<PyArray1<f64>>,
+    acceptance: Py<PyList>,
+    n_draws: usize,
+    chain_radius: Py<PyArray2<f64>>,
+    samples: Py<PyList>,
+    weights: Py<PyList>,
+    rank: usize,
+    report: Py<SolveReport>,
+    factor: Py<PyArray2<f64>>,
+    factor_jitter: f64,
+    dual_coef: Py<PyArray2<f64>>,
+}
+
+/// The core's default options of the deep-linear solver (`tol`, `max_iter`, `solver`, `memory`).
+#[pyfunction]
+fn defaults(py: Python<'_>) -> PyResult<Bound<'_, PyDict>> {
+    let d = linear::Options::default();
+    defaults_dict(
+        py,
+        &[
+            ("tol", d.tol.into_pyobject(py)?.into_any()),
+            ("max_iter", d.max_iter.into_pyobject(py)?.into_any()),
+            ("solver", d.solver.name().into_pyobject(py)?.into_any()),
+            ("memory", d.memory.into_pyobject(py)?.into_any()),
+        ],
+    )
+}
+
+/// The core's default options of the sampled solver (sampler and Newton-Krylov settings).
+#[pyfunction]
+fn sampled_defaults(py: Python<'_>) -> PyResult<Bound<'_, PyDict>> {
+    let d = TiltedOptions::default();
+    let s = d.sampler;
+    defaults_dict(
+        py,
+        &[
+            ("n_chains", s.n_chains.into_pyobject(py)?.into_any()),
+            ("n_samples", s.n_samples.into_pyobject(py)?.into_any()),
+            ("burn_in", s.burn_in.into_pyobject(py)?.into_any()),
+            ("thin", s.thin.into_pyobject(py)?.into_any()),
+            ("step_size", s.step_size.into_pyobject(py)?.into_any()),
+            ("seed", s.seed.into_pyobject(py)?.into_any()),
+            ("tol", d.tol.into_pyobject(py)?.into_any()),
+            ("max_iter", d.max_iter.into_pyobject(py)?.into_any()),
+            ("krylov", d.krylov.into_pyobject(py)?.into_any()),
+            ("forcing", d.forcing.into_pyobject(py)?.into_any()),
+            ("min_kish", d.min_kish.into_pyobject(py)?.into_any()),
+            ("min_trial_kish", d.min_trial_kish.into_pyobject(py)?.into_any()),
+            ("max_refresh", d.max_refresh.into_pyobject(py)?.into_any()),
+            ("max_stages", d.max_stages.into_pyobject(py)?.into_any()),
+        ],
+    )
+}
+
+fn linear_options(py: Python<'_>, opts: Option<Bound<'_, PyDict>>) -> PyResult<linear::Options> {
+    let o = Options::new(opts)?;
+    let d = linear::Options::default();
+    let solver: String = o.get("solver", d.solver.name().to_string())?;
+    let out = linear::Options {
+        tol: o.get("tol", d.tol)?,
+        max_iter: o.get("max_iter", d.max_iter)?,
+        solver: Solver::from_name(&solver).map_err(|e| to_pyerr(py, e.into()))?,
+        memory: o.get("memory", d.memory)?,
+    };
+    o.finish()?;
+    Ok(out)
+}
+
+fn sampled_options(opts: Option<Bound<'_, PyDict>>) -> PyResult<TiltedOptions> {
+    let o = Options::new(opts)?;
+    let d = TiltedOptions::default();
+    let s = d.sampler;
+    let out = TiltedOptions {
+        sampler: TiltConfig {
+            n_chains: o.get("n_chains", s.n_chains)?,
+            n_samples: o.get("n_samples", s.n_samples)?,
+            burn_in: o.get("burn_in", s.burn_in)?,
+            thin: o.get("thin", s.thin)?,
+            step_size: o.get("step_size", s.step_size)?,
+            seed: o.get("seed", s.seed)?,
+        },
+        tol: o.get("tol", d.tol)?,
+        max_iter: o.get("max_iter", d.max_iter)?,
+        krylov: o.get("krylov", d.krylov)?,
+        forcing: o.get("forcing", d.forcing)?,
+        min_kish: o.get("min_kish", d.min_kish)?,
+        min_trial_kish: o.get("min_trial_kish", d.min_trial_kish)?,
+        max_refresh: o.get("max_refresh", d.max_refresh)?,
+        max_stages: o.get("max_stages", d.max_stages)?,
+    };
+    o.finish()?;
+    Ok(out)
+}
+
+fn stationary_array<'py>(py: Python<'py>, st: &[(f64, f64)]) -> Bound<'py, PyArray2<f64>> {
+    Array2::from_shape_fn((st.len(), 2), |(i, j)| if j == 0 { st[i].0 } else { st[i].1 })
+        .into_pyarray(py)
+}
+
+/// Deep-linear saddle points along a path of `(gamma, temperature)` points; L-BFGS solves are
+/// warm-started from the previous point (`init`, full kernels, starts the first; default NNGP).
+#[pyfunction]
+#[pyo3(signature = (x, y, net, *, gammas, temperatures, init=None, options=None, n_threads=None, progress=None))]
+#[allow(clippy::too_many_arguments)]
+fn solve<'py>(
+    py: Python<'py>,
+    x: PyReadonlyArray2<'py, f64>,
+    y: PyReadonlyArray2<'py, f64>,
+    net: Bound<'py, PyAny>,
+    gammas: Vec<f64>,
+    temperatures: Vec<f64>,
+    init: Option<Vec<PyReadonlyArray2<'py, f64>>>,
+    options: Option<Bound<'py, PyDict>>,
+    n_threads: Option<usize>,
+    progress: Option<Py<PyAny>>,
+) -> PyResult<Vec<LinearSolution>> {
+    let arg = NetArg::new(&net)?;
+    let opts = linear_options(py, options)?;
+    if gammas.len() != temperatures.len() {
+        return Err(pyo3::exceptions::PyValueError::new_err(
+            "gammas: need one entry per temperature",
+        ));
+    }
+    let points: Vec<Point> = gammas
+        .into_iter()
+        .zip(temperatures)
+        .map(|(g, t)| Point { gamma: g, temperature: t })
+        .collect();
+    let (p, d) = (x.shape()[0], x.shape()[1]);
+    let xs = slice("X", &x)?;
+    let yv = view("y", &y)?;
+    let init_views = match &init {
+        Some(ks) => Some(views("kernels", ks)?),
+        None => None,
+    };
+    let nt = threads(n_threads);
+    let sols = run(py, progress, |ctl: &Control| {
+        let prob = Problem::new(&arg.net, Rows::new("X", xs, p, d)?, yv, nt)
+            .map_err(|e| arg.failure(e))?;
+        let sols = prob
+            .solve_path(&points, init_views.as_deref(), &opts, nt, ctl)
+            .map_err(Failure::from)?;
+        sols.into_iter()
+            .zip(&points)
+            .map(|(s, pt)| {
+                let st = readout_state(s.kernels.last().unwrap(), pt.temperature, yv, nt)?;
+                Ok::<_, Failure>((s, st))
+            })
+            .collect::<Result<Vec<_>, Failure>>()
+    })?;
+    sols.into_iter()
+        .map(|(s, (u, jit, dual))| {
+            Ok(LinearSolution {
+                kernels: mats_to_list(py, &s.kernels)?.unbind(),
+                conjugates: mats_to_list(py, &s.conjugates)?.unbind(),
+                action: s.action,
+                kappa: s.kappa,
+                stationary: stationary_array(py, &s.stationary).unbind(),
+                rank: s.rank,
+                report: SolveReport::new(
+                    py,
+                    s.converged,
+                    s.n_iter,
+                    Some(s.n_eval),
+                    s.residual,
+                    s.residual_history,
+                    vec![],
+                    s.solver.name(),
+                )?,
+                factor: square_to_numpy(py, u, p).unbind(),
+                factor_jitter: jit,
+                dual_coef: mat_to_numpy(py, dual.as_ref()).unbind(),
+            })
+        })
+        .collect()
+}
+
+/// The action `F` and its gradients `dF/dPhi^l` (list of (P, P)) at kernels `Phi^l`.
+#[pyfunction]
+#[pyo3(signature = (x, y, kernels, net, *, gamma, temperature, n_threads=None))]
+#[allow(clippy::too_many_arguments)]
+fn action<'py>(
+    py: Python<'py>,
+    x: PyReadonlyArray2<'py, f64>,
+    y: PyReadonlyArray2<'py, f64>,
+    kernels: Vec<PyReadonlyArray2<'py, f64>>,
+    net: Bound<'py, PyAny>,
+    gamma: f64,
+    temperature: f64,
+    n_threads: Option<usize>,
+) -> PyResult<(f64, Bound<'py, PyList>)> {
+    let arg = NetArg::new(&net)?;
+    let (p, d) = (x.shape()[0], x.shape()[1]);
+    let xs = slice("X", &x)?;
+    let yv = view("y", &y)?;
+    let kv = views("kernels", &kernels)?;
+    let nt = threads(n_threads);
+    let (f, g) = run(py, None, |_| {
+        let prob = Problem::new(&arg.net, Rows::new("X", xs, p, d)?, yv, nt)
+            .map_err(|e| arg.failure(e))?;
+        prob.objective(gamma, temperature, &kv, nt).map_err(Failure::from)
+    })?;
+    Ok((f, mats_to_list(py, &g)?))
+}
+
+/// Predictive mean (Q, C) at `x_test` from deep-linear saddle-point kernels, and with
+/// `return_var` the adapted-kernel GP variance (Q,).
+#[pyfunction]
+#[pyo3(signature = (x, y, kernels, x_test, net, *, temperature, return_var=false, n_threads=None, progress=None))]
+#[allow(clippy::too_many_arguments)]
+#[allow(clippy::type_complexity)]
+fn predict<'py>(
+    py: Python<'py>,
+    x: PyReadonlyArray2<'py, f64>,
+    y: PyReadonlyArray2<'py, f64>,
+    kernels: Vec<PyReadonlyArray2<'py, f64>>,
+    x_test: PyReadonlyArray2<'py, f64>,
+    net: Bound<'py, PyAny>,
+    temperature: f64,
+    return_var: bool,
+    n_threads: Option<usize>,
+    progress: Option<Py<PyAny>>,
+) -> PyResult<(Bound<'py, PyArray2<f64>>, Option<Bound<'py, PyArray1<f64>>>)> {
+    let arg = NetArg::new(&net)?;
+    let (p, d) = (x.shape()[0], x.shape()[1]);
+    let (q, dt) = (x_test.shape()[0], x_test.shape()[1]);
+    let xs = slice("X", &x)?;
+    let xts = slice("X_test", &x_test)?;
+    let yv = view("y", &y)?;
+    let kv = views("kernels", &kernels)?;
+    let nt = threads(n_threads);
+    let (mean, var) = run(py, progress, |ctl: &Control| {
+        let prob = Problem::new(&arg.net, Rows::new("X", xs, p, d)?, yv, nt)
+            .map_err(|e| arg.failure(e))?;
+        prob.predict(&kv, temperature, Rows::new("X_test", xts, q, dt)?, return_var, nt, ctl)
+            .map_err(Failure::from)
+    })?;
+    Ok((mat_to_numpy(py, mean.as_ref()), var.map(|v| v.into_pyarray(py))))
+}
+
+/// Sampled saddle points of a nonlinear network along `gammas` (continuation in gamma from the
+/// NNGP, warm-started along the list); options left out take the core's defaults.
+#[pyfunction]
+#[pyo3(signature = (x, y, net, *, gammas, temperature, options=None, n_threads=None, progress=None))]
+#[allow(clippy::too_many_arguments)]
+fn solve_sampled<'py>(
+    py: Python<'py>,
+    x: PyReadonlyArray2<'py, f64>,
+    y: PyReadonlyArray2<'py, f64>,
+    net: Bound<'py, PyAny>,
+    gammas: Vec<f64>,
+    temperature: f64,
+    options: Option<Bound<'py, PyDict>>,
+    n_threads: Option<usize>,
+    progress: Option<Py<PyAny>>,
+) -> PyResult<Vec<SampledSolution>> {
+    let arg = NetArg::new(&net)?;
+    let opts = sampled_options(options)?;
+    let (p, d) = (x.shape()[0], x.shape()[1]);
+    let xs = slice("X", &x)?;
+    let yv = view("y", &y)?;
+    let nt = threads(n_threads);
+    let sols = run(py, progress, |ctl: &Control| {
+        let rows = Rows::new("X", xs, p, d)?;
+        let sols = sampled::solve_path(&arg.net, &rows, yv, &gammas, temperature, &opts, nt, ctl)
+            .map_err(|e| arg.failure(e))?;
+        sols.into_iter()
+            .map(|s| {
+                let st = readout_state(s.kernels.last().unwrap(), temperature, yv, nt)?;
+                Ok::<_, Failure>((s, st))
+            })
+            .collect::<Result<Vec<_>, Failure>>()
+    })?;
+    sols.into_iter()
+        .map(|(s, (u, jit, dual))| {
+            let cr = Array2::from_shape_fn((s.chain_radius.len(), 2), |(i, j)| s.chain_radius[i][j]);
+            Ok(SampledSolution {
+                gamma: s.gamma,
+                kernels: mats_to_list(py, &s.kernels)?.unbind(),
+                conjugates: mats_to_list(py, &s.conjugates)?.unbind(),
+                dual: mat_to_numpy(py, s.a.as_ref()).unbind(),
+                kish: s.kish.into_pyarray(py).unbind(),
+                ess: s.ess.into_pyarray(py).unbind(),
+                acceptance: PyList::new(py, s.acceptance.into_iter().map(|a| a.into_pyarray(py)))?
+                    .unbind(),
+                n_draws: s.n_draws,
+                chain_radius: cr.into_pyarray(py).unbind(),
+                samples: mats_to_list(py, &s.samples)?.unbind(),
+                weights: PyList::new(py, s.weights.into_iter().map(|w| w.into_pyarray(py)))?
+                    .unbind(),
+                rank: s.support_rank,
+                report: SolveReport::new(
+                    py,
+                    s.converged,
+                    s.n_iter,
+                    None,
+                    s.residual,
+                    s.residual_history,
+                    s.stages,
+                    "sampled",
+                )?,
+                factor: square_to_numpy(py, u, p).unbind(),
+                factor_jitter: jit,
+                dual_coef: mat_to_numpy(py, dual.as_ref()).unbind(),
+            })
+        })
+        .collect()
+}
+
+/// Predictive mean (Q, C) and optionally the adapted-kernel variance (Q,) of a sampled saddle
+/// point: test rows conditionally Gaussian given each layer's weighted training samples.
+#[pyfunction]
+#[pyo3(signature = (x, y, kernels, samples, weights, x_test, net, *, temperature, seed, return_var=false, n_threads=None))]
+#[allow(clippy::type_complexity)]
+#[allow(clippy::too_many_arguments)]
+fn predict_sampled<'py>(
+    py: Python<'py>,
+    x: PyReadonlyArray2<'py, f64>,
+    y: PyReadonlyArray2<'py, f64>,
+    kernels: Vec<PyReadonlyArray2<'py, f64>>,
+    samples: Vec<PyReadonlyArray2<'py, f64>>,
+    weights: Vec<PyReadonlyArray1<'py, f64>>,
+    x_test: PyReadonlyArray2<'py, f64>,
+    net: Bound<'py, PyAny>,
+    temperature: f64,
+    seed: u64,
+    return_var: bool,
+    n_threads: Option<usize>,
+) -> PyResult<(Bound<'py, PyArray2<f64>>, Option<Bound<'py, PyArray1<f64>>>)> {
+    let arg = NetArg::new(&net)?;
+    let (p, d) = (x.shape()[0], x.shape()[1]);
+    let (q, dt) = (x_test.shape()[0], x_test.shape()[1]);
+    let xs = slice("X", &x)?;
+    let xts = slice("X_test", &x_test)?;
+    let yv = view("y", &y)?;
+    let kv = views("kernels", &kernels)?;
+    let sv: Vec<MatRef<f64>> = samples
+        .iter()
+        .map(|m| view("samples", m))
+        .collect::<PyResult<_>>()?;
+    let wv: Vec<&[f64]> = weights
+        .iter()
+        .map(|w| slice1("weights", w))
+        .collect::<PyResult<_>>()?;
+    let nt = threads(n_threads);
+    let (mean, var) = run(py, None, |_: &Control| {
+        let rows = Rows::new("X", xs, p, d)?;
+        let trows = Rows::new("X_test", xts, q, dt)?;
+        sampled::predict_rows(
+            &arg.net,
+            &rows,
+            &trows,
+            &kv,
+            &sv,
+            &wv,
+            yv,
+            temperature,
+            seed,
+            return_var,
+            nt,
+        )
+        .map_err(|e| arg.failure(e))
+    })?;
+    Ok((
+        mat_to_numpy(py, mean.as_ref()),
+        var.map(|v| v.into_pyarray(py)),
+    ))
+}
+
+pub(crate) fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    m.add_class::<LinearSolution>()?;
+    m.add_class::<SampledSolution>()?;
+    m.add_function(wrap_pyfunction!(defaults, m)?)?;
+    m.add_function(wrap_pyfunction!(sampled_defaults, m)?)?;
+    m.add_function(wrap_pyfunction!(solve, m)?)?;
+    m.add_function(wrap_pyfunction!(action, m)?)?;
+    m.add_function(wrap_pyfunction!(predict, m)?)?;
+    m.add_function(wrap_pyfunction!(solve_sampled, m)?)?;
+    m.add_function(wrap_pyfunction!(predict_sampled, m)?)?;
+    Ok(())
+}
