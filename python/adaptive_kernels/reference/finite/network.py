@@ -11,10 +11,7 @@ order); biases only when sigma_b > 0, and no readout bias in mean-field scaling.
 """
 import numpy as np
 
-try:
-    from .lazy_kernels import activation_functions
-except ImportError:  # loaded by file path
-    from lazy_kernels import activation_functions
+from ..kernels.lazy import activation_functions
 
 __all__ = ["unpack", "forward", "potential_and_gradient", "langevin_step", "gd_step", "loss_scale", "param_count"]
 

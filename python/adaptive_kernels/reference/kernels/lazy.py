@@ -12,13 +12,12 @@ where (u, v) ~ N(0, [[K^{l-1}(x, x), K^{l-1}(x, x')], [., K^{l-1}(x', x')]]).
 import numpy as np
 from scipy import special
 
-try:
-    from .quadrature import polar_expectation
-except ImportError:  # loaded by file path (tests/_load.py puts this directory on sys.path)
-    from quadrature import polar_expectation
+from .input import _check_inputs, _check_scales, _linear_diag, input_kernel
+
+from .quadrature import polar_expectation
 
 __all__ = ["activation_functions", "gaussian_expectations", "nngp_kernel", "ntk_kernel",
-           "linear_kernel", "empirical_nngp", "ACTIVATIONS"]
+           "input_kernel", "empirical_nngp", "ACTIVATIONS"]
 
 _INV_SQRT_2PI = 1.0 / np.sqrt(2.0 * np.pi)
 
@@ -110,44 +109,12 @@ def gaussian_expectations(activation, a, b, c, *, method="auto", order=32, deriv
     return e, ed
 
 
-def _check_inputs(X1, X2):
-    X1 = np.atleast_2d(np.asarray(X1, dtype=float))
-    X2 = X1 if X2 is None else np.atleast_2d(np.asarray(X2, dtype=float))
-    if X1.ndim != 2 or X2.ndim != 2 or X1.shape[1] != X2.shape[1]:
-        raise ValueError(f"X1 and X2 must be 2-D with the same number of columns, "
-                         f"got shapes {X1.shape} and {X2.shape}")
-    return X1, X2
-
-
-def _check_scales(sigma_w, sigma_b, depth=0):
-    if sigma_w < 0 or sigma_b < 0:
-        raise ValueError(f"sigma_w and sigma_b must be >= 0, got {sigma_w}, {sigma_b}")
-    if int(depth) != depth or depth < 0:
-        raise ValueError(f"depth must be an integer >= 0, got {depth}")
-
-
-def linear_kernel(X1, X2=None, sigma_w=1.0, sigma_b=0.0):
-    """Input kernel K^0(x, x') = sigma_w^2 x.x' / d + sigma_b^2, shape (P1, P2)."""
-    _check_scales(sigma_w, sigma_b)
-    symmetric = X2 is None
-    X1, X2 = _check_inputs(X1, X2)
-    K = sigma_w ** 2 * (X1 @ X2.T) / X1.shape[1] + sigma_b ** 2
-    if symmetric:  # exact symmetry and a diagonal equal to _linear_diag (rho = 1 exactly)
-        K = 0.5 * (K + K.T)
-        np.fill_diagonal(K, _linear_diag(X1, sigma_w, sigma_b))
-    return K
-
-
-def _linear_diag(X, sigma_w, sigma_b):
-    return sigma_w ** 2 * np.einsum("ij,ij->i", X, X) / X.shape[1] + sigma_b ** 2
-
-
 def _recursion(X1, X2, depth, activation, sigma_w, sigma_b, method, order, derivative, ntk):
     _check_scales(sigma_w, sigma_b, depth)
     symmetric = X2 is None
     X1, X2 = _check_inputs(X1, X2)
     opts = dict(method=method, order=order, derivative=derivative)
-    K = linear_kernel(X1, None if symmetric else X2, sigma_w, sigma_b)
+    K = input_kernel(X1, None if symmetric else X2, sigma_w, sigma_b)
     k1 = _linear_diag(X1, sigma_w, sigma_b)            # K^{l-1}(x_i, x_i)
     k2 = k1 if symmetric else _linear_diag(X2, sigma_w, sigma_b)
     Th = K
@@ -194,7 +161,7 @@ def empirical_nngp(X1, X2=None, *, depth, activation="relu", sigma_w=1.0, sigma_
     symmetric = X2 is None
     X1, X2 = _check_inputs(X1, X2)
     if depth == 0:
-        K0 = linear_kernel(X1, None if symmetric else X2, sigma_w, sigma_b)
+        K0 = input_kernel(X1, None if symmetric else X2, sigma_w, sigma_b)
         return np.repeat(K0[None], n_networks, axis=0)
     phi, _ = activation_functions(activation)
     X = X1 if symmetric else np.vstack([X1, X2])

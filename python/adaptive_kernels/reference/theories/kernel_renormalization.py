@@ -18,12 +18,9 @@ The reference favours clarity over speed: every layer map is evaluated entrywise
 import numpy as np
 from scipy import linalg, optimize, special
 
-try:
-    from .lazy_kernels import activation_functions, gaussian_expectations
-    from .quadrature import polar_expectation
-except ImportError:  # loaded by file path (tests/_load.py puts this directory on sys.path)
-    from lazy_kernels import activation_functions, gaussian_expectations
-    from quadrature import polar_expectation
+from ..kernels.input import input_kernel
+from ..kernels.lazy import activation_functions, gaussian_expectations
+from ..kernels.quadrature import polar_expectation
 
 __all__ = ["renormalized_kernels", "action", "action_gradient", "solve", "li_sompolinsky",
            "li_sompolinsky_zero_temperature", "predict", "expectation_derivatives"]
@@ -156,12 +153,6 @@ def _layer_map(net, K, derivatives=False):
     return M, sw2 * Ec, sw2 * Ea, sw2 * _diagonal_derivative(net, k)
 
 
-def _input_kernel(net, X):
-    X = np.atleast_2d(np.asarray(X, dtype=float))
-    K0 = net.sigma_w ** 2 * (X @ X.T) / X.shape[1] + net.sigma_b ** 2
-    return 0.5 * (K0 + K0.T)
-
-
 def renormalized_kernels(net, X, Q, X2=None):
     """[K^0, ..., K^L] with K^l = Q_l M^l(K^{l-1}); for X2 given, of the joint set [X; X2]."""
     Q = np.broadcast_to(np.asarray(Q, dtype=float), (net.depth,))
@@ -196,7 +187,7 @@ def action(net, X, Y, Q, widths, T):
 def _data_and_gradient(net, X, Y, Q, T):
     """(S_data, dS_data/dQ) by reverse mode through the layers (eq. dS)."""
     L = net.depth
-    Ks, Ms, derivs = [_input_kernel(net, X)], [], []
+    Ks, Ms, derivs = [input_kernel(X, sigma_w=net.sigma_w, sigma_b=net.sigma_b)], [], []
     for l in range(L):                                   # forward, keeping what the backward needs
         M, *d = _layer_map(net, Ks[-1], derivatives=True)
         Ms.append(M)
