@@ -124,7 +124,10 @@ class TheoryEstimator(RegressorMixin, BaseEstimator):
             raise ValueError(f"{names}: give exactly one of them (the path variable), got {sorted(values)}")
         key, vals = next(iter(values.items()))
         name = self._path_parameters[key]
-        vals = [vals] if np.ndim(vals) == 0 else list(vals)
+        try:
+            vals = list(vals)
+        except TypeError:
+            raise TypeError(f"{key}: expected a sequence of values, got {type(vals).__name__}") from None
         if not vals:
             raise ValueError(f"{key}: the path is empty")
         models = [clone(self).set_params(**{name: v}) for v in vals]
