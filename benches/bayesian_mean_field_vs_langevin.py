@@ -68,7 +68,7 @@ def main() -> int:
     f = lambda Z: np.tanh(Z[:, 0] + 0.5 * Z[:, 1])  # noqa: E731
     y, yt = f(X), f(Xt)
     T, L = args.temperature, args.depth
-    from adaptive_kernels.bayesian_mean_field import nngp_feature_kernel, nngp_predict
+    from adaptive_kernels.theories.mean_field import nngp_feature_kernel, nngp_predict
 
     net = ak.MLP(depth=L, activation=args.activation, sigma_w=1.0)
     f_nngp = nngp_predict(net, X, y, Xt, T)[:, 0]           # the gamma -> 0 limit
@@ -80,7 +80,7 @@ def main() -> int:
     print(head)
     rows = []
     for gamma in args.gammas:
-        th = ak.BayesianMeanField(net, gamma, temperature=T, n_samples=args.theory_samples).fit(X, y)
+        th = ak.BayesianMeanField(net, gamma=gamma, temperature=T, n_samples=args.theory_samples).fit(X, y)
         if args.activation != "linear":
             print(f"theory (sampled): ess per layer {np.round(th.ess_).tolist()}, residual {th.residual_:.1e}")
         f_th = th.predict(Xt)

@@ -2,7 +2,7 @@
 
 For each training-set size P the saddle point Q* of the kernel-renormalization action is solved twice on
 the same data in one run: by ours (ak.KernelRenormalization; before it is built, the NumPy reference
-adaptive_kernels.reference.kernel_renormalization.solve, labelled "reference") in this process, and by
+adaptive_kernels.reference.theories.kernel_renormalization.solve, labelled "reference") in this process, and by
 deepbays' FC_deep (deepbays/rkgp/theory_deep_FC.py: scipy fsolve on torch-autograd gradients) in a
 subprocess run by a separate interpreter that has torch and deepbays (--deepbays-python).
 
@@ -243,7 +243,7 @@ def make_ours(kind, threads, tol):
             return dict(Q=np.asarray(m.Q_, float), converged=bool(m.converged_), residual=float(m.residual_),
                         n_iter=int(m.n_iter_), seconds=secs)
         return "ak.KernelRenormalization", fit
-    from adaptive_kernels.reference import kernel_renormalization as ref
+    from adaptive_kernels.reference.theories import kernel_renormalization as ref
 
     def fit(net, X, y, N, T):
         t0 = time.perf_counter()
@@ -261,7 +261,7 @@ def check_mapping(args, csv, db_python):
     """P = --check-size: S_deepbays(Q) vs (2/N) S_ours(Q) at a few Q, and the two solvers' Q*."""
     import numpy as np
     import adaptive_kernels as ak
-    from adaptive_kernels.reference import kernel_renormalization as ref
+    from adaptive_kernels.reference.theories import kernel_renormalization as ref
     P, N, T = args.check_size, args.width, args.temperature
     X, y, label = load_data(args.data, P, args.seed, csv)
     print(f"# mapping check: P={P}, N={N}, T={T}, data={label}")

@@ -7,7 +7,7 @@ standard scaling, temperature 1e-2. One MALA step = one forward + backward pass 
     python benches/bench_langevin.py                     # 2 chains, 1 and 2 Rust threads
     python benches/bench_langevin.py --P 500 --steps 10
 
-The NumPy step uses `adaptive_kernels.reference.finite_width.potential_and_gradient` (the same
+The NumPy step uses `adaptive_kernels.reference.finite.network.potential_and_gradient` (the same
 equations; GEMMs through NumPy's OpenBLAS with OPENBLAS_NUM_THREADS set before import, see
 --blas-threads). Chains run one per Rust thread; the NumPy loop runs one chain at a time.
 """
@@ -35,7 +35,7 @@ def main() -> int:
 
     import adaptive_kernels as ak
     from adaptive_kernels import _core
-    from adaptive_kernels.reference import finite_width as ref
+    from adaptive_kernels.reference.finite import network as ref
 
     rng = np.random.default_rng(0)
     X = rng.standard_normal((args.P, args.d))
@@ -58,7 +58,8 @@ def main() -> int:
     # NumPy MALA loop, one chain, same work per step
     kw = dict(widths=[args.N] * args.depth, activation="relu", sigma_w=np.sqrt(2.0), sigma_b=0.0,
               parameterization="standard", gamma=1.0)
-    n = _core.finite_param_count(d=args.d, n_out=1, **kw)
+    n = _core._testing.param_count(d=args.d, n_out=1, net=net, widths=kw["widths"],
+                                   parameterization=kw["parameterization"], gamma=kw["gamma"])
     theta = rng.standard_normal(n)
     Y = y[:, None]
     beta = ref.loss_scale(kw["widths"], T, "standard", 1.0)

@@ -35,7 +35,7 @@ def main() -> int:
 
     import adaptive_kernels as ak
     from adaptive_kernels import _core
-    from adaptive_kernels.reference import lazy_kernels as ref
+    from adaptive_kernels.reference.kernels import lazy as ref
 
     threads = args.threads or _core.default_threads()
     print(f"# NNGP (relu, L={args.depth}, d={args.dim}) + Cholesky solve; Rust threads={threads}, "
@@ -52,8 +52,8 @@ def main() -> int:
             t0 = time.perf_counter()
             K = ak.nngp_kernel(net, X, n_threads=threads)
             t1 = time.perf_counter()
-            U, _, _ = _core.cholesky(K, 1e-3, n_threads=threads)
-            alpha = _core.cho_solve(U, y, n_threads=threads)
+            U, _, _ = _core.linalg.cholesky(K, 1e-3, n_threads=threads)
+            alpha = _core.linalg.cho_solve(U, y, n_threads=threads)
             t2 = time.perf_counter()
             return K, alpha, t1 - t0, t2 - t1
 
