@@ -8,7 +8,7 @@ import numpy as np
 
 from .. import _core
 from .._progress import progress_bar
-from .._validation import check_float, check_int, check_n_threads
+from .._validation import as_matrix, check_float, check_int, check_n_threads
 from ..exceptions import ConvergenceWarning
 from ..networks import MLP
 from ._common import finite_data, net_args

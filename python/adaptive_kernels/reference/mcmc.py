@@ -21,6 +21,19 @@ def _phi_and_derivative(activation):
     return table[activation]
 
 
+def _factor(C):
+    """``F`` with ``C = F F^T``: Cholesky, or ``U sqrt(lambda)`` on the support of a singular C."""
+    try:
+        Lc = np.linalg.cholesky(C)
+        if np.all(np.diag(Lc) ** 2 > 1e-10 * np.diag(C).max()):
+            return Lc
+    except np.linalg.LinAlgError:
+        pass
+    lam, U = np.linalg.eigh(C)
+    keep = lam > 1e-10 * lam.max()
+    return U[:, keep] * np.sqrt(lam[keep])
+
+
 def tilted_potential(z, C, hat_phi, activation):
     """``U(z) = |z|^2/2 + phi(Lz)^T hatPhi phi(Lz)/2`` and its gradient ``z + L^T (phi'(h) * hatPhi phi(h))``,
     with ``h = L z``, ``C = L L^T``: the tilted density ``N(h; 0, C) exp(-phi^T hatPhi phi / 2)`` in

@@ -157,7 +157,7 @@ def renormalized_kernels(net, X, Q, X2=None):
     """[K^0, ..., K^L] with K^l = Q_l M^l(K^{l-1}); for X2 given, of the joint set [X; X2]."""
     Q = np.broadcast_to(np.asarray(Q, dtype=float), (net.depth,))
     Z = np.asarray(X, dtype=float) if X2 is None else np.vstack([X, X2])
-    Ks = [_input_kernel(net, Z)]
+    Ks = [input_kernel(Z, sigma_w=net.sigma_w, sigma_b=net.sigma_b)]
     for l in range(net.depth):
         Ks.append(Q[l] * _layer_map(net, Ks[-1]))
     return Ks

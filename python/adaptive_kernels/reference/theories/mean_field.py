@@ -42,7 +42,7 @@ import numpy as np
 from scipy import linalg, optimize
 
 from ..kernels.input import input_kernel as _input_kernel
-from ..mcmc import _phi_and_derivative, chain_radius, sample_tilted, tilted_potential  # noqa: F401
+from ..mcmc import _factor, _phi_and_derivative, chain_radius, sample_tilted, tilted_potential  # noqa: F401
 
 __all__ = ["input_kernel", "nngp_kernels", "objective", "gradient", "conjugates", "closed_form",
            "closed_form_action", "solve", "test_kernels", "predict"]
@@ -270,19 +270,6 @@ def predict(kernels, K0, K0_cross, K0_test, Y, *, sigma_w, sigma_b, temperature)
     mean = cross @ np.linalg.solve(A, Y)
     var = np.diag(test) - np.einsum("ij,ji->i", cross, np.linalg.solve(A, cross.T))
     return mean, var
-
-
-def _factor(C):
-    """``F`` with ``C = F F^T``: Cholesky, or ``U sqrt(lambda)`` on the support of a singular C."""
-    try:
-        Lc = np.linalg.cholesky(C)
-        if np.all(np.diag(Lc) ** 2 > 1e-10 * np.diag(C).max()):
-            return Lc
-    except np.linalg.LinAlgError:
-        pass
-    lam, U = np.linalg.eigh(C)
-    keep = lam > 1e-10 * lam.max()
-    return U[:, keep] * np.sqrt(lam[keep])
 
 
 def _quad_forms(C, h):
