@@ -1,5 +1,6 @@
 //! Kernel predictors: GP posterior / kernel ridge, and the NTK gradient-flow predictor.
-use crate::error::{check_finite, invalid, shape, AkError, Result};
+use crate::error::{invalid, shape, AkError, Result};
+use crate::validate;
 use crate::linalg::{check_factor, cholesky_solve_in_place, lower_solve_in_place};
 use faer::{Accum, Mat, MatMut, MatRef, Par};
 use rayon::prelude::*;
@@ -48,7 +49,7 @@ pub fn gp_predict(
                 ),
             ));
         }
-        check_finite("k_test_diag", kd)?;
+        validate::finite("k_test_diag", kd)?;
         if var.as_ref().is_some_and(|v| v.len() != q) {
             return Err(shape(
                 "out",
@@ -67,21 +68,6 @@ pub fn gp_predict(
             let s: f64 = (0..p).map(|i| col[i] * col[i]).sum();
             *out = (kd[j] - s).max(0.0);
         });
-    }
-    Ok(())
-}
-
-/// Fails with `InvalidArgument` naming `name` unless every entry of `a` is finite.
-fn check_finite_mat(name: &'static str, a: MatRef<'_, f64>) -> Result<()> {
-    for i in 0..a.nrows() {
-        for j in 0..a.ncols() {
-            if !a[(i, j)].is_finite() {
-                return Err(invalid(
-                    name,
-                    format!("contains a non-finite value (NaN or inf) at ({i}, {j})"),
-                ));
-            }
-        }
     }
     Ok(())
 }
@@ -146,9 +132,9 @@ pub fn ntk_flow_coefficients(
     if y.nrows() != p {
         return Err(shape("y", format!("has {} rows, expected {p}", y.nrows())));
     }
-    check_finite("eigenvalues", eigvals)?;
-    check_finite_mat("eigenvectors", eigvecs)?;
-    check_finite_mat("y", y)?;
+    validate::finite("eigenvalues", eigvals)?;
+    validate::finite_mat("eigenvectors", eigvecs)?;
+    validate::finite_mat("y", y)?;
     let lmax = eigvals.iter().fold(0.0f64, |m, v| m.max(v.abs()));
     // Smallest eigenvalue over all of them (do not rely on the ascending order).
     {

@@ -2,10 +2,10 @@
 use crate::{
     callback_failure, make_mlp, mat_to_numpy, run, slice, threads, to_pyerr, view, Failure,
 };
-use ak_core::bayesian_mean_field::{Options, Point, Problem, Solver};
+use ak_core::theories::mean_field::linear::{Options, Point, Problem, Solver};
 use ak_core::control::Control;
 use ak_core::faer::{Mat, MatRef};
-use ak_core::lazy_kernels::Rows;
+use ak_core::kernels::net::Rows;
 use numpy::ndarray::Array2;
 use numpy::{IntoPyArray, PyArray1, PyArray2, PyReadonlyArray2, PyUntypedArrayMethods};
 use pyo3::prelude::*;
@@ -100,12 +100,12 @@ fn bmf_solve<'py>(
             dct.set_item("kernels", mats_to_list(py, &s.kernels)?)?;
             dct.set_item("conjugates", mats_to_list(py, &s.conjugates)?)?;
             dct.set_item("action", s.action)?;
-            dct.set_item("converged", s.converged)?;
-            dct.set_item("n_iter", s.n_iter)?;
-            dct.set_item("n_eval", s.n_eval)?;
-            dct.set_item("residual", s.residual)?;
-            dct.set_item("residual_history", s.residual_history.into_pyarray(py))?;
-            dct.set_item("solver", s.solver.name())?;
+            dct.set_item("converged", s.report.converged)?;
+            dct.set_item("n_iter", s.report.n_iter)?;
+            dct.set_item("n_eval", s.report.n_eval)?;
+            dct.set_item("residual", s.report.residual)?;
+            dct.set_item("residual_history", s.report.residual_history.into_pyarray(py))?;
+            dct.set_item("solver", s.report.solver)?;
             dct.set_item("kappa", s.kappa)?;
             let st = Array2::from_shape_fn((s.stationary.len(), 2), |(i, j)| {
                 if j == 0 {
@@ -247,10 +247,10 @@ fn tilted_moments<'py>(
     n_threads: Option<usize>,
     progress: Option<Py<PyAny>>,
 ) -> PyResult<Bound<'py, PyDict>> {
-    let act = ak_core::activation::Activation::from_name(activation)
+    let act = ak_core::kernels::activation::Activation::from_name(activation)
         .map_err(|e| to_pyerr(py, e.into()))?;
     let (cv, pv) = (view("C", &c)?, view("hat_phi", &hat_phi)?);
-    let cfg = ak_core::tilted_density::TiltConfig {
+    let cfg = ak_core::mcmc::tilted::TiltConfig {
         n_chains,
         n_samples,
         burn_in,
@@ -260,7 +260,7 @@ fn tilted_moments<'py>(
     };
     let nt = threads(n_threads);
     let m = run(py, progress, |ctl: &Control| {
-        ak_core::tilted_density::sample_moments(&act, cv, pv, &cfg, nt, ctl).map_err(Failure::from)
+        ak_core::mcmc::tilted::sample_moments(&act, cv, pv, &cfg, nt, ctl).map_err(Failure::from)
     })?;
     let p = cv.nrows();
     let d = PyDict::new(py);
@@ -292,7 +292,7 @@ fn tilted_potential<'py>(
     hat_phi: PyReadonlyArray2<'py, f64>,
     activation: &str,
 ) -> PyResult<(f64, Bound<'py, PyArray1<f64>>)> {
-    let act = ak_core::activation::Activation::from_name(activation)
+    let act = ak_core::kernels::activation::Activation::from_name(activation)
         .map_err(|e| to_pyerr(py, e.into()))?;
     let (cv, pv) = (view("C", &c)?, view("hat_phi", &hat_phi)?);
     let zs = crate::slice1("z", &z)?;
@@ -304,7 +304,7 @@ fn tilted_potential<'py>(
     }
     let (u, g) = run(py, None, |_: &Control| {
         let dens =
-            ak_core::tilted_density::TiltedDensity::new(&act, cv, pv, ak_core::faer::Par::Seq)?;
+            ak_core::mcmc::tilted::TiltedDensity::new(&act, cv, pv, ak_core::faer::Par::Seq)?;
         let (u, g, _, _) = dens.potential(zs);
         Ok::<_, Failure>((u, g))
     })?;
@@ -325,24 +325,24 @@ pub(crate) fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
 
 fn tilted_dict<'py>(
     py: Python<'py>,
-    s: ak_core::bayesian_mean_field_tilted::TiltedSolution,
+    s: ak_core::theories::mean_field::sampled::SampledSolution,
 ) -> PyResult<Bound<'py, PyDict>> {
     let d = PyDict::new(py);
     d.set_item("gamma", s.gamma)?;
     d.set_item("kernels", mats_to_list(py, &s.kernels)?)?;
     d.set_item("conjugates", mats_to_list(py, &s.conjugates)?)?;
     d.set_item("dual", mat_to_numpy(py, s.a.as_ref()))?;
-    d.set_item("converged", s.converged)?;
-    d.set_item("n_iter", s.n_iter)?;
-    d.set_item("residual", s.residual)?;
-    d.set_item("residual_history", s.residual_history.into_pyarray(py))?;
+    d.set_item("converged", s.report.converged)?;
+    d.set_item("n_iter", s.report.n_iter)?;
+    d.set_item("residual", s.report.residual)?;
+    d.set_item("residual_history", s.report.residual_history.into_pyarray(py))?;
     d.set_item("kish", s.kish.into_pyarray(py))?;
     d.set_item("ess", s.ess.into_pyarray(py))?;
     d.set_item(
         "acceptance",
         PyList::new(py, s.acceptance.into_iter().map(|a| a.into_pyarray(py)))?,
     )?;
-    d.set_item("stages", s.stages.into_pyarray(py))?;
+    d.set_item("stages", s.report.stages.into_pyarray(py))?;
     d.set_item("rank", s.support_rank)?;
     d.set_item("n_draws", s.n_draws)?;
     d.set_item(
@@ -364,7 +364,7 @@ fn tilted_dict<'py>(
 /// `ak_core::bayesian_mean_field_tilted`): one dict per gamma with `gamma` (reached), `kernels`,
 /// `conjugates`, `dual`, `converged`, `n_iter`, `residual`, `residual_history`, `kish`, `ess`,
 /// `acceptance`, `stages`, `n_draws`, `samples` (S x P per layer) and `weights`. Solver settings
-/// left as None take `TiltedOptions::default()`.
+/// left as None take `SampledOptions::default()`.
 #[pyfunction]
 #[pyo3(signature = (x, y, *, depth, activation, derivative, sigma_w, sigma_b, method, quadrature_order,
     gammas, temperature, n_chains, n_samples, burn_in, thin, step_size, seed, tol=None, max_iter=None, krylov=None,
@@ -401,7 +401,7 @@ fn bmf_tilted_solve<'py>(
     n_threads: Option<usize>,
     progress: Option<Py<PyAny>>,
 ) -> PyResult<Vec<Bound<'py, PyDict>>> {
-    use ak_core::bayesian_mean_field_tilted::{solve_path, TiltedOptions};
+    use ak_core::theories::mean_field::sampled::{solve_path, SampledOptions};
     let (net, slot) = make_mlp(
         py,
         depth,
@@ -416,7 +416,7 @@ fn bmf_tilted_solve<'py>(
     let xs = slice("X", &x)?;
     let yv = view("y", &y)?;
     let nt = threads(n_threads);
-    let sampler = ak_core::tilted_density::TiltConfig {
+    let sampler = ak_core::mcmc::tilted::TiltConfig {
         n_chains,
         n_samples,
         burn_in,
@@ -424,8 +424,8 @@ fn bmf_tilted_solve<'py>(
         step_size,
         seed,
     };
-    let dflt = TiltedOptions::default();
-    let opts = TiltedOptions {
+    let dflt = SampledOptions::default();
+    let opts = SampledOptions {
         sampler,
         tol: tol.unwrap_or(dflt.tol),
         max_iter: max_iter.unwrap_or(dflt.max_iter),
@@ -469,8 +469,8 @@ fn bmf_tilted_map<'py>(
     repeat: usize,
     n_threads: Option<usize>,
 ) -> PyResult<Bound<'py, PyDict>> {
-    use ak_core::bayesian_mean_field_tilted::{LayerSamples, Setup};
-    let act = ak_core::activation::Activation::from_name(activation)
+    use ak_core::theories::mean_field::sampled::{LayerSamples, Setup};
+    let act = ak_core::kernels::activation::Activation::from_name(activation)
         .map_err(|e| to_pyerr(py, e.into()))?;
     if samples.len() != c_refs.len() || samples.len() != hat_refs.len() || samples.is_empty() {
         return Err(pyo3::exceptions::PyValueError::new_err(
@@ -502,7 +502,7 @@ fn bmf_tilted_map<'py>(
             let ls: Vec<LayerSamples> = (0..sv.len())
                 .map(|l| LayerSamples::new(&act, sv[l].to_owned(), cv[l], pv[l], par))
                 .collect::<ak_core::Result<_>>()?;
-            let k0f = ak_core::tilted_density::CovFactor::psd("K0", k0v, par)?;
+            let k0f = ak_core::linalg::CovFactor::psd("K0", k0v, par)?;
             let setup = Setup {
                 act: &act,
                 k0: k0v,
@@ -587,7 +587,7 @@ fn bmf_tilted_predict<'py>(
     let (mean, var) = run(py, None, |_: &Control| {
         let rows = Rows::new("X", xs, p, d)?;
         let trows = Rows::new("X_test", xts, q, dt)?;
-        ak_core::bayesian_mean_field_tilted::predict_rows(
+        ak_core::theories::mean_field::sampled::predict_rows(
             &net,
             &rows,
             &trows,

@@ -1,8 +1,8 @@
 //! Bindings of `ak_core::exact_linear`: the exact finite-width posterior of a one-hidden-layer
 //! linear network (see `adaptive_kernels.exact_linear_posterior`).
 use crate::{mat_to_numpy, run, threads, view};
-use ak_core::exact_linear::{exact_linear_posterior as core_exact, ExactLinearProblem};
-use ak_core::finite_networks::Parameterization;
+use ak_core::finite::exact_linear::{exact_linear_posterior as core_exact, ExactLinearProblem};
+use ak_core::finite::network::Parameterization;
 use numpy::PyReadonlyArray2;
 use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;

@@ -1,11 +1,11 @@
 //! Bindings of the finite-width ground truth: Langevin/MALA posterior sampling, gradient
 //! descent with weight decay, and single steps (for the NumPy reference tests).
 use crate::{mat_to_numpy, run, run_interruptible, slice1, threads, to_pyerr, view, Failure};
-use ak_core::activation::Activation;
+use ak_core::kernels::activation::Activation;
 use ak_core::faer::{Mat, MatRef};
-use ak_core::finite_networks::{FiniteMlp, Parameterization};
-use ak_core::gradient_descent::{self, GdConfig};
-use ak_core::posterior_sampling::{self, SamplerConfig, TRACE_NAMES};
+use ak_core::finite::network::{FiniteMlp, Parameterization};
+use ak_core::finite::gradient_descent::{self, GdConfig};
+use ak_core::finite::posterior_sampling::{self, SamplerConfig, TRACE_NAMES};
 use ak_core::threads::with_threads;
 use numpy::ndarray::Array1;
 use numpy::{
@@ -333,7 +333,7 @@ fn finite_potential_and_gradient<'py>(
 }
 
 fn check_xy(py: Python<'_>, x: MatRef<'_, f64>, y: MatRef<'_, f64>) -> PyResult<()> {
-    ak_core::finite_networks::check_data(x, y).map_err(|e| to_pyerr(py, e.into()))
+    ak_core::finite::network::check_data(x, y).map_err(|e| to_pyerr(py, e.into()))
 }
 
 /// One unadjusted Langevin step `theta - eta grad U + sqrt(2 eta) xi` at `temperature`.
@@ -386,11 +386,11 @@ fn langevin_step<'py>(
         let mut g = vec![0.0; t.len()];
         let (u, _, _) =
             net.potential_and_gradient(t, xv, yv, beta, 1.0, &mut g, ak_core::faer::Par::Seq);
-        let prop = posterior_sampling::langevin_proposal(t, &g, noise, step_size);
+        let prop = ak_core::mcmc::mala::langevin_proposal(t, &g, noise, step_size);
         let mut gp = vec![0.0; t.len()];
         let (up, _, _) =
             net.potential_and_gradient(&prop, xv, yv, beta, 1.0, &mut gp, ak_core::faer::Par::Seq);
-        let lr = posterior_sampling::mala_log_ratio(u, up, t, &prop, &g, &gp, step_size);
+        let lr = ak_core::mcmc::mala::mala_log_ratio(u, up, t, &prop, &g, &gp, step_size);
         Ok::<_, Failure>((prop, lr))
     })?;
     Ok((Array1::from(prop).into_pyarray(py), log_ratio))

@@ -1,8 +1,8 @@
 //! Bindings of `ak_core::kernel_renormalization` (see `adaptive_kernels.KernelRenormalization`).
 use crate::{callback_failure, make_mlp, run, slice, threads, to_pyerr, view, Failure};
 use ak_core::control::Control;
-use ak_core::kernel_renormalization::{solve_path, Options, Point, Problem, Solver};
-use ak_core::lazy_kernels::Rows;
+use ak_core::theories::kernel_renormalization::{solve_path, Options, Point, Problem, Solver};
+use ak_core::kernels::net::Rows;
 use ak_core::threads::with_threads;
 use numpy::{IntoPyArray, PyReadonlyArray2, PyUntypedArrayMethods};
 use pyo3::prelude::*;
@@ -77,14 +77,14 @@ fn kr_solve<'py>(
         .map(|s| {
             let dct = PyDict::new(py);
             dct.set_item("Q", s.q.into_pyarray(py))?;
-            dct.set_item("converged", s.converged)?;
-            dct.set_item("n_iter", s.n_iter)?;
-            dct.set_item("n_eval", s.n_eval)?;
-            dct.set_item("residual", s.residual)?;
-            dct.set_item("residual_history", s.residual_history.into_pyarray(py))?;
+            dct.set_item("converged", s.report.converged)?;
+            dct.set_item("n_iter", s.report.n_iter)?;
+            dct.set_item("n_eval", s.report.n_eval)?;
+            dct.set_item("residual", s.report.residual)?;
+            dct.set_item("residual_history", s.report.residual_history.into_pyarray(py))?;
             dct.set_item("action", s.action)?;
             dct.set_item("gradient", s.gradient.into_pyarray(py))?;
-            dct.set_item("solver", s.solver.name())?;
+            dct.set_item("solver", s.report.solver)?;
             dct.set_item("jitter", s.jitter)?;
             Ok(dct)
         })

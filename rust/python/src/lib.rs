@@ -4,12 +4,14 @@
 //! float64 arrays; the Python layer ensures that), runs the work with the GIL released on a
 //! worker thread while the Python thread polls for Ctrl-C and progress, and maps core errors
 //! to Python exceptions. No numerics live here.
-use ak_core::activation::{Activation, ElementwiseFn, Method};
+use ak_core::kernels::activation::{Activation, ElementwiseFn, Method};
 use ak_core::control::Control;
 use ak_core::faer::{MatMut, MatRef};
-use ak_core::lazy_kernels::{lazy_kernels_scaled, Mlp, Rows};
+use ak_core::kernels::lazy::lazy_kernels_scaled;
+use ak_core::kernels::net::{Mlp, Rows};
 use ak_core::threads::with_threads;
-use ak_core::{alignment, linalg, predictors, AkError};
+use ak_core::kernels::alignment;
+use ak_core::{linalg, predictors, AkError};
 use numpy::ndarray::{Array1, Array2, Array3};
 use numpy::{
     IntoPyArray, PyArray1, PyArray2, PyArray3, PyArrayMethods, PyReadonlyArray1, PyReadonlyArray2,

@@ -16,13 +16,17 @@
 //! multiple `U(Q) B` of a fixed matrix (one hidden layer, or deep linear without bias), which
 //! costs O(P) per evaluation after one eigendecomposition. Both feed a BFGS minimiser in
 //! `log Q` with a backtracking line search, so `Q` stays positive.
-use crate::activation::{Expectation, ExpectationGrad};
 use crate::control::Control;
-use crate::error::{check_finite, invalid, shape, AkError, Result};
-use crate::lazy_kernels::{mirror_lower, mirror_upper, Mlp, Rows};
+use crate::error::{invalid, shape, AkError, Result};
+use crate::kernels::activation::{Expectation, ExpectationGrad};
+use crate::kernels::input::input_kernel_symmetric;
+use crate::kernels::net::{mirror_lower, mirror_upper, Mlp, Rows};
+use crate::kernels::quadrature::PolarRule;
 use crate::linalg::{cholesky_solve_in_place, cholesky_with_jitter, symmetric_eigen};
-use crate::quadrature::PolarRule;
+use crate::optim::bfgs;
+use crate::solve::SolveReport;
 use crate::threads::with_threads;
+use crate::validate;
 use faer::linalg::matmul::matmul;
 use faer::linalg::matmul::triangular::{self, BlockStructure};
 use faer::linalg::triangular_inverse::invert_lower_triangular;
@@ -104,19 +108,14 @@ impl Default for Options {
 #[derive(Debug, Clone)]
 pub struct Saddle {
     pub q: Vec<f64>,
-    pub converged: bool,
-    pub n_iter: usize,
-    pub n_eval: usize,
-    pub residual: f64,
-    pub residual_history: Vec<f64>,
     /// `S(Q*)` (layers of infinite width contribute nothing and keep `Q = 1`).
     pub action: f64,
     /// `dS/dQ` at `Q*`.
     pub gradient: Vec<f64>,
-    /// Evaluator used.
-    pub solver: Solver,
     /// Jitter the Cholesky of `A` needed at `Q*` (0 almost always: `T > 0`).
     pub jitter: f64,
+    /// Convergence; `solver` is the evaluator used (`spectral` or `cholesky`).
+    pub report: SolveReport,
 }
 
 /// The data of a fit: architecture, input kernel and targets.
@@ -130,35 +129,6 @@ pub struct Problem<'a> {
     rule: PolarRule,
     /// `M^1 = sigma_w^2 E[phi phi](K^0) + sigma_b^2`, the same at every `Q`.
     m1: Vec<f64>,
-}
-
-fn check_widths(widths: &[f64], depth: usize) -> Result<()> {
-    if widths.len() != depth {
-        return Err(shape(
-            "width",
-            format!(
-                "needs one width per hidden layer ({depth}), got {}",
-                widths.len()
-            ),
-        ));
-    }
-    if let Some(w) = widths.iter().find(|w| !(**w > 0.0) || w.is_nan()) {
-        return Err(invalid(
-            "width",
-            format!("widths must be > 0 (inf allowed), got {w}"),
-        ));
-    }
-    Ok(())
-}
-
-fn check_temperature(t: f64) -> Result<()> {
-    if !(t.is_finite() && t > 0.0) {
-        return Err(invalid(
-            "temperature",
-            format!("must be finite and > 0, got {t}"),
-        ));
-    }
-    Ok(())
 }
 
 impl<'a> Problem<'a> {
@@ -175,48 +145,11 @@ impl<'a> Problem<'a> {
         if p == 0 || d == 0 {
             return Err(shape("X", format!("must be non-empty, got ({p}, {d})")));
         }
-        if y.nrows() != p || y.ncols() == 0 {
-            return Err(shape(
-                "y",
-                format!(
-                    "has shape ({}, {}), expected {p} rows and >= 1 column",
-                    y.nrows(),
-                    y.ncols()
-                ),
-            ));
-        }
-        check_finite("X", x.data)?;
-        for j in 0..y.ncols() {
-            for i in 0..p {
-                if !y[(i, j)].is_finite() {
-                    return Err(invalid(
-                        "y",
-                        format!("contains a non-finite value at ({i}, {j})"),
-                    ));
-                }
-            }
-        }
-        let (s2w, s2b) = (net.sigma_w * net.sigma_w, net.sigma_b * net.sigma_b);
+        validate::finite("X", x.data)?;
+        validate::targets(y, p)?;
         let mut k0 = vec![0.0; p * p];
         with_threads(n_threads, |par| {
-            let dst = faer::MatMut::from_row_major_slice_mut(&mut k0, p, p);
-            triangular::matmul(
-                dst,
-                BlockStructure::TriangularLower,
-                Accum::Replace,
-                x.mat(),
-                BlockStructure::Rectangular,
-                x.mat().transpose(),
-                BlockStructure::Rectangular,
-                s2w / d as f64,
-                par,
-            );
-            for i in 0..p {
-                for j in 0..=i {
-                    k0[i * p + j] += s2b;
-                }
-            }
-            mirror_lower(&mut k0, p);
+            input_kernel_symmetric(x.mat(), net.sigma_w, net.sigma_b, &mut k0, par)
         });
         let mut prob = Problem {
             net,
@@ -234,7 +167,7 @@ impl<'a> Problem<'a> {
     /// Whether `K^L(Q) = (prod_l Q_l) K^L(1)` exactly.
     pub fn spectral_applies(&self) -> bool {
         self.net.depth == 1
-            || (matches!(self.net.activation, crate::activation::Activation::Linear)
+            || (matches!(self.net.activation, crate::kernels::activation::Activation::Linear)
                 && self.net.sigma_b == 0.0)
     }
 
@@ -546,9 +479,49 @@ fn residual(widths: &[f64], q: &[f64], grad: &[f64]) -> f64 {
 
 type Eval<'e> = dyn FnMut(&[f64]) -> Result<(f64, Vec<f64>, f64)> + 'e;
 
-/// BFGS on `x = ln Q` (free layers only) with a backtracking Armijo line search. Steps are
-/// capped at `|dx| <= 2`, so `Q` changes at most by e^2 per iteration. Near the optimum the
-/// action changes by round-off only; a step is then accepted when it lowers the residual.
+/// The BFGS chart `x = ln Q` over the layers of finite width (infinite ones stay at `Q = 1`).
+/// Steps are capped at `|dx| <= 2`, so `Q` changes at most by e^2 per iteration.
+struct LogChart<'a, 'e> {
+    eval: &'a mut Eval<'e>,
+    widths: &'a [f64],
+    free: Vec<usize>,
+}
+
+impl bfgs::Chart for LogChart<'_, '_> {
+    /// `(dS/dQ, jitter)`.
+    type Extra = (Vec<f64>, f64);
+    fn eval(&mut self, q: &[f64]) -> Result<(f64, Self::Extra)> {
+        let (f, g, jitter) = (self.eval)(q)?;
+        Ok((f, (g, jitter)))
+    }
+    fn chart_gradient(&self, q: &[f64], extra: &Self::Extra) -> Vec<f64> {
+        self.free.iter().map(|&l| q[l] * extra.0[l]).collect()
+    }
+    fn residual(&self, q: &[f64], extra: &Self::Extra) -> f64 {
+        residual(self.widths, q, &extra.0)
+    }
+    fn retract(&self, q: &[f64], step: f64, d: &[f64]) -> Vec<f64> {
+        let mut qn = q.to_vec();
+        for (k, &l) in self.free.iter().enumerate() {
+            qn[l] = q[l] * (step * d[k]).exp();
+        }
+        qn
+    }
+    fn chart_difference(&self, new: &[f64], old: &[f64]) -> Vec<f64> {
+        self.free.iter().map(|&l| new[l].ln() - old[l].ln()).collect()
+    }
+    /// The prior term's curvature in log Q, inverted: `1 / (N_l Q_l / 2)`.
+    fn initial_inverse_hessian(&self, q: &[f64]) -> Vec<f64> {
+        let n = self.free.len();
+        let mut h = vec![0.0; n * n];
+        for (k, &l) in self.free.iter().enumerate() {
+            h[k * n + k] = 2.0 / (self.widths[l] * q[l]);
+        }
+        h
+    }
+}
+
+/// BFGS on `x = ln Q` (free layers only) from `q0` ([`LogChart`]).
 fn minimise(
     eval: &mut Eval<'_>,
     widths: &[f64],
@@ -558,115 +531,23 @@ fn minimise(
 ) -> Result<Saddle> {
     let depth = widths.len();
     let free: Vec<usize> = (0..depth).filter(|&l| widths[l].is_finite()).collect();
-    let n = free.len();
-    let mut q: Vec<f64> = (0..depth)
+    let q: Vec<f64> = (0..depth)
         .map(|l| if widths[l].is_finite() { q0[l] } else { 1.0 })
         .collect();
-    let (mut f, mut gq, mut jitter) = eval(&q)?;
-    let mut n_eval = 1;
-    let mut res = residual(widths, &q, &gq);
-    let mut history = vec![res];
-    let to_x = |gq: &[f64], q: &[f64]| -> Vec<f64> { free.iter().map(|&l| q[l] * gq[l]).collect() };
-    let mut gx = to_x(&gq, &q);
-    // Inverse Hessian guess: the prior term's curvature in log Q, 1 / (N_l Q_l / 2).
-    let h0 = |q: &[f64]| -> Vec<f64> {
-        let mut h = vec![0.0; n * n];
-        for (k, &l) in free.iter().enumerate() {
-            h[k * n + k] = 2.0 / (widths[l] * q[l]);
-        }
-        h
+    let mut chart = LogChart { eval, widths, free };
+    let bopts = bfgs::Options {
+        tol: opts.tol,
+        max_iter: opts.max_iter,
+        ..Default::default()
     };
-    let mut h = h0(&q);
-    let mut converged = res < opts.tol;
-    let mut n_iter = 0;
-    ctl.set_total(opts.max_iter as u64);
-    while !converged && n_iter < opts.max_iter {
-        ctl.checkpoint()?;
-        n_iter += 1;
-        let mut d: Vec<f64> = (0..n)
-            .map(|i| -(0..n).map(|j| h[i * n + j] * gx[j]).sum::<f64>())
-            .collect();
-        let mut slope: f64 = d.iter().zip(&gx).map(|(a, b)| a * b).sum();
-        if slope >= 0.0 {
-            h = h0(&q);
-            d = (0..n).map(|i| -h[i * n + i] * gx[i]).collect();
-            slope = d.iter().zip(&gx).map(|(a, b)| a * b).sum();
-        }
-        let big = d.iter().fold(0.0f64, |m, v| m.max(v.abs()));
-        if big > 2.0 {
-            d.iter_mut().for_each(|v| *v *= 2.0 / big);
-            slope *= 2.0 / big;
-        }
-        let mut step = 1.0;
-        let mut accepted = None;
-        for _ in 0..60 {
-            let mut qn = q.clone();
-            for (k, &l) in free.iter().enumerate() {
-                qn[l] = q[l] * (step * d[k]).exp();
-            }
-            match eval(&qn) {
-                Ok((fnew, gnew, jit)) => {
-                    n_eval += 1;
-                    let rnew = residual(widths, &qn, &gnew);
-                    let armijo = fnew <= f + 1e-4 * step * slope;
-                    let flat = (fnew - f).abs() <= 1e-12 * (f.abs() + 1.0) && rnew < res;
-                    if armijo || flat {
-                        accepted = Some((qn, fnew, gnew, jit, rnew));
-                        break;
-                    }
-                }
-                // A step into overflow: shorten it.
-                Err(AkError::NonFinite { .. }) | Err(AkError::NotPositiveDefinite { .. }) => {
-                    n_eval += 1
-                }
-                Err(e) => return Err(e),
-            }
-            step *= 0.5;
-        }
-        let Some((qn, fnew, gnew, jit, rnew)) = accepted else {
-            break;
-        };
-        let s: Vec<f64> = free.iter().map(|&l| qn[l].ln() - q[l].ln()).collect();
-        let gxn = to_x(&gnew, &qn);
-        let yv: Vec<f64> = gxn.iter().zip(&gx).map(|(a, b)| a - b).collect();
-        let sy: f64 = s.iter().zip(&yv).map(|(a, b)| a * b).sum();
-        let ny = yv.iter().map(|v| v * v).sum::<f64>().sqrt();
-        let ns = s.iter().map(|v| v * v).sum::<f64>().sqrt();
-        if sy > 1e-12 * ny * ns {
-            // H <- (I - rho s y^T) H (I - rho y s^T) + rho s s^T
-            let rho = 1.0 / sy;
-            let hy: Vec<f64> = (0..n)
-                .map(|i| (0..n).map(|j| h[i * n + j] * yv[j]).sum())
-                .collect();
-            let yhy: f64 = yv.iter().zip(&hy).map(|(a, b)| a * b).sum();
-            for i in 0..n {
-                for j in 0..n {
-                    h[i * n + j] += -rho * (hy[i] * s[j] + s[i] * hy[j])
-                        + (rho * rho * yhy + rho) * s[i] * s[j];
-                }
-            }
-        }
-        q = qn;
-        f = fnew;
-        gq = gnew;
-        gx = gxn;
-        jitter = jit;
-        res = rnew;
-        history.push(res);
-        ctl.advance(1);
-        converged = res < opts.tol;
-    }
+    let (min, mut report) = bfgs::minimize(&mut chart, q, &bopts, ctl)?;
+    report.solver = opts.solver.name();
     Ok(Saddle {
-        q,
-        converged,
-        n_iter,
-        n_eval,
-        residual: res,
-        residual_history: history,
-        action: f,
-        gradient: gq,
-        solver: opts.solver,
-        jitter,
+        q: min.q,
+        action: min.f,
+        gradient: min.extra.0,
+        jitter: min.extra.1,
+        report,
     })
 }
 
@@ -690,15 +571,10 @@ pub fn solve_path(
 ) -> Result<Vec<Saddle>> {
     let depth = prob.net.depth;
     for pt in points {
-        check_widths(&pt.widths, depth)?;
-        check_temperature(pt.temperature)?;
+        validate::widths(&pt.widths, depth)?;
+        validate::temperature(pt.temperature)?;
     }
-    if !(opts.tol.is_finite() && opts.tol > 0.0) {
-        return Err(invalid(
-            "tol",
-            format!("must be finite and > 0, got {}", opts.tol),
-        ));
-    }
+    validate::tol(opts.tol)?;
     let mut start = match q0 {
         Some(q) => {
             if q.len() != depth || q.iter().any(|v| !(v.is_finite() && *v > 0.0)) {
@@ -723,8 +599,7 @@ pub fn solve_path(
                 Some(sp) => sp.action_and_gradient(w, t, q),
                 None => prob.action_and_gradient(w, t, q, par, ctl),
             };
-            let mut sol = minimise(&mut eval, w, &start, &Options { solver, ..*opts }, ctl)?;
-            sol.solver = solver;
+            let sol = minimise(&mut eval, w, &start, &Options { solver, ..*opts }, ctl)?;
             start = sol.q.clone();
             out.push(sol);
         }
@@ -735,7 +610,7 @@ pub fn solve_path(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::activation::Activation;
+    use crate::kernels::activation::Activation;
     use crate::control::no_control;
     use crate::rng::Rng;
 
@@ -817,7 +692,7 @@ mod tests {
                 )
                 .unwrap();
                 assert!(
-                    s[0].converged && s[0].residual < 1e-10,
+                    s[0].report.converged && s[0].report.residual < 1e-10,
                     "{solver:?}: {:?}",
                     s[0]
                 );
@@ -841,7 +716,7 @@ mod tests {
         let a = solve_path(&prob, &pts, None, &Options::default(), 1, no_control()).unwrap();
         let b = solve_path(&prob, &pts, None, &Options::default(), 2, no_control()).unwrap();
         assert_eq!(a[0].q[0], 1.0);
-        assert!(a[0].converged);
+        assert!(a[0].report.converged);
         assert_eq!(a[0].q, b[0].q);
     }
 }

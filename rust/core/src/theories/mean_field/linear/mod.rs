@@ -66,29 +66,26 @@
 //! the posterior variance of f over the readout at the saddle-point kernels (kernel fluctuations,
 //! of the same order 1/N, are not included).
 #![allow(clippy::neg_cmp_op_on_partial_ord)] // `!(x > 0.0)` also rejects NaN
-use crate::activation::Activation;
 use crate::control::Control;
 use crate::error::{invalid, shape, AkError, Result};
-use crate::lazy_kernels::{Mlp, Rows};
-use crate::linalg::symmetric_eigen;
+use crate::kernels::input::{input_kernel, input_kernel_diag};
+use crate::kernels::net::{Mlp, Rows};
+use crate::linalg::{
+    a_at, at_b, cholesky, frob2, lower_solve, scaled_update, symmetric_eigen, symmetrize,
+    tril_product, RANK_RCOND,
+};
+use crate::optim::lbfgs;
+use crate::solve::SolveReport;
 use crate::threads::with_threads;
+use crate::validate;
 use faer::linalg::matmul::matmul;
-use faer::linalg::matmul::triangular::{self, BlockStructure};
 use faer::linalg::triangular_solve::{
     solve_lower_triangular_in_place, solve_upper_triangular_in_place,
 };
-use faer::{Accum, Mat, MatRef, Par, Side};
-
-/// Whitened factors, iterations, evaluations and residual history of an L-BFGS run.
-type LbfgsRun = (Vec<Mat<f64>>, usize, usize, Vec<f64>);
-
-/// Eigenvalues of `K^0` below this fraction of the largest one span its null space.
-pub const RANK_RCOND: f64 = 1e-10;
+use faer::{Accum, Mat, MatRef, Par};
 /// Grid of the closed-form scan: `logit(kappa)` in `[-T_MAX, T_MAX]`, plus the end points.
 const GRID: usize = 4000;
 const T_MAX: f64 = 40.0;
-/// Memory budget of the L-BFGS history (bytes), and the range of its length.
-const LBFGS_BYTES: f64 = 256e6;
 
 /// Which solver computes the saddle point.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -160,12 +157,8 @@ pub struct Solution {
     pub conjugates: Vec<Mat<f64>>,
     /// `F` at the solution.
     pub action: f64,
-    pub converged: bool,
-    pub n_iter: usize,
-    pub n_eval: usize,
-    pub residual: f64,
-    pub residual_history: Vec<f64>,
-    pub solver: Solver,
+    /// Convergence; `solver` is `closed_form` or `lbfgs`.
+    pub report: SolveReport,
     /// Closed form: the global minimiser kappa, and `(kappa, F1(kappa))` at every stationary point.
     pub kappa: Option<f64>,
     pub stationary: Vec<(f64, f64)>,
@@ -212,217 +205,14 @@ struct Eval {
     conj: Option<Vec<Mat<f64>>>,
 }
 
-fn check_gamma_t(gamma: f64, t: f64) -> Result<()> {
-    if !(gamma.is_finite() && gamma > 0.0) {
-        return Err(invalid(
-            "gamma",
-            format!("must be finite and > 0, got {gamma}"),
-        ));
-    }
-    if !(t.is_finite() && t > 0.0) {
-        return Err(invalid(
-            "temperature",
-            format!("must be finite and > 0, got {t}"),
-        ));
-    }
-    Ok(())
-}
-
-/// Lower Cholesky factor of a symmetric positive definite matrix (no jitter), or None.
-pub(crate) fn cholesky(a: MatRef<'_, f64>) -> Option<Mat<f64>> {
-    let llt = a.llt(Side::Lower).ok()?;
-    let l = llt.L();
-    let n = a.nrows();
-    let out = Mat::from_fn(n, n, |i, j| if i >= j { l[(i, j)] } else { 0.0 });
-    if (0..n).all(|i| out[(i, i)].is_finite() && out[(i, i)] > 0.0) {
-        Some(out)
-    } else {
-        None
-    }
-}
-
-/// Lower factor of `s^2 B B^T + x x^T` from a lower factor `B` (diagonal signs arbitrary) by a
-/// rank-one Cholesky update (O(n^2), stable: an update, never a downdate).
-fn scaled_update(b: &Mat<f64>, s: f64, x: &[f64]) -> Mat<f64> {
-    let n = b.nrows();
-    let mut l = Mat::from_fn(n, n, |i, j| {
-        if i >= j {
-            s * b[(i, j)] * b[(j, j)].signum()
-        } else {
-            0.0
-        }
-    });
-    if x.iter().all(|v| *v == 0.0) {
-        return l;
-    }
-    let mut x = x.to_vec();
-    for k in 0..n {
-        let lkk = l[(k, k)];
-        let r = lkk.hypot(x[k]);
-        let (c, sn) = (r / lkk, x[k] / lkk);
-        l[(k, k)] = r;
-        for i in k + 1..n {
-            let li = (l[(i, k)] + sn * x[i]) / c;
-            x[i] = c * x[i] - sn * li;
-            l[(i, k)] = li;
-        }
-    }
-    l
-}
-
-/// `L^{-1} B` for lower `L`.
-fn lower_solve(l: &Mat<f64>, b: MatRef<'_, f64>, par: Par) -> Mat<f64> {
-    let mut out = b.to_owned();
-    solve_lower_triangular_in_place(l.as_ref(), out.as_mut(), par);
-    out
-}
-
-pub(crate) fn symmetrize(m: &mut Mat<f64>) {
-    let n = m.nrows();
-    for j in 0..n {
-        for i in j + 1..n {
-            let v = 0.5 * (m[(i, j)] + m[(j, i)]);
-            m[(i, j)] = v;
-            m[(j, i)] = v;
-        }
-    }
-}
-
-fn tril_product(a: &Mat<f64>, b: &Mat<f64>, par: Par) -> Mat<f64> {
-    let n = a.nrows();
-    let mut out = Mat::<f64>::zeros(n, n);
-    triangular::matmul(
-        out.as_mut(),
-        BlockStructure::TriangularLower,
-        Accum::Replace,
-        a.as_ref(),
-        BlockStructure::TriangularLower,
-        b.as_ref(),
-        BlockStructure::TriangularLower,
-        1.0,
-        par,
-    );
-    out
-}
-
-/// `A^T B` (dense).
-fn at_b(a: MatRef<'_, f64>, b: MatRef<'_, f64>, par: Par) -> Mat<f64> {
-    let mut out = Mat::<f64>::zeros(a.ncols(), b.ncols());
-    matmul(out.as_mut(), Accum::Replace, a.transpose(), b, 1.0, par);
-    out
-}
-
-/// `A A^T` (dense, symmetric).
-fn a_at(a: MatRef<'_, f64>, par: Par) -> Mat<f64> {
-    let mut out = Mat::<f64>::zeros(a.nrows(), a.nrows());
-    matmul(out.as_mut(), Accum::Replace, a, a.transpose(), 1.0, par);
-    symmetrize(&mut out);
-    out
-}
-
-fn frob2(a: &Mat<f64>) -> f64 {
-    let mut s = 0.0;
-    for j in 0..a.ncols() {
-        for v in a.col_as_slice(j) {
-            s += v * v;
-        }
-    }
-    s
-}
-
-/// `K^0(A, B) = sigma_w^2 A B^T / d + sigma_b^2` (the library's input kernel).
-pub fn input_kernel(
-    a: MatRef<'_, f64>,
-    b: MatRef<'_, f64>,
-    sigma_w: f64,
-    sigma_b: f64,
-    par: Par,
-) -> Mat<f64> {
-    let mut k = Mat::from_fn(a.nrows(), b.nrows(), |_, _| sigma_b * sigma_b);
-    matmul(
-        k.as_mut(),
-        Accum::Add,
-        a,
-        b.transpose(),
-        sigma_w * sigma_w / a.ncols() as f64,
-        par,
-    );
-    k
-}
-
-/// The diagonal `K^0(a, a)` of the rows of `a`.
-pub fn input_kernel_diag(a: MatRef<'_, f64>, sigma_w: f64, sigma_b: f64) -> Vec<f64> {
-    let d = a.ncols() as f64;
-    (0..a.nrows())
-        .map(|i| {
-            sigma_w * sigma_w * (0..a.ncols()).map(|k| a[(i, k)] * a[(i, k)]).sum::<f64>() / d
-                + sigma_b * sigma_b
-        })
-        .collect()
-}
-
-/// Targets: P rows, >= 1 column, finite.
-pub(crate) fn check_targets(y: MatRef<'_, f64>, p: usize) -> Result<()> {
-    if y.nrows() != p || y.ncols() == 0 {
-        return Err(shape(
-            "y",
-            format!(
-                "has shape ({}, {}), expected {p} rows and >= 1 column",
-                y.nrows(),
-                y.ncols()
-            ),
-        ));
-    }
-    for j in 0..y.ncols() {
-        for i in 0..p {
-            if !y[(i, j)].is_finite() {
-                return Err(invalid(
-                    "y",
-                    format!("contains a non-finite value at ({i}, {j})"),
-                ));
-            }
-        }
-    }
-    Ok(())
-}
-
-/// Architecture checks shared by the linear and the sampled solvers.
-pub(crate) fn check_net(net: &Mlp, linear_only: bool) -> Result<()> {
-    net.validate()?;
-    if net.depth == 0 {
-        return Err(invalid(
-            "net",
-            "the Bayesian mean-field saddle point needs at least one hidden layer (depth >= 1)",
-        ));
-    }
-    if linear_only && !matches!(net.activation, Activation::Linear) {
-        return Err(invalid(
-            "net",
-            "this solver needs linear activations; nonlinear networks use the sampled solver (bayesian_mean_field_tilted)",
-        ));
-    }
-    if matches!(net.activation, Activation::Custom(_)) {
-        return Err(invalid(
-            "activation",
-            "the mean-field solvers support the built-in activations only",
-        ));
-    }
-    if !(net.sigma_w > 0.0) {
-        return Err(invalid(
-            "sigma_w",
-            format!("must be > 0, got {}", net.sigma_w),
-        ));
-    }
-    Ok(())
-}
 
 impl<'a> Problem<'a> {
     /// Builds `K^0` of the training inputs `x` (P x d), its spectrum and support, for targets
     /// `y` (P x C). Only linear activations are implemented.
     pub fn new(net: &Mlp, x: Rows<'a>, y: MatRef<'a, f64>, n_threads: usize) -> Result<Self> {
-        check_net(net, true)?;
+        validate::mean_field_net(net, true)?;
         let p = x.rows;
-        check_targets(y, p)?;
+        validate::targets(y, p)?;
         let (sw, sb) = (net.sigma_w, net.sigma_b);
         with_threads(n_threads, |par| {
             let mut k0 = input_kernel(x.mat(), x.mat(), sw, sb, par);
@@ -771,7 +561,7 @@ impl<'a> Problem<'a> {
         kernels: &[MatRef<'_, f64>],
         n_threads: usize,
     ) -> Result<(f64, Vec<Mat<f64>>)> {
-        check_gamma_t(gamma, t)?;
+        validate::gamma_temperature(gamma, t)?;
         with_threads(n_threads, |par| {
             let b = self.factors_of("kernels", kernels, par)?;
             let ev = self
@@ -934,12 +724,14 @@ impl<'a> Problem<'a> {
             kernels,
             conjugates,
             action: ev.f,
-            converged: ev.residual < converged_tol,
-            n_iter,
-            n_eval,
-            residual: ev.residual,
-            residual_history: history,
-            solver,
+            report: SolveReport::new(
+                solver.name(),
+                ev.residual < converged_tol,
+                n_iter,
+                n_eval,
+                ev.residual,
+                history,
+            ),
             kappa,
             stationary,
             rank: self.basis.r,
@@ -1163,118 +955,28 @@ impl<'a> Problem<'a> {
         opts: &Options,
         par: Par,
         ctl: &Control,
-    ) -> Result<LbfgsRun> {
+    ) -> Result<(Vec<Mat<f64>>, SolveReport)> {
         let (gamma, t) = (pt.gamma, pt.temperature);
-        let n = self.n_params();
-        let memory = if opts.memory > 0 {
-            opts.memory
-        } else {
-            ((LBFGS_BYTES / (16.0 * n as f64)) as usize).clamp(5, 30)
+        let x0 = self.pack(a0);
+        let start = self
+            .eval_params(gamma, t, &x0, par)
+            .ok_or_else(|| AkError::NonFinite {
+                name: "kernels",
+                msg: "the objective is not finite at the starting point".into(),
+            })?;
+        let lopts = lbfgs::Options {
+            tol: opts.tol,
+            max_iter: opts.max_iter,
+            memory: opts.memory,
         };
-        let mut x = self.pack(a0);
-        let (mut f, mut g, mut res) =
-            self.eval_params(gamma, t, &x, par)
-                .ok_or_else(|| AkError::NonFinite {
-                    name: "kernels",
-                    msg: "the objective is not finite at the starting point".into(),
-                })?;
-        let mut n_eval = 1;
-        let mut history = vec![res];
-        let mut hist_s: std::collections::VecDeque<(Vec<f64>, Vec<f64>, f64)> =
-            std::collections::VecDeque::new();
-        let dot = |a: &[f64], b: &[f64]| -> f64 { a.iter().zip(b).map(|(x, y)| x * y).sum() };
-        let mut n_iter = 0;
-        while res >= opts.tol && n_iter < opts.max_iter {
-            ctl.checkpoint()?;
-            n_iter += 1;
-            // two-loop recursion
-            let mut d: Vec<f64> = g.clone();
-            let mut alphas = Vec::with_capacity(hist_s.len());
-            for (s, y, rho) in hist_s.iter().rev() {
-                let al = rho * dot(s, &d);
-                for (di, yi) in d.iter_mut().zip(y) {
-                    *di -= al * yi;
-                }
-                alphas.push(al);
-            }
-            let scale = match hist_s.back() {
-                Some((s, y, _)) => dot(s, y) / dot(y, y),
-                None => 1.0f64.min(1.0 / g.iter().fold(0.0f64, |m, v| m.max(v.abs()))),
-            };
-            d.iter_mut().for_each(|v| *v *= scale);
-            for ((s, y, rho), al) in hist_s.iter().zip(alphas.iter().rev()) {
-                let be = rho * dot(y, &d);
-                for (di, si) in d.iter_mut().zip(s) {
-                    *di += (al - be) * si;
-                }
-            }
-            d.iter_mut().for_each(|v| *v = -*v);
-            let mut gd = dot(&g, &d);
-            if !(gd < 0.0) {
-                hist_s.clear();
-                let sc = 1.0f64.min(1.0 / g.iter().fold(0.0f64, |m, v| m.max(v.abs())));
-                d = g.iter().map(|v| -sc * v).collect();
-                gd = dot(&g, &d);
-            }
-            // weak-Wolfe line search by bracketing/bisection; near the optimum F changes by
-            // round-off only, so an "approximate Wolfe" point (Hager-Zhang) is accepted too.
-            let (c1, c2) = (1e-4, 0.9);
-            let (mut lo, mut hi, mut step) = (0.0f64, f64::INFINITY, 1.0f64);
-            let mut accepted: Option<(f64, f64, Vec<f64>, f64)> = None;
-            let mut fallback: Option<(f64, f64, Vec<f64>, f64)> = None;
-            for _ in 0..60 {
-                let xn: Vec<f64> = x.iter().zip(&d).map(|(a, b)| a + step * b).collect();
-                n_eval += 1;
-                match self.eval_params(gamma, t, &xn, par) {
-                    None => hi = step,
-                    Some((fnew, gnew, rnew)) => {
-                        let gdn = dot(&gnew, &d);
-                        let armijo = fnew <= f + c1 * step * gd;
-                        let approx =
-                            fnew <= f + 1e-12 * (f.abs() + 1.0) && (2.0 * c1 - 1.0) * gd >= gdn;
-                        if !(armijo || approx) {
-                            hi = step;
-                        } else if gdn < c2 * gd {
-                            lo = step;
-                            fallback = Some((step, fnew, gnew, rnew));
-                        } else {
-                            accepted = Some((step, fnew, gnew, rnew));
-                            break;
-                        }
-                    }
-                }
-                step = if hi.is_finite() {
-                    0.5 * (lo + hi)
-                } else {
-                    2.0 * step
-                };
-                if hi.is_finite() && hi - lo <= 1e-16 * hi {
-                    break;
-                }
-            }
-            let Some((step, fnew, gnew, rnew)) = accepted.or(fallback) else {
-                break;
-            };
-            let s: Vec<f64> = d.iter().map(|v| step * v).collect();
-            let y: Vec<f64> = gnew.iter().zip(&g).map(|(a, b)| a - b).collect();
-            let sy = dot(&s, &y);
-            if sy > 1e-16 * dot(&s, &s).sqrt() * dot(&y, &y).sqrt() && sy > 0.0 {
-                hist_s.push_back((s.clone(), y, 1.0 / sy));
-                if hist_s.len() > memory {
-                    hist_s.pop_front();
-                }
-            }
-            for (xi, si) in x.iter_mut().zip(&s) {
-                *xi += si;
-            }
-            f = fnew;
-            g = gnew;
-            res = rnew;
-            history.push(res);
-            ctl.advance(1);
-        }
-        let _ = f;
-        Ok((self.unpack(&x), n_iter, n_eval, history))
+        let (x, report) = lbfgs::minimize(
+            |x: &[f64]| self.eval_params(gamma, t, x, par),
+            x0,
+            start,
+            &lopts,
+            ctl,
+        )?;
+        Ok((self.unpack(&x), report))
     }
 
     /// Solves one point from whitened factors `start` (None: NNGP).
@@ -1314,14 +1016,14 @@ impl<'a> Problem<'a> {
                     .map(|_| Mat::<f64>::identity(r, r))
                     .collect();
                 let a0 = start.unwrap_or(&nngp);
-                let (a, n_iter, n_eval, history) = self.lbfgs(pt, a0, opts, par, ctl)?;
+                let (a, rep) = self.lbfgs(pt, a0, opts, par, ctl)?;
                 self.finish(
                     pt,
                     a,
                     None,
                     Solver::Lbfgs,
                     opts.tol,
-                    (n_iter, n_eval, history),
+                    (rep.n_iter, rep.n_eval, rep.residual_history),
                     None,
                     par,
                 )
@@ -1340,14 +1042,9 @@ impl<'a> Problem<'a> {
         ctl: &Control,
     ) -> Result<Vec<Solution>> {
         for pt in points {
-            check_gamma_t(pt.gamma, pt.temperature)?;
+            validate::gamma_temperature(pt.gamma, pt.temperature)?;
         }
-        if !(opts.tol.is_finite() && opts.tol > 0.0) {
-            return Err(invalid(
-                "tol",
-                format!("must be finite and > 0, got {}", opts.tol),
-            ));
-        }
+        validate::tol(opts.tol)?;
         if opts.max_iter == 0 {
             return Err(invalid("max_iter", "must be >= 1"));
         }
@@ -1391,12 +1088,7 @@ impl<'a> Problem<'a> {
         n_threads: usize,
         ctl: &Control,
     ) -> Result<(Mat<f64>, Option<Vec<f64>>)> {
-        if !(t.is_finite() && t > 0.0) {
-            return Err(invalid(
-                "temperature",
-                format!("must be finite and > 0, got {t}"),
-            ));
-        }
+        validate::temperature(t)?;
         if x_test.cols != self.x.cols {
             return Err(shape(
                 "X_test",
@@ -1503,6 +1195,7 @@ impl<'a> Problem<'a> {
 mod tests {
     use super::*;
     use crate::control::no_control;
+    use crate::kernels::activation::Activation;
     use crate::rng::Rng;
 
     fn data(p: usize, d: usize, c: usize, seed: u64) -> (Vec<f64>, Mat<f64>) {
@@ -1556,8 +1249,8 @@ mod tests {
             let cf = solve(&prob, gamma, t, Solver::ClosedForm, 1);
             let lb = solve(&prob, gamma, t, Solver::Lbfgs, 1);
             assert_eq!(cf.stationary.len(), 1, "{:?}", cf.stationary);
-            assert!(cf.converged && cf.residual < 1e-11, "{}", cf.residual);
-            assert!(lb.converged, "{} {}", lb.residual, lb.n_iter);
+            assert!(cf.report.converged && cf.report.residual < 1e-11, "{}", cf.report.residual);
+            assert!(lb.report.converged, "{} {}", lb.report.residual, lb.report.n_iter);
             for l in 0..depth {
                 let e = max_rel(&lb.kernels[l], &cf.kernels[l]);
                 assert!(e < 1e-9, "layer {l}: {e}");
@@ -1625,7 +1318,7 @@ mod tests {
         assert_eq!(prob.rank(), 3);
         let cf = solve(&prob, 1.0, 0.1, Solver::ClosedForm, 1);
         let lb = solve(&prob, 1.0, 0.1, Solver::Lbfgs, 1);
-        assert!(lb.converged);
+        assert!(lb.report.converged);
         for l in 0..2 {
             assert!(max_rel(&lb.kernels[l], &cf.kernels[l]) < 1e-9);
         }
@@ -1633,8 +1326,8 @@ mod tests {
         let prob = Problem::new(&net, Rows::new("X", &x, 14, 3).unwrap(), y.as_ref(), 1).unwrap();
         assert_eq!(prob.rank(), 4);
         let lb = solve(&prob, 1.0, 0.1, Solver::Auto, 1);
-        assert_eq!(lb.solver, Solver::Lbfgs);
-        assert!(lb.converged && lb.residual < 1e-11);
+        assert_eq!(lb.report.solver, "lbfgs");
+        assert!(lb.report.converged && lb.report.residual < 1e-11);
     }
 
     #[test]
@@ -1644,7 +1337,7 @@ mod tests {
         let prob = Problem::new(&net, Rows::new("X", &x, 16, 20).unwrap(), y.as_ref(), 1).unwrap();
         let a = solve(&prob, 0.8, 0.1, Solver::Auto, 1);
         let b = solve(&prob, 0.8, 0.1, Solver::Auto, 2);
-        assert_eq!(a.n_iter, b.n_iter);
+        assert_eq!(a.report.n_iter, b.report.n_iter);
         for l in 0..2 {
             assert_eq!(a.kernels[l], b.kernels[l]);
         }

@@ -13,12 +13,12 @@
 //! For unbounded activations the tilt can overwhelm the Gaussian prior (then `p` is not
 //! normalizable and any sampler returns garbage); [`check_normalizable`] decides it exactly for
 //! linear phi and by a sufficient condition plus witness search for positively homogeneous relu.
-use crate::activation::Activation;
+use crate::kernels::activation::Activation;
 use crate::control::Control;
 use crate::error::{invalid, shape, AkError, Result};
-use crate::linalg::{check_symmetric, cholesky_with_jitter, symmetric_eigen};
-use crate::mcmc_diagnostics::integrated_autocorrelation_time;
-use crate::posterior_sampling::mala_log_ratio;
+use crate::linalg::{check_symmetric, cholesky_with_jitter, symmetric_eigen, symmetrize, CovFactor};
+use crate::mcmc::chains::integrated_autocorrelation_time;
+use crate::mcmc::mala::mala_log_ratio;
 use crate::rng::Rng;
 use crate::threads::with_threads;
 use faer::linalg::matmul::matmul;
@@ -39,6 +39,20 @@ pub struct TiltConfig {
     pub seed: u64,
 }
 
+impl Default for TiltConfig {
+    /// The sampler of the sampled mean-field solver's defaults.
+    fn default() -> Self {
+        TiltConfig {
+            n_chains: 16,
+            n_samples: 500,
+            burn_in: 300,
+            thin: 2,
+            step_size: 0.2,
+            seed: 0,
+        }
+    }
+}
+
 /// Monte-Carlo moments of the tilted density.
 #[derive(Debug, Clone)]
 pub struct TiltedMoments {
@@ -52,135 +66,6 @@ pub struct TiltedMoments {
     pub step_size: Vec<f64>,
     /// Effective sample size of the tilt energy `phi^T hatPhi phi`, summed over chains.
     pub ess: f64,
-}
-
-/// A factor `C = F F^T` of a prior covariance: the lower Cholesky factor (P x P) when `C` is
-/// positive definite, else `F = U Lambda^{1/2}` (P x r) on its support (the eigenpairs above
-/// `RANK_RCOND * lambda_max`), as for the input kernel `K^0` of P > d + 1 points. The density then
-/// lives on the r-dimensional support `h = F z`, and `C^{-1}` becomes the pseudo-inverse there.
-#[derive(Debug, Clone)]
-pub enum CovFactor {
-    Cholesky(Mat<f64>),
-    Support {
-        /// `U Lambda^{1/2}` (P x r).
-        f: Mat<f64>,
-        /// `U` (P x r) and `lambda^{-1/2}` of the kept eigenpairs.
-        u: Mat<f64>,
-        isqrt: Vec<f64>,
-    },
-}
-
-impl CovFactor {
-    /// Cholesky when it succeeds with all squared pivots above `RANK_RCOND * max diag C` (pivots
-    /// bound the smallest eigenvalue from above, so a tiny one flags a numerically singular C),
-    /// else the support factor. Fails only for a zero, non-finite or indefinite C.
-    pub fn psd(name: &'static str, c: MatRef<'_, f64>, par: Par) -> Result<Self> {
-        let p = c.nrows();
-        if p == 0 || c.ncols() != p {
-            return Err(shape(
-                name,
-                format!("must be square and non-empty, got ({p}, {})", c.ncols()),
-            ));
-        }
-        let dmax = (0..p).map(|i| c[(i, i)]).fold(0.0f64, f64::max);
-        if !(dmax > 0.0 && dmax.is_finite()) {
-            return Err(invalid(name, "the covariance is zero or non-finite"));
-        }
-        let rcond = crate::bayesian_mean_field::RANK_RCOND;
-        if let Some(l) = crate::bayesian_mean_field::cholesky(c) {
-            if (0..p).all(|i| l[(i, i)] * l[(i, i)] > rcond * dmax) {
-                return Ok(CovFactor::Cholesky(l));
-            }
-        }
-        let (w, v) = symmetric_eigen(name, c, par)?;
-        let lmax = w[p - 1];
-        if w[0] < -1e-8 * lmax {
-            return Err(AkError::NotPositiveDefinite {
-                name,
-                msg: format!("eigenvalue {:.3e} < 0 (largest {lmax:.3e})", w[0]),
-            });
-        }
-        let keep: Vec<usize> = (0..p).filter(|&i| w[i] > rcond * lmax).collect();
-        let r = keep.len();
-        let u = Mat::from_fn(p, r, |i, k| v[(i, keep[k])]);
-        let f = Mat::from_fn(p, r, |i, k| u[(i, k)] * w[keep[k]].sqrt());
-        let isqrt = keep.iter().map(|&k| 1.0 / w[k].sqrt()).collect();
-        Ok(CovFactor::Support { f, u, isqrt })
-    }
-
-    /// `F` (P x r; lower triangular when r = P).
-    pub fn f(&self) -> MatRef<'_, f64> {
-        match self {
-            CovFactor::Cholesky(l) => l.as_ref(),
-            CovFactor::Support { f, .. } => f.as_ref(),
-        }
-    }
-
-    /// Rank r of C.
-    pub fn rank(&self) -> usize {
-        self.f().ncols()
-    }
-
-    /// Whitened coordinates `Z = F^+ B` (r x k) of the columns of B (P x k): `L^{-1} B`, or
-    /// `Lambda^{-1/2} U^T B` on the support (`|Z_j|^2 = B_j^T C^+ B_j`).
-    pub fn whiten(&self, b: MatRef<'_, f64>, par: Par) -> Mat<f64> {
-        match self {
-            CovFactor::Cholesky(l) => {
-                let mut z = b.to_owned();
-                faer::linalg::triangular_solve::solve_lower_triangular_in_place(
-                    l.as_ref(),
-                    z.as_mut(),
-                    par,
-                );
-                z
-            }
-            CovFactor::Support { u, isqrt, .. } => {
-                let mut z = Mat::<f64>::zeros(u.ncols(), b.ncols());
-                matmul(z.as_mut(), Accum::Replace, u.transpose(), b, 1.0, par);
-                scale_rows(&mut z, isqrt);
-                z
-            }
-        }
-    }
-
-    /// `C^+ B` (`C^{-1} B` when C is positive definite).
-    pub fn solve(&self, b: MatRef<'_, f64>, par: Par) -> Mat<f64> {
-        let z = self.whiten(b, par);
-        match self {
-            CovFactor::Cholesky(l) => {
-                let mut z = z;
-                faer::linalg::triangular_solve::solve_upper_triangular_in_place(
-                    l.transpose(),
-                    z.as_mut(),
-                    par,
-                );
-                z
-            }
-            CovFactor::Support { u, isqrt, .. } => {
-                let mut z = z;
-                scale_rows(&mut z, isqrt);
-                let mut out = Mat::<f64>::zeros(u.nrows(), b.ncols());
-                matmul(
-                    out.as_mut(),
-                    Accum::Replace,
-                    u.as_ref(),
-                    z.as_ref(),
-                    1.0,
-                    par,
-                );
-                out
-            }
-        }
-    }
-}
-
-/// `Z <- diag(s) Z`.
-fn scale_rows(z: &mut Mat<f64>, s: &[f64]) {
-    for j in 0..z.ncols() {
-        for (k, v) in s.iter().enumerate() {
-            z[(k, j)] *= v;
-        }
-    }
 }
 
 /// The density of one layer: activation, prior covariance factor and tilt.
@@ -656,7 +541,7 @@ pub fn weighted_gram(
         par,
     );
     if f.ncols() == g.ncols() && std::ptr::eq(f.as_ptr(), g.as_ptr()) {
-        crate::bayesian_mean_field::symmetrize(&mut out);
+        symmetrize(&mut out);
     }
     out
 }

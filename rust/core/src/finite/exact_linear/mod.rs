@@ -28,7 +28,7 @@
 //! with an N x C readout matrix V has the C x C Wishart scale `c V^T V / N` instead.
 use crate::control::Control;
 use crate::error::{invalid, shape, AkError, Result};
-use crate::finite_networks::Parameterization;
+use crate::finite::network::Parameterization;
 use crate::linalg::symmetric_eigen;
 use crate::threads::with_threads;
 use faer::{Accum, Mat, MatRef, Par};

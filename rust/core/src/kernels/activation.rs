@@ -1,7 +1,7 @@
 //! Activation functions and their bivariate Gaussian expectations
 //! `E[phi(u) phi(v)]` and `E[phi'(u) phi'(v)]`, `(u, v) ~ N(0, [[a, c], [c, b]])`.
 use crate::error::{AkError, Result};
-use crate::quadrature::{correlation, PolarRule};
+use crate::kernels::quadrature::{correlation, PolarRule};
 use std::f64::consts::{FRAC_1_SQRT_2, PI};
 use std::sync::Arc;
 

@@ -1,6 +1,6 @@
 //! Bayesian mean-field saddle point of *nonlinear* networks (Lauditi, Bordelon, Pehlevan 2025;
 //! digest `lauditi_bordelon_pehlevan_2025.md` §2.2, §2.5, §4.3): conventions of
-//! [`crate::bayesian_mean_field`] (mean-field readout `f = w . phi(h^L) / (gamma N)`, temperature T,
+//! [`crate::theories::mean_field::linear`] (mean-field readout `f = w . phi(h^L) / (gamma N)`, temperature T,
 //! `C^{l-1} = sigma_w^2 Phi^{l-1} + sigma_b^2`, `C^0 = K^0`).
 //!
 //! # Equations (digest §2.2, derived there; stationarity of the min-max action)
@@ -23,7 +23,7 @@
 //!   backtracking line search on `|x' - x|`; for deep linear nets with exact moments this
 //!   reaches the closed form in every case tried (L <= 4, gamma <= 5).
 //! * Moments come from MCMC samples of each layer's density (the parallel MALA sampler of
-//!   [`crate::tilted_density`]), drawn once at a reference point and *reweighted* to the current
+//!   [`crate::mcmc::tilted`]), drawn once at a reference point and *reweighted* to the current
 //!   iterate with log-domain self-normalised weights
 //!   `log w = log N(h; 0, C) - log N(h; 0, C_ref) - phi^T (hatPhi - hatPhi_ref) phi / 2`.
 //!   The map is then a smooth deterministic function of x (common random numbers), so Newton
@@ -77,14 +77,19 @@
 //! factor per layer serves all test points; the weighted samples give `Phi^l(*, X)` and
 //! `Phi^l(*, *)`, which build the next layer's `C(*, X)`.
 #![allow(clippy::neg_cmp_op_on_partial_ord)]
-use crate::activation::Activation;
-use crate::bayesian_mean_field::{
-    check_net, check_targets, cholesky, input_kernel, input_kernel_diag, symmetrize,
-};
 use crate::control::Control;
 use crate::error::{invalid, shape, AkError, Result};
+use crate::kernels::activation::Activation;
+use crate::kernels::input::{input_kernel, input_kernel_diag};
+use crate::kernels::net::{Mlp, Rows};
+use crate::linalg::{cholesky, symmetrize, CovFactor};
+use crate::mcmc::chains::chain_radius;
+use crate::mcmc::tilted::{apply_phi, weighted_gram, TiltConfig, TiltedDensity};
+use crate::optim::newton_krylov::{self, newton_krylov};
 use crate::rng::Rng;
-use crate::tilted_density::{apply_phi, weighted_gram, CovFactor, TiltConfig, TiltedDensity};
+use crate::solve::continuation::Continuation;
+use crate::solve::SolveReport;
+use crate::validate;
 use faer::linalg::matmul::matmul;
 use faer::linalg::triangular_solve::{
     solve_lower_triangular_in_place, solve_upper_triangular_in_place,
@@ -92,9 +97,9 @@ use faer::linalg::triangular_solve::{
 use faer::{Accum, Mat, MatRef, Par};
 use rayon::prelude::*;
 
-/// Settings of the nonlinear solver.
+/// Settings of the sampled solver.
 #[derive(Debug, Clone, Copy)]
-pub struct TiltedOptions {
+pub struct SampledOptions {
     pub sampler: TiltConfig,
     /// Converged when the dimensionless fixed-point residual is below `tol`.
     pub tol: f64,
@@ -112,17 +117,10 @@ pub struct TiltedOptions {
     pub max_stages: usize,
 }
 
-impl Default for TiltedOptions {
+impl Default for SampledOptions {
     fn default() -> Self {
-        TiltedOptions {
-            sampler: TiltConfig {
-                n_chains: 16,
-                n_samples: 500,
-                burn_in: 300,
-                thin: 2,
-                step_size: 0.2,
-                seed: 0,
-            },
+        SampledOptions {
+            sampler: TiltConfig::default(),
             tol: 1e-8,
             max_iter: 50,
             krylov: 30,
@@ -455,169 +453,23 @@ fn measure(hidden: &[Mat<f64>], a: MatRef<'_, f64>, out: &MapOut, par: Par) -> f
     r
 }
 
-fn norm(v: &[f64]) -> f64 {
-    v.iter().map(|x| x * x).sum::<f64>().sqrt()
-}
-
-fn dot(a: &[f64], b: &[f64]) -> f64 {
-    a.iter().zip(b).map(|(x, y)| x * y).sum()
-}
-
-/// GMRES(m) from zero with Givens rotations: approximately solves `J d = b` to relative residual `tol`.
-pub fn gmres<F: FnMut(&[f64]) -> Result<Vec<f64>>>(
-    mut matvec: F,
-    b: &[f64],
-    tol: f64,
-    m: usize,
-) -> Result<Vec<f64>> {
-    let n = b.len();
-    let beta = norm(b);
-    if beta == 0.0 {
-        return Ok(vec![0.0; n]);
-    }
-    let mut v: Vec<Vec<f64>> = vec![b.iter().map(|x| x / beta).collect()];
-    let mut h = vec![vec![0.0; m]; m + 1];
-    let (mut cs, mut sn) = (vec![0.0; m], vec![0.0; m]);
-    let mut g = vec![0.0; m + 1];
-    g[0] = beta;
-    let mut k = 0;
-    for j in 0..m {
-        let mut w = matvec(&v[j])?;
-        for i in 0..=j {
-            h[i][j] = dot(&w, &v[i]);
-            for (wk, vk) in w.iter_mut().zip(&v[i]) {
-                *wk -= h[i][j] * vk;
-            }
-        }
-        h[j + 1][j] = norm(&w);
-        for i in 0..j {
-            let t = cs[i] * h[i][j] + sn[i] * h[i + 1][j];
-            h[i + 1][j] = -sn[i] * h[i][j] + cs[i] * h[i + 1][j];
-            h[i][j] = t;
-        }
-        let r = h[j][j].hypot(h[j + 1][j]);
-        let hn = h[j + 1][j];
-        if r == 0.0 {
-            k = j;
-            break;
-        }
-        cs[j] = h[j][j] / r;
-        sn[j] = hn / r;
-        h[j][j] = r;
-        h[j + 1][j] = 0.0;
-        g[j + 1] = -sn[j] * g[j];
-        g[j] *= cs[j];
-        k = j + 1;
-        if g[j + 1].abs() <= tol * beta || hn <= 1e-14 * beta {
-            break;
-        }
-        v.push(w.iter().map(|x| x / hn).collect());
-    }
-    let mut y = vec![0.0; k];
-    for i in (0..k).rev() {
-        let s: f64 = (i + 1..k).map(|l| h[i][l] * y[l]).sum();
-        y[i] = (g[i] - s) / h[i][i];
-    }
-    let mut d = vec![0.0; n];
-    for (yi, vi) in y.iter().zip(&v) {
-        for (dk, vk) in d.iter_mut().zip(vi) {
-            *dk += yi * vk;
-        }
-    }
-    Ok(d)
-}
-
-/// Inexact Newton on `r(x) = 0` (finite-difference Jacobian-vector products, GMRES, backtracking
-/// on `|r|`). `residual(x, want_measure)` returns `Ok(None)` at inadmissible points (the step is
-/// halved); the convergence measure is only asked for at iterates and trial points, not inside
-/// the Jacobian-vector products (it costs O(P^3) per hidden layer). Returns
-/// `(x, iterations, measure history)`; stops at `measure < tol` or when no step decreases `|r|`
-/// (an inadmissible start returns at once with the measure +inf).
-pub fn newton_krylov<F>(
-    mut residual: F,
-    x0: Vec<f64>,
-    tol: f64,
-    max_iter: usize,
-    krylov: usize,
-    forcing: f64,
-    ctl: &Control,
-) -> Result<(Vec<f64>, usize, Vec<f64>)>
-where
-    F: FnMut(&[f64], bool) -> Result<Option<(Vec<f64>, f64)>>,
-{
-    let mut x = x0;
-    let (mut r, mut meas) = match residual(&x, true)? {
-        Some(v) => v,
-        None => return Ok((x, 0, vec![f64::INFINITY])), // inadmissible start: no progress
-    };
-    let mut hist = vec![meas];
-    for it in 0..max_iter {
-        ctl.checkpoint()?;
-        if meas < tol {
-            return Ok((x, it, hist));
-        }
-        let nx = norm(&x).max(1.0);
-        let rc = r.clone();
-        let xc = x.clone();
-        let rhs: Vec<f64> = r.iter().map(|v| -v).collect();
-        let d = gmres(
-            |v: &[f64]| {
-                let eps = 1e-7 * nx / norm(v).max(1e-300);
-                let xe: Vec<f64> = xc.iter().zip(v).map(|(a, b)| a + eps * b).collect();
-                Ok(match residual(&xe, false)? {
-                    Some((re, _)) => re.iter().zip(&rc).map(|(a, b)| (a - b) / eps).collect(),
-                    None => vec![0.0; v.len()],
-                })
-            },
-            &rhs,
-            forcing,
-            krylov,
-        )?;
-        let nr = norm(&r);
-        let mut t = 1.0;
-        let mut accepted = None;
-        for _ in 0..30 {
-            let xn: Vec<f64> = x.iter().zip(&d).map(|(a, b)| a + t * b).collect();
-            if let Some((rn, mn)) = residual(&xn, true)? {
-                if norm(&rn) <= (1.0 - 1e-4 * t) * nr {
-                    accepted = Some((xn, rn, mn));
-                    break;
-                }
-            }
-            t *= 0.5;
-        }
-        match accepted {
-            Some((xn, rn, mn)) => {
-                x = xn;
-                r = rn;
-                meas = mn;
-                hist.push(meas);
-            }
-            None => return Ok((x, it, hist)),
-        }
-    }
-    Ok((x, max_iter, hist))
-}
-
 /// A fitted saddle point.
 #[derive(Debug, Clone)]
-pub struct TiltedSolution {
+pub struct SampledSolution {
     pub gamma: f64,
     pub kernels: Vec<Mat<f64>>,
     /// `hatPhi_1 .. hatPhi_L` (the last is `-gamma^2 A A^T`).
     pub conjugates: Vec<Mat<f64>>,
     /// The iterate's `A` (at the fixed point `(Phi^L + T I)^{-1} Y`).
     pub a: Mat<f64>,
-    pub converged: bool,
-    pub n_iter: usize,
-    pub residual: f64,
-    pub residual_history: Vec<f64>,
+    /// Convergence (`converged`: the target gamma was reached and its solve converged),
+    /// Newton iterations and residual evaluations summed over the stages, and the continuation
+    /// `stages`: reached gammas (positive) and failed attempts (negative).
+    pub report: SolveReport,
     pub kish: Vec<f64>,
     /// MCMC effective sample size (tilt energy, summed over chains) per layer, times the Kish fraction.
     pub ess: Vec<f64>,
     pub acceptance: Vec<Vec<f64>>,
-    /// Continuation stages: reached gammas (positive) and failed attempts (negative).
-    pub stages: Vec<f64>,
     pub n_draws: usize,
     /// The final samples (S x P per layer) and their normalised weights, for prediction.
     pub samples: Vec<Mat<f64>>,
@@ -626,24 +478,6 @@ pub struct TiltedSolution {
     pub support_rank: usize,
     /// Per layer, [`chain_radius`] of the final samples (first and last third of the chains).
     pub chain_radius: Vec<[f64; 2]>,
-}
-
-/// Mean whitened squared radius `|z|^2 / r` of the first and of the last third of every chain
-/// (`q = |z|^2` chain-major, `r` whitened coordinates). Equilibrated chains give two equal values
-/// (about 1 under a mild tilt); chains still drifting outward along a soft direction of a strong
-/// relu readout tilt (which MALA, stepping at the scale of the stiff directions, crosses slowly)
-/// or running away where the tilt is not normalizable give a growing pair.
-pub fn chain_radius(q: &[f64], n_chains: usize, r: usize) -> [f64; 2] {
-    let per = q.len() / n_chains.max(1);
-    let third = (per / 3).max(1);
-    let (mut first, mut last) = (0.0, 0.0);
-    for c in 0..n_chains {
-        let ch = &q[c * per..(c + 1) * per];
-        first += ch[..third].iter().sum::<f64>();
-        last += ch[per - third..].iter().sum::<f64>();
-    }
-    let norm = (third * n_chains * r.max(1)) as f64;
-    [first / norm, last / norm]
 }
 
 /// Draws every layer's samples at the iterate `(hidden, a)` (forward, layer by layer).
@@ -706,35 +540,24 @@ enum StageEnd {
 pub fn solve(
     setup: &Setup,
     depth: usize,
-    opts: &TiltedOptions,
-    init: Option<(&TiltedSolution, f64)>,
+    opts: &SampledOptions,
+    init: Option<(&SampledSolution, f64)>,
     par: Par,
     ctl: &Control,
-) -> Result<TiltedSolution> {
+) -> Result<SampledSolution> {
     let p = setup.k0.nrows();
     let c = setup.y.ncols();
     let target = setup.gamma;
-    if !(target.is_finite() && target > 0.0) {
-        return Err(invalid(
-            "gamma",
-            format!("must be finite and > 0, got {target}"),
-        ));
-    }
-    if !(setup.temperature.is_finite() && setup.temperature > 0.0) {
-        return Err(invalid(
-            "temperature",
-            format!("must be finite and > 0, got {}", setup.temperature),
-        ));
-    }
-    let (mut x, mut g_done) = match init {
+    validate::gamma_temperature(target, setup.temperature)?;
+    let (mut x, g_done) = match init {
         Some((s, g)) => {
             let hidden: Vec<Mat<f64>> = s.conjugates[..depth - 1].to_vec();
             (pack(&hidden, s.a.as_ref()), g)
         }
         None => (vec![0.0; (depth - 1) * p * p + p * c], 0.0),
     };
-    let (mut n_iter, mut hist, mut stages, mut n_draws) = (0usize, vec![], vec![], 0usize);
-    let mut step = target - g_done;
+    let (mut n_iter, mut n_eval, mut hist, mut n_draws) = (0usize, 0usize, vec![], 0usize);
+    let mut cont = Continuation::new(g_done, target, opts.max_stages);
     // the probe's NNGP samples, reused as the first stage's first draw (same densities)
     let mut probe: Option<Vec<LayerSamples>> = None;
     if init.is_none() {
@@ -755,26 +578,28 @@ pub fn solve(
         )?;
         n_draws += 1;
         let a_nngp = setup.map(&hidden, a.as_ref(), &samples, par)?.a;
-        while step > 1e-3 * target {
+        while cont.step > 1e-3 * target {
             let st = Setup {
-                gamma: step,
+                gamma: cont.step,
                 ..*setup
             };
             match st.map(&hidden, a_nngp.as_ref(), &samples, par) {
                 Ok(out) if out.kish.iter().all(|k| *k >= opts.min_kish) => break,
-                _ => step *= 0.5,
+                _ => cont.step *= 0.5,
             }
         }
         probe = Some(samples);
     }
     let mut last: Option<(Vec<LayerSamples>, MapOut)> = None;
     let mut last_failure_normalizable = false;
-    while stages.len() < opts.max_stages {
-        let g_try = if (target - g_done) <= step * (1.0 + 1e-12) {
-            target
-        } else {
-            g_done + step
-        };
+    let nk_opts = newton_krylov::Options {
+        tol: opts.tol,
+        max_iter: opts.max_iter,
+        krylov: opts.krylov,
+        forcing: opts.forcing,
+    };
+    while let Some(g_try) = cont.next() {
+        let g_done = cont.done;
         let st = Setup {
             gamma: g_try,
             ..*setup
@@ -850,16 +675,10 @@ pub fn solve(
                     }
                 };
                 let before = xs.clone();
-                let (xn, it, h) = newton_krylov(
-                    res,
-                    xs,
-                    opts.tol,
-                    opts.max_iter,
-                    opts.krylov,
-                    opts.forcing,
-                    ctl,
-                )?;
-                n_iter += it;
+                let (xn, rep) = newton_krylov(res, xs, &nk_opts, ctl)?;
+                n_iter += rep.n_iter;
+                n_eval += rep.n_eval;
+                let h = rep.residual_history;
                 hist.extend_from_slice(&h);
                 xs = xn;
                 let (hd, av) = unpack(&xs, depth, p, c);
@@ -881,25 +700,21 @@ pub fn solve(
         match end {
             StageEnd::Done(xn, samples, out) => {
                 x = xn;
-                g_done = g_try;
-                stages.push(g_try);
                 last = Some((samples, out));
-                if g_done == target {
+                if cont.succeeded(g_try) {
                     break;
                 }
-                step *= 2.0;
             }
             StageEnd::Failed { normalizable } => {
                 last_failure_normalizable = !normalizable;
-                stages.push(-g_try);
-                step *= 0.5;
-                if step < 1e-4 * target {
+                if cont.failed(g_try) {
                     break;
                 }
             }
         }
     }
-    let converged = g_done == target;
+    let converged = cont.reached();
+    let g_done = cont.done;
     if !converged && last_failure_normalizable {
         return Err(invalid(
             "gamma",
@@ -915,7 +730,7 @@ pub fn solve(
         None => {
             return Err(invalid(
                 "gamma",
-                format!("the continuation from the NNGP made no progress towards gamma = {target} ({} stages)", stages.len()),
+                format!("the continuation from the NNGP made no progress towards gamma = {target} ({} stages)", cont.stages.len()),
             ))
         }
     };
@@ -942,16 +757,21 @@ pub fn solve(
             chain_radius(&s.q_ref, opts.sampler.n_chains, r)
         })
         .collect();
-    Ok(TiltedSolution {
+    Ok(SampledSolution {
         chain_radius,
         gamma: g_done,
         kernels: out.kernels,
         conjugates,
         a,
-        converged,
-        n_iter,
-        residual,
-        residual_history: hist,
+        report: SolveReport {
+            converged,
+            n_iter,
+            n_eval,
+            residual,
+            residual_history: hist,
+            stages: cont.stages,
+            solver: "newton_krylov",
+        },
         ess: samples
             .iter()
             .zip(&out.kish)
@@ -959,7 +779,6 @@ pub fn solve(
             .collect(),
         kish: out.kish,
         acceptance: samples.iter().map(|s| s.acceptance.clone()).collect(),
-        stages,
         n_draws,
         weights: out.weights,
         samples: samples.into_iter().map(|s| s.h).collect(),
@@ -1084,17 +903,17 @@ pub fn predict(
 
 /// Saddle points along `gammas` (each warm-started from the previous one) at one temperature.
 pub fn solve_path(
-    net: &crate::lazy_kernels::Mlp,
-    x: &crate::lazy_kernels::Rows,
+    net: &Mlp,
+    x: &Rows,
     y: MatRef<'_, f64>,
     gammas: &[f64],
     temperature: f64,
-    opts: &TiltedOptions,
+    opts: &SampledOptions,
     n_threads: usize,
     ctl: &Control,
-) -> Result<Vec<TiltedSolution>> {
-    check_net(net, false)?;
-    check_targets(y, x.rows)?;
+) -> Result<Vec<SampledSolution>> {
+    validate::mean_field_net(net, false)?;
+    validate::targets(y, x.rows)?;
     if !(opts.tol > 0.0)
         || opts.max_iter == 0
         || opts.krylov == 0
@@ -1108,7 +927,7 @@ pub fn solve_path(
     crate::threads::with_threads(n_threads, |par| {
         let k0 = input_kernel(x.mat(), x.mat(), net.sigma_w, net.sigma_b, par);
         let k0f = CovFactor::psd("X", k0.as_ref(), par)?;
-        let mut out: Vec<TiltedSolution> = Vec::with_capacity(gammas.len());
+        let mut out: Vec<SampledSolution> = Vec::with_capacity(gammas.len());
         for &g in gammas {
             let setup = Setup {
                 act: &net.activation,
@@ -1133,9 +952,9 @@ pub fn solve_path(
 /// [`predict`] from training and test inputs.
 #[allow(clippy::too_many_arguments)]
 pub fn predict_rows(
-    net: &crate::lazy_kernels::Mlp,
-    x: &crate::lazy_kernels::Rows,
-    x_test: &crate::lazy_kernels::Rows,
+    net: &Mlp,
+    x: &Rows,
+    x_test: &Rows,
     kernels: &[MatRef<'_, f64>],
     samples: &[MatRef<'_, f64>],
     weights: &[&[f64]],
@@ -1145,7 +964,7 @@ pub fn predict_rows(
     return_var: bool,
     n_threads: usize,
 ) -> Result<(Mat<f64>, Option<Vec<f64>>)> {
-    check_net(net, false)?;
+    validate::mean_field_net(net, false)?;
     if x_test.cols != x.cols {
         return Err(shape(
             "X_test",
@@ -1176,68 +995,4 @@ pub fn predict_rows(
             par,
         )
     })
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::control::no_control;
-
-    #[test]
-    fn gmres_solves_a_nonsymmetric_system_in_n_steps() {
-        let n = 6;
-        let a = Mat::from_fn(n, n, |i, j| {
-            if i == j {
-                3.0 + i as f64
-            } else {
-                ((i * 7 + j * 3) % 5) as f64 * 0.3 - 0.5
-            }
-        });
-        let b: Vec<f64> = (0..n).map(|i| 1.0 + i as f64).collect();
-        let mv = |v: &[f64]| -> Result<Vec<f64>> {
-            Ok((0..n)
-                .map(|i| (0..n).map(|j| a[(i, j)] * v[j]).sum())
-                .collect())
-        };
-        let x = gmres(mv, &b, 1e-14, n).unwrap();
-        let r: Vec<f64> = (0..n)
-            .map(|i| (0..n).map(|j| a[(i, j)] * x[j]).sum::<f64>() - b[i])
-            .collect();
-        assert!(norm(&r) < 1e-11 * norm(&b), "{r:?}");
-    }
-
-    #[test]
-    fn newton_krylov_solves_a_nonlinear_fixed_point_and_respects_inadmissible_points() {
-        // x = cos(x) componentwise with a coupling; points with x_0 > 2 are inadmissible
-        let res = |x: &[f64], _m: bool| -> Result<Option<(Vec<f64>, f64)>> {
-            if x[0] > 2.0 {
-                return Ok(None);
-            }
-            let r: Vec<f64> = (0..x.len())
-                .map(|i| (x[i] + 0.1 * x[(i + 1) % x.len()]).cos() - x[i])
-                .collect();
-            let m = r.iter().fold(0.0f64, |a, v| a.max(v.abs()));
-            Ok(Some((r, m)))
-        };
-        let (x, it, hist) =
-            newton_krylov(res, vec![0.0; 4], 1e-12, 50, 10, 1e-3, no_control()).unwrap();
-        assert!(*hist.last().unwrap() < 1e-12 && it < 15, "{hist:?}");
-        for i in 0..4 {
-            assert!(((x[i] + 0.1 * x[(i + 1) % 4]).cos() - x[i]).abs() < 1e-12);
-        }
-    }
-
-    #[test]
-    fn chain_radius_compares_the_first_and_last_thirds() {
-        let (chains, per, r) = (4, 90, 50usize);
-        let flat = vec![r as f64; chains * per];
-        assert_eq!(chain_radius(&flat, chains, r), [1.0, 1.0]);
-        // each chain's radius growing linearly: first third ~1/6, last third ~5/6 of the way
-        let grow: Vec<f64> = (0..chains * per)
-            .map(|i| r as f64 * (1.0 + 6.0 * (i % per) as f64 / per as f64))
-            .collect();
-        let [a, b] = chain_radius(&grow, chains, r);
-        assert!((a - (1.0 + 6.0 * 14.5 / 90.0)).abs() < 1e-12, "{a}");
-        assert!((b - (1.0 + 6.0 * 74.5 / 90.0)).abs() < 1e-12, "{b}");
-    }
 }
