@@ -24,6 +24,21 @@ pub struct GdConfig {
     pub seed: u64,
 }
 
+impl Default for GdConfig {
+    /// The defaults of `adaptive_kernels.train_gd` (`steps` is `max_steps`).
+    fn default() -> Self {
+        GdConfig {
+            weight_decay: 0.0,
+            lr: 1e-2,
+            max_steps: 10000,
+            tol: 1e-8,
+            record_every: 10,
+            n_ensemble: 1,
+            seed: 0,
+        }
+    }
+}
+
 #[derive(Debug, Clone)]
 pub struct GdResult {
     pub theta: Vec<f64>,

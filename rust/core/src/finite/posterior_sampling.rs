@@ -37,6 +37,28 @@ pub struct SamplerConfig {
     pub train_hidden: bool,
 }
 
+impl Default for SamplerConfig {
+    /// The defaults of `adaptive_kernels.sample_posterior` (`burn_in = n_samples * thin / 2`);
+    /// the temperature has none there (it is required) and is 1 here.
+    fn default() -> Self {
+        SamplerConfig {
+            temperature: 1.0,
+            n_chains: 4,
+            n_samples: 1000,
+            burn_in: 500,
+            thin: 1,
+            step_size: 1e-3,
+            metropolis: true,
+            adapt_step_size: true,
+            target_accept: 0.574,
+            seed: 0,
+            store_kernels: true,
+            store_weights: true,
+            train_hidden: true,
+        }
+    }
+}
+
 impl SamplerConfig {
     pub fn validate(&self) -> Result<()> {
         if !(self.temperature.is_finite() && self.temperature > 0.0) {

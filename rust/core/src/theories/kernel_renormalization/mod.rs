@@ -94,9 +94,11 @@ pub struct Options {
 
 impl Default for Options {
     fn default() -> Self {
+        // the stopping rule is the BFGS defaults
+        let b = bfgs::Options::default();
         Options {
-            tol: 1e-10,
-            max_iter: 200,
+            tol: b.tol,
+            max_iter: b.max_iter,
             solver: Solver::Auto,
         }
     }

@@ -127,11 +127,13 @@ pub struct Options {
 
 impl Default for Options {
     fn default() -> Self {
+        // the L-BFGS stopping rule and history length are the optimizer's defaults
+        let l = lbfgs::Options::default();
         Options {
-            tol: 1e-10,
-            max_iter: 5000,
+            tol: l.tol,
+            max_iter: l.max_iter,
             solver: Solver::Auto,
-            memory: 0,
+            memory: l.memory,
         }
     }
 }

@@ -109,12 +109,14 @@ pub struct SampledOptions {
 
 impl Default for SampledOptions {
     fn default() -> Self {
+        // the Newton-Krylov settings are the optimizer's defaults
+        let nk = crate::optim::newton_krylov::Options::default();
         SampledOptions {
             sampler: TiltConfig::default(),
-            tol: 1e-8,
-            max_iter: 50,
-            krylov: 30,
-            forcing: 1e-2,
+            tol: nk.tol,
+            max_iter: nk.max_iter,
+            krylov: nk.krylov,
+            forcing: nk.forcing,
             min_kish: 0.5,
             min_trial_kish: 0.1,
             max_refresh: 8,
