@@ -1,6 +1,7 @@
-use ak_core::activation::Activation;
+use ak_core::kernels::activation::Activation;
 use ak_core::control::Control;
-use ak_core::lazy_kernels::{lazy_kernels, Mlp, Rows};
+use ak_core::kernels::lazy::lazy_kernels;
+use ak_core::kernels::net::{Mlp, Rows};
 use std::time::Instant;
 fn main() {
     let p: usize = std::env::args()

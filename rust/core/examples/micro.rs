@@ -20,11 +20,11 @@ fn main() {
         "sqrt {:.1} ns/op ({s})",
         t.elapsed().as_nanos() as f64 / n as f64
     );
-    let act = ak_core::activation::Activation::Relu;
+    let act = ak_core::kernels::activation::Activation::Relu;
     let t = Instant::now();
     let mut s = 0.0;
     for &x in &c {
-        s += ak_core::activation::closed_form(&act, 1.0, 1.0, x)
+        s += ak_core::kernels::activation::closed_form(&act, 1.0, 1.0, x)
             .unwrap()
             .0;
     }
@@ -32,10 +32,10 @@ fn main() {
         "closed_form {:.1} ns/op ({s})",
         t.elapsed().as_nanos() as f64 / n as f64
     );
-    let rule = ak_core::quadrature::PolarRule::new(32);
-    let ex = ak_core::activation::Expectation {
+    let rule = ak_core::kernels::quadrature::PolarRule::new(32);
+    let ex = ak_core::kernels::activation::Expectation {
         act: &act,
-        method: ak_core::activation::Method::Auto,
+        method: ak_core::kernels::activation::Method::Auto,
         rule: &rule,
     };
     let a = vec![1.0; 4096];

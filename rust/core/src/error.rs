@@ -43,14 +43,3 @@ pub(crate) fn shape(name: &'static str, msg: impl Into<String>) -> AkError {
         msg: msg.into(),
     }
 }
-
-/// Fails with `InvalidArgument` naming `name` unless every entry is finite.
-pub fn check_finite(name: &'static str, data: &[f64]) -> Result<()> {
-    match data.iter().position(|v| !v.is_finite()) {
-        None => Ok(()),
-        Some(i) => Err(invalid(
-            name,
-            format!("contains a non-finite value (NaN or inf) at flat index {i}"),
-        )),
-    }
-}

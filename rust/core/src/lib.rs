@@ -2,25 +2,23 @@
 //!
 //! Dense linear algebra uses faer; parallel loops run on one Rayon pool per call
 //! ([`threads::with_threads`]). Nothing here depends on Python.
-pub mod activation;
-pub mod alignment;
-pub mod bayesian_mean_field;
-pub mod bayesian_mean_field_tilted;
+//!
+//! Layers, dependencies pointing down: `linalg`, `kernels`, `optim`, `solve`, `mcmc` (building
+//! blocks) < `finite` (finite-width networks) and `predictors` < `theories` (one module per
+//! theory, none importing another); `validate` holds the argument checks shared by all.
 pub mod control;
 pub mod error;
-pub mod exact_linear;
-pub mod finite_networks;
-pub mod gradient_descent;
-pub mod kernel_renormalization;
-pub mod lazy_kernels;
+pub mod finite;
+pub mod kernels;
 pub mod linalg;
-pub mod mcmc_diagnostics;
-pub mod posterior_sampling;
+pub mod mcmc;
+pub mod optim;
 pub mod predictors;
-pub mod quadrature;
 pub mod rng;
+pub mod solve;
+pub mod theories;
 pub mod threads;
-pub mod tilted_density;
+pub mod validate;
 
 pub use error::{AkError, Result};
 pub use faer;

@@ -1,9 +1,9 @@
 //! Conversions between NumPy arrays and core types, and the network argument: the
 //! `adaptive_kernels.MLP` object itself, read once into a core `Mlp` ([`NetArg`]).
 use crate::errors::{to_pyerr, Failure};
-use ak_core::activation::{Activation, ElementwiseFn, Method};
+use ak_core::kernels::activation::{Activation, ElementwiseFn, Method};
 use ak_core::faer::{Mat, MatRef};
-use ak_core::lazy_kernels::Mlp;
+use ak_core::kernels::net::Mlp;
 use ak_core::AkError;
 use numpy::ndarray::Array2;
 use numpy::{

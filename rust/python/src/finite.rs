@@ -4,10 +4,10 @@
 use crate::convert::{mat_to_numpy, mats_to_list, slice1, view, NetArg, Options};
 use crate::errors::Failure;
 use crate::runtime::{run, run_interruptible, threads};
-use ak_core::exact_linear::{exact_linear_posterior as core_exact, ExactLinearProblem};
-use ak_core::finite_networks::{FiniteMlp, Parameterization};
-use ak_core::gradient_descent::{self, GdConfig};
-use ak_core::posterior_sampling::{self, SamplerConfig, TRACE_NAMES};
+use ak_core::finite::exact_linear::{exact_linear_posterior as core_exact, ExactLinearProblem};
+use ak_core::finite::network::{FiniteMlp, Parameterization};
+use ak_core::finite::gradient_descent::{self, GdConfig};
+use ak_core::finite::posterior_sampling::{self, SamplerConfig, TRACE_NAMES};
 use ak_core::threads::with_threads;
 use numpy::ndarray::{Array1, Array2};
 use numpy::{

@@ -7,8 +7,9 @@ use crate::results::SolveReport;
 use crate::runtime::{run, threads};
 use ak_core::control::Control;
 use ak_core::faer::{Mat, MatRef};
-use ak_core::kernel_renormalization::{self as kr, solve_path, Point, Problem, Solver};
-use ak_core::lazy_kernels::{lazy_kernels_scaled, Rows};
+use ak_core::theories::kernel_renormalization::{self as kr, solve_path, Point, Problem, Solver};
+use ak_core::kernels::lazy::lazy_kernels_scaled;
+use ak_core::kernels::net::Rows;
 use ak_core::threads::with_threads;
 use numpy::{IntoPyArray, PyArray1, PyArray2, PyReadonlyArray2, PyUntypedArrayMethods};
 use pyo3::prelude::*;
@@ -114,16 +115,7 @@ fn solve<'py>(
                 action: s.action,
                 gradient: s.gradient.into_pyarray(py).unbind(),
                 jitter: s.jitter,
-                report: SolveReport::new(
-                    py,
-                    s.converged,
-                    s.n_iter,
-                    Some(s.n_eval),
-                    s.residual,
-                    s.residual_history,
-                    vec![],
-                    s.solver.name(),
-                )?,
+                report: SolveReport::from_core(py, s.report)?,
                 kernel: square_to_numpy(py, k, p).unbind(),
                 factor: square_to_numpy(py, u, p).unbind(),
                 factor_jitter: jit,

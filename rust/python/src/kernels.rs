@@ -2,8 +2,9 @@
 //! per-layer scales (kernel renormalization), and the alignment metrics.
 use crate::convert::{slice, view, NetArg};
 use crate::runtime::{run, threads};
-use ak_core::alignment;
-use ak_core::lazy_kernels::{lazy_kernels_scaled, Rows};
+use ak_core::kernels::alignment;
+use ak_core::kernels::lazy::lazy_kernels_scaled;
+use ak_core::kernels::net::Rows;
 use ak_core::threads::with_threads;
 use numpy::{PyArray2, PyArrayMethods, PyReadonlyArray2, PyUntypedArrayMethods};
 use pyo3::prelude::*;

@@ -3,10 +3,10 @@
 use crate::convert::{defaults_dict, view, Options};
 use crate::errors::{to_pyerr, Failure};
 use crate::runtime::{run, threads};
-use ak_core::activation::Activation;
-use ak_core::bayesian_mean_field_tilted::TiltedOptions;
+use ak_core::kernels::activation::Activation;
+use ak_core::theories::mean_field::sampled::SampledOptions as TiltedOptions;
 use ak_core::control::Control;
-use ak_core::tilted_density::{sample_moments, TiltConfig};
+use ak_core::mcmc::tilted::{sample_moments, TiltConfig};
 use numpy::ndarray::Array2;
 use numpy::{IntoPyArray, PyArray1, PyArray2, PyReadonlyArray2};
 use pyo3::prelude::*;

@@ -7,13 +7,13 @@ use crate::convert::{
 use crate::errors::{to_pyerr, Failure};
 use crate::results::SolveReport;
 use crate::runtime::{run, threads};
-use ak_core::bayesian_mean_field::{self as linear, Point, Problem, Solver};
-use ak_core::bayesian_mean_field_tilted::{self as sampled, TiltedOptions};
+use ak_core::theories::mean_field::linear::{self, Point, Problem, Solver};
+use ak_core::theories::mean_field::sampled::{self, SampledOptions as TiltedOptions};
 use ak_core::control::Control;
 use ak_core::faer::{Mat, MatRef};
-use ak_core::lazy_kernels::Rows;
+use ak_core::kernels::net::Rows;
 use ak_core::threads::with_threads;
-use ak_core::tilted_density::TiltConfig;
+use ak_core::mcmc::tilted::TiltConfig;
 use numpy::ndarray::Array2;
 use numpy::{IntoPyArray, PyArray1, PyArray2, PyReadonlyArray1, PyReadonlyArray2, PyUntypedArrayMethods};
 use pyo3::prelude::*;
@@ -221,16 +221,7 @@ fn solve<'py>(
                 kappa: s.kappa,
                 stationary: stationary_array(py, &s.stationary).unbind(),
                 rank: s.rank,
-                report: SolveReport::new(
-                    py,
-                    s.converged,
-                    s.n_iter,
-                    Some(s.n_eval),
-                    s.residual,
-                    s.residual_history,
-                    vec![],
-                    s.solver.name(),
-                )?,
+                report: SolveReport::from_core(py, s.report)?,
                 factor: square_to_numpy(py, u, p).unbind(),
                 factor_jitter: jit,
                 dual_coef: mat_to_numpy(py, dual.as_ref()).unbind(),
@@ -353,16 +344,7 @@ fn solve_sampled<'py>(
                 weights: PyList::new(py, s.weights.into_iter().map(|w| w.into_pyarray(py)))?
                     .unbind(),
                 rank: s.support_rank,
-                report: SolveReport::new(
-                    py,
-                    s.converged,
-                    s.n_iter,
-                    None,
-                    s.residual,
-                    s.residual_history,
-                    s.stages,
-                    "sampled",
-                )?,
+                report: SolveReport::from_core(py, s.report)?,
                 factor: square_to_numpy(py, u, p).unbind(),
                 factor_jitter: jit,
                 dual_coef: mat_to_numpy(py, dual.as_ref()).unbind(),

@@ -16,27 +16,18 @@ pub(crate) struct SolveReport {
 }
 
 impl SolveReport {
-    #[allow(clippy::too_many_arguments)]
-    pub(crate) fn new(
-        py: Python<'_>,
-        converged: bool,
-        n_iter: usize,
-        n_eval: Option<usize>,
-        residual: f64,
-        residual_history: Vec<f64>,
-        stages: Vec<f64>,
-        solver: &str,
-    ) -> PyResult<Py<SolveReport>> {
+    /// The core's report as a Python object.
+    pub(crate) fn from_core(py: Python<'_>, r: ak_core::solve::SolveReport) -> PyResult<Py<SolveReport>> {
         Py::new(
             py,
             SolveReport {
-                converged,
-                n_iter,
-                n_eval,
-                residual,
-                residual_history: residual_history.into_pyarray(py).unbind(),
-                stages: stages.into_pyarray(py).unbind(),
-                solver: solver.to_string(),
+                converged: r.converged,
+                n_iter: r.n_iter,
+                n_eval: Some(r.n_eval),
+                residual: r.residual,
+                residual_history: r.residual_history.into_pyarray(py).unbind(),
+                stages: r.stages.into_pyarray(py).unbind(),
+                solver: r.solver.to_string(),
             },
         )
     }

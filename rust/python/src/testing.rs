@@ -6,8 +6,7 @@ use crate::finite::{finite_net, theta_slice};
 use crate::runtime::{run, threads};
 use ak_core::control::Control;
 use ak_core::faer::{Mat, MatRef};
-use ak_core::gradient_descent::{self, GdConfig};
-use ak_core::posterior_sampling;
+use ak_core::finite::gradient_descent::{self, GdConfig};
 use numpy::ndarray::Array1;
 use numpy::{IntoPyArray, PyArray1, PyReadonlyArray1, PyReadonlyArray2};
 use pyo3::prelude::*;
@@ -44,7 +43,7 @@ fn potential_and_gradient<'py>(
 }
 
 fn check_xy(py: Python<'_>, x: MatRef<'_, f64>, y: MatRef<'_, f64>) -> PyResult<()> {
-    ak_core::finite_networks::check_data(x, y).map_err(|e| to_pyerr(py, e.into()))
+    ak_core::finite::network::check_data(x, y).map_err(|e| to_pyerr(py, e.into()))
 }
 
 /// One unadjusted Langevin step `theta - eta grad U + sqrt(2 eta) xi` at `temperature`.
@@ -85,11 +84,11 @@ fn langevin_step<'py>(
         let mut g = vec![0.0; t.len()];
         let (u, _, _) =
             fnet.potential_and_gradient(t, xv, yv, beta, 1.0, &mut g, ak_core::faer::Par::Seq);
-        let prop = posterior_sampling::langevin_proposal(t, &g, noise, step_size);
+        let prop = ak_core::mcmc::mala::langevin_proposal(t, &g, noise, step_size);
         let mut gp = vec![0.0; t.len()];
         let (up, _, _) =
             fnet.potential_and_gradient(&prop, xv, yv, beta, 1.0, &mut gp, ak_core::faer::Par::Seq);
-        let lr = posterior_sampling::mala_log_ratio(u, up, t, &prop, &g, &gp, step_size);
+        let lr = ak_core::mcmc::mala::mala_log_ratio(u, up, t, &prop, &g, &gp, step_size);
         Ok::<_, Failure>((prop, lr))
     })?;
     Ok((Array1::from(prop).into_pyarray(py), log_ratio))
@@ -158,7 +157,7 @@ fn tilted_potential<'py>(
     hat_phi: PyReadonlyArray2<'py, f64>,
     activation: &str,
 ) -> PyResult<(f64, Bound<'py, PyArray1<f64>>)> {
-    let act = ak_core::activation::Activation::from_name(activation)
+    let act = ak_core::kernels::activation::Activation::from_name(activation)
         .map_err(|e| to_pyerr(py, e.into()))?;
     let (cv, pv) = (view("C", &c)?, view("hat_phi", &hat_phi)?);
     let zs = slice1("z", &z)?;
@@ -170,7 +169,7 @@ fn tilted_potential<'py>(
     }
     let (u, g) = run(py, None, |_: &Control| {
         let dens =
-            ak_core::tilted_density::TiltedDensity::new(&act, cv, pv, ak_core::faer::Par::Seq)?;
+            ak_core::mcmc::tilted::TiltedDensity::new(&act, cv, pv, ak_core::faer::Par::Seq)?;
         let (u, g, _, _) = dens.potential(zs);
         Ok::<_, Failure>((u, g))
     })?;
@@ -202,8 +201,8 @@ fn tilted_map<'py>(
     repeat: usize,
     n_threads: Option<usize>,
 ) -> PyResult<Bound<'py, PyDict>> {
-    use ak_core::bayesian_mean_field_tilted::{LayerSamples, Setup};
-    let act = ak_core::activation::Activation::from_name(activation)
+    use ak_core::theories::mean_field::sampled::{LayerSamples, Setup};
+    let act = ak_core::kernels::activation::Activation::from_name(activation)
         .map_err(|e| to_pyerr(py, e.into()))?;
     if samples.len() != c_refs.len() || samples.len() != hat_refs.len() || samples.is_empty() {
         return Err(pyo3::exceptions::PyValueError::new_err(
@@ -235,7 +234,7 @@ fn tilted_map<'py>(
             let ls: Vec<LayerSamples> = (0..sv.len())
                 .map(|l| LayerSamples::new(&act, sv[l].to_owned(), cv[l], pv[l], par))
                 .collect::<ak_core::Result<_>>()?;
-            let k0f = ak_core::tilted_density::CovFactor::psd("K0", k0v, par)?;
+            let k0f = ak_core::linalg::CovFactor::psd("K0", k0v, par)?;
             let setup = Setup {
                 act: &act,
                 k0: k0v,

@@ -69,6 +69,24 @@ pub fn split_rhat(chains: &[Vec<f64>]) -> f64 {
     (var_plus / w).sqrt()
 }
 
+/// Mean whitened squared radius `|z|^2 / r` of the first and of the last third of every chain
+/// (`q = |z|^2` chain-major, `r` whitened coordinates). Equilibrated chains give two equal values
+/// (about 1 under a mild tilt); chains still drifting outward along a soft direction of a strong
+/// relu readout tilt (which MALA, stepping at the scale of the stiff directions, crosses slowly)
+/// or running away where the tilt is not normalizable give a growing pair.
+pub fn chain_radius(q: &[f64], n_chains: usize, r: usize) -> [f64; 2] {
+    let per = q.len() / n_chains.max(1);
+    let third = (per / 3).max(1);
+    let (mut first, mut last) = (0.0, 0.0);
+    for c in 0..n_chains {
+        let ch = &q[c * per..(c + 1) * per];
+        first += ch[..third].iter().sum::<f64>();
+        last += ch[per - third..].iter().sum::<f64>();
+    }
+    let norm = (third * n_chains * r.max(1)) as f64;
+    [first / norm, last / norm]
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -95,5 +113,19 @@ mod tests {
             .map(|c| (0..2000).map(|_| r.normal() + c as f64).collect())
             .collect();
         assert!(split_rhat(&shifted) > 1.2);
+    }
+
+    #[test]
+    fn chain_radius_compares_the_first_and_last_thirds() {
+        let (chains, per, r) = (4, 90, 50usize);
+        let flat = vec![r as f64; chains * per];
+        assert_eq!(chain_radius(&flat, chains, r), [1.0, 1.0]);
+        // each chain's radius growing linearly: first third ~1/6, last third ~5/6 of the way
+        let grow: Vec<f64> = (0..chains * per)
+            .map(|i| r as f64 * (1.0 + 6.0 * (i % per) as f64 / per as f64))
+            .collect();
+        let [a, b] = chain_radius(&grow, chains, r);
+        assert!((a - (1.0 + 6.0 * 14.5 / 90.0)).abs() < 1e-12, "{a}");
+        assert!((b - (1.0 + 6.0 * 74.5 / 90.0)).abs() < 1e-12, "{b}");
     }
 }

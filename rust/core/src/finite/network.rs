@@ -11,7 +11,7 @@
 //! with (beta, decay) = (1/T, 1) for the Bayesian posterior in standard scaling,
 //! (N_L gamma^2 / T, 1) in mean-field scaling (Lauditi, Bordelon, Pehlevan 2025), and
 //! (1, lambda) or (N_L gamma^2, lambda) for gradient descent with weight decay.
-use crate::activation::Activation;
+use crate::kernels::activation::Activation;
 use crate::error::{invalid, shape, AkError, Result};
 use faer::{Accum, Mat, MatMut, MatRef, Par};
 

@@ -7,8 +7,8 @@
 //! Ensemble members run in parallel, each with its own RNG stream `(seed, member)`.
 use crate::control::Control;
 use crate::error::{invalid, AkError, Result};
-use crate::finite_networks::{FiniteMlp, Parameterization};
-use crate::posterior_sampling::prior_draw;
+use crate::finite::network::{FiniteMlp, Parameterization};
+use crate::finite::posterior_sampling::prior_draw;
 use crate::rng::Rng;
 use faer::{Mat, MatRef, Par};
 use rayon::prelude::*;
@@ -25,7 +25,7 @@ pub struct GdConfig {
 }
 
 impl Default for GdConfig {
-    /// The defaults of `adaptive_kernels.train_gd` (which reads them from here).
+    /// The defaults of `adaptive_kernels.train_gd` (`steps` is `max_steps`).
     fn default() -> Self {
         GdConfig {
             weight_decay: 0.0,
@@ -162,7 +162,7 @@ pub fn train_gd(
     ctl: &Control,
 ) -> Result<Vec<GdResult>> {
     net.validate()?;
-    crate::finite_networks::check_data(x, y)?;
+    crate::finite::network::check_data(x, y)?;
     if !(cfg.lr.is_finite() && cfg.lr > 0.0) {
         return Err(invalid(
             "lr",

@@ -1,7 +1,7 @@
 //! Posterior sampling of finite-width Bayesian MLPs by (Metropolis-adjusted) Langevin dynamics.
 //!
 //! Target: `p(theta | D) ∝ exp(-U(theta))` with the potential of
-//! [`crate::finite_networks::FiniteMlp::potential_and_gradient`] at `decay = 1`.
+//! [`crate::finite::network::FiniteMlp::potential_and_gradient`] at `decay = 1`.
 //! Proposal (overdamped Langevin, Euler-Maruyama): `theta' = theta - eta grad U + sqrt(2 eta) xi`.
 //! With `metropolis = true` this is MALA (Roberts & Tweedie 1996): accept with probability
 //! `min(1, exp(U - U' + log q(theta|theta') - log q(theta'|theta)))`, which removes the
@@ -11,8 +11,9 @@
 //! own RNG stream `(seed, chain)`, so results do not depend on the number of threads.
 use crate::control::Control;
 use crate::error::{invalid, AkError, Result};
-use crate::finite_networks::{FiniteMlp, Forward};
-use crate::mcmc_diagnostics::{effective_sample_size, split_rhat};
+use crate::finite::network::{FiniteMlp, Forward};
+use crate::mcmc::chains::{effective_sample_size, split_rhat};
+use crate::mcmc::mala::{langevin_proposal, mala_log_ratio};
 use crate::rng::Rng;
 use faer::{Accum, Mat, MatRef, Par};
 use rayon::prelude::*;
@@ -37,7 +38,8 @@ pub struct SamplerConfig {
 }
 
 impl Default for SamplerConfig {
-    /// The defaults of `adaptive_kernels.sample_posterior` (which reads them from here).
+    /// The defaults of `adaptive_kernels.sample_posterior` (`burn_in = n_samples * thin / 2`);
+    /// the temperature has none there (it is required) and is 1 here.
     fn default() -> Self {
         SamplerConfig {
             temperature: 1.0,
@@ -154,44 +156,6 @@ pub fn prior_draw(net: &FiniteMlp, rng: &mut Rng) -> Vec<f64> {
     let mut theta = vec![0.0; net.layout().len];
     rng.fill_normal(&mut theta);
     theta
-}
-
-/// One Langevin proposal from `theta` (with gradient `grad`) and standard-normal noise `xi`:
-/// `theta - eta grad + sqrt(2 eta) xi`.
-pub fn langevin_proposal(theta: &[f64], grad: &[f64], xi: &[f64], eta: f64) -> Vec<f64> {
-    let s = (2.0 * eta).sqrt();
-    theta
-        .iter()
-        .zip(grad)
-        .zip(xi)
-        .map(|((t, g), x)| t - eta * g + s * x)
-        .collect()
-}
-
-/// Log Metropolis-Hastings ratio of a MALA move `theta -> prop` (Roberts & Tweedie 1996).
-pub fn mala_log_ratio(
-    u: f64,
-    u_prop: f64,
-    theta: &[f64],
-    prop: &[f64],
-    grad: &[f64],
-    grad_prop: &[f64],
-    eta: f64,
-) -> f64 {
-    // log q(b|a) = -|b - a + eta grad U(a)|^2 / (4 eta)
-    let fwd: f64 = prop
-        .iter()
-        .zip(theta)
-        .zip(grad)
-        .map(|((p, t), g)| (p - t + eta * g).powi(2))
-        .sum();
-    let bwd: f64 = theta
-        .iter()
-        .zip(prop)
-        .zip(grad_prop)
-        .map(|((t, p), g)| (t - p + eta * g).powi(2))
-        .sum();
-    (u - u_prop) + (fwd - bwd) / (4.0 * eta)
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -318,7 +282,7 @@ fn record(
     fw: &Forward,
     u: f64,
     x_test: Option<MatRef<'_, f64>>,
-    lay: &crate::finite_networks::Layout,
+    lay: &crate::finite::network::Layout,
     res: &mut ChainResult,
     n1: usize,
     nl: usize,
@@ -462,7 +426,7 @@ pub fn sample_posterior(
 ) -> Result<PosteriorSummary> {
     net.validate()?;
     cfg.validate()?;
-    crate::finite_networks::check_data(x, y)?;
+    crate::finite::network::check_data(x, y)?;
     if x.ncols() != net.d || y.ncols() != net.n_out {
         return Err(invalid("X", "shape does not match the network"));
     }

@@ -8,109 +8,15 @@
 //!
 //! Every entry (i, j) needs only `K^{l-1}_ij` and the two diagonals, so all layers of an entry
 //! are computed in one pass over the output (rows in parallel), after one Gram product.
-use crate::activation::{Activation, Expectation, Method};
 use crate::control::Control;
-use crate::error::{check_finite, invalid, shape, AkError, Result};
-use crate::quadrature::PolarRule;
+use crate::error::{invalid, shape, AkError, Result};
+use crate::kernels::activation::{Activation, Expectation};
+use crate::kernels::input::{gram_into, InputKernel};
+use crate::kernels::net::{mirror_lower, Mlp, Rows};
+use crate::kernels::quadrature::PolarRule;
 use crate::threads::with_threads;
-use faer::linalg::matmul::triangular::{self, BlockStructure};
-use faer::{Accum, MatMut, MatRef};
 use rayon::prelude::*;
 
-/// An infinitely wide fully connected network (the architecture the lazy kernels describe).
-#[derive(Debug, Clone)]
-pub struct Mlp {
-    pub depth: usize,
-    pub activation: Activation,
-    pub sigma_w: f64,
-    pub sigma_b: f64,
-    pub method: Method,
-    pub quadrature_order: usize,
-}
-
-pub const MAX_QUADRATURE_ORDER: usize = 128;
-
-impl Mlp {
-    pub fn new(depth: usize, activation: Activation, sigma_w: f64, sigma_b: f64) -> Self {
-        Mlp {
-            depth,
-            activation,
-            sigma_w,
-            sigma_b,
-            method: Method::Auto,
-            quadrature_order: 32,
-        }
-    }
-
-    pub fn validate(&self) -> Result<()> {
-        if !(self.sigma_w.is_finite() && self.sigma_w >= 0.0) {
-            return Err(invalid(
-                "sigma_w",
-                format!("must be finite and >= 0, got {}", self.sigma_w),
-            ));
-        }
-        if !(self.sigma_b.is_finite() && self.sigma_b >= 0.0) {
-            return Err(invalid(
-                "sigma_b",
-                format!("must be finite and >= 0, got {}", self.sigma_b),
-            ));
-        }
-        if self.quadrature_order < 2 || self.quadrature_order > MAX_QUADRATURE_ORDER {
-            return Err(invalid(
-                "quadrature_order",
-                format!(
-                    "must be in [2, {MAX_QUADRATURE_ORDER}], got {}",
-                    self.quadrature_order
-                ),
-            ));
-        }
-        Ok(())
-    }
-
-    fn expectation<'a>(&'a self, rule: &'a PolarRule) -> Expectation<'a> {
-        Expectation {
-            act: &self.activation,
-            method: self.method,
-            rule,
-        }
-    }
-}
-
-/// Row-major input matrix `(rows, cols)` borrowed from a slice.
-#[derive(Debug, Clone, Copy)]
-pub struct Rows<'a> {
-    pub data: &'a [f64],
-    pub rows: usize,
-    pub cols: usize,
-}
-
-impl<'a> Rows<'a> {
-    pub fn new(name: &'static str, data: &'a [f64], rows: usize, cols: usize) -> Result<Self> {
-        if rows == 0 || cols == 0 {
-            return Err(shape(
-                name,
-                format!("must be a non-empty 2-D array, got shape ({rows}, {cols})"),
-            ));
-        }
-        if data.len() != rows * cols {
-            return Err(shape(
-                name,
-                format!(
-                    "buffer of {} values does not match shape ({rows}, {cols})",
-                    data.len()
-                ),
-            ));
-        }
-        check_finite(name, data)?;
-        Ok(Rows { data, rows, cols })
-    }
-    pub fn mat(&self) -> MatRef<'a, f64> {
-        MatRef::from_row_major_slice(self.data, self.rows, self.cols)
-    }
-    fn row(&self, i: usize) -> &'a [f64] {
-        &self.data[i * self.cols..(i + 1) * self.cols]
-    }
-}
 
 /// True when every value is finite. Branch-free OR of "exponent all ones" over the slice, so
 /// it vectorizes and costs a fraction of the work that produced the values.
@@ -243,46 +149,24 @@ pub fn lazy_kernels_scaled(
     let ex = net.expectation(&rule);
     let s2w = net.sigma_w * net.sigma_w;
     let s2b = net.sigma_b * net.sigma_b;
-    let alpha = s2w / d as f64;
+    let input = InputKernel::new(net.sigma_w, net.sigma_b, d);
     ctl.set_total((if sym { p1 * (p1 + 1) / 2 } else { p1 * p2 }) as u64);
 
     with_threads(n_threads, |par| -> Result<()> {
         // Gram product G = X1 X2^T (lower triangle only when symmetric), written into `nngp`.
-        {
-            let dst = MatMut::from_row_major_slice_mut(&mut *nngp, p1, p2);
-            let structure = if sym {
-                BlockStructure::TriangularLower
-            } else {
-                BlockStructure::Rectangular
-            };
-            triangular::matmul(
-                dst,
-                structure,
-                Accum::Replace,
-                x1.mat(),
-                BlockStructure::Rectangular,
-                x2r.mat().transpose(),
-                BlockStructure::Rectangular,
-                1.0,
-                par,
-            );
-        }
+        gram_into(x1.mat(), x2r.mat(), sym, &mut *nngp, par);
         ctl.checkpoint()?;
-        let k0 = |g: f64| alpha * g + s2b;
+        let k0 = |g: f64| input.of_gram(g);
         let diag1: Vec<f64> = if sym {
             (0..p1).map(|i| k0(nngp[i * p2 + i])).collect()
         } else {
-            (0..p1)
-                .map(|i| k0(x1.row(i).iter().map(|v| v * v).sum()))
-                .collect()
+            (0..p1).map(|i| input.of_row(x1.row(i))).collect()
         };
         let diag1 = diagonal_path("X1", net, scales, &ex, diag1)?;
         let diag2 = if sym {
             diag1.clone()
         } else {
-            let d2 = (0..p2)
-                .map(|j| k0(x2r.row(j).iter().map(|v| v * v).sum()))
-                .collect();
+            let d2 = (0..p2).map(|j| input.of_row(x2r.row(j))).collect();
             diagonal_path("X2", net, scales, &ex, d2)?
         };
         let blen = batch_len(net, &rule);
@@ -358,86 +242,35 @@ pub fn lazy_kernels_scaled(
     })
 }
 
-/// Copies the strict lower triangle of a row-major square matrix onto the upper one.
-///
-/// Rows are processed in 64-row blocks in parallel (on the caller's Rayon pool), each block
-/// reading its columns tile by tile; a pure copy, so the result does not depend on threads.
-pub fn mirror_lower(a: &mut [f64], n: usize) {
-    mirror(a, n, true)
-}
-
-/// Copies the strict upper triangle of a row-major square matrix onto the lower one.
-pub fn mirror_upper(a: &mut [f64], n: usize) {
-    mirror(a, n, false)
-}
-
-const MIRROR_BLOCK: usize = 64;
-
-#[derive(Clone, Copy)]
-struct SharedPtr(*mut f64);
-// SAFETY: see `mirror`: tasks write disjoint entries and read only entries nobody writes.
-unsafe impl Send for SharedPtr {}
-unsafe impl Sync for SharedPtr {}
-
-fn mirror(a: &mut [f64], n: usize, from_lower: bool) {
-    assert!(a.len() >= n * n, "mirror: buffer too small");
-    let ptr = SharedPtr(a.as_mut_ptr());
-    (0..n.div_ceil(MIRROR_BLOCK))
-        .into_par_iter()
-        .for_each(|bi| {
-            let ptr = ptr;
-            let (i0, i1) = (bi * MIRROR_BLOCK, ((bi + 1) * MIRROR_BLOCK).min(n));
-            // Block bi writes only rows i0..i1: entries (i, j) with j > i (from_lower) or j < i
-            // (from upper), reading their mirror images (j, i), which lie in the other triangle
-            // and are never written. Hence no two tasks touch the same entry mutably.
-            let cols: Vec<(usize, usize)> = if from_lower {
-                (i0..n)
-                    .step_by(MIRROR_BLOCK)
-                    .map(|j0| (j0, (j0 + MIRROR_BLOCK).min(n)))
-                    .collect()
-            } else {
-                (0..i1)
-                    .step_by(MIRROR_BLOCK)
-                    .map(|j0| (j0, (j0 + MIRROR_BLOCK).min(i1)))
-                    .collect()
-            };
-            for (j0, j1) in cols {
-                for i in i0..i1 {
-                    let (lo, hi) = if from_lower {
-                        (j0.max(i + 1), j1)
-                    } else {
-                        (j0, j1.min(i))
-                    };
-                    for j in lo..hi {
-                        unsafe { *ptr.0.add(i * n + j) = *ptr.0.add(j * n + i) };
-                    }
-                }
-            }
-        });
+/// The NNGP diagonal `K^L(x_i, x_i)` of the rows of `x` in O(P) (no P x P buffer): the input
+/// diagonal `sigma_w^2 |x_i|^2 / d + sigma_b^2` carried through the layer maps.
+pub fn nngp_diagonal(net: &Mlp, x: Rows<'_>, n_threads: usize) -> Result<Vec<f64>> {
+    net.validate()?;
+    let rule = PolarRule::new(net.quadrature_order);
+    let ex = net.expectation(&rule);
+    let input = InputKernel::new(net.sigma_w, net.sigma_b, x.cols);
+    let d0: Vec<f64> = (0..x.rows).map(|i| input.of_row(x.row(i))).collect();
+    let ones = vec![1.0; net.depth.max(1)];
+    with_threads(n_threads, |_| {
+        if net.depth == 0 {
+            return if all_finite(&d0) { Ok(d0) } else { Err(overflow("X")) };
+        }
+        let path = diagonal_path("X", net, &ones, &ex, d0)?;
+        let prev = path.last().unwrap();
+        let mut e = vec![0.0; prev.len()];
+        ex.batch(prev, prev, prev, &mut e, None)?;
+        let (s2w, s2b) = (net.sigma_w * net.sigma_w, net.sigma_b * net.sigma_b);
+        let out: Vec<f64> = e.iter().map(|e| s2w * e + s2b).collect();
+        if !all_finite(&out) {
+            return Err(overflow("X"));
+        }
+        Ok(out)
+    })
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn mirrors_fill_the_other_triangle() {
-        for n in [1usize, 5, 64, 65, 130] {
-            let src: Vec<f64> = (0..n * n).map(|k| k as f64).collect();
-            let (mut lo, mut up) = (src.clone(), src.clone());
-            crate::threads::with_threads(2, |_| {
-                mirror_lower(&mut lo, n);
-                mirror_upper(&mut up, n);
-            });
-            for i in 0..n {
-                for j in 0..n {
-                    let (a, b) = (i.max(j), i.min(j));
-                    assert_eq!(lo[i * n + j], src[a * n + b]);
-                    assert_eq!(up[i * n + j], src[b * n + a]);
-                }
-            }
-        }
-    }
 
     fn kernels(
         net: &Mlp,
@@ -505,5 +338,18 @@ mod tests {
         let net = Mlp::new(40, Activation::Relu, 1e10, 0.0);
         let e = kernels(&net, &ok, None, 4, 3).unwrap_err();
         assert!(matches!(e, AkError::NonFinite { name: "X1", .. }), "{e}");
+    }
+
+    #[test]
+    fn nngp_diagonal_matches_the_kernel_diagonal() {
+        let x: Vec<f64> = (0..15).map(|i| ((i * 7) % 11) as f64 / 5.0 - 1.0).collect();
+        for (act, depth) in [(Activation::Relu, 2), (Activation::Erf, 1), (Activation::Tanh, 0)] {
+            let net = Mlp::new(depth, act, 1.3, 0.2);
+            let (k, _) = kernels(&net, &x, None, 5, 3).unwrap();
+            let d = nngp_diagonal(&net, Rows::new("X", &x, 5, 3).unwrap(), 1).unwrap();
+            for i in 0..5 {
+                assert!((d[i] - k[i * 5 + i]).abs() < 1e-12 * k[i * 5 + i].abs(), "{i}");
+            }
+        }
     }
 }

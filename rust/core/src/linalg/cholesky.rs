@@ -1,17 +1,16 @@
-//! Dense symmetric linear algebra on faer: Cholesky with jitter escalation, triangular and
-//! Cholesky solves, symmetric eigendecomposition. Matrices are faer views; square symmetric
-//! inputs from row-major buffers are passed transposed (a free, column-major view).
+//! Cholesky factorisations: jittered (recursive, parallel), plain, rank-one update; triangular
+//! and Cholesky solves.
+use super::check_symmetric;
 use crate::error::{invalid, shape, AkError, Result};
 use faer::dyn_stack::{MemBuffer, MemStack};
 use faer::linalg::cholesky::llt::factor::{cholesky_in_place, cholesky_in_place_scratch, LltError};
-use faer::linalg::evd::{self_adjoint_evd, self_adjoint_evd_scratch, ComputeEigenvectors};
 use faer::linalg::matmul::triangular::{self, BlockStructure};
 use faer::linalg::triangular_solve::{
     solve_lower_triangular_in_place, solve_upper_triangular_in_place,
 };
 use faer::reborrow::{Reborrow, ReborrowMut};
 use faer::Accum;
-use faer::{Mat, MatMut, MatRef, Par};
+use faer::{Mat, MatMut, MatRef, Par, Side};
 
 /// Outcome of a jittered Cholesky factorization.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -26,49 +25,6 @@ pub struct CholeskyInfo {
 pub const JITTER_START: f64 = 1e-12;
 pub const JITTER_MAX: f64 = 1e-4;
 
-/// Checks that `a` is square, finite and symmetric to `1e-10` relative (name for errors).
-/// Visits the matrix in 64 x 64 tiles so both `a[(i, j)]` and `a[(j, i)]` stay in cache.
-pub fn check_symmetric(name: &'static str, a: MatRef<'_, f64>) -> Result<()> {
-    let n = a.nrows();
-    if a.ncols() != n || n == 0 {
-        return Err(shape(
-            name,
-            format!(
-                "must be a non-empty square matrix, got ({}, {})",
-                a.nrows(),
-                a.ncols()
-            ),
-        ));
-    }
-    const B: usize = 64;
-    let mut scale: f64 = 0.0;
-    let mut asym: f64 = 0.0;
-    for jb in (0..n).step_by(B) {
-        for ib in (jb..n).step_by(B) {
-            for j in jb..(jb + B).min(n) {
-                for i in ib.max(j)..(ib + B).min(n) {
-                    let (x, y) = (a[(i, j)], a[(j, i)]);
-                    if !x.is_finite() || !y.is_finite() {
-                        return Err(invalid(
-                            name,
-                            format!("contains a non-finite value at ({i}, {j})"),
-                        ));
-                    }
-                    scale = scale.max(x.abs());
-                    asym = asym.max((x - y).abs());
-                }
-            }
-        }
-    }
-    if asym > 1e-10 * scale.max(f64::MIN_POSITIVE) {
-        return Err(invalid(
-            name,
-            format!("must be symmetric; max |A - A^T| = {asym:.3e}"),
-        ));
-    }
-    Ok(())
-}
-
 /// Below this size the recursive Cholesky calls faer's sequential kernel.
 const CHOL_LEAF: usize = 512;
 
@@ -76,7 +32,7 @@ const CHOL_LEAF: usize = 512;
 /// `L11 = chol(A11)`, `L21 = A21 L11^{-T}` (triangular solve), `A22 -= L21 L21^T` (lower
 /// triangle only), recurse on `A22`. Nearly all flops land in large GEMM-like updates, which
 /// faer parallelizes well; faer's own blocked Cholesky scaled poorly from 1 to 2 threads here
-/// (measured at n = 4000: 0.44 s sequential vs 0.56 s on 2 threads).
+/// (measurement: `benches/README.md`).
 /// Returns the index of the first non-positive pivot on failure.
 fn cholesky_recursive(
     mut a: MatMut<'_, f64>,
@@ -252,41 +208,46 @@ pub fn lower_solve_in_place(l: MatRef<'_, f64>, b: MatMut<'_, f64>, par: Par) ->
     Ok(())
 }
 
-/// Eigendecomposition `A = V diag(w) V^T` of a symmetric matrix, eigenvalues ascending.
-///
-/// Runs sequentially whatever `par` says: faer's parallel tridiagonalization changes the
-/// rounding with the thread count, and results must not depend on it.
-pub fn symmetric_eigen(
-    name: &'static str,
-    a: MatRef<'_, f64>,
-    par: Par,
-) -> Result<(Vec<f64>, Mat<f64>)> {
-    let _ = par;
-    let par = Par::Seq;
-    check_symmetric(name, a)?;
+/// Lower Cholesky factor of a symmetric positive definite matrix (no jitter), or None.
+pub fn cholesky(a: MatRef<'_, f64>) -> Option<Mat<f64>> {
+    let llt = a.llt(Side::Lower).ok()?;
+    let l = llt.L();
     let n = a.nrows();
-    let mut w = faer::diag::Diag::<f64>::zeros(n);
-    let mut v = Mat::<f64>::zeros(n, n);
-    let mut mem = MemBuffer::new(self_adjoint_evd_scratch::<f64>(
-        n,
-        ComputeEigenvectors::Yes,
-        par,
-        Default::default(),
-    ));
-    let stack = MemStack::new(&mut mem);
-    self_adjoint_evd(
-        a,
-        w.as_mut(),
-        Some(v.as_mut()),
-        par,
-        stack,
-        Default::default(),
-    )
-    .map_err(|e| AkError::LinAlg {
-        name,
-        msg: format!("eigendecomposition did not converge ({e:?})"),
-    })?;
-    Ok(((0..n).map(|i| w[i]).collect(), v))
+    let out = Mat::from_fn(n, n, |i, j| if i >= j { l[(i, j)] } else { 0.0 });
+    if (0..n).all(|i| out[(i, i)].is_finite() && out[(i, i)] > 0.0) {
+        Some(out)
+    } else {
+        None
+    }
+}
+
+/// Lower factor of `s^2 B B^T + x x^T` from a lower factor `B` (diagonal signs arbitrary) by a
+/// rank-one Cholesky update (O(n^2), stable: an update, never a downdate).
+pub fn scaled_update(b: &Mat<f64>, s: f64, x: &[f64]) -> Mat<f64> {
+    let n = b.nrows();
+    let mut l = Mat::from_fn(n, n, |i, j| {
+        if i >= j {
+            s * b[(i, j)] * b[(j, j)].signum()
+        } else {
+            0.0
+        }
+    });
+    if x.iter().all(|v| *v == 0.0) {
+        return l;
+    }
+    let mut x = x.to_vec();
+    for k in 0..n {
+        let lkk = l[(k, k)];
+        let r = lkk.hypot(x[k]);
+        let (c, sn) = (r / lkk, x[k] / lkk);
+        l[(k, k)] = r;
+        for i in k + 1..n {
+            let li = (l[(i, k)] + sn * x[i]) / c;
+            x[i] = c * x[i] - sn * li;
+            l[(i, k)] = li;
+        }
+    }
+    l
 }
 
 #[cfg(test)]

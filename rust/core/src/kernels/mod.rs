@@ -1,0 +1,9 @@
+//! Kernels of infinitely wide networks: the input kernel, the lazy NNGP / NTK recursion,
+//! Gaussian expectations of activations and their quadrature, kernel alignment, and the
+//! architecture they describe.
+pub mod activation;
+pub mod alignment;
+pub mod input;
+pub mod lazy;
+pub mod net;
+pub mod quadrature;

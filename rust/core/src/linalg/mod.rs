@@ -1,0 +1,16 @@
+//! Dense symmetric linear algebra on faer: Cholesky with jitter escalation, triangular and
+//! Cholesky solves, symmetric eigendecomposition, PSD covariance factors, small dense helpers.
+//! Matrices are faer views; square symmetric inputs from row-major buffers are passed
+//! transposed (a free, column-major view).
+mod cholesky;
+mod dense;
+mod eigen;
+mod psd;
+
+pub use cholesky::{
+    check_factor, cholesky, cholesky_solve_in_place, cholesky_with_jitter, lower_solve_in_place,
+    scaled_update, CholeskyInfo, JITTER_MAX, JITTER_START,
+};
+pub use dense::{a_at, at_b, check_symmetric, frob2, lower_solve, scale_rows, symmetrize, tril_product};
+pub use eigen::symmetric_eigen;
+pub use psd::{CovFactor, RANK_RCOND};

@@ -1,0 +1,129 @@
+use super::*;
+use crate::rng::Rng;
+use crate::control::no_control;
+
+fn spd(p: usize, seed: u64) -> Mat<f64> {
+    let mut rng = Rng::new(seed, 0);
+    let a = Mat::from_fn(p, p + 2, |_, _| rng.normal());
+    let mut c = Mat::<f64>::zeros(p, p);
+    matmul(
+        c.as_mut(),
+        Accum::Replace,
+        a.as_ref(),
+        a.transpose(),
+        1.0 / (p + 2) as f64,
+        Par::Seq,
+    );
+    c
+}
+
+#[test]
+fn linear_tilt_gives_the_gaussian_moments() {
+    let p = 4;
+    let c = spd(p, 1);
+    // hatPhi = -0.3 C^{-1}-ish negative tilt stays normalizable: exact <hh^T> = (C^-1 + hatPhi)^-1
+    let phat = Mat::from_fn(p, p, |i, j| if i == j { -0.4 } else { 0.05 });
+    let cfg = TiltConfig {
+        n_chains: 4,
+        n_samples: 20000,
+        burn_in: 2000,
+        thin: 2,
+        step_size: 0.5,
+        seed: 3,
+    };
+    let m = sample_moments(
+        &Activation::Linear,
+        c.as_ref(),
+        phat.as_ref(),
+        &cfg,
+        2,
+        no_control(),
+    )
+    .unwrap();
+    let mut ci = Mat::<f64>::identity(p, p);
+    let mut l = Mat::<f64>::zeros(p, p);
+    cholesky_with_jitter("C", c.as_ref(), 0.0, l.as_mut(), Par::Seq).unwrap();
+    crate::linalg::cholesky_solve_in_place(l.as_ref(), ci.as_mut(), Par::Seq).unwrap();
+    let prec = Mat::from_fn(p, p, |i, j| ci[(i, j)] + phat[(i, j)]);
+    let mut cov = Mat::<f64>::identity(p, p);
+    cholesky_with_jitter("M", prec.as_ref(), 0.0, l.as_mut(), Par::Seq).unwrap();
+    crate::linalg::cholesky_solve_in_place(l.as_ref(), cov.as_mut(), Par::Seq).unwrap();
+    for i in 0..p {
+        for j in 0..p {
+            let se = 5.0 * (cov[(i, i)] * cov[(j, j)]).sqrt() / (m.ess / 4.0).sqrt();
+            assert!(
+                (m.h2[i * p + j] - cov[(i, j)]).abs() < se,
+                "({i},{j}) {} vs {}",
+                m.h2[i * p + j],
+                cov[(i, j)]
+            );
+        }
+    }
+    assert!(
+        m.acceptance.iter().all(|a| (0.4..0.8).contains(a)),
+        "{:?}",
+        m.acceptance
+    );
+}
+
+#[test]
+fn non_normalizable_tilts_are_refused() {
+    let c = spd(3, 2);
+    let phat = Mat::from_fn(3, 3, |i, j| if i == j { -50.0 } else { 0.0 });
+    for act in [Activation::Linear, Activation::Relu] {
+        let e = check_normalizable(&act, c.as_ref(), phat.as_ref(), Par::Seq).unwrap_err();
+        assert!(e.to_string().contains("not normalizable"), "{e}");
+    }
+    assert!(check_normalizable(&Activation::Tanh, c.as_ref(), phat.as_ref(), Par::Seq).is_ok());
+    // relu tolerates a tilt that only penalises negative directions' images (phi >= 0): -hatPhi on
+    // the off-diagonal with positive diagonal is fine
+    let ok = Mat::from_fn(3, 3, |i, j| if i == j { 1.0 } else { -0.2 });
+    assert!(check_normalizable(&Activation::Relu, c.as_ref(), ok.as_ref(), Par::Seq).is_ok());
+}
+
+#[test]
+fn relu_witness_with_mixed_signs() {
+    // C_11 = 1, rho = -1/2: relu tilt a h_1+^2 / 2 is normalizable iff a < 1 / C_11 = 1. The
+    // witness h = (1, -1/2) (h_2 following h_1) costs h^T C^-1 h = 1; every h >= 0 costs at
+    // least (C^-1)_11 = 4/3, so a = 1.2 was missed by a search over h >= 0
+    let c = Mat::from_fn(2, 2, |i, j| if i == j { 1.0 } else { -0.5 });
+    for (a, normalizable) in [(1.2, false), (0.9, true)] {
+        let phat = Mat::from_fn(2, 2, |i, j| if i + j == 0 { -a } else { 0.0 });
+        let r = check_normalizable(&Activation::Relu, c.as_ref(), phat.as_ref(), Par::Seq);
+        assert_eq!(r.is_ok(), normalizable, "a = {a}: {r:?}");
+    }
+}
+
+#[test]
+fn thread_count_does_not_change_moments() {
+    let c = spd(5, 4);
+    let phat = Mat::from_fn(5, 5, |i, j| if i == j { -0.5 } else { 0.1 });
+    let cfg = TiltConfig {
+        n_chains: 3,
+        n_samples: 500,
+        burn_in: 100,
+        thin: 1,
+        step_size: 0.3,
+        seed: 9,
+    };
+    let a = sample_moments(
+        &Activation::Tanh,
+        c.as_ref(),
+        phat.as_ref(),
+        &cfg,
+        1,
+        no_control(),
+    )
+    .unwrap();
+    let b = sample_moments(
+        &Activation::Tanh,
+        c.as_ref(),
+        phat.as_ref(),
+        &cfg,
+        2,
+        no_control(),
+    )
+    .unwrap();
+    assert_eq!(a.phi2, b.phi2);
+    assert_eq!(a.h2, b.h2);
+}

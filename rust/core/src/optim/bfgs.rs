@@ -1,0 +1,152 @@
+//! Dense BFGS on a chart of the unknowns, with a backtracking Armijo line search. The problem
+//! supplies the chart ([`Chart`]): its gradient, a retraction along a chart direction, chart
+//! differences and the initial inverse Hessian, so that e.g. positive unknowns are optimised
+//! in their logarithm. Steps are capped at `max_step` in the max norm. Near the optimum the
+//! objective changes by round-off only; a step is then accepted when it lowers the residual.
+//! Evaluation errors `NonFinite` and `NotPositiveDefinite` during the line search shorten the
+//! step; other errors stop the solve.
+use crate::control::Control;
+use crate::error::{AkError, Result};
+use crate::solve::SolveReport;
+
+/// Stopping rule, budget and step cap.
+#[derive(Debug, Clone, Copy)]
+pub struct Options {
+    /// Converged when the problem's residual is below `tol`.
+    pub tol: f64,
+    pub max_iter: usize,
+    /// Largest step in the chart (max norm).
+    pub max_step: f64,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Options {
+            tol: 1e-10,
+            max_iter: 200,
+            max_step: 2.0,
+        }
+    }
+}
+
+/// A minimisation problem on a chart of dimension `n` (the point itself, of any length, is
+/// what [`Chart::eval`] sees).
+pub trait Chart {
+    /// What an evaluation returns besides the objective (e.g. the gradient in the problem's own
+    /// coordinates).
+    type Extra;
+    /// Objective and extra data at a point.
+    fn eval(&mut self, q: &[f64]) -> Result<(f64, Self::Extra)>;
+    /// The gradient in chart coordinates.
+    fn chart_gradient(&self, q: &[f64], extra: &Self::Extra) -> Vec<f64>;
+    /// Stationarity residual (dimensionless).
+    fn residual(&self, q: &[f64], extra: &Self::Extra) -> f64;
+    /// The point at chart step `step * d` from `q`.
+    fn retract(&self, q: &[f64], step: f64, d: &[f64]) -> Vec<f64>;
+    /// Chart coordinates of `new` minus those of `old`.
+    fn chart_difference(&self, new: &[f64], old: &[f64]) -> Vec<f64>;
+    /// Initial inverse Hessian at `q` (n x n, row-major), also the reset after a non-descent
+    /// direction.
+    fn initial_inverse_hessian(&self, q: &[f64]) -> Vec<f64>;
+}
+
+/// The solution: point, objective and extra data there.
+pub struct Minimum<E> {
+    pub q: Vec<f64>,
+    pub f: f64,
+    pub extra: E,
+}
+
+/// Minimises from `q0`; the first evaluation's error is returned as is.
+pub fn minimize<P: Chart>(
+    prob: &mut P,
+    q0: Vec<f64>,
+    opts: &Options,
+    ctl: &Control,
+) -> Result<(Minimum<P::Extra>, SolveReport)> {
+    let mut q = q0;
+    let (mut f, mut extra) = prob.eval(&q)?;
+    let mut n_eval = 1;
+    let mut res = prob.residual(&q, &extra);
+    let mut history = vec![res];
+    let mut gx = prob.chart_gradient(&q, &extra);
+    let n = gx.len();
+    let mut h = prob.initial_inverse_hessian(&q);
+    let mut converged = res < opts.tol;
+    let mut n_iter = 0;
+    ctl.set_total(opts.max_iter as u64);
+    while !converged && n_iter < opts.max_iter {
+        ctl.checkpoint()?;
+        n_iter += 1;
+        let mut d: Vec<f64> = (0..n)
+            .map(|i| -(0..n).map(|j| h[i * n + j] * gx[j]).sum::<f64>())
+            .collect();
+        let mut slope: f64 = d.iter().zip(&gx).map(|(a, b)| a * b).sum();
+        if slope >= 0.0 {
+            h = prob.initial_inverse_hessian(&q);
+            d = (0..n).map(|i| -h[i * n + i] * gx[i]).collect();
+            slope = d.iter().zip(&gx).map(|(a, b)| a * b).sum();
+        }
+        let big = d.iter().fold(0.0f64, |m, v| m.max(v.abs()));
+        if big > opts.max_step {
+            d.iter_mut().for_each(|v| *v *= opts.max_step / big);
+            slope *= opts.max_step / big;
+        }
+        let mut step = 1.0;
+        let mut accepted = None;
+        for _ in 0..60 {
+            let qn = prob.retract(&q, step, &d);
+            match prob.eval(&qn) {
+                Ok((fnew, xnew)) => {
+                    n_eval += 1;
+                    let rnew = prob.residual(&qn, &xnew);
+                    let armijo = fnew <= f + 1e-4 * step * slope;
+                    let flat = (fnew - f).abs() <= 1e-12 * (f.abs() + 1.0) && rnew < res;
+                    if armijo || flat {
+                        accepted = Some((qn, fnew, xnew, rnew));
+                        break;
+                    }
+                }
+                // A step into overflow: shorten it.
+                Err(AkError::NonFinite { .. }) | Err(AkError::NotPositiveDefinite { .. }) => {
+                    n_eval += 1
+                }
+                Err(e) => return Err(e),
+            }
+            step *= 0.5;
+        }
+        let Some((qn, fnew, xnew, rnew)) = accepted else {
+            break;
+        };
+        let s: Vec<f64> = prob.chart_difference(&qn, &q);
+        let gxn = prob.chart_gradient(&qn, &xnew);
+        let yv: Vec<f64> = gxn.iter().zip(&gx).map(|(a, b)| a - b).collect();
+        let sy: f64 = s.iter().zip(&yv).map(|(a, b)| a * b).sum();
+        let ny = yv.iter().map(|v| v * v).sum::<f64>().sqrt();
+        let ns = s.iter().map(|v| v * v).sum::<f64>().sqrt();
+        if sy > 1e-12 * ny * ns {
+            // H <- (I - rho s y^T) H (I - rho y s^T) + rho s s^T
+            let rho = 1.0 / sy;
+            let hy: Vec<f64> = (0..n)
+                .map(|i| (0..n).map(|j| h[i * n + j] * yv[j]).sum())
+                .collect();
+            let yhy: f64 = yv.iter().zip(&hy).map(|(a, b)| a * b).sum();
+            for i in 0..n {
+                for j in 0..n {
+                    h[i * n + j] += -rho * (hy[i] * s[j] + s[i] * hy[j])
+                        + (rho * rho * yhy + rho) * s[i] * s[j];
+                }
+            }
+        }
+        q = qn;
+        f = fnew;
+        extra = xnew;
+        gx = gxn;
+        res = rnew;
+        history.push(res);
+        ctl.advance(1);
+        converged = res < opts.tol;
+    }
+    let report = SolveReport::new("bfgs", converged, n_iter, n_eval, res, history);
+    Ok((Minimum { q, f, extra }, report))
+}

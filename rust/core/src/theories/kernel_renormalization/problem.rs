@@ -1,0 +1,288 @@
+//! The Cholesky evaluator of the action: `K^0`, the entrywise layer maps on the training points
+//! with their derivatives, and `(S, dS/dQ)` by reverse accumulation (module docs of [`super`]).
+use super::Problem;
+use crate::control::Control;
+use crate::error::{invalid, shape, AkError, Result};
+use crate::kernels::activation::{Expectation, ExpectationGrad};
+use crate::kernels::input::input_kernel_symmetric;
+use crate::kernels::net::{mirror_lower, mirror_upper, Mlp, Rows};
+use crate::kernels::quadrature::PolarRule;
+use crate::linalg::{cholesky_solve_in_place, cholesky_with_jitter};
+use crate::threads::with_threads;
+use crate::validate;
+use faer::linalg::matmul::triangular::{self, BlockStructure};
+use faer::linalg::triangular_inverse::invert_lower_triangular;
+use faer::{Accum, Mat, MatRef, Par};
+use rayon::prelude::*;
+
+impl<'a> Problem<'a> {
+    /// Builds `K^0` of the training inputs `x` (P x d) for targets `y` (P x C).
+    pub fn new(net: &'a Mlp, x: Rows<'_>, y: MatRef<'a, f64>, n_threads: usize) -> Result<Self> {
+        net.validate()?;
+        if net.depth == 0 {
+            return Err(invalid(
+                "net",
+                "kernel renormalization needs at least one hidden layer (depth >= 1)",
+            ));
+        }
+        let (p, d) = (x.rows, x.cols);
+        if p == 0 || d == 0 {
+            return Err(shape("X", format!("must be non-empty, got ({p}, {d})")));
+        }
+        validate::finite("X", x.data)?;
+        validate::targets(y, p)?;
+        let mut k0 = vec![0.0; p * p];
+        with_threads(n_threads, |par| {
+            input_kernel_symmetric(x.mat(), net.sigma_w, net.sigma_b, &mut k0, par)
+        });
+        let mut prob = Problem {
+            net,
+            p,
+            c: y.ncols(),
+            k0,
+            y,
+            rule: PolarRule::new(net.quadrature_order),
+            m1: Vec::new(),
+        };
+        prob.m1 = with_threads(n_threads, |_| prob.layer_map(&prob.k0, false))?.0;
+        Ok(prob)
+    }
+
+    /// Whether `K^L(Q) = (prod_l Q_l) K^L(1)` exactly.
+    pub fn spectral_applies(&self) -> bool {
+        self.net.depth == 1
+            || (matches!(self.net.activation, crate::kernels::activation::Activation::Linear)
+                && self.net.sigma_b == 0.0)
+    }
+
+    /// One layer map on the training points: `M = sigma_w^2 E[phi phi](K_prev) + sigma_b^2`
+    /// (full, symmetric) and, with `grads`, `(Dc, D)`: `Dc_ij = dE_ij/dK_ij` (symmetric) and
+    /// `D_ij = dE_ij/dK_ii` (not symmetric; entry (i, j) of the lower triangle holds dE/da,
+    /// the mirrored entry (j, i) dE/db of the same pair).
+    #[allow(clippy::type_complexity)]
+    fn layer_map(
+        &self,
+        kprev: &[f64],
+        grads: bool,
+    ) -> Result<(Vec<f64>, Option<(Vec<f64>, Vec<f64>)>)> {
+        let p = self.p;
+        let (s2w, s2b) = (
+            self.net.sigma_w * self.net.sigma_w,
+            self.net.sigma_b * self.net.sigma_b,
+        );
+        let diag: Vec<f64> = (0..p).map(|j| kprev[j * p + j]).collect();
+        let mut m = vec![0.0; p * p];
+        let out = if grads {
+            let eg = ExpectationGrad {
+                act: &self.net.activation,
+                rule: &self.rule,
+            };
+            let (mut dc, mut da, mut db) = (vec![0.0; p * p], vec![0.0; p * p], vec![0.0; p * p]);
+            m.par_chunks_mut(p)
+                .zip(dc.par_chunks_mut(p))
+                .zip(da.par_chunks_mut(p).zip(db.par_chunks_mut(p)))
+                .enumerate()
+                .try_for_each(|(i, ((mr, dcr), (dar, dbr)))| -> Result<()> {
+                    let n = i + 1;
+                    let a = vec![diag[i]; n];
+                    let mut e = vec![0.0; n];
+                    eg.batch(
+                        &a,
+                        &diag[..n],
+                        &kprev[i * p..i * p + n],
+                        &mut e,
+                        &mut dcr[..n],
+                        &mut dar[..n],
+                        Some(&mut dbr[..n]),
+                    )?;
+                    for j in 0..n {
+                        mr[j] = s2w * e[j] + s2b;
+                    }
+                    Ok(())
+                })?;
+            mirror_lower(&mut dc, p);
+            // upper triangle of D: D_ji = dE_ij/dK_jj, the lower triangle of db transposed
+            da.par_chunks_mut(p).enumerate().for_each(|(j, row)| {
+                for i in j + 1..p {
+                    row[i] = db[i * p + j];
+                }
+            });
+            Some((dc, da))
+        } else {
+            let ex = Expectation {
+                act: &self.net.activation,
+                method: self.net.method,
+                rule: &self.rule,
+            };
+            m.par_chunks_mut(p)
+                .enumerate()
+                .try_for_each(|(i, mr)| -> Result<()> {
+                    let n = i + 1;
+                    let a = vec![diag[i]; n];
+                    let mut e = vec![0.0; n];
+                    ex.batch(&a, &diag[..n], &kprev[i * p..i * p + n], &mut e, None)?;
+                    for j in 0..n {
+                        mr[j] = s2w * e[j] + s2b;
+                    }
+                    Ok(())
+                })?;
+            None
+        };
+        mirror_lower(&mut m, p);
+        if m.iter().any(|v| !v.is_finite()) {
+            return Err(AkError::NonFinite {
+                name: "X",
+                msg: "a renormalized layer kernel overflowed".into(),
+            });
+        }
+        Ok((m, out))
+    }
+
+    /// Renormalized kernels `[K^0, K^1, .., K^L]` of the training points at `q`.
+    pub fn forward(&self, q: &[f64], ctl: &Control) -> Result<Vec<Vec<f64>>> {
+        let mut layers = vec![
+            self.k0.clone(),
+            self.m1.iter().map(|v| q[0] * v).collect::<Vec<f64>>(),
+        ];
+        for &ql in &q[1..] {
+            ctl.checkpoint()?;
+            let (m, _) = self.layer_map(layers.last().unwrap(), false)?;
+            layers.push(m.into_iter().map(|v| ql * v).collect());
+        }
+        Ok(layers)
+    }
+
+    /// `(S, dS/dQ, jitter)` at `q` with the Cholesky evaluator. Layers of infinite width add
+    /// no prior term (their `Q` is pinned to 1 by the caller).
+    pub fn action_and_gradient(
+        &self,
+        widths: &[f64],
+        t: f64,
+        q: &[f64],
+        par: Par,
+        ctl: &Control,
+    ) -> Result<(f64, Vec<f64>, f64)> {
+        let (p, c, depth) = (self.p, self.c, self.net.depth);
+        // Forward: M^1 is fixed (K^0 does not depend on Q); layers l >= 2 also keep the
+        // derivatives of their map for the reverse pass.
+        let mut ms: Vec<Vec<f64>> = Vec::with_capacity(depth);
+        let mut derivs = Vec::with_capacity(depth.saturating_sub(1));
+        let mut kl: Vec<f64> = self.m1.iter().map(|v| q[0] * v).collect();
+        for &ql in &q[1..] {
+            ctl.checkpoint()?;
+            let (m, d) = self.layer_map(&kl, true)?;
+            kl = m.iter().map(|v| ql * v).collect();
+            ms.push(m);
+            derivs.push(d.unwrap());
+        }
+        // Cholesky of A = K^L + T I.
+        let mut lf = Mat::<f64>::zeros(p, p);
+        // (column-major view of the symmetric K^L: the factorization copies contiguous columns)
+        let info = cholesky_with_jitter(
+            "A",
+            MatRef::from_column_major_slice(&kl, p, p),
+            t,
+            lf.as_mut(),
+            par,
+        )?;
+        drop(kl);
+        ctl.checkpoint()?;
+        let mut z = self.y.to_owned();
+        cholesky_solve_in_place(lf.as_ref(), z.as_mut(), par)?;
+        let mut data = 0.0;
+        for j in 0..c {
+            for i in 0..p {
+                data += self.y[(i, j)] * z[(i, j)];
+            }
+        }
+        let logdet: f64 = 2.0 * (0..p).map(|i| lf[(i, i)].ln()).sum::<f64>();
+        data += c as f64 * logdet;
+        // A^{-1} = L^{-T} L^{-1}: triangular inverse, then a triangular product (P^3 / 3 each).
+        let mut w = Mat::<f64>::zeros(p, p);
+        invert_lower_triangular(w.as_mut(), lf.as_ref(), par); // writes the lower triangle; the upper stays 0
+        drop(lf);
+        ctl.checkpoint()?;
+        // G = C A^{-1} - Z Z^T: its lower triangle in column-major order is the upper triangle
+        // of the row-major buffer `gbar` (= dS_data/dK^L, symmetric), completed by a mirror.
+        let mut gbar = vec![0.0; p * p];
+        {
+            let mut g = faer::MatMut::from_column_major_slice_mut(&mut gbar, p, p);
+            triangular::matmul(
+                g.as_mut(),
+                BlockStructure::TriangularLower,
+                Accum::Replace,
+                w.transpose(),
+                BlockStructure::TriangularUpper,
+                w.as_ref(),
+                BlockStructure::TriangularLower,
+                c as f64,
+                par,
+            );
+            triangular::matmul(
+                g.as_mut(),
+                BlockStructure::TriangularLower,
+                Accum::Add,
+                z.as_ref(),
+                BlockStructure::Rectangular,
+                z.transpose(),
+                BlockStructure::Rectangular,
+                -1.0,
+                par,
+            );
+        }
+        drop(w);
+        mirror_upper(&mut gbar, p);
+        // Reverse accumulation (with the 1/2 of the action): dS/dQ_l = 1/2 tr(G_l M^l).
+        let s2w = self.net.sigma_w * self.net.sigma_w;
+        let mut grad = vec![0.0; depth];
+        for l in (1..=depth).rev() {
+            ctl.checkpoint()?;
+            let ml: &[f64] = if l == 1 { &self.m1 } else { &ms[l - 2] };
+            let rows: Vec<f64> = gbar
+                .par_chunks(p)
+                .zip(ml.par_chunks(p))
+                .map(|(gr, mr)| gr.iter().zip(mr).map(|(g, m)| g * m).sum::<f64>())
+                .collect();
+            grad[l - 1] = 0.5 * rows.iter().sum::<f64>();
+            if l == 1 {
+                break;
+            }
+            // G_{l-1} = Q_l sigma_w^2 J^T G_l: off-diagonal entries through dE/dc, the diagonal
+            // through its own total derivative plus dE/da of every entry of its row.
+            let (dc, d) = &derivs[l - 2];
+            let scale = q[l - 1] * s2w;
+            let mut next = vec![0.0; p * p];
+            next.par_chunks_mut(p).enumerate().for_each(|(i, out)| {
+                let (gr, dcr, dr) = (
+                    &gbar[i * p..(i + 1) * p],
+                    &dc[i * p..(i + 1) * p],
+                    &d[i * p..(i + 1) * p],
+                );
+                let mut diag = 0.0;
+                for j in 0..p {
+                    out[j] = scale * gr[j] * dcr[j];
+                    diag += gr[j] * dr[j];
+                }
+                // entry (i, i): its total derivative dc + 2 da (D_ii = da), plus 2 sum_{j != i} G_ij D_ij
+                out[i] = scale * (gr[i] * (dcr[i] + 2.0 * dr[i]) + 2.0 * (diag - gr[i] * dr[i]));
+            });
+            gbar = next;
+        }
+        let mut s = 0.5 * data;
+        for l in 0..depth {
+            if widths[l].is_finite() {
+                s += 0.5 * widths[l] * (q[l] - q[l].ln());
+                grad[l] += 0.5 * widths[l] * (1.0 - 1.0 / q[l]);
+            } else {
+                grad[l] = 0.0;
+            }
+        }
+        if !s.is_finite() || grad.iter().any(|g| !g.is_finite()) {
+            return Err(AkError::NonFinite {
+                name: "action",
+                msg: format!("non-finite action or gradient at Q = {q:?}"),
+            });
+        }
+        Ok((s, grad, info.jitter))
+    }
+}

@@ -1,0 +1,112 @@
+use super::*;
+use crate::kernels::net::Rows;
+use faer::{Mat, Par};
+use crate::kernels::activation::Activation;
+use crate::control::no_control;
+use crate::rng::Rng;
+
+fn data(p: usize, d: usize, c: usize, seed: u64) -> (Vec<f64>, Mat<f64>) {
+    let mut rng = Rng::new(seed, 0);
+    let x: Vec<f64> = (0..p * d).map(|_| rng.normal()).collect();
+    let y = Mat::from_fn(p, c, |i, j| {
+        (x[i * d] + 0.5 * x[i * d + 1] * (j as f64 + 1.0)).tanh()
+    });
+    (x, y)
+}
+
+fn net(act: Activation, depth: usize, sb: f64) -> Mlp {
+    Mlp::new(depth, act, 1.2, sb)
+}
+
+#[test]
+fn gradient_matches_finite_differences() {
+    let (x, y) = data(12, 5, 2, 1);
+    for (act, depth, sb) in [
+        (Activation::Erf, 3, 0.2),
+        (Activation::Relu, 2, 0.0),
+        (Activation::Tanh, 2, 0.3),
+    ] {
+        let mlp = net(act, depth, sb);
+        let prob =
+            Problem::new(&mlp, Rows::new("X", &x, 12, 5).unwrap(), y.as_ref(), 1).unwrap();
+        let widths = vec![7.0; depth];
+        let q: Vec<f64> = (0..depth).map(|l| 0.8 + 0.2 * l as f64).collect();
+        let (_, g, _) = prob
+            .action_and_gradient(&widths, 0.1, &q, Par::Seq, no_control())
+            .unwrap();
+        for l in 0..depth {
+            let h = 1e-6;
+            let (mut qp, mut qm) = (q.clone(), q.clone());
+            qp[l] += h;
+            qm[l] -= h;
+            let fp = prob
+                .action_and_gradient(&widths, 0.1, &qp, Par::Seq, no_control())
+                .unwrap()
+                .0;
+            let fm = prob
+                .action_and_gradient(&widths, 0.1, &qm, Par::Seq, no_control())
+                .unwrap()
+                .0;
+            let fd = (fp - fm) / (2.0 * h);
+            assert!(
+                (g[l] - fd).abs() < 1e-5 * (1.0 + fd.abs()),
+                "{l}: {} vs {fd}",
+                g[l]
+            );
+        }
+    }
+}
+
+#[test]
+fn spectral_and_cholesky_agree_and_converge() {
+    let (x, y) = data(30, 8, 1, 2);
+    for (act, depth) in [(Activation::Erf, 1), (Activation::Linear, 3)] {
+        let mlp = net(act, depth, 0.0);
+        let prob =
+            Problem::new(&mlp, Rows::new("X", &x, 30, 8).unwrap(), y.as_ref(), 1).unwrap();
+        let pts = [Point {
+            widths: vec![20.0; depth],
+            temperature: 0.05,
+        }];
+        let mut sols = vec![];
+        for solver in [Solver::Spectral, Solver::Cholesky] {
+            let s = solve_path(
+                &prob,
+                &pts,
+                None,
+                &Options {
+                    solver,
+                    ..Default::default()
+                },
+                2,
+                no_control(),
+            )
+            .unwrap();
+            assert!(
+                s[0].report.converged && s[0].report.residual < 1e-10,
+                "{solver:?}: {:?}",
+                s[0]
+            );
+            sols.push(s[0].q.clone());
+        }
+        for l in 0..depth {
+            assert!((sols[0][l] - sols[1][l]).abs() < 1e-8, "{sols:?}");
+        }
+    }
+}
+
+#[test]
+fn infinite_width_pins_q_to_one_and_threads_do_not_matter() {
+    let (x, y) = data(25, 6, 1, 3);
+    let mlp = net(Activation::Relu, 2, 0.1);
+    let prob = Problem::new(&mlp, Rows::new("X", &x, 25, 6).unwrap(), y.as_ref(), 1).unwrap();
+    let pts = [Point {
+        widths: vec![f64::INFINITY, 15.0],
+        temperature: 0.1,
+    }];
+    let a = solve_path(&prob, &pts, None, &Options::default(), 1, no_control()).unwrap();
+    let b = solve_path(&prob, &pts, None, &Options::default(), 2, no_control()).unwrap();
+    assert_eq!(a[0].q[0], 1.0);
+    assert!(a[0].report.converged);
+    assert_eq!(a[0].q, b[0].q);
+}
