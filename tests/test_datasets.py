@@ -1,12 +1,9 @@
-import importlib.util, pathlib, sys  # noqa: E401,F401  (loading by path, see _load.py)
+import importlib.util
 
 import numpy as np
 import pytest
 
-sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))
-from _load import load  # noqa: E402
-
-datasets = load("datasets")
+from adaptive_kernels import datasets
 
 
 def assert_float_contiguous(ds):

@@ -7,7 +7,7 @@ from scipy import integrate, stats
 from sklearn.metrics import r2_score
 
 import adaptive_kernels as ak
-from adaptive_kernels.reference import lazy_kernels as ref_kernels
+from adaptive_kernels.reference.kernels import lazy as ref_kernels
 from adaptive_kernels.reference import predictors as ref_pred
 
 import os
@@ -67,7 +67,7 @@ def test_gp_matches_reference(seed, P, d, Q, C, activation, depth, ridge, sigma_
     # the fitted attributes are consistent with the reference factorization
     np.testing.assert_allclose(gp.L_ @ gp.L_.T, K + ridge * np.eye(P), rtol=1e-9,
                                atol=1e-12 * np.abs(K).max())
-    np.testing.assert_allclose(gp.alpha_.reshape(np.shape(y) if C else (P, 1)),
+    np.testing.assert_allclose(gp.dual_coef_.reshape(np.shape(y) if C else (P, 1)),
                                np.linalg.solve(K + ridge * np.eye(P), y).reshape(np.shape(y) if C else (P, 1)),
                                rtol=1e-7, atol=1e-9 * y_scale / ridge)
 
@@ -354,7 +354,7 @@ def test_gp_thread_count_independent(kernel, activation):
     for nt in (1, 2):
         gp = ak.GaussianProcess(net, kernel=kernel, ridge=1e-3, n_threads=nt).fit(X, Y)
         mean, std = gp.predict(Xt, return_std=True)
-        outs.append((mean, std, gp.alpha_, gp.log_marginal_likelihood_))
+        outs.append((mean, std, gp.dual_coef_, gp.log_marginal_likelihood_))
     (m1, s1, a1, l1), (m2, s2, a2, l2) = outs
     assert np.array_equal(m1, m2) and np.array_equal(s1, s2) and np.array_equal(a1, a2) and l1 == l2
 

@@ -247,13 +247,13 @@ def test_core_alignment_rejects_non_finite(bad):
     yb = np.ones((6, 1))
     yb[4, 0] = bad
     with pytest.raises(ValueError, match=r"\bK\b.*non-finite"):
-        _core.kernel_alignment(Kb, np.ones((6, 1)))
+        _core.kernels.kernel_alignment(Kb, np.ones((6, 1)))
     with pytest.raises(ValueError, match=r"\by\b.*non-finite"):
-        _core.kernel_alignment(K, yb)
+        _core.kernels.kernel_alignment(K, yb)
     with pytest.raises(ValueError, match=r"\bK1\b.*non-finite"):
-        _core.cka(Kb, K)
+        _core.kernels.cka(Kb, K)
     with pytest.raises(ValueError, match=r"\bK2\b.*non-finite"):
-        _core.cka(K, Kb)
+        _core.kernels.cka(K, Kb)
 
 
 def test_alignment_thread_independent():
@@ -286,45 +286,45 @@ def _no_internal_error(call, exc=ValueError, match=None):
     (np.ones(3), np.eye(3), np.full((3, 1), np.nan), "y"),
 ])
 def test_core_flow_coefficients_shapes(w, V, y, name):
-    _no_internal_error(lambda: _core.ntk_flow_coefficients(w, V, y, np.ones(1), 1.0), match=rf"\b{name}\b")
+    _no_internal_error(lambda: _core.predictors.ntk_flow_coefficients(w, V, y, np.ones(1), 1.0), match=rf"\b{name}\b")
 
 
 def test_core_flow_unsorted_negative_eigenvalue():
     with pytest.raises(ak.NotPositiveDefiniteError):
-        _core.ntk_flow_coefficients(np.array([3.0, -1.0, 2.0]), np.eye(3), np.ones((3, 1)), np.ones(1), 1.0)
+        _core.predictors.ntk_flow_coefficients(np.array([3.0, -1.0, 2.0]), np.eye(3), np.ones((3, 1)), np.ones(1), 1.0)
 
 
 def test_core_gp_predict_shapes():
     K = np.ascontiguousarray(_gram(1, 5))
-    U = _core.cholesky(K, 0.1)[0]
-    alpha = _core.cho_solve(U, np.ones((5, 1)))
+    U = _core.linalg.cholesky(K, 0.1)[0]
+    alpha = _core.linalg.cho_solve(U, np.ones((5, 1)))
     Kc = np.ones((5, 4))
-    mean, var = _core.gp_predict(U, alpha, Kc, np.full(4, 100.0))
+    mean, var = _core.predictors.gp_predict(U, alpha, Kc, np.full(4, 100.0))
     assert mean.shape == (4, 1) and var.shape == (4,)
-    _no_internal_error(lambda: _core.gp_predict(np.ones((5, 4)), alpha, Kc, None), match="factor")
-    _no_internal_error(lambda: _core.gp_predict(np.ones((4, 5)), alpha, Kc, None), match="factor")
-    _no_internal_error(lambda: _core.gp_predict(U, np.ones((3, 1)), Kc, None), match="alpha")
-    _no_internal_error(lambda: _core.gp_predict(U, alpha, np.ones((3, 4)), None), match="K_cross")
-    _no_internal_error(lambda: _core.gp_predict(U, alpha, Kc, np.ones(3)), match="k_test_diag")
-    _no_internal_error(lambda: _core.gp_predict(U, alpha, Kc, np.full(4, np.nan)), match="k_test_diag")
+    _no_internal_error(lambda: _core.predictors.gp_predict(np.ones((5, 4)), alpha, Kc, None), match="factor")
+    _no_internal_error(lambda: _core.predictors.gp_predict(np.ones((4, 5)), alpha, Kc, None), match="factor")
+    _no_internal_error(lambda: _core.predictors.gp_predict(U, np.ones((3, 1)), Kc, None), match="alpha")
+    _no_internal_error(lambda: _core.predictors.gp_predict(U, alpha, np.ones((3, 4)), None), match="K_cross")
+    _no_internal_error(lambda: _core.predictors.gp_predict(U, alpha, Kc, np.ones(3)), match="k_test_diag")
+    _no_internal_error(lambda: _core.predictors.gp_predict(U, alpha, Kc, np.full(4, np.nan)), match="k_test_diag")
     Us = U.copy()
     Us[2, 2] = 0.0
-    _no_internal_error(lambda: _core.gp_predict(Us, alpha, Kc, np.ones(4)), match="factor")
+    _no_internal_error(lambda: _core.predictors.gp_predict(Us, alpha, Kc, np.ones(4)), match="factor")
 
 
 @pytest.mark.parametrize("diag", [0.0, np.nan, np.inf, -0.0])
 def test_core_cho_solve_singular_factor(diag):
     U = np.triu(np.ones((4, 4))) + np.eye(4)
     U[1, 1] = diag
-    _no_internal_error(lambda: _core.cho_solve(U, np.ones((4, 2))), match=r"\bfactor\b")
+    _no_internal_error(lambda: _core.linalg.cho_solve(U, np.ones((4, 2))), match=r"\bfactor\b")
 
 
 def test_core_cho_solve_shapes():
     U = np.ascontiguousarray(np.eye(3) * 2.0)
-    np.testing.assert_array_equal(_core.cho_solve(U, np.ones((3, 2))), np.full((3, 2), 0.25))
-    _no_internal_error(lambda: _core.cho_solve(np.ones((3, 2)), np.ones((3, 1))), match="factor")
-    _no_internal_error(lambda: _core.cho_solve(np.ones((2, 3)), np.ones((3, 1))), match="factor")
-    _no_internal_error(lambda: _core.cho_solve(U, np.ones((2, 1))), match=r"\by\b")
+    np.testing.assert_array_equal(_core.linalg.cho_solve(U, np.ones((3, 2))), np.full((3, 2), 0.25))
+    _no_internal_error(lambda: _core.linalg.cho_solve(np.ones((3, 2)), np.ones((3, 1))), match="factor")
+    _no_internal_error(lambda: _core.linalg.cho_solve(np.ones((2, 3)), np.ones((3, 1))), match="factor")
+    _no_internal_error(lambda: _core.linalg.cho_solve(U, np.ones((2, 1))), match=r"\by\b")
 
 
 # ---------------------------------------------------------------------------------------

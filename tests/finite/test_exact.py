@@ -10,7 +10,7 @@ from hypothesis import strategies as st
 from scipy import integrate, special
 
 import adaptive_kernels as ak
-from adaptive_kernels.reference import exact_linear_posterior as ref_exact
+from adaptive_kernels.reference.finite.exact import exact_linear_posterior as ref_exact
 
 HYP = settings(max_examples=int(os.environ.get("AK_HYP_EXAMPLES", 60)), deadline=None, database=None,
                suppress_health_check=[HealthCheck.too_slow])

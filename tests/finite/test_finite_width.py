@@ -8,13 +8,20 @@ from hypothesis import given, settings, strategies as st
 
 import adaptive_kernels as ak
 from adaptive_kernels import _core
-from adaptive_kernels.reference import finite_width as ref
+from adaptive_kernels.reference.finite import network as ref
 
 ACTS = ["linear", "relu", "erf", "tanh", "gelu", "softplus"]
 
 
 def net_kw(widths, act, sw, sb, param, gamma):
+    """The network arguments of the NumPy reference."""
     return dict(widths=list(widths), activation=act, sigma_w=sw, sigma_b=sb, parameterization=param, gamma=gamma)
+
+
+def core_kw(kw):
+    """The same network as the arguments of the core's finite-network functions (an ak.MLP as ``net``)."""
+    net = ak.MLP(depth=len(kw["widths"]), activation=kw["activation"], sigma_w=kw["sigma_w"], sigma_b=kw["sigma_b"])
+    return dict(net=net, widths=kw["widths"], parameterization=kw["parameterization"], gamma=kw["gamma"])
 
 
 problem = st.fixed_dictionaries(dict(
@@ -30,7 +37,7 @@ problem = st.fixed_dictionaries(dict(
 def draw(pr):
     rng = np.random.default_rng(pr["seed"])
     kw = net_kw(pr["widths"], pr["act"], pr["sw"], pr["sb"], pr["param"], pr["gamma"])
-    n = _core.finite_param_count(d=pr["d"], n_out=pr["c"], **kw)
+    n = _core._testing.param_count(d=pr["d"], n_out=pr["c"], **core_kw(kw))
     assert n == ref.param_count(pr["d"], pr["widths"], pr["c"], pr["sb"], pr["param"])
     X = rng.standard_normal((pr["p"], pr["d"]))
     Y = rng.standard_normal((pr["p"], pr["c"]))
@@ -46,11 +53,12 @@ def close(a, b, rel=1e-12):
 @given(pr=problem, beta=st.floats(0.01, 100.0), decay=st.floats(0.0, 2.0))
 def test_potential_gradient_and_forward_match_reference(pr, beta, decay):
     rng, kw, X, Y, theta = draw(pr)
-    U, g = _core.finite_potential_and_gradient(theta, X, Y, beta=beta, decay=decay, **kw)
+    U, g = _core._testing.potential_and_gradient(theta, X, Y, beta=beta, decay=decay, **core_kw(kw))
     Ur, gr = ref.potential_and_gradient(theta, X, Y, beta=beta, decay=decay, **kw)
     close(U, Ur)
     close(g, gr)
-    f, kernels = _core.finite_forward(theta, X, n_out=pr["c"], **kw)
+    ck = core_kw(kw)
+    f, kernels = _core.finite.forward(theta, X, ck.pop("net"), n_out=pr["c"], **ck)
     fr, _, acts = ref.forward(theta, X, n_out=pr["c"], **kw)
     close(f, fr)
     for K, a in zip(kernels, acts):
@@ -63,11 +71,12 @@ def test_potential_gradient_and_forward_match_reference(pr, beta, decay):
 def test_langevin_and_gd_steps_match_reference(pr, temperature, eta, lr, wd):
     rng, kw, X, Y, theta = draw(pr)
     xi = rng.standard_normal(theta.size)
-    prop, log_ratio = _core.langevin_step(theta, X, Y, xi, temperature=temperature, step_size=eta, **kw)
+    prop, log_ratio = _core._testing.langevin_step(theta, X, Y, xi, temperature=temperature, step_size=eta,
+                                                   **core_kw(kw))
     prop_r, log_ratio_r = ref.langevin_step(theta, X, Y, xi, temperature=temperature, step_size=eta, **kw)
     close(prop, prop_r)
     np.testing.assert_allclose(log_ratio, log_ratio_r, rtol=1e-9, atol=1e-9 * (1 + abs(log_ratio_r)))
-    close(_core.gd_step(theta, X, Y, lr=lr, weight_decay=wd, **kw),
+    close(_core._testing.gd_step(theta, X, Y, lr=lr, weight_decay=wd, **core_kw(kw)),
           ref.gd_step(theta, X, Y, lr=lr, weight_decay=wd, **kw))
 
 
@@ -77,14 +86,15 @@ def test_gradient_matches_finite_differences(param):
     rng = np.random.default_rng(1)
     kw = net_kw([5, 4], "tanh", 1.3, 0.4, param, 0.7)
     X, Y = rng.standard_normal((6, 3)), rng.standard_normal((6, 2))
-    n = _core.finite_param_count(d=3, n_out=2, **kw)
+    ck = core_kw(kw)
+    n = _core._testing.param_count(d=3, n_out=2, **ck)
     theta = rng.standard_normal(n)
-    U, g = _core.finite_potential_and_gradient(theta, X, Y, beta=2.0, decay=0.5, **kw)
+    U, g = _core._testing.potential_and_gradient(theta, X, Y, beta=2.0, decay=0.5, **ck)
     for _ in range(5):
         v = rng.standard_normal(n)
         eps = 1e-5
-        up = _core.finite_potential_and_gradient(theta + eps * v, X, Y, beta=2.0, decay=0.5, **kw)[0]
-        um = _core.finite_potential_and_gradient(theta - eps * v, X, Y, beta=2.0, decay=0.5, **kw)[0]
+        up = _core._testing.potential_and_gradient(theta + eps * v, X, Y, beta=2.0, decay=0.5, **ck)[0]
+        um = _core._testing.potential_and_gradient(theta - eps * v, X, Y, beta=2.0, decay=0.5, **ck)[0]
         assert abs((up - um) / (2 * eps) - g @ v) < 1e-6 * (1 + abs(g @ v))
 
 
@@ -94,8 +104,10 @@ def test_mala_acceptance_ratio_is_exact_for_gaussian_readout():
     rng = np.random.default_rng(2)
     kw = net_kw([4], "linear", 1.0, 0.0, "standard", 1.0)
     X, Y = rng.standard_normal((5, 2)), rng.standard_normal((5, 1))
-    theta = rng.standard_normal(_core.finite_param_count(d=2, n_out=1, **kw))
-    _, lr_small = _core.langevin_step(theta, X, Y, rng.standard_normal(theta.size), temperature=1.0, step_size=1e-8, **kw)
+    ck = core_kw(kw)
+    theta = rng.standard_normal(_core._testing.param_count(d=2, n_out=1, **ck))
+    _, lr_small = _core._testing.langevin_step(theta, X, Y, rng.standard_normal(theta.size), temperature=1.0,
+                                               step_size=1e-8, **ck)
     assert abs(lr_small) < 1e-5
 
 

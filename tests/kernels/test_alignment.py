@@ -7,7 +7,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import adaptive_kernels as ak
-from adaptive_kernels.reference import alignment as ref
+from adaptive_kernels.reference.kernels import alignment as ref
 
 HYP = settings(max_examples=int(os.environ.get("AK_HYP_EXAMPLES", 40)), deadline=None, database=None)
 

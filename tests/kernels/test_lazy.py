@@ -5,7 +5,7 @@ import pytest
 from hypothesis import given, settings, strategies as st
 
 import adaptive_kernels as ak
-from adaptive_kernels.reference import lazy_kernels as ref
+from adaptive_kernels.reference.kernels import lazy as ref
 
 ACTS = ["linear", "relu", "erf", "tanh", "gelu", "softplus"]
 

@@ -1,16 +1,10 @@
-import importlib.util, pathlib, sys  # noqa: E401,F401  (loading by path, see _load.py)
-
 import numpy as np
 import pytest
 from hypothesis import given, settings, strategies as st
 
-sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))
-from _load import load  # noqa: E402
-
-quadrature = load("quadrature")
-lk = load("lazy_kernels")
-predictors = load("predictors")
-alignment = load("alignment")
+from adaptive_kernels.reference import predictors
+from adaptive_kernels.reference.kernels import alignment, quadrature
+from adaptive_kernels.reference.kernels import lazy as lk
 
 STRING_ACTIVATIONS = ["linear", "relu", "erf", "tanh", "gelu", "softplus"]
 relu = lambda x: np.maximum(x, 0.0)  # noqa: E731
@@ -86,7 +80,7 @@ def test_depth_zero_is_linear_kernel():
     X1, X2 = points(), points(4, seed=1)
     for kernel in (lk.nngp_kernel, lk.ntk_kernel):
         np.testing.assert_array_equal(kernel(X1, X2, depth=0, sigma_w=1.3, sigma_b=0.4),
-                                      lk.linear_kernel(X1, X2, sigma_w=1.3, sigma_b=0.4))
+                                      lk.input_kernel(X1, X2, sigma_w=1.3, sigma_b=0.4))
 
 
 @pytest.mark.parametrize("activation", STRING_ACTIVATIONS)

@@ -6,9 +6,10 @@ import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from sklearn.exceptions import NotFittedError
 
 import adaptive_kernels as ak
-from adaptive_kernels.reference import kernel_renormalization as ref
+from adaptive_kernels.reference.theories import kernel_renormalization as ref
 
 
 def _data(seed, p=24, d=6, c=1):
@@ -143,20 +144,22 @@ def test_path_warm_starts_and_matches_independent_fits():
     Xt, yt = _data(10, p=15)
     net = ak.MLP(depth=2, activation="erf", sigma_w=1.3)
     widths = [400, 100, 40, 20]
-    path = ak.KernelRenormalization.path(net, X, y, widths=widths, temperature=0.05, X_test=Xt, y_test=yt)
-    assert path.Q.shape == (4, 2) and path.converged.all()
+    path = ak.KernelRenormalization(net, width=widths[0], temperature=0.05).path(X, y, widths=widths, X_test=Xt,
+                                                                                 y_test=yt)
+    Q = path.attribute("Q_")
+    assert Q.shape == (4, 2) and path.converged.all()
     for k, w in enumerate(widths):
         m = ak.KernelRenormalization(net, width=w, temperature=0.05).fit(X, y)
-        np.testing.assert_allclose(path.Q[k], m.Q_, rtol=1e-8)
+        np.testing.assert_allclose(Q[k], m.Q_, rtol=1e-8)
         np.testing.assert_allclose(path.test_loss[k], np.mean((m.predict(Xt) - yt) ** 2), rtol=1e-8)
     # spectral path (one hidden layer) equals the Cholesky solves
     net1 = ak.MLP(depth=1, activation="relu", sigma_w=1.3)
     temps = [1.0, 0.3, 0.1, 0.03]
-    p1 = ak.KernelRenormalization.path(net1, X, y, temperatures=temps, width=20)
+    p1 = ak.KernelRenormalization(net1, width=20, temperature=temps[0]).path(X, y, temperatures=temps)
     for k, t in enumerate(temps):
         m = ak.KernelRenormalization(net1, width=20, temperature=t, solver="cholesky").fit(X, y)
-        np.testing.assert_allclose(p1.Q[k], m.Q_, rtol=1e-8)
-        np.testing.assert_allclose(p1.free_energy[k], m.free_energy_, rtol=1e-10)
+        np.testing.assert_allclose(p1.attribute("Q_")[k], m.Q_, rtol=1e-8)
+        np.testing.assert_allclose(p1.action[k], m.action_, rtol=1e-10)
     # the NNGP baseline along the path is the Q = 1 GP
     gp = ak.GaussianProcess(net, ridge=0.05).fit(X, y)
     np.testing.assert_allclose(path.nngp_test_loss, np.mean((gp.predict(Xt) - yt) ** 2), rtol=1e-8)
@@ -213,7 +216,7 @@ def test_bad_data_and_architecture():
         ak.KernelRenormalization(ak.MLP(depth=0), width=10, temperature=0.1).fit(X, y)
     with pytest.raises(ValueError, match="spectral"):
         ak.KernelRenormalization(net, width=10, temperature=0.1, solver="spectral").fit(X, y)
-    with pytest.raises(RuntimeError, match="not fitted"):
+    with pytest.raises(NotFittedError, match="not fitted"):
         ak.KernelRenormalization(net, width=10, temperature=0.1).predict(X)
     m = ak.KernelRenormalization(net, width=10, temperature=0.1).fit(X, y)
     with pytest.raises(ValueError, match="features"):

@@ -1,23 +1,21 @@
-"""Kernel renormalization NumPy reference (reference/kernel_renormalization.py), checked on its own:
-analytic gradients vs finite differences, the NNGP (Q = 1, infinite width) limit, the deep linear
-Li-Sompolinsky equations and their T -> 0 closed form, and the exact finite-width posterior of a
-one-hidden-layer linear network. Pure NumPy/SciPy: the compiled extension is not needed."""
+"""Kernel renormalization NumPy reference (reference/theories/kernel_renormalization.py), checked on
+its own: analytic gradients vs finite differences, the NNGP (Q = 1, infinite width) limit, the deep
+linear Li-Sompolinsky equations and their T -> 0 closed form, and the exact finite-width posterior of
+a one-hidden-layer linear network. Only the NumPy/SciPy reference is exercised, not the Rust core."""
 import zlib
 from types import SimpleNamespace
 
 import numpy as np
 import pytest
 
-from _load import load
-
-kr = load("kernel_renormalization")
-lk = load("lazy_kernels")
-predictors = load("predictors")
-exact = load("exact_posteriors")
+from adaptive_kernels.reference import predictors
+from adaptive_kernels.reference.finite import exact
+from adaptive_kernels.reference.kernels import lazy as lk
+from adaptive_kernels.reference.theories import kernel_renormalization as kr
 
 
 def _net(depth, activation="relu", sigma_w=1.2, sigma_b=0.3, method="auto", order=32, derivative=None):
-    """Stand-in for adaptive_kernels.MLP (same attributes), so that the extension is not imported."""
+    """Stand-in for adaptive_kernels.MLP (the attributes the reference reads), without its validation."""
     return SimpleNamespace(depth=depth, activation=activation, sigma_w=sigma_w, sigma_b=sigma_b, method=method,
                            quadrature_order=order, activation_derivative=derivative)
 
