@@ -6,6 +6,7 @@ tolerance and the reason are stated there."""
 from __future__ import annotations
 
 import pathlib
+import re
 
 import numpy as np
 import pytest
@@ -16,13 +17,21 @@ from golden_cases import CASES
 
 GOLDEN = np.load(pathlib.Path(__file__).parent / "data" / "golden.npz")
 
-#: key prefix -> (relative tolerance, why the last bits may differ)
-TOLERANT: dict[str, tuple[float, str]] = {}
+#: key pattern -> (relative tolerance, why the last bits may differ)
+TOLERANT: dict[str, tuple[float, str]] = {
+    r"^lazy_kernels/.*_diag_(nngp|ntk)$": (
+        1e-12, "kernel_diagonal is now O(P) in the core: |x_i|^2 is summed row by row instead of taken from "
+               "the Gram product of a 256-row block (bitwise equal on these inputs; the order may differ for "
+               "larger d)"),
+    r"^(predictors/gp|kernel_renormalization/\w+)_std$": (
+        1e-12, "the predictive std uses that O(P) diagonal: k(x, x) - |L^-1 k(X, x)|^2 differs in the last "
+               "bits (measured 2e-16 to 6e-16 relative)"),
+}
 
 
 def _tolerance(key: str) -> float:
-    for prefix, (tol, _why) in TOLERANT.items():
-        if key.startswith(prefix):
+    for pattern, (tol, _why) in TOLERANT.items():
+        if re.match(pattern, key):
             return tol
     return 0.0
 

@@ -85,7 +85,8 @@ def _check_scales(scales, net: MLP, ntk: bool):
 
 
 def kernel_diagonal(net: MLP, X, *, kernel: str = "nngp", n_threads: int | None = None) -> np.ndarray:
-    """Diagonal ``k(x_i, x_i)`` of the NNGP kernel or NTK, computed row by row (O(P) memory).
+    """Diagonal ``k(x_i, x_i)`` of the NNGP kernel or NTK in O(P) time and memory (equal to the
+    diagonal of :func:`lazy_kernels` up to the last bits of ``|x_i|^2``).
 
     ``kernel`` is ``"nngp"`` or ``"ntk"``.
     """
@@ -103,9 +104,5 @@ def kernel_diagonal_scaled(net: MLP, X, *, scales, n_threads=None) -> np.ndarray
 
 def _diagonal(net: MLP, X: np.ndarray, *, ntk: bool, scales, n_threads) -> np.ndarray:
     """Diagonal of the NNGP kernel (or NTK, or the layer-rescaled NNGP with ``scales``) of
-    validated inputs, from 256 x 256 diagonal blocks (O(P) memory)."""
-    out = np.empty(X.shape[0])
-    for i in range(0, X.shape[0], 256):
-        K, Th = _core.kernels.lazy_kernels(X[i:i + 256], None, net, ntk=ntk, scales=scales, n_threads=n_threads)
-        out[i:i + 256] = np.diag(Th if ntk else K)
-    return out
+    validated inputs, in O(P) time and memory (the core runs each entry's layer recursion)."""
+    return _core.kernels.kernel_diagonal(X, net, ntk=ntk, scales=scales, n_threads=n_threads)

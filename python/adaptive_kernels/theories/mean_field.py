@@ -206,7 +206,7 @@ class BayesianMeanField(TheoryEstimator):
 
     def _store(self, s) -> None:
         self.report_ = self._report(s.report)
-        self.solver_ = self.report_.solver
+        self.solver_ = "sampled" if self._params["sampled"] else self.report_.solver
         self.n_eval_ = self.report_.n_eval
         self.kernels_ = [np.asarray(k) for k in s.kernels]
         self.kernel_ = self.kernels_[-1]
@@ -243,6 +243,7 @@ class BayesianMeanField(TheoryEstimator):
             self.action_ = float(s.action)
             self.kappa_ = None if s.kappa is None else float(s.kappa)
             self.stationary_points_ = np.asarray(s.stationary).reshape(-1, 2)
+            self._predictor = dict(s.predictor)   # the fitted test-point predictor (arrays)
 
     def _nonconvergence_message(self) -> str:
         if self._params["sampled"] and self.gamma_reached_ < self._params["gamma"]:
@@ -279,8 +280,7 @@ class BayesianMeanField(TheoryEstimator):
                 temperature=p["temperature"], seed=int(p["options"]["seed"]), return_var=return_std,
                 n_threads=p["threads"])
         else:
-            mean, var = _core.mean_field.predict(self.X_train_, self.y_train_, self.kernels_, X, p["net"],
-                                                 temperature=p["temperature"], return_var=return_std,
+            mean, var = _core.mean_field.predict(self._predictor, self.X_train_, X, return_var=return_std,
                                                  n_threads=p["threads"])
         std = np.sqrt(var / (p["gamma"] ** 2 * check_int("width", self.width, minimum=1))) if return_std else None
         return mean, std

@@ -3,10 +3,10 @@
 use crate::convert::{slice, view, NetArg};
 use crate::runtime::{run, threads};
 use ak_core::kernels::alignment;
-use ak_core::kernels::lazy::lazy_kernels_scaled;
+use ak_core::kernels::lazy::{kernel_diagonal as core_diagonal, lazy_kernels_scaled};
 use ak_core::kernels::net::Rows;
 use ak_core::threads::with_threads;
-use numpy::{PyArray2, PyArrayMethods, PyReadonlyArray2, PyUntypedArrayMethods};
+use numpy::{IntoPyArray, PyArray1, PyArray2, PyArrayMethods, PyReadonlyArray2, PyUntypedArrayMethods};
 use pyo3::prelude::*;
 
 /// NNGP kernel `K^L(X1, X2)` and, with `ntk`, the NTK `Th^L` of `net` (an
@@ -54,6 +54,29 @@ fn lazy_kernels<'py>(
     Ok((k, th))
 }
 
+/// The diagonal of the NNGP kernel (or, with `ntk`, the NTK) of `net` at the rows of `x`, with
+/// optional layer `scales`, in O(P) time and memory.
+#[pyfunction]
+#[pyo3(signature = (x, net, *, ntk, scales=None, n_threads=None))]
+fn kernel_diagonal<'py>(
+    py: Python<'py>,
+    x: PyReadonlyArray2<'py, f64>,
+    net: Bound<'py, PyAny>,
+    ntk: bool,
+    scales: Option<Vec<f64>>,
+    n_threads: Option<usize>,
+) -> PyResult<Bound<'py, PyArray1<f64>>> {
+    let arg = NetArg::new(&net)?;
+    let (p, d) = (x.shape()[0], x.shape()[1]);
+    let xs = slice("X", &x)?;
+    let nt = threads(n_threads);
+    let out = run(py, None, |ctl| {
+        let rows = Rows::new("X", xs, p, d)?;
+        core_diagonal(&arg.net, scales.as_deref(), rows, ntk, nt, ctl).map_err(|e| arg.failure(e))
+    })?;
+    Ok(out.into_pyarray(py))
+}
+
 /// Kernel-target alignment `<K, YY^T> / (|K| |YY^T|)`.
 #[pyfunction]
 #[pyo3(signature = (k, y, n_threads=None))]
@@ -90,6 +113,7 @@ fn cka(
 
 pub(crate) fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(lazy_kernels, m)?)?;
+    m.add_function(wrap_pyfunction!(kernel_diagonal, m)?)?;
     m.add_function(wrap_pyfunction!(kernel_alignment, m)?)?;
     m.add_function(wrap_pyfunction!(cka, m)?)?;
     Ok(())

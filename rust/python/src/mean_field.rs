@@ -35,8 +35,9 @@ fn readout_state(
 
 /// One deep-linear saddle point: `kernels`, `conjugates` (lists of (P, P)), `action`, `kappa`
 /// (closed form, else None), `stationary` ((k, 2): kappa and F1 at every stationary point of the
-/// closed form), `rank` (of `K^0`), `report`, and the readout predictor (`factor`,
-/// `factor_jitter`, `dual_coef`).
+/// closed form), `rank` (of `K^0`), `report`, the readout predictor (`factor`,
+/// `factor_jitter`, `dual_coef`) and `predictor`: the fitted test-point predictor's state (a
+/// dict of arrays, for [`predict`]).
 #[pyclass(frozen, get_all, module = "adaptive_kernels._core.mean_field")]
 struct LinearSolution {
     kernels: Py<PyList>,
@@ -49,6 +50,7 @@ struct LinearSolution {
     factor: Py<PyArray2<f64>>,
     factor_jitter: f64,
     dual_coef: Py<PyArray2<f64>>,
+    predictor: Py<PyDict>,
 }
 
 /// One sampled saddle point: `gamma` (reached), `kernels`, `conjugates`, `dual` (the iterate's
@@ -208,12 +210,14 @@ fn solve<'py>(
             .zip(&points)
             .map(|(s, pt)| {
                 let st = readout_state(s.kernels.last().unwrap(), pt.temperature, yv, nt)?;
-                Ok::<_, Failure>((s, st))
+                let kv: Vec<MatRef<'_, f64>> = s.kernels.iter().map(|k| k.as_ref()).collect();
+                let pred = prob.predictor(&kv, pt.temperature, nt)?;
+                Ok::<_, Failure>((s, st, pred))
             })
             .collect::<Result<Vec<_>, Failure>>()
     })?;
     sols.into_iter()
-        .map(|(s, (u, jit, dual))| {
+        .map(|(s, (u, jit, dual), pred)| {
             Ok(LinearSolution {
                 kernels: mats_to_list(py, &s.kernels)?.unbind(),
                 conjugates: mats_to_list(py, &s.conjugates)?.unbind(),
@@ -225,9 +229,70 @@ fn solve<'py>(
                 factor: square_to_numpy(py, u, p).unbind(),
                 factor_jitter: jit,
                 dual_coef: mat_to_numpy(py, dual.as_ref()).unbind(),
+                predictor: predictor_state(py, &pred)?.unbind(),
             })
         })
         .collect()
+}
+
+fn predictor_state<'py>(py: Python<'py>, p: &linear::Predictor) -> PyResult<Bound<'py, PyDict>> {
+    let d = PyDict::new(py);
+    d.set_item("sigma_w", p.sigma_w)?;
+    d.set_item("sigma_b", p.sigma_b)?;
+    d.set_item("u", p.u.as_ref().map(|u| mat_to_numpy(py, u.as_ref())))?;
+    d.set_item("ones", p.ones.clone().into_pyarray(py))?;
+    d.set_item("b", mats_to_list(py, &p.b)?)?;
+    d.set_item("lc", mats_to_list(py, &p.lc)?)?;
+    d.set_item("w", mats_to_list(py, &p.w)?)?;
+    d.set_item("lt", mat_to_numpy(py, p.lt.as_ref()))?;
+    d.set_item("z", mat_to_numpy(py, p.z.as_ref()))?;
+    Ok(d)
+}
+
+fn predictor_from_state(state: &Bound<'_, PyDict>) -> PyResult<linear::Predictor> {
+    let item = |k: &'static str| {
+        state.get_item(k)?.ok_or_else(|| {
+            pyo3::exceptions::PyValueError::new_err(format!("predictor: missing {k:?}"))
+        })
+    };
+    let mat = |k: &'static str, v: Bound<'_, PyAny>| -> PyResult<Mat<f64>> {
+        let a: PyReadonlyArray2<'_, f64> = v.extract().map_err(|_| {
+            pyo3::exceptions::PyValueError::new_err(format!("predictor: {k} must be a float64 matrix"))
+        })?;
+        Ok(view(k, &a)?.to_owned())
+    };
+    let mats = |k: &'static str| -> PyResult<Vec<Mat<f64>>> {
+        item(k)?.try_iter()?.map(|v| mat(k, v?)).collect()
+    };
+    let u = item("u")?;
+    let ones: PyReadonlyArray1<'_, f64> = item("ones")?.extract()?;
+    let pred = linear::Predictor {
+        sigma_w: item("sigma_w")?.extract()?,
+        sigma_b: item("sigma_b")?.extract()?,
+        u: if u.is_none() { None } else { Some(mat("u", u)?) },
+        ones: slice1("ones", &ones)?.to_vec(),
+        b: mats("b")?,
+        lc: mats("lc")?,
+        w: mats("w")?,
+        lt: mat("lt", item("lt")?)?,
+        z: mat("z", item("z")?)?,
+    };
+    let r = pred.rank();
+    let depth = pred.b.len();
+    let square = |m: &Mat<f64>| m.nrows() == r && m.ncols() == r;
+    if depth == 0
+        || pred.lc.len() != depth
+        || pred.w.len() != depth
+        || !pred.b.iter().chain(&pred.lc).chain(&pred.w).all(square)
+        || pred.z.nrows() != r
+        || pred.ones.len() != r
+        || pred.u.as_ref().is_some_and(|u| u.ncols() != r)
+    {
+        return Err(pyo3::exceptions::PyValueError::new_err(
+            "predictor: inconsistent shapes (not the state of one fit)",
+        ));
+    }
+    Ok(pred)
 }
 
 /// The action `F` and its gradients `dF/dPhi^l` (list of (P, P)) at kernels `Phi^l`.
@@ -258,36 +323,29 @@ fn action<'py>(
     Ok((f, mats_to_list(py, &g)?))
 }
 
-/// Predictive mean (Q, C) at `x_test` from deep-linear saddle-point kernels, and with
-/// `return_var` the adapted-kernel GP variance (Q,).
+/// Predictive mean (Q, C) at `x_test` of a fitted deep-linear saddle point (`predictor`: the
+/// state returned with the solution; `x`: the training inputs), and with `return_var` the
+/// adapted-kernel GP variance (Q,). Nothing is factored again.
 #[pyfunction]
-#[pyo3(signature = (x, y, kernels, x_test, net, *, temperature, return_var=false, n_threads=None, progress=None))]
-#[allow(clippy::too_many_arguments)]
+#[pyo3(signature = (predictor, x, x_test, *, return_var=false, n_threads=None, progress=None))]
 #[allow(clippy::type_complexity)]
 fn predict<'py>(
     py: Python<'py>,
+    predictor: Bound<'py, PyDict>,
     x: PyReadonlyArray2<'py, f64>,
-    y: PyReadonlyArray2<'py, f64>,
-    kernels: Vec<PyReadonlyArray2<'py, f64>>,
     x_test: PyReadonlyArray2<'py, f64>,
-    net: Bound<'py, PyAny>,
-    temperature: f64,
     return_var: bool,
     n_threads: Option<usize>,
     progress: Option<Py<PyAny>>,
 ) -> PyResult<(Bound<'py, PyArray2<f64>>, Option<Bound<'py, PyArray1<f64>>>)> {
-    let arg = NetArg::new(&net)?;
+    let pred = predictor_from_state(&predictor)?;
     let (p, d) = (x.shape()[0], x.shape()[1]);
     let (q, dt) = (x_test.shape()[0], x_test.shape()[1]);
     let xs = slice("X", &x)?;
     let xts = slice("X_test", &x_test)?;
-    let yv = view("y", &y)?;
-    let kv = views("kernels", &kernels)?;
     let nt = threads(n_threads);
     let (mean, var) = run(py, progress, |ctl: &Control| {
-        let prob = Problem::new(&arg.net, Rows::new("X", xs, p, d)?, yv, nt)
-            .map_err(|e| arg.failure(e))?;
-        prob.predict(&kv, temperature, Rows::new("X_test", xts, q, dt)?, return_var, nt, ctl)
+        pred.predict(Rows::new("X", xs, p, d)?, Rows::new("X_test", xts, q, dt)?, return_var, nt, ctl)
             .map_err(Failure::from)
     })?;
     Ok((mat_to_numpy(py, mean.as_ref()), var.map(|v| v.into_pyarray(py))))

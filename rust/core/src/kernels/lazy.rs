@@ -74,6 +74,36 @@ fn batch_len(net: &Mlp, rule: &PolarRule) -> usize {
     }
 }
 
+/// The per-layer scales (all ones for `None`), checked: one per hidden layer, finite, > 0, and
+/// only without the NTK.
+fn checked_scales(net: &Mlp, scales: Option<&[f64]>, ntk: bool) -> Result<Vec<f64>> {
+    match scales {
+        None => Ok(vec![1.0; net.depth]),
+        Some(s) => {
+            if s.len() != net.depth {
+                return Err(shape(
+                    "Q",
+                    format!(
+                        "needs one scale per hidden layer ({}), got {}",
+                        net.depth,
+                        s.len()
+                    ),
+                ));
+            }
+            if s.iter().any(|v| !(v.is_finite() && *v > 0.0)) {
+                return Err(invalid("Q", "layer scales must be finite and > 0"));
+            }
+            if ntk {
+                return Err(invalid(
+                    "ntk",
+                    "the NTK is not defined for rescaled layer kernels",
+                ));
+            }
+            Ok(s.to_vec())
+        }
+    }
+}
+
 /// Computes the NNGP kernel `K^L(X1, X2)` into `nngp` and, if given, the NTK into `ntk`
 /// (both row-major `P1 x P2`). `x2 = None` means `X2 = X1` (only the lower triangle is
 /// computed and then mirrored, so the result is exactly symmetric).
@@ -104,32 +134,8 @@ pub fn lazy_kernels_scaled(
     ctl: &Control,
 ) -> Result<()> {
     net.validate()?;
-    let ones = vec![1.0; net.depth];
-    let scales = match scales {
-        None => ones.as_slice(),
-        Some(s) => {
-            if s.len() != net.depth {
-                return Err(shape(
-                    "Q",
-                    format!(
-                        "needs one scale per hidden layer ({}), got {}",
-                        net.depth,
-                        s.len()
-                    ),
-                ));
-            }
-            if s.iter().any(|v| !(v.is_finite() && *v > 0.0)) {
-                return Err(invalid("Q", "layer scales must be finite and > 0"));
-            }
-            if ntk.is_some() {
-                return Err(invalid(
-                    "ntk",
-                    "the NTK is not defined for rescaled layer kernels",
-                ));
-            }
-            s
-        }
-    };
+    let scales = checked_scales(net, scales, ntk.is_some())?;
+    let scales = scales.as_slice();
     let sym = x2.is_none();
     let x2r = x2.unwrap_or(x1);
     if x2r.cols != x1.cols {
@@ -242,30 +248,55 @@ pub fn lazy_kernels_scaled(
     })
 }
 
-/// The NNGP diagonal `K^L(x_i, x_i)` of the rows of `x` in O(P) (no P x P buffer): the input
-/// diagonal `sigma_w^2 |x_i|^2 / d + sigma_b^2` carried through the layer maps.
-pub fn nngp_diagonal(net: &Mlp, x: Rows<'_>, n_threads: usize) -> Result<Vec<f64>> {
+/// The diagonal `K^L(x_i, x_i)` (or, with `ntk`, `Th^L(x_i, x_i)`) of the rows of `x`, with the
+/// optional layer `scales` of [`lazy_kernels_scaled`], in O(P) time and memory: each entry runs
+/// the same layer recursion as the diagonal entries of the full kernel, from the input diagonal
+/// `sigma_w^2 |x_i|^2 / d + sigma_b^2` summed row by row (the full kernel takes `|x_i|^2` from
+/// its Gram product, so the two can differ in the last bits). Rows in parallel blocks;
+/// independent of the thread count.
+pub fn kernel_diagonal(
+    net: &Mlp,
+    scales: Option<&[f64]>,
+    x: Rows<'_>,
+    ntk: bool,
+    n_threads: usize,
+    ctl: &Control,
+) -> Result<Vec<f64>> {
     net.validate()?;
+    let scales = checked_scales(net, scales, ntk)?;
     let rule = PolarRule::new(net.quadrature_order);
     let ex = net.expectation(&rule);
     let input = InputKernel::new(net.sigma_w, net.sigma_b, x.cols);
-    let d0: Vec<f64> = (0..x.rows).map(|i| input.of_row(x.row(i))).collect();
-    let ones = vec![1.0; net.depth.max(1)];
+    let (s2w, s2b) = (net.sigma_w * net.sigma_w, net.sigma_b * net.sigma_b);
+    let blen = batch_len(net, &rule);
+    let mut out = vec![0.0; x.rows];
     with_threads(n_threads, |_| {
-        if net.depth == 0 {
-            return if all_finite(&d0) { Ok(d0) } else { Err(overflow("X")) };
-        }
-        let path = diagonal_path("X", net, &ones, &ex, d0)?;
-        let prev = path.last().unwrap();
-        let mut e = vec![0.0; prev.len()];
-        ex.batch(prev, prev, prev, &mut e, None)?;
-        let (s2w, s2b) = (net.sigma_w * net.sigma_w, net.sigma_b * net.sigma_b);
-        let out: Vec<f64> = e.iter().map(|e| s2w * e + s2b).collect();
-        if !all_finite(&out) {
-            return Err(overflow("X"));
-        }
-        Ok(out)
-    })
+        out.par_chunks_mut(blen).enumerate().try_for_each(|(blk, o)| -> Result<()> {
+            ctl.checkpoint()?;
+            let m = o.len();
+            let mut k: Vec<f64> = (0..m).map(|i| input.of_row(x.row(blk * blen + i))).collect();
+            let mut th = if ntk { Some(k.clone()) } else { None };
+            let (mut e, mut dd) = (vec![0.0; m], vec![0.0; m]);
+            for q in &scales {
+                ex.batch(&k, &k, &k, &mut e, if ntk { Some(&mut dd) } else { None })?;
+                for i in 0..m {
+                    k[i] = q * (s2w * e[i] + s2b);
+                }
+                if let Some(th) = th.as_mut() {
+                    for i in 0..m {
+                        th[i] = k[i] + s2w * th[i] * dd[i];
+                    }
+                }
+            }
+            let res = th.unwrap_or(k);
+            if !all_finite(&res) {
+                return Err(overflow("X"));
+            }
+            o.copy_from_slice(&res);
+            Ok(())
+        })
+    })?;
+    Ok(out)
 }
 
 #[cfg(test)]
@@ -341,14 +372,30 @@ mod tests {
     }
 
     #[test]
-    fn nngp_diagonal_matches_the_kernel_diagonal() {
+    fn kernel_diagonal_matches_the_kernel_diagonal() {
         let x: Vec<f64> = (0..15).map(|i| ((i * 7) % 11) as f64 / 5.0 - 1.0).collect();
-        for (act, depth) in [(Activation::Relu, 2), (Activation::Erf, 1), (Activation::Tanh, 0)] {
+        let ctl = crate::control::no_control();
+        let cases = [
+            (Activation::Relu, 2),
+            (Activation::Erf, 1),
+            (Activation::Tanh, 0),
+            (Activation::Tanh, 2),
+        ];
+        for (act, depth) in cases {
             let net = Mlp::new(depth, act, 1.3, 0.2);
-            let (k, _) = kernels(&net, &x, None, 5, 3).unwrap();
-            let d = nngp_diagonal(&net, Rows::new("X", &x, 5, 3).unwrap(), 1).unwrap();
+            let rows = || Rows::new("X", &x, 5, 3).unwrap();
+            let (k, th) = kernels(&net, &x, None, 5, 3).unwrap();
+            let d = kernel_diagonal(&net, None, rows(), false, 1, ctl).unwrap();
+            let dt = kernel_diagonal(&net, None, rows(), true, 2, ctl).unwrap();
+            let scales: Vec<f64> = (0..depth).map(|l| 0.7 + 0.2 * l as f64).collect();
+            let mut ks = vec![0.0; 25];
+            lazy_kernels_scaled(&net, Some(&scales), rows(), None, &mut ks, None, 1, ctl).unwrap();
+            let ds = kernel_diagonal(&net, Some(&scales), rows(), false, 1, ctl).unwrap();
+            let close = |a: f64, b: f64| (a - b).abs() <= 1e-12 * b.abs();
             for i in 0..5 {
-                assert!((d[i] - k[i * 5 + i]).abs() < 1e-12 * k[i * 5 + i].abs(), "{i}");
+                assert!(close(d[i], k[i * 5 + i]), "nngp {i}");
+                assert!(close(dt[i], th[i * 5 + i]), "ntk {i}");
+                assert!(close(ds[i], ks[i * 5 + i]), "scaled {i}");
             }
         }
     }

@@ -81,6 +81,7 @@ use faer::{Accum, Mat, MatRef, Par};
 mod closed_form;
 mod objective;
 mod predict;
+pub use predict::Predictor;
 
 /// Which solver computes the saddle point.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
