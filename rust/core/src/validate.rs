@@ -92,6 +92,14 @@ pub fn widths(widths: &[f64], depth: usize) -> Result<()> {
     Ok(())
 }
 
+/// Per-layer order parameters (argument `name`, e.g. `Q`): one per hidden layer, finite, > 0.
+pub fn layer_scales(name: &'static str, q: &[f64], depth: usize) -> Result<()> {
+    if q.len() != depth || q.iter().any(|v| !(v.is_finite() && *v > 0.0)) {
+        return Err(invalid(name, format!("needs {depth} finite values > 0, got {q:?}")));
+    }
+    Ok(())
+}
+
 /// Targets (argument `y`): P rows, >= 1 column, finite.
 pub fn targets(y: MatRef<'_, f64>, p: usize) -> Result<()> {
     if y.nrows() != p || y.ncols() == 0 {

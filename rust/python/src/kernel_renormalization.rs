@@ -140,34 +140,13 @@ fn action<'py>(
     n_threads: Option<usize>,
 ) -> PyResult<(f64, Bound<'py, PyArray1<f64>>)> {
     let arg = NetArg::new(&net)?;
-    let depth = arg.net.depth;
     let (p, dim) = (x.shape()[0], x.shape()[1]);
     let xs = slice("X", &x)?;
     let yv = view("y", &y)?;
     let nt = threads(n_threads);
     let (s, g) = run(py, None, |ctl: &Control| {
         let prob = Problem::new(&arg.net, Rows::new("X", xs, p, dim)?, yv, nt)?;
-        if q.len() != depth || q.iter().any(|v| !(v.is_finite() && *v > 0.0)) {
-            return Err(Failure::from(ak_core::AkError::InvalidArgument {
-                name: "Q",
-                msg: format!("needs {depth} finite values > 0, got {q:?}"),
-            }));
-        }
-        if widths.len() != depth || widths.iter().any(|w| !(*w > 0.0)) {
-            return Err(Failure::from(ak_core::AkError::InvalidArgument {
-                name: "width",
-                msg: format!("needs {depth} widths > 0, got {widths:?}"),
-            }));
-        }
-        if !(temperature.is_finite() && temperature > 0.0) {
-            return Err(Failure::from(ak_core::AkError::InvalidArgument {
-                name: "temperature",
-                msg: format!("must be finite and > 0, got {temperature}"),
-            }));
-        }
-        with_threads(nt, |par| prob.action_and_gradient(&widths, temperature, &q, par, ctl))
-            .map(|(s, g, _)| (s, g))
-            .map_err(|e| arg.failure(e))
+        prob.action(&widths, temperature, &q, nt, ctl).map_err(|e| arg.failure(e))
     })?;
     Ok((s, g.into_pyarray(py)))
 }

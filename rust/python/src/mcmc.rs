@@ -4,7 +4,6 @@ use crate::convert::{defaults_dict, view, Options};
 use crate::errors::{to_pyerr, Failure};
 use crate::runtime::{run, threads};
 use ak_core::kernels::activation::Activation;
-use ak_core::theories::mean_field::sampled::SampledOptions as TiltedOptions;
 use ak_core::control::Control;
 use ak_core::mcmc::tilted::{sample_moments, TiltConfig};
 use numpy::ndarray::Array2;
@@ -23,22 +22,35 @@ struct TiltedMoments {
     ess: f64,
 }
 
+/// The tilted sampler's settings as `(name, value)` pairs (for the `defaults()` dicts).
+pub(crate) fn tilt_items<'py>(py: Python<'py>, s: &TiltConfig) -> PyResult<Vec<(&'static str, Bound<'py, PyAny>)>> {
+    Ok(vec![
+        ("n_chains", s.n_chains.into_pyobject(py)?.into_any()),
+        ("n_samples", s.n_samples.into_pyobject(py)?.into_any()),
+        ("burn_in", s.burn_in.into_pyobject(py)?.into_any()),
+        ("thin", s.thin.into_pyobject(py)?.into_any()),
+        ("step_size", s.step_size.into_pyobject(py)?.into_any()),
+        ("seed", s.seed.into_pyobject(py)?.into_any()),
+    ])
+}
+
+/// The tilted sampler's settings read from an options dict (`d` where absent).
+pub(crate) fn tilt_config(o: &Options<'_>, d: &TiltConfig) -> PyResult<TiltConfig> {
+    Ok(TiltConfig {
+        n_chains: o.get("n_chains", d.n_chains)?,
+        n_samples: o.get("n_samples", d.n_samples)?,
+        burn_in: o.get("burn_in", d.burn_in)?,
+        thin: o.get("thin", d.thin)?,
+        step_size: o.get("step_size", d.step_size)?,
+        seed: o.get("seed", d.seed)?,
+    })
+}
+
 /// The core's default sampler settings (`n_chains`, `n_samples`, `burn_in`, `thin`,
 /// `step_size`, `seed`).
 #[pyfunction]
 fn defaults(py: Python<'_>) -> PyResult<Bound<'_, PyDict>> {
-    let s = TiltedOptions::default().sampler;
-    defaults_dict(
-        py,
-        &[
-            ("n_chains", s.n_chains.into_pyobject(py)?.into_any()),
-            ("n_samples", s.n_samples.into_pyobject(py)?.into_any()),
-            ("burn_in", s.burn_in.into_pyobject(py)?.into_any()),
-            ("thin", s.thin.into_pyobject(py)?.into_any()),
-            ("step_size", s.step_size.into_pyobject(py)?.into_any()),
-            ("seed", s.seed.into_pyobject(py)?.into_any()),
-        ],
-    )
+    defaults_dict(py, &tilt_items(py, &TiltConfig::default())?)
 }
 
 /// Moments of `N(h; 0, C) exp(-phi(h)^T hat_phi phi(h) / 2)` by MALA (options: the sampler
@@ -56,15 +68,7 @@ fn tilted_moments(
 ) -> PyResult<TiltedMoments> {
     let act = Activation::from_name(activation).map_err(|e| to_pyerr(py, e.into()))?;
     let o = Options::new(options)?;
-    let s = TiltedOptions::default().sampler;
-    let cfg = TiltConfig {
-        n_chains: o.get("n_chains", s.n_chains)?,
-        n_samples: o.get("n_samples", s.n_samples)?,
-        burn_in: o.get("burn_in", s.burn_in)?,
-        thin: o.get("thin", s.thin)?,
-        step_size: o.get("step_size", s.step_size)?,
-        seed: o.get("seed", s.seed)?,
-    };
+    let cfg = tilt_config(&o, &TiltConfig::default())?;
     o.finish()?;
     let (cv, pv) = (view("C", &c)?, view("hat_phi", &hat_phi)?);
     let nt = threads(n_threads);

@@ -13,7 +13,6 @@ use ak_core::control::Control;
 use ak_core::faer::{Mat, MatRef};
 use ak_core::kernels::net::Rows;
 use ak_core::threads::with_threads;
-use ak_core::mcmc::tilted::TiltConfig;
 use numpy::ndarray::Array2;
 use numpy::{IntoPyArray, PyArray1, PyArray2, PyReadonlyArray1, PyReadonlyArray2, PyUntypedArrayMethods};
 use pyo3::prelude::*;
@@ -84,8 +83,8 @@ fn defaults(py: Python<'_>) -> PyResult<Bound<'_, PyDict>> {
     defaults_dict(
         py,
         &[
-            ("tol", d.tol.into_pyobject(py)?.into_any()),
-            ("max_iter", d.max_iter.into_pyobject(py)?.into_any()),
+        ("tol", d.tol.into_pyobject(py)?.into_any()),
+        ("max_iter", d.max_iter.into_pyobject(py)?.into_any()),
             ("solver", d.solver.name().into_pyobject(py)?.into_any()),
             ("memory", d.memory.into_pyobject(py)?.into_any()),
         ],
@@ -96,26 +95,18 @@ fn defaults(py: Python<'_>) -> PyResult<Bound<'_, PyDict>> {
 #[pyfunction]
 fn sampled_defaults(py: Python<'_>) -> PyResult<Bound<'_, PyDict>> {
     let d = TiltedOptions::default();
-    let s = d.sampler;
-    defaults_dict(
-        py,
-        &[
-            ("n_chains", s.n_chains.into_pyobject(py)?.into_any()),
-            ("n_samples", s.n_samples.into_pyobject(py)?.into_any()),
-            ("burn_in", s.burn_in.into_pyobject(py)?.into_any()),
-            ("thin", s.thin.into_pyobject(py)?.into_any()),
-            ("step_size", s.step_size.into_pyobject(py)?.into_any()),
-            ("seed", s.seed.into_pyobject(py)?.into_any()),
-            ("tol", d.tol.into_pyobject(py)?.into_any()),
-            ("max_iter", d.max_iter.into_pyobject(py)?.into_any()),
-            ("krylov", d.krylov.into_pyobject(py)?.into_any()),
-            ("forcing", d.forcing.into_pyobject(py)?.into_any()),
-            ("min_kish", d.min_kish.into_pyobject(py)?.into_any()),
-            ("min_trial_kish", d.min_trial_kish.into_pyobject(py)?.into_any()),
-            ("max_refresh", d.max_refresh.into_pyobject(py)?.into_any()),
-            ("max_stages", d.max_stages.into_pyobject(py)?.into_any()),
-        ],
-    )
+    let mut items = crate::mcmc::tilt_items(py, &d.sampler)?;
+    items.extend([
+        ("tol", d.tol.into_pyobject(py)?.into_any()),
+        ("max_iter", d.max_iter.into_pyobject(py)?.into_any()),
+        ("krylov", d.krylov.into_pyobject(py)?.into_any()),
+        ("forcing", d.forcing.into_pyobject(py)?.into_any()),
+        ("min_kish", d.min_kish.into_pyobject(py)?.into_any()),
+        ("min_trial_kish", d.min_trial_kish.into_pyobject(py)?.into_any()),
+        ("max_refresh", d.max_refresh.into_pyobject(py)?.into_any()),
+        ("max_stages", d.max_stages.into_pyobject(py)?.into_any()),
+    ]);
+    defaults_dict(py, &items)
 }
 
 fn linear_options(py: Python<'_>, opts: Option<Bound<'_, PyDict>>) -> PyResult<linear::Options> {
@@ -135,16 +126,8 @@ fn linear_options(py: Python<'_>, opts: Option<Bound<'_, PyDict>>) -> PyResult<l
 fn sampled_options(opts: Option<Bound<'_, PyDict>>) -> PyResult<TiltedOptions> {
     let o = Options::new(opts)?;
     let d = TiltedOptions::default();
-    let s = d.sampler;
     let out = TiltedOptions {
-        sampler: TiltConfig {
-            n_chains: o.get("n_chains", s.n_chains)?,
-            n_samples: o.get("n_samples", s.n_samples)?,
-            burn_in: o.get("burn_in", s.burn_in)?,
-            thin: o.get("thin", s.thin)?,
-            step_size: o.get("step_size", s.step_size)?,
-            seed: o.get("seed", s.seed)?,
-        },
+        sampler: crate::mcmc::tilt_config(&o, &d.sampler)?,
         tol: o.get("tol", d.tol)?,
         max_iter: o.get("max_iter", d.max_iter)?,
         krylov: o.get("krylov", d.krylov)?,

@@ -39,11 +39,12 @@ pub struct TiltConfig {
 }
 
 impl Default for TiltConfig {
-    /// The sampler of the sampled mean-field solver's defaults.
+    /// The defaults of the tilted sampler (`adaptive_kernels.tilted_moments` and the sampled
+    /// mean-field solver read them from here).
     fn default() -> Self {
         TiltConfig {
             n_chains: 16,
-            n_samples: 500,
+            n_samples: 1000,
             burn_in: 300,
             thin: 2,
             step_size: 0.2,

@@ -152,6 +152,24 @@ impl<'a> Problem<'a> {
         Ok(layers)
     }
 
+    /// `(S(Q), dS/dQ)` at a user-given `q` (validated: `Q`, `width`, `temperature`) with the
+    /// Cholesky evaluator, to inspect the landscape.
+    pub fn action(
+        &self,
+        widths: &[f64],
+        t: f64,
+        q: &[f64],
+        n_threads: usize,
+        ctl: &Control,
+    ) -> Result<(f64, Vec<f64>)> {
+        let depth = self.net.depth;
+        crate::validate::layer_scales("Q", q, depth)?;
+        crate::validate::widths(widths, depth)?;
+        crate::validate::temperature(t)?;
+        crate::threads::with_threads(n_threads, |par| self.action_and_gradient(widths, t, q, par, ctl))
+            .map(|(s, g, _)| (s, g))
+    }
+
     /// `(S, dS/dQ, jitter)` at `q` with the Cholesky evaluator. Layers of infinite width add
     /// no prior term (their `Q` is pinned to 1 by the caller).
     pub fn action_and_gradient(
