@@ -6,7 +6,8 @@ pub mod mean_field;
 #[cfg(test)]
 mod tests {
     /// The solvers' defaults (read by Python) are those the theories had before their options
-    /// were built from the optimizers' defaults.
+    /// were built from the optimizers' defaults; the sampler's `n_samples` is 1000, the default
+    /// `BayesianMeanField` always had (the core's own was 500 before the defaults moved here).
     #[test]
     fn option_defaults_are_unchanged() {
         let kr = super::kernel_renormalization::Options::default();
@@ -19,7 +20,7 @@ mod tests {
         let c = s.sampler;
         assert_eq!(
             (c.n_chains, c.n_samples, c.burn_in, c.thin, c.step_size, c.seed),
-            (16, 500, 300, 2, 0.2, 0)
+            (16, 1000, 300, 2, 0.2, 0)
         );
     }
 }
