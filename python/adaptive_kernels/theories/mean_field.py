@@ -243,7 +243,8 @@ class BayesianMeanField(TheoryEstimator):
             self.action_ = float(s.action)
             self.kappa_ = None if s.kappa is None else float(s.kappa)
             self.stationary_points_ = np.asarray(s.stationary).reshape(-1, 2)
-            self._predictor = dict(s.predictor)   # the fitted test-point predictor (arrays)
+            self._mean_state = dict(s.mean_predictor)   # the fitted mean (arrays)
+            self._variance_state = None                  # built at the first predict(return_std=True)
 
     def _nonconvergence_message(self) -> str:
         if self._params["sampled"] and self.gamma_reached_ < self._params["gamma"]:
@@ -266,6 +267,10 @@ class BayesianMeanField(TheoryEstimator):
         This is the exact conditional variance given the hidden features at leading order; the
         fluctuations of the kernels around the saddle add a contribution of the same order 1/N
         that is not included, so it underestimates the finite-width posterior std.
+
+        Deep linear networks: the mean is ``K^0(x*, X) w + b`` with ``w``, ``b`` fixed at fit
+        (O(n d) per point); the variance's state (factors of the kernels) is built at the first
+        ``return_std=True`` call and kept.
         """
         return super().predict(X, return_std)
 
@@ -280,7 +285,12 @@ class BayesianMeanField(TheoryEstimator):
                 temperature=p["temperature"], seed=int(p["options"]["seed"]), return_var=return_std,
                 n_threads=p["threads"])
         else:
-            mean, var = _core.mean_field.predict(self._predictor, self.X_train_, X, return_var=return_std,
+            if return_std and self._variance_state is None:
+                self._variance_state = _core.mean_field.variance_predictor(
+                    self.X_train_, self.y_train_, self.kernels_, p["net"], temperature=p["temperature"],
+                    n_threads=p["threads"])
+            mean, var = _core.mean_field.predict(self._mean_state, self.X_train_, X,
+                                                 variance_state=self._variance_state if return_std else None,
                                                  n_threads=p["threads"])
         std = np.sqrt(var / (p["gamma"] ** 2 * check_int("width", self.width, minimum=1))) if return_std else None
         return mean, std

@@ -35,8 +35,8 @@ fn readout_state(
 /// One deep-linear saddle point: `kernels`, `conjugates` (lists of (P, P)), `action`, `kappa`
 /// (closed form, else None), `stationary` ((k, 2): kappa and F1 at every stationary point of the
 /// closed form), `rank` (of `K^0`), `report`, the readout predictor (`factor`,
-/// `factor_jitter`, `dual_coef`) and `predictor`: the fitted test-point predictor's state (a
-/// dict of arrays, for [`predict`]).
+/// `factor_jitter`, `dual_coef`) and `mean_predictor`: the fitted mean's state (a dict of
+/// arrays, for [`predict`]).
 #[pyclass(frozen, get_all, module = "adaptive_kernels._core.mean_field")]
 struct LinearSolution {
     kernels: Py<PyList>,
@@ -49,7 +49,7 @@ struct LinearSolution {
     factor: Py<PyArray2<f64>>,
     factor_jitter: f64,
     dual_coef: Py<PyArray2<f64>>,
-    predictor: Py<PyDict>,
+    mean_predictor: Py<PyDict>,
 }
 
 /// One sampled saddle point: `gamma` (reached), `kernels`, `conjugates`, `dual` (the iterate's
@@ -194,7 +194,7 @@ fn solve<'py>(
             .map(|(s, pt)| {
                 let st = readout_state(s.kernels.last().unwrap(), pt.temperature, yv, nt)?;
                 let kv: Vec<MatRef<'_, f64>> = s.kernels.iter().map(|k| k.as_ref()).collect();
-                let pred = prob.predictor(&kv, pt.temperature, nt)?;
+                let pred = prob.mean_predictor(&kv, pt.temperature, nt)?;
                 Ok::<_, Failure>((s, st, pred))
             })
             .collect::<Result<Vec<_>, Failure>>()
@@ -212,13 +212,22 @@ fn solve<'py>(
                 factor: square_to_numpy(py, u, p).unbind(),
                 factor_jitter: jit,
                 dual_coef: mat_to_numpy(py, dual.as_ref()).unbind(),
-                predictor: predictor_state(py, &pred)?.unbind(),
+                mean_predictor: mean_state(py, &pred)?.unbind(),
             })
         })
         .collect()
 }
 
-fn predictor_state<'py>(py: Python<'py>, p: &linear::Predictor) -> PyResult<Bound<'py, PyDict>> {
+fn mean_state<'py>(py: Python<'py>, p: &linear::MeanPredictor) -> PyResult<Bound<'py, PyDict>> {
+    let d = PyDict::new(py);
+    d.set_item("sigma_w", p.sigma_w)?;
+    d.set_item("sigma_b", p.sigma_b)?;
+    d.set_item("weights", mat_to_numpy(py, p.weights.as_ref()))?;
+    d.set_item("offset", p.offset.clone().into_pyarray(py))?;
+    Ok(d)
+}
+
+fn variance_state<'py>(py: Python<'py>, p: &linear::VariancePredictor) -> PyResult<Bound<'py, PyDict>> {
     let d = PyDict::new(py);
     d.set_item("sigma_w", p.sigma_w)?;
     d.set_item("sigma_b", p.sigma_b)?;
@@ -228,37 +237,60 @@ fn predictor_state<'py>(py: Python<'py>, p: &linear::Predictor) -> PyResult<Boun
     d.set_item("lc", mats_to_list(py, &p.lc)?)?;
     d.set_item("w", mats_to_list(py, &p.w)?)?;
     d.set_item("lt", mat_to_numpy(py, p.lt.as_ref()))?;
-    d.set_item("z", mat_to_numpy(py, p.z.as_ref()))?;
     Ok(d)
 }
 
-fn predictor_from_state(state: &Bound<'_, PyDict>) -> PyResult<linear::Predictor> {
-    let item = |k: &'static str| {
-        state.get_item(k)?.ok_or_else(|| {
-            pyo3::exceptions::PyValueError::new_err(format!("predictor: missing {k:?}"))
-        })
+fn state_item<'py>(state: &Bound<'py, PyDict>, k: &'static str) -> PyResult<Bound<'py, PyAny>> {
+    state.get_item(k)?.ok_or_else(|| {
+        pyo3::exceptions::PyValueError::new_err(format!("predictor: missing {k:?}"))
+    })
+}
+
+fn state_mat(k: &'static str, v: Bound<'_, PyAny>) -> PyResult<Mat<f64>> {
+    let a: PyReadonlyArray2<'_, f64> = v.extract().map_err(|_| {
+        pyo3::exceptions::PyValueError::new_err(format!("predictor: {k} must be a float64 matrix"))
+    })?;
+    Ok(view(k, &a)?.to_owned())
+}
+
+fn state_vec(k: &'static str, v: Bound<'_, PyAny>) -> PyResult<Vec<f64>> {
+    let a: PyReadonlyArray1<'_, f64> = v.extract().map_err(|_| {
+        pyo3::exceptions::PyValueError::new_err(format!("predictor: {k} must be a float64 vector"))
+    })?;
+    Ok(slice1(k, &a)?.to_vec())
+}
+
+fn bad_state() -> PyErr {
+    pyo3::exceptions::PyValueError::new_err("predictor: inconsistent shapes (not the state of one fit)")
+}
+
+fn mean_from_state(state: &Bound<'_, PyDict>) -> PyResult<linear::MeanPredictor> {
+    let pred = linear::MeanPredictor {
+        sigma_w: state_item(state, "sigma_w")?.extract()?,
+        sigma_b: state_item(state, "sigma_b")?.extract()?,
+        weights: state_mat("weights", state_item(state, "weights")?)?,
+        offset: state_vec("offset", state_item(state, "offset")?)?,
     };
-    let mat = |k: &'static str, v: Bound<'_, PyAny>| -> PyResult<Mat<f64>> {
-        let a: PyReadonlyArray2<'_, f64> = v.extract().map_err(|_| {
-            pyo3::exceptions::PyValueError::new_err(format!("predictor: {k} must be a float64 matrix"))
-        })?;
-        Ok(view(k, &a)?.to_owned())
-    };
+    if pred.offset.len() != pred.weights.ncols() {
+        return Err(bad_state());
+    }
+    Ok(pred)
+}
+
+fn variance_from_state(state: &Bound<'_, PyDict>) -> PyResult<linear::VariancePredictor> {
     let mats = |k: &'static str| -> PyResult<Vec<Mat<f64>>> {
-        item(k)?.try_iter()?.map(|v| mat(k, v?)).collect()
+        state_item(state, k)?.try_iter()?.map(|v| state_mat(k, v?)).collect()
     };
-    let u = item("u")?;
-    let ones: PyReadonlyArray1<'_, f64> = item("ones")?.extract()?;
-    let pred = linear::Predictor {
-        sigma_w: item("sigma_w")?.extract()?,
-        sigma_b: item("sigma_b")?.extract()?,
-        u: if u.is_none() { None } else { Some(mat("u", u)?) },
-        ones: slice1("ones", &ones)?.to_vec(),
+    let u = state_item(state, "u")?;
+    let pred = linear::VariancePredictor {
+        sigma_w: state_item(state, "sigma_w")?.extract()?,
+        sigma_b: state_item(state, "sigma_b")?.extract()?,
+        u: if u.is_none() { None } else { Some(state_mat("u", u)?) },
+        ones: state_vec("ones", state_item(state, "ones")?)?,
         b: mats("b")?,
         lc: mats("lc")?,
         w: mats("w")?,
-        lt: mat("lt", item("lt")?)?,
-        z: mat("z", item("z")?)?,
+        lt: state_mat("lt", state_item(state, "lt")?)?,
     };
     let r = pred.rank();
     let depth = pred.b.len();
@@ -267,15 +299,40 @@ fn predictor_from_state(state: &Bound<'_, PyDict>) -> PyResult<linear::Predictor
         || pred.lc.len() != depth
         || pred.w.len() != depth
         || !pred.b.iter().chain(&pred.lc).chain(&pred.w).all(square)
-        || pred.z.nrows() != r
         || pred.ones.len() != r
         || pred.u.as_ref().is_some_and(|u| u.ncols() != r)
     {
-        return Err(pyo3::exceptions::PyValueError::new_err(
-            "predictor: inconsistent shapes (not the state of one fit)",
-        ));
+        return Err(bad_state());
     }
     Ok(pred)
+}
+
+/// The variance state of a fitted deep-linear saddle point (the eigendecomposition of `K^0`
+/// and the layer factors; computed once, at the first `predict(return_std=True)`).
+#[pyfunction]
+#[pyo3(signature = (x, y, kernels, net, *, temperature, n_threads=None))]
+#[allow(clippy::too_many_arguments)]
+fn variance_predictor<'py>(
+    py: Python<'py>,
+    x: PyReadonlyArray2<'py, f64>,
+    y: PyReadonlyArray2<'py, f64>,
+    kernels: Vec<PyReadonlyArray2<'py, f64>>,
+    net: Bound<'py, PyAny>,
+    temperature: f64,
+    n_threads: Option<usize>,
+) -> PyResult<Bound<'py, PyDict>> {
+    let arg = NetArg::new(&net)?;
+    let (p, d) = (x.shape()[0], x.shape()[1]);
+    let xs = slice("X", &x)?;
+    let yv = view("y", &y)?;
+    let kv = views("kernels", &kernels)?;
+    let nt = threads(n_threads);
+    let pred = run(py, None, |_| {
+        let prob = Problem::new(&arg.net, Rows::new("X", xs, p, d)?, yv, nt)
+            .map_err(|e| arg.failure(e))?;
+        prob.variance_predictor(&kv, temperature, nt).map_err(Failure::from)
+    })?;
+    variance_state(py, &pred)
 }
 
 /// The action `F` and its gradients `dF/dPhi^l` (list of (P, P)) at kernels `Phi^l`.
@@ -306,30 +363,36 @@ fn action<'py>(
     Ok((f, mats_to_list(py, &g)?))
 }
 
-/// Predictive mean (Q, C) at `x_test` of a fitted deep-linear saddle point (`predictor`: the
-/// state returned with the solution; `x`: the training inputs), and with `return_var` the
-/// adapted-kernel GP variance (Q,). Nothing is factored again.
+/// Predictive mean (Q, C) at `x_test` of a fitted deep-linear saddle point (`mean_state`: the
+/// solution's `mean_predictor`; `x`: the training inputs) and, with a `variance_state` (from
+/// [`variance_predictor`]), the adapted-kernel GP variance (Q,). Nothing is factored here.
 #[pyfunction]
-#[pyo3(signature = (predictor, x, x_test, *, return_var=false, n_threads=None, progress=None))]
+#[pyo3(signature = (mean_state, x, x_test, *, variance_state=None, n_threads=None, progress=None))]
 #[allow(clippy::type_complexity)]
 fn predict<'py>(
     py: Python<'py>,
-    predictor: Bound<'py, PyDict>,
+    mean_state: Bound<'py, PyDict>,
     x: PyReadonlyArray2<'py, f64>,
     x_test: PyReadonlyArray2<'py, f64>,
-    return_var: bool,
+    variance_state: Option<Bound<'py, PyDict>>,
     n_threads: Option<usize>,
     progress: Option<Py<PyAny>>,
 ) -> PyResult<(Bound<'py, PyArray2<f64>>, Option<Bound<'py, PyArray1<f64>>>)> {
-    let pred = predictor_from_state(&predictor)?;
+    let mean_pred = mean_from_state(&mean_state)?;
+    let var_pred = variance_state.as_ref().map(variance_from_state).transpose()?;
     let (p, d) = (x.shape()[0], x.shape()[1]);
     let (q, dt) = (x_test.shape()[0], x_test.shape()[1]);
     let xs = slice("X", &x)?;
     let xts = slice("X_test", &x_test)?;
     let nt = threads(n_threads);
     let (mean, var) = run(py, progress, |ctl: &Control| {
-        pred.predict(Rows::new("X", xs, p, d)?, Rows::new("X_test", xts, q, dt)?, return_var, nt, ctl)
-            .map_err(Failure::from)
+        let (xr, xt) = (Rows::new("X", xs, p, d)?, Rows::new("X_test", xts, q, dt)?);
+        let mean = mean_pred.predict(xr, xt, nt)?;
+        let var = match &var_pred {
+            Some(v) => Some(v.variance(xr, xt, nt, ctl)?),
+            None => None,
+        };
+        Ok::<_, Failure>((mean, var))
     })?;
     Ok((mat_to_numpy(py, mean.as_ref()), var.map(|v| v.into_pyarray(py))))
 }
@@ -462,6 +525,7 @@ pub(crate) fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(solve, m)?)?;
     m.add_function(wrap_pyfunction!(action, m)?)?;
     m.add_function(wrap_pyfunction!(predict, m)?)?;
+    m.add_function(wrap_pyfunction!(variance_predictor, m)?)?;
     m.add_function(wrap_pyfunction!(solve_sampled, m)?)?;
     m.add_function(wrap_pyfunction!(predict_sampled, m)?)?;
     Ok(())

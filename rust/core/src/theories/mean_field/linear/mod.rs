@@ -81,7 +81,7 @@ use faer::{Accum, Mat, MatRef, Par};
 mod closed_form;
 mod objective;
 mod predict;
-pub use predict::Predictor;
+pub use predict::{MeanPredictor, VariancePredictor};
 
 /// Which solver computes the saddle point.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
