@@ -12,7 +12,7 @@ richness of the whole fits, gamma = 0.025 up to P = 999 (MNIST 0 vs 1) and 0.002
 digits, a harder target with a larger A = (Phi + T)^-1 y), is what S = 8000 samples resolve: the
 kernels are estimated from S samples, at S / P = 4 (P = 2000) independent draws' fixed points
 differ by ~50% in A, and at larger gamma the tilts built on them stop agreeing between draws (see
-``rust/core/src/bayesian_mean_field_tilted.rs``). These fits time the algorithm; a fit meant as
+``benches/README.md``, notes of the sampled solver). These fits time the algorithm; a fit meant as
 physics needs S >> P (the paper's authors used S / P = 800 and 1000).
 
 ``--largest-p`` states the largest P whose fit fits in a memory budget (24 GiB by default) from

@@ -38,7 +38,7 @@ class MLP:
         most 2) angular pieces between the kinks. For relu/linear the radial rule is exact and
         the angular one reaches ~1e-14 at the default q; for smooth activations the error
         decreases spectrally with q, e.g. erf ~1e-6 at q=32, ~1e-9 at 64, ~1e-11 at 96; large
-        pre-activation variances need larger q (see tests/test_lazy_kernels.py).
+        pre-activation variances need larger q (see tests/kernels/test_lazy.py).
 
     Kernel conventions (infinite width, NNGP/NTK parameterization)
     --------------------------------------------------------------

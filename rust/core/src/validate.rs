@@ -138,7 +138,7 @@ pub fn mean_field_net(net: &Mlp, linear_only: bool) -> Result<()> {
     if linear_only && !matches!(net.activation, Activation::Linear) {
         return Err(invalid(
             "net",
-            "this solver needs linear activations; nonlinear networks use the sampled solver (bayesian_mean_field_tilted)",
+            "this solver needs linear activations; nonlinear networks use the sampled solver (solver=\"sampled\")",
         ));
     }
     if matches!(net.activation, Activation::Custom(_)) {
