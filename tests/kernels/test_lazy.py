@@ -244,3 +244,26 @@ def test_inputs_are_not_copied_or_modified():
     np.testing.assert_allclose(K1, ak.nngp_kernel(ak.MLP(depth=1), X), rtol=1e-14)
     Ki = ak.nngp_kernel(ak.MLP(depth=1), np.arange(12).reshape(4, 3))
     assert Ki.dtype == np.float64 and np.isfinite(Ki).all()
+
+
+@settings(max_examples=25, deadline=None)
+@given(act=st.sampled_from(ACTS), depth=st.integers(0, 3), sigma_w=st.floats(0.5, 2.0), sigma_b=st.floats(0.0, 0.8),
+       seed=st.integers(0, 1000))
+def test_kernel_diagonal_is_the_kernels_diagonal(act, depth, sigma_w, sigma_b, seed):
+    """The O(P) diagonal (core recursion on each row) equals the diagonal of the full kernels, of
+    the NumPy reference, and, with layer scales, of the rescaled kernel."""
+    rng = np.random.default_rng(seed)
+    X = rng.standard_normal((7, 4))
+    net = ak.MLP(depth=depth, activation=act, sigma_w=sigma_w, sigma_b=sigma_b)
+    K, Th = ak.lazy_kernels(net, X)
+    Kr, Thr = ref_kernels(net, X)
+    rel = 1e-12 if act in ("linear", "relu", "erf") else 1e-9
+    for kernel, full, reference in (("nngp", K, Kr), ("ntk", Th, Thr)):
+        d = ak.kernel_diagonal(net, X, kernel=kernel)
+        assert_rel(d, np.diag(full), 1e-13)
+        assert_rel(d, np.diag(reference), rel)
+    if depth:
+        from adaptive_kernels.kernels.lazy import kernel_diagonal_scaled
+        scales = list(rng.uniform(0.5, 1.5, depth))
+        Ks = ak.lazy_kernels(net, X, ntk=False, scales=scales)[0]
+        assert_rel(kernel_diagonal_scaled(net, X, scales=scales), np.diag(Ks), 1e-13)
