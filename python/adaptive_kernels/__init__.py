@@ -22,6 +22,7 @@ from ._results import PathResult, SolveReport
 from .exceptions import (
     ConvergenceError,
     ConvergenceWarning,
+    InsufficientMemoryError,
     NotPositiveDefiniteError,
     NumericalJitterWarning,
 )
@@ -62,6 +63,7 @@ __all__ = [
     "datasets",
     "exceptions",
     "NotPositiveDefiniteError",
+    "InsufficientMemoryError",
     "ConvergenceError",
     "ConvergenceWarning",
     "NumericalJitterWarning",

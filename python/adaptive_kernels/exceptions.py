@@ -10,6 +10,11 @@ class NotPositiveDefiniteError(np.linalg.LinAlgError):
     """A kernel that must be positive (semi-)definite is not, even after jitter escalation."""
 
 
+class InsufficientMemoryError(MemoryError):
+    """A problem needs more memory than is available; refused before allocating. The message
+    names the estimate, the memory available and the argument to change."""
+
+
 class ConvergenceError(RuntimeError):
     """An iterative solver did not converge and the caller asked for an error."""
 
@@ -25,6 +30,7 @@ class NumericalJitterWarning(RuntimeWarning):
 __all__ = [
     "LinAlgError",
     "NotPositiveDefiniteError",
+    "InsufficientMemoryError",
     "ConvergenceError",
     "ConvergenceWarning",
     "NumericalJitterWarning",

@@ -26,6 +26,16 @@ pub enum AkError {
     /// A non-finite value appeared in a result (maps to `FloatingPointError`).
     #[error("{name}: {msg}")]
     NonFinite { name: &'static str, msg: String },
+    /// The problem needs more memory than is available (maps to
+    /// `InsufficientMemoryError`, a `MemoryError`); refused before allocating.
+    #[error("{name}: {what} needs about {needed}, but only {available} is available; {hint}")]
+    OutOfMemory {
+        name: &'static str,
+        what: String,
+        needed: String,
+        available: String,
+        hint: String,
+    },
 }
 
 pub type Result<T> = std::result::Result<T, AkError>;

@@ -2,7 +2,7 @@
 //! messages are part of the interface: Python tests match on them). Checks of one struct's
 //! fields stay with the struct (`Mlp::validate`, `SamplerConfig::validate`, ...).
 #![allow(clippy::neg_cmp_op_on_partial_ord)] // `!(x > 0.0)` also rejects NaN
-use crate::error::{invalid, shape, Result};
+use crate::error::{invalid, shape, AkError, Result};
 use crate::kernels::activation::Activation;
 use crate::kernels::net::Mlp;
 use faer::MatRef;
@@ -154,4 +154,71 @@ pub fn mean_field_net(net: &Mlp, linear_only: bool) -> Result<()> {
         ));
     }
     Ok(())
+}
+
+/// Bytes as a short human-readable string.
+fn human(bytes: f64) -> String {
+    const UNITS: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];
+    let mut v = bytes;
+    let mut u = 0;
+    while v >= 1024.0 && u + 1 < UNITS.len() {
+        v /= 1024.0;
+        u += 1;
+    }
+    format!("{v:.1} {}", UNITS[u])
+}
+
+fn proc_kib(path: &str, key: &str) -> Option<f64> {
+    let text = std::fs::read_to_string(path).ok()?;
+    let line = text.lines().find(|l| l.starts_with(key))?;
+    line[key.len()..].split_whitespace().next()?.parse::<f64>().ok().map(|v| v * 1024.0)
+}
+
+/// Memory this process can still allocate, where the platform says (Linux): the smaller of the
+/// system's available memory and what the address-space limit (`ulimit -v`) leaves after a
+/// reserve for the worker threads. `None`
+/// where unknown (then only impossible sizes are refused).
+pub fn available_memory() -> Option<f64> {
+    let system = proc_kib("/proc/meminfo", "MemAvailable:");
+    let limit = std::fs::read_to_string("/proc/self/limits").ok().and_then(|t| {
+        let line = t.lines().find(|l| l.starts_with("Max address space"))?;
+        line["Max address space".len()..].split_whitespace().next()?.parse::<f64>().ok()
+    });
+    let used = proc_kib("/proc/self/status", "VmSize:");
+    // Under an address-space limit, each worker thread's allocator arena and the GEMM's
+    // thread-local packing buffers reserve address space too: measured ~1 GiB per thread
+    // (a P = 1500 Cholesky on 2 threads aborted inside the GEMM with 2 GiB of headroom, ran
+    // with 2.5 GiB).
+    let reserve = (1u64 << 30) as f64 * rayon::current_num_threads().max(1) as f64;
+    let by_limit = match (limit, used) {
+        (Some(l), Some(u)) => Some((l - u - reserve).max(0.0)),
+        _ => None,
+    };
+    match (system, by_limit) {
+        (Some(a), Some(b)) => Some(a.min(b)),
+        (a, b) => a.or(b),
+    }
+}
+
+/// Refuses, before any allocation, a computation whose dense buffers need `bytes` (an estimate of
+/// its peak) when that exceeds the available memory, naming the argument `name` to change
+/// (`hint`: how) and `what` is being allocated. Sizes beyond `isize::MAX` are always refused.
+pub fn memory(name: &'static str, what: &str, bytes: f64, hint: &str) -> Result<()> {
+    let impossible = !(bytes.is_finite() && bytes < isize::MAX as f64);
+    let available = available_memory();
+    if impossible || available.is_some_and(|a| bytes > a) {
+        return Err(AkError::OutOfMemory {
+            name,
+            what: what.to_string(),
+            needed: human(bytes),
+            available: available.map_or("less".into(), human),
+            hint: hint.to_string(),
+        });
+    }
+    Ok(())
+}
+
+/// [`memory`] for `count` dense `rows x cols` float64 matrices.
+pub fn dense_memory(name: &'static str, what: &str, count: f64, rows: usize, cols: usize, hint: &str) -> Result<()> {
+    memory(name, what, count * 8.0 * rows as f64 * cols as f64, hint)
 }

@@ -37,6 +37,7 @@ pub(crate) fn to_pyerr(py: Python<'_>, f: Failure) -> PyErr {
         }
         AkError::NotPositiveDefinite { .. } => "NotPositiveDefiniteError",
         AkError::LinAlg { .. } => "LinAlgError",
+        AkError::OutOfMemory { .. } => "InsufficientMemoryError",
     };
     match exception_class(py, class).and_then(|c| c.call1((msg,))) {
         Ok(inst) => PyErr::from_value(inst),

@@ -28,6 +28,8 @@ fn lazy_kernels<'py>(
     let s1 = x1.shape();
     let (p1, d1) = (s1[0], s1[1]);
     let p2 = x2.as_ref().map_or(p1, |x| x.shape()[0]);
+    ak_core::kernels::lazy::check_memory(&arg.net, p1, p2, if ntk { 2 } else { 1 })
+        .map_err(|e| crate::errors::to_pyerr(py, e.into()))?;
     let k = PyArray2::<f64>::zeros(py, [p1, p2], false);
     let th = if ntk { Some(PyArray2::<f64>::zeros(py, [p1, p2], false)) } else { None };
     {

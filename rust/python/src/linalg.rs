@@ -28,6 +28,8 @@ fn cholesky<'py>(
             a.shape()
         )));
     }
+    ak_core::validate::dense_memory("K", "the Cholesky factor and its work copy", 2.0, n, n, "use fewer points")
+        .map_err(|e| crate::errors::to_pyerr(py, e.into()))?;
     let u = PyArray2::<f64>::zeros(py, [n, n], false);
     let info = {
         let mut uw = u.readwrite();

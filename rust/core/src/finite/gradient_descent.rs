@@ -163,6 +163,7 @@ pub fn train_gd(
 ) -> Result<Vec<GdResult>> {
     net.validate()?;
     crate::finite::network::check_data(x, y)?;
+    net.check_memory(cfg.n_ensemble, 4, x.nrows() + x_test.map_or(0, |t| t.nrows()), 2 * net.widths.len() + 1, false)?;
     if !(cfg.lr.is_finite() && cfg.lr > 0.0) {
         return Err(invalid(
             "lr",

@@ -56,6 +56,28 @@ pub struct Forward {
 }
 
 impl FiniteMlp {
+    /// Refuses a simulation whose buffers (per chain or ensemble member) exceed the available
+    /// memory: `copies` parameter vectors, the forward activations on `p` points, and
+    /// `p x p` kernels (`kernels` of them) and `N_L x N_L` / `d x d` weight moments if stored.
+    pub fn check_memory(&self, members: usize, copies: usize, p: usize, kernels: usize, moments: bool) -> Result<()> {
+        let n_params = self.d as f64 * self.widths[0] as f64
+            + self.widths.windows(2).map(|w| w[0] as f64 * w[1] as f64).sum::<f64>()
+            + (*self.widths.last().unwrap_or(&0)) as f64 * self.n_out as f64
+            + self.widths.iter().sum::<usize>() as f64;
+        let acts = 4.0 * p as f64 * self.widths.iter().sum::<usize>() as f64;
+        let mut per = copies as f64 * n_params + acts + kernels as f64 * (p * p) as f64;
+        if moments {
+            let nl = *self.widths.last().unwrap_or(&0) as f64;
+            per += nl * nl + (self.d * self.d) as f64;
+        }
+        crate::validate::memory(
+            "width",
+            "the network's parameters, activations and stored kernels",
+            8.0 * members as f64 * per,
+            "use narrower layers, fewer chains / ensemble members, or store_kernels=False, store_weights=False",
+        )
+    }
+
     pub fn validate(&self) -> Result<()> {
         if self.widths.is_empty() {
             return Err(invalid("net", "finite-width simulations need depth >= 1"));

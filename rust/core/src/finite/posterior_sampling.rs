@@ -427,6 +427,13 @@ pub fn sample_posterior(
     net.validate()?;
     cfg.validate()?;
     crate::finite::network::check_data(x, y)?;
+    net.check_memory(
+        cfg.n_chains,
+        6,
+        x.nrows() + x_test.map_or(0, |t| t.nrows()),
+        if cfg.store_kernels { net.widths.len() } else { 0 },
+        cfg.store_weights,
+    )?;
     if x.ncols() != net.d || y.ncols() != net.n_out {
         return Err(invalid("X", "shape does not match the network"));
     }

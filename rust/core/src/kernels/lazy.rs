@@ -104,6 +104,17 @@ fn checked_scales(net: &Mlp, scales: Option<&[f64]>, ntk: bool) -> Result<Vec<f6
     }
 }
 
+/// Refuses, before allocating, kernels whose buffers exceed the available memory: `outputs`
+/// matrices of `p1 x p2` (NNGP, NTK) and the per-layer diagonals (`depth x (p1 + p2)`).
+pub fn check_memory(net: &Mlp, p1: usize, p2: usize, outputs: usize) -> Result<()> {
+    crate::validate::memory(
+        "X",
+        &format!("{outputs} kernel matrices of {p1} x {p2} and the per-layer diagonals"),
+        8.0 * (outputs as f64 * p1 as f64 * p2 as f64 + 2.0 * net.depth as f64 * (p1 + p2) as f64),
+        "use fewer points (kernel_diagonal gives the diagonal in O(P)), or fewer layers",
+    )
+}
+
 /// Computes the NNGP kernel `K^L(X1, X2)` into `nngp` and, if given, the NTK into `ntk`
 /// (both row-major `P1 x P2`). `x2 = None` means `X2 = X1` (only the lower triangle is
 /// computed and then mirrored, so the result is exactly symmetric).
@@ -264,6 +275,7 @@ pub fn kernel_diagonal(
 ) -> Result<Vec<f64>> {
     net.validate()?;
     let scales = checked_scales(net, scales, ntk)?;
+    check_memory(net, x.rows, 0, 0)?;
     let rule = PolarRule::new(net.quadrature_order);
     let ex = net.expectation(&rule);
     let input = InputKernel::new(net.sigma_w, net.sigma_b, x.cols);

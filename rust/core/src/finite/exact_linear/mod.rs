@@ -328,6 +328,13 @@ pub fn exact_linear_posterior(
     let (c, kappa) = prob.scales();
     let (p, d, n_out) = (prob.x.nrows(), prob.x.ncols(), prob.y.ncols());
     let q = prob.x_test.map_or(0, |t| t.nrows());
+    // K^0, its eigenvectors and work copies (P x P), and the test cross kernel (Q x P)
+    crate::validate::memory(
+        "X",
+        "the exact posterior's P x P and Q x P matrices",
+        8.0 * (6.0 * (p * p) as f64 + 3.0 * (q * p) as f64),
+        "use fewer training or test points",
+    )?;
     let s2 = prob.sigma_w * prob.sigma_w / d as f64;
     ctl.set_total((p + q) as u64);
     with_threads(n_threads, |par| {

@@ -29,6 +29,15 @@ impl<'a> Problem<'a> {
         if p == 0 || d == 0 {
             return Err(shape("X", format!("must be non-empty, got ({p}, {d})")));
         }
+        // K^0, M^1, per evaluation K^L, A and its factor, G, the layer maps and their derivatives
+        validate::dense_memory(
+            "X",
+            "kernel renormalization's P x P matrices",
+            (2 * net.depth + 8) as f64,
+            p,
+            p,
+            "use fewer training points",
+        )?;
         validate::finite("X", x.data)?;
         validate::targets(y, p)?;
         let mut k0 = vec![0.0; p * p];

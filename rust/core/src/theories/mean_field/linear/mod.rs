@@ -201,6 +201,14 @@ impl<'a> Problem<'a> {
         validate::mean_field_net(net, true)?;
         let p = x.rows;
         validate::targets(y, p)?;
+        // K^0 and its eigenvectors, per layer kernels, conjugates, factors, gradients and the
+        // L-BFGS history (the default memory budget, 256 MB)
+        validate::memory(
+            "X",
+            "the mean-field saddle point's P x P matrices",
+            8.0 * (8 * net.depth + 8) as f64 * (p * p) as f64 + 2.56e8,
+            "use fewer training points",
+        )?;
         let (sw, sb) = (net.sigma_w, net.sigma_b);
         with_threads(n_threads, |par| {
             let mut k0 = input_kernel(x.mat(), x.mat(), sw, sb, par);

@@ -165,6 +165,16 @@ pub fn solve_path(
 ) -> Result<Vec<SampledSolution>> {
     validate::mean_field_net(net, false)?;
     validate::targets(y, x.rows)?;
+    let (p, s) = (x.rows as f64, (opts.sampler.n_chains * opts.sampler.n_samples) as f64);
+    let depth = net.depth as f64;
+    // per layer: samples, their images, whitened copies and weights (S x P), kernels, conjugates,
+    // factors (P x P); Newton-Krylov: `krylov` vectors of the unknowns (L P^2)
+    validate::memory(
+        "n_samples",
+        "the sampled solver's samples and P x P matrices",
+        8.0 * (depth * (5.0 * s * p + 8.0 * p * p) + (opts.krylov as f64 + 4.0) * depth * p * p),
+        "lower n_chains * n_samples, or use fewer training points",
+    )?;
     if !(opts.tol > 0.0)
         || opts.max_iter == 0
         || opts.krylov == 0
