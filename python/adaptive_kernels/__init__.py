@@ -20,7 +20,6 @@ from . import _core, datasets, exceptions
 from ._base import TheoryEstimator
 from ._results import PathResult, SolveReport
 from .exceptions import (
-    ConvergenceError,
     ConvergenceWarning,
     InsufficientMemoryError,
     NotPositiveDefiniteError,
@@ -64,7 +63,6 @@ __all__ = [
     "exceptions",
     "NotPositiveDefiniteError",
     "InsufficientMemoryError",
-    "ConvergenceError",
     "ConvergenceWarning",
     "NumericalJitterWarning",
 ]

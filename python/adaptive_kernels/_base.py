@@ -104,6 +104,9 @@ class TheoryEstimator(RegressorMixin, BaseEstimator):
         if sample_weight is not None:
             raise ValueError("sample_weight: not supported")
         X, Y = as_xy(X, y)
+        self._check_fitted()
+        if Y.shape[1] != self.y_train_.shape[1]:
+            raise ValueError(f"y: has {Y.shape[1]} output columns, the model was fitted with {self.y_train_.shape[1]}")
         return r2_score(Y, self.predict(X))
 
     def _nonconvergence_message(self) -> str:

@@ -42,7 +42,11 @@ def as_square(name: str, k: Any) -> np.ndarray:
     return arr
 
 
-def check_int(name: str, value: Any, *, minimum: int | None = None, maximum: int | None = None) -> int:
+#: The largest integer the core takes (its counts and seeds are 64-bit unsigned).
+INT_MAX = 2**64 - 1
+
+
+def check_int(name: str, value: Any, *, minimum: int | None = None, maximum: int | None = INT_MAX) -> int:
     if isinstance(value, bool) or not isinstance(value, numbers.Integral):
         raise TypeError(f"{name}: expected an integer, got {type(value).__name__}")
     value = int(value)

@@ -15,10 +15,6 @@ class InsufficientMemoryError(MemoryError):
     names the estimate, the memory available and the argument to change."""
 
 
-class ConvergenceError(RuntimeError):
-    """An iterative solver did not converge and the caller asked for an error."""
-
-
 class ConvergenceWarning(UserWarning):
     """An iterative solver stopped before reaching its tolerance."""
 
@@ -31,7 +27,6 @@ __all__ = [
     "LinAlgError",
     "NotPositiveDefiniteError",
     "InsufficientMemoryError",
-    "ConvergenceError",
     "ConvergenceWarning",
     "NumericalJitterWarning",
 ]

@@ -289,6 +289,10 @@ def test_ctrl_c_returns_partial_samples():
     import threading
 
     X, y = np.random.default_rng(0).standard_normal((8, 3)), np.ones(8)
+    # A runner that starts jobs in the background ignores SIGINT, and Python then installs no
+    # KeyboardInterrupt handler: install the default one for the test (else the sampler would
+    # run its 10^8 samples), and restore the runner's afterwards.
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
     timer = threading.Timer(0.5, lambda: os.kill(os.getpid(), signal.SIGINT))
     timer.start()
     try:
@@ -297,6 +301,7 @@ def test_ctrl_c_returns_partial_samples():
                                     n_chains=2, n_samples=10**8, burn_in=0, step_size=1e-3)
     finally:
         timer.cancel()
+        signal.signal(signal.SIGINT, previous)
     assert s.interrupted
     assert 0 < s.n_samples < 2 * 10**8
     assert np.isfinite(s.mean).all()

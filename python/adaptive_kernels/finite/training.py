@@ -38,11 +38,15 @@ class TrainedNetworks:
     interrupted: bool
     _net_args: dict = field(repr=False)
     _n_out: int = field(repr=False)
+    _n_features: int = field(repr=False)
     _squeeze: bool = field(repr=False)
 
     def predict(self, X, *, members: bool = False) -> np.ndarray:
         """Ensemble-mean output on X ((Q,) or (Q, C)); ``members=True`` returns every member."""
         X = as_matrix("X", X)
+        d = self._n_features
+        if X.shape[1] != d:
+            raise ValueError(f"X: has {X.shape[1]} features, the networks were trained on {d}")
         outs = np.stack([_core.finite.forward(t, X, n_out=self._n_out, **self._net_args)[0] for t in self.theta])
         if self._squeeze:
             outs = outs[..., 0]
@@ -93,6 +97,7 @@ def train_gd(net: MLP, X, y, X_test=None, *, width, weight_decay: float = 0.0, l
         interrupted=bool(interrupted or any(m.interrupted for m in members)),
         _net_args=args,
         _n_out=Y.shape[1],
+        _n_features=X.shape[1],
         _squeeze=squeeze,
     )
     if res.interrupted:

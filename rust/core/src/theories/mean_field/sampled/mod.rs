@@ -68,7 +68,7 @@
 //! `Phi^l(*, *)`, which build the next layer's `C(*, X)`.
 #![allow(clippy::neg_cmp_op_on_partial_ord)]
 use crate::control::Control;
-use crate::error::{invalid, shape, Result};
+use crate::error::{invalid, shape, AkError, Result};
 use crate::kernels::input::{input_kernel, input_kernel_diag};
 use crate::kernels::net::{Mlp, Rows};
 use crate::linalg::CovFactor;
@@ -185,6 +185,18 @@ pub fn solve_path(
             "tol > 0, max_iter >= 1, krylov >= 1 and min_kish in (0, 1] are required",
         ));
     }
+    // A singular deeper-layer prior (duplicated or collinear training rows make
+    // C^l = sigma_w^2 Phi^l + sigma_b^2 singular for l >= 1) is refused naming X; a singular K^0
+    // is handled on its support.
+    let singular_prior = |e: AkError| match e {
+        AkError::NotPositiveDefinite { name: "C", .. } if net.depth >= 2 => invalid(
+            "X",
+            "the prior covariance of a hidden layer beyond the first, sigma_w^2 Phi^l + sigma_b^2, is \
+             singular: training rows are duplicated (or their features collinear); remove duplicated rows \
+             of X (the sampled solver handles a singular K^0 on its support, but not a singular deeper prior)",
+        ),
+        e => e,
+    };
     crate::threads::with_threads(n_threads, |par| {
         let k0 = input_kernel(x.mat(), x.mat(), net.sigma_w, net.sigma_b, par);
         let k0f = CovFactor::psd("X", k0.as_ref(), par)?;
@@ -203,7 +215,7 @@ pub fn solve_path(
             // warm start from the previous point's last reached gamma: a solved fixed point there
             // even when its continuation stopped short of its own target
             let init = out.last().filter(|s| s.gamma <= g).map(|s| (s, s.gamma));
-            let sol = solve(&setup, net.depth, opts, init, par, ctl)?;
+            let sol = solve(&setup, net.depth, opts, init, par, ctl).map_err(singular_prior)?;
             out.push(sol);
         }
         Ok(out)

@@ -1,0 +1,61 @@
+"""Regression tests of the reliability findings of issue #14 that are fixed (the memory guard has
+its own file, test_memory.py): integers the core cannot take are refused naming the argument,
+``score`` checks the output count, a trained ensemble checks the feature count."""
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+import pytest
+
+import adaptive_kernels as ak
+
+X = np.random.default_rng(0).standard_normal((10, 3))
+Y = np.tanh(X[:, 0])
+
+
+@pytest.mark.parametrize("call, name", [
+    (lambda: ak.BayesianMeanField(ak.MLP(depth=1, activation="tanh"), temperature=0.1, seed=2**70).fit(X, Y), "seed"),
+    (lambda: ak.BayesianMeanField(ak.MLP(depth=1, activation="tanh"), temperature=0.1, n_samples=2**70).fit(X, Y),
+     "n_samples"),
+    (lambda: ak.sample_posterior(ak.MLP(depth=1), X, Y, width=4, temperature=0.1, n_samples=2**70), "n_samples"),
+    (lambda: ak.train_gd(ak.MLP(depth=1), X, Y, width=4, steps=2**65), "steps"),
+    (lambda: ak.MLP(depth=2**70), "depth"),
+    (lambda: ak.tilted_moments(np.eye(2), np.zeros((2, 2)), n_chains=2**80), "n_chains"),
+])
+def test_integers_beyond_64_bits_are_named(call, name):
+    with pytest.raises(ValueError, match=rf"^{name}: must be <="):
+        call()
+
+
+@pytest.mark.parametrize("make", [
+    lambda: ak.KernelRenormalization(ak.MLP(depth=1), width=5, temperature=0.1),
+    lambda: ak.BayesianMeanField(ak.MLP(depth=1, activation="linear"), temperature=0.1),
+    lambda: ak.GaussianProcess(ak.MLP(depth=1)),
+])
+def test_score_checks_the_output_count(make):
+    m = make().fit(X, Y)
+    with pytest.raises(ValueError, match="^y: has 2 output columns"):
+        m.score(X, np.stack([Y, Y], 1))
+
+
+def test_trained_networks_predict_checks_the_features():
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        g = ak.train_gd(ak.MLP(depth=1), X, Y, width=4, steps=5)
+    with pytest.raises(ValueError, match="^X: has 2 features, the networks were trained on 3"):
+        g.predict(X[:, :2])
+    assert g.predict(X).shape == (10,)
+
+
+def test_duplicated_rows_with_a_deep_sampled_net_name_X():
+    Xd = X.copy()
+    Xd[5] = Xd[2]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        with pytest.raises(ValueError, match="^X: .*duplicated rows"):
+            ak.BayesianMeanField(ak.MLP(depth=2, activation="tanh"), temperature=0.1, n_samples=200,
+                                 n_chains=4).fit(Xd, np.tanh(Xd[:, 0]))
+        # one hidden layer: the singular K^0 is handled on its support
+        ak.BayesianMeanField(ak.MLP(depth=1, activation="tanh"), temperature=0.1, n_samples=200,
+                             n_chains=4).fit(Xd, np.tanh(Xd[:, 0]))
