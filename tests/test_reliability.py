@@ -59,3 +59,31 @@ def test_duplicated_rows_with_a_deep_sampled_net_name_X():
         # one hidden layer: the singular K^0 is handled on its support
         ak.BayesianMeanField(ak.MLP(depth=1, activation="tanh"), temperature=0.1, n_samples=200,
                              n_chains=4).fit(Xd, np.tanh(Xd[:, 0]))
+
+
+def test_gradient_descent_divergence_is_caught_before_overflow():
+    rng = np.random.default_rng(1)
+    Xg, yg = rng.standard_normal((20, 3)), rng.standard_normal(20)
+    with pytest.raises(FloatingPointError, match="^lr: gradient descent diverged .*objective"):
+        ak.train_gd(ak.MLP(depth=1, activation="relu"), Xg, yg, width=16, lr=1.5, steps=2000)
+
+
+def test_huge_inputs_give_an_error_not_a_non_finite_ntk():
+    with pytest.raises(FloatingPointError, match="^(X|lr): "):
+        ak.train_gd(ak.MLP(depth=1, activation="relu"), X * 1e155, Y, width=4, steps=1, lr=1e-300)
+
+
+def test_interrupt_during_burn_in_raises_instead_of_a_nan_mean():
+    import os
+    import signal
+    import threading
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    timer = threading.Timer(0.3, lambda: os.kill(os.getpid(), signal.SIGINT))
+    timer.start()
+    try:
+        with pytest.raises(KeyboardInterrupt, match="burn-in"):
+            ak.sample_posterior(ak.MLP(depth=1, activation="tanh"), X, Y, X[:2], width=64, temperature=0.1,
+                                n_chains=2, n_samples=10, burn_in=10**8, step_size=1e-3)
+    finally:
+        timer.cancel()
+        signal.signal(signal.SIGINT, previous)

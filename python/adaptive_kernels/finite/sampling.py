@@ -146,6 +146,8 @@ def sample_posterior(net: MLP, X, y, X_test=None, *, width, temperature: float, 
         final_theta=np.asarray(r.final_theta),
         interrupted=bool(r.interrupted),
     )
+    if res.interrupted and res.n_samples == 0:
+        raise KeyboardInterrupt("sampling interrupted during burn-in: no samples were kept")
     if res.interrupted:
         warnings.warn(f"sampling interrupted; returning the {res.n_samples} samples drawn so far", RuntimeWarning,
                       stacklevel=2)

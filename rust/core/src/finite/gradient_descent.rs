@@ -89,6 +89,9 @@ pub fn gd_step(
     (obj, half_sse, rms)
 }
 
+/// Growth of the objective over its initial value that counts as divergence.
+const DIVERGED: f64 = 1e6;
+
 fn run_member(
     net: &FiniteMlp,
     x: MatRef<'_, f64>,
@@ -105,6 +108,7 @@ fn run_member(
     let (mut converged, mut interrupted) = (false, false);
     let mut steps = 0;
     let mut rms = f64::INFINITY;
+    let mut obj0: Option<f64> = None;
     while steps < cfg.max_steps {
         if ctl.is_cancelled() {
             interrupted = true;
@@ -112,10 +116,18 @@ fn run_member(
         }
         let (obj, half_sse, g) = gd_step(net, &mut theta, x, y, cfg, &mut grad);
         rms = g;
-        if !obj.is_finite() || !g.is_finite() {
+        obj0.get_or_insert(obj);
+        // Diverged: non-finite, or the objective a million times its initial value (a stable
+        // step size decreases it; an unstable one grows it geometrically long before overflow).
+        if !obj.is_finite() || !g.is_finite() || obj > DIVERGED * obj0.unwrap().max(f64::MIN_POSITIVE) {
             return Err(AkError::NonFinite {
                 name: "lr",
-                msg: format!("gradient descent diverged at step {steps} (member {member}); reduce lr (now {})", cfg.lr),
+                msg: format!(
+                    "gradient descent diverged at step {steps} (member {member}): objective {obj:.3e}, \
+                     initially {:.3e}; reduce lr (now {})",
+                    obj0.unwrap(),
+                    cfg.lr
+                ),
             });
         }
         if steps % cfg.record_every == 0 {
@@ -137,6 +149,15 @@ fn run_member(
     });
     let feature_kernels = net.feature_kernels(&fw, par);
     let (gradient_kernels, ntk) = net.gradient_kernels_and_ntk(&theta, x, 0, par);
+    let finite = |m: &Mat<f64>| (0..m.ncols()).all(|j| m.col_as_slice(j).iter().all(|v| v.is_finite()));
+    if !(finite(&fw.f) && finite(&test_output) && finite(&ntk) && feature_kernels.iter().all(finite)) {
+        return Err(AkError::NonFinite {
+            name: "X",
+            msg: format!(
+                "the trained network's outputs, kernels or NTK overflowed (member {member}); rescale the inputs"
+            ),
+        });
+    }
     Ok(GdResult {
         theta,
         n_steps: steps,
