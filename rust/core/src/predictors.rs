@@ -57,7 +57,7 @@ pub fn gp_predict(
             ));
         }
     }
-    faer::linalg::matmul::matmul(mean, Accum::Replace, k_cross.transpose(), alpha, 1.0, par);
+    crate::linalg::matmul(mean, Accum::Replace, k_cross.transpose(), alpha, 1.0, par);
     if let (Some(kd), Some(var)) = (k_test_diag, var) {
         let mut v = k_cross.to_owned();
         lower_solve_in_place(l, v.as_mut(), par)?;
@@ -149,7 +149,7 @@ pub fn ntk_flow_coefficients(
     let cutoff = p as f64 * f64::EPSILON * lmax;
     // Project once: Z = V^T Y.
     let mut z = Mat::<f64>::zeros(p, y.ncols());
-    faer::linalg::matmul::matmul(z.as_mut(), Accum::Replace, eigvecs.transpose(), y, 1.0, par);
+    crate::linalg::matmul(z.as_mut(), Accum::Replace, eigvecs.transpose(), y, 1.0, par);
     let mut out = Vec::with_capacity(times.len());
     for &t in times {
         let mut zt = z.clone();
@@ -160,7 +160,7 @@ pub fn ntk_flow_coefficients(
             }
         }
         let mut coef = Mat::<f64>::zeros(p, y.ncols());
-        faer::linalg::matmul::matmul(
+        crate::linalg::matmul(
             coef.as_mut(),
             Accum::Replace,
             eigvecs,

@@ -222,7 +222,7 @@ impl FiniteMlp {
             let inp = if l == 0 { x } else { a[l - 1].as_ref() };
             let mut hl = Mat::<f64>::zeros(p, r);
             let alpha = self.sigma_w / (c as f64).sqrt();
-            faer::linalg::matmul::matmul(
+            crate::linalg::matmul(
                 hl.as_mut(),
                 Accum::Replace,
                 inp,
@@ -249,7 +249,7 @@ impl FiniteMlp {
             nl,
         );
         let mut f = Mat::<f64>::zeros(p, self.n_out);
-        faer::linalg::matmul::matmul(
+        crate::linalg::matmul(
             f.as_mut(),
             Accum::Replace,
             a[self.depth() - 1].as_ref(),
@@ -307,7 +307,7 @@ impl FiniteMlp {
                 self.n_out,
                 nl,
             );
-            faer::linalg::matmul::matmul(
+            crate::linalg::matmul(
                 g,
                 Accum::Add,
                 r.transpose(),
@@ -328,7 +328,7 @@ impl FiniteMlp {
             nl,
         );
         let mut delta = Mat::<f64>::zeros(p, nl);
-        faer::linalg::matmul::matmul(delta.as_mut(), Accum::Replace, r.as_ref(), wout, so, par);
+        crate::linalg::matmul(delta.as_mut(), Accum::Replace, r.as_ref(), wout, so, par);
         for l in (0..depth).rev() {
             self.mul_dphi(&mut delta, &fw.h[l]);
             let (off, rows, cols) = lay.w[l];
@@ -340,7 +340,7 @@ impl FiniteMlp {
                     rows,
                     cols,
                 );
-                faer::linalg::matmul::matmul(g, Accum::Add, delta.transpose(), inp, alpha, par);
+                crate::linalg::matmul(g, Accum::Add, delta.transpose(), inp, alpha, par);
             }
             if let Some(bo) = lay.b[l] {
                 for j in 0..rows {
@@ -350,7 +350,7 @@ impl FiniteMlp {
             if l > 0 {
                 let w = MatRef::from_column_major_slice(&theta[off..off + rows * cols], rows, cols);
                 let mut next = Mat::<f64>::zeros(p, cols);
-                faer::linalg::matmul::matmul(
+                crate::linalg::matmul(
                     next.as_mut(),
                     Accum::Replace,
                     delta.as_ref(),
@@ -369,7 +369,7 @@ impl FiniteMlp {
         fw.a.iter()
             .map(|a| {
                 let mut k = Mat::<f64>::zeros(a.nrows(), a.nrows());
-                faer::linalg::matmul::matmul(
+                crate::linalg::matmul(
                     k.as_mut(),
                     Accum::Replace,
                     a.as_ref(),
@@ -404,7 +404,7 @@ impl FiniteMlp {
         let so = self.out_scale();
         // readout contribution: so^2 a^L a^L^T (+ sigma_b^2)
         let mut ntk = Mat::<f64>::zeros(p, p);
-        faer::linalg::matmul::matmul(
+        crate::linalg::matmul(
             ntk.as_mut(),
             Accum::Replace,
             fw.a[depth - 1].as_ref(),
@@ -431,7 +431,7 @@ impl FiniteMlp {
         let mut gks = vec![Mat::<f64>::zeros(0, 0); depth];
         for l in (0..depth).rev() {
             let mut g = Mat::<f64>::zeros(p, p);
-            faer::linalg::matmul::matmul(
+            crate::linalg::matmul(
                 g.as_mut(),
                 Accum::Replace,
                 jac.as_ref(),
@@ -444,7 +444,7 @@ impl FiniteMlp {
             let inp = if l == 0 { x } else { fw.a[l - 1].as_ref() };
             // NTK += G ⊙ (alpha^2 inp inp^T + sigma_b^2 [bias])
             let mut feat = Mat::<f64>::zeros(p, p);
-            faer::linalg::matmul::matmul(
+            crate::linalg::matmul(
                 feat.as_mut(),
                 Accum::Replace,
                 inp,
@@ -465,7 +465,7 @@ impl FiniteMlp {
             if l > 0 {
                 let w = MatRef::from_column_major_slice(&theta[off..off + rows * cols], rows, cols);
                 let mut next = Mat::<f64>::zeros(p, cols);
-                faer::linalg::matmul::matmul(
+                crate::linalg::matmul(
                     next.as_mut(),
                     Accum::Replace,
                     jac.as_ref(),

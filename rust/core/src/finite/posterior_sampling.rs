@@ -297,7 +297,7 @@ fn record(
     }
     if !res.kernels.is_empty() {
         for (acc, a) in res.kernels.iter_mut().zip(&fw.a) {
-            faer::linalg::matmul::matmul(
+            crate::linalg::matmul(
                 acc.as_mut(),
                 Accum::Add,
                 a.as_ref(),
@@ -310,7 +310,7 @@ fn record(
     let c = net.n_out;
     let wout = MatRef::from_column_major_slice(&theta[lay.w_out..lay.w_out + c * nl], c, nl);
     if res.readout_second_moment.nrows() > 0 {
-        faer::linalg::matmul::matmul(
+        crate::linalg::matmul(
             res.readout_second_moment.as_mut(),
             Accum::Add,
             wout.transpose(),
@@ -320,7 +320,7 @@ fn record(
         );
         let (off, r, cols) = lay.w[0];
         let w0 = MatRef::from_column_major_slice(&theta[off..off + r * cols], r, cols);
-        faer::linalg::matmul::matmul(
+        crate::linalg::matmul(
             res.input_second_moment.as_mut(),
             Accum::Add,
             w0.transpose(),

@@ -7,7 +7,7 @@
 //! renormalization), and the Gram product `X1 X2^T` mapped entrywise by [`InputKernel`] (the lazy
 //! kernels, which fuse the map into their layer pass).
 use crate::kernels::net::mirror_lower;
-use faer::linalg::matmul::matmul;
+use crate::linalg::matmul;
 use faer::linalg::matmul::triangular::{self, BlockStructure};
 use faer::{Accum, Mat, MatMut, MatRef, Par};
 

@@ -1,9 +1,9 @@
 //! Small dense helpers on faer matrices: products with a transpose, symmetrisation, triangular
 //! products and solves, norms, row scaling, and the symmetry check of inputs.
 use crate::error::{invalid, shape, Result};
-use faer::linalg::matmul::matmul;
+use crate::linalg::matmul;
 use faer::linalg::matmul::triangular::{self, BlockStructure};
-use faer::linalg::triangular_solve::solve_lower_triangular_in_place;
+use crate::linalg::solve_lower_triangular_in_place;
 use faer::{Accum, Mat, MatRef, Par};
 
 /// Checks that `a` is square, finite and symmetric to `1e-10` relative (name for errors).

@@ -5,6 +5,7 @@
 mod cholesky;
 mod dense;
 mod eigen;
+mod matmul;
 mod psd;
 
 pub use cholesky::{
@@ -13,4 +14,5 @@ pub use cholesky::{
 };
 pub use dense::{a_at, at_b, check_symmetric, frob2, lower_solve, scale_rows, symmetrize, tril_product};
 pub use eigen::symmetric_eigen;
+pub use matmul::{matmul, solve_lower_triangular_in_place, solve_upper_triangular_in_place};
 pub use psd::{CovFactor, RANK_RCOND};

@@ -2,7 +2,7 @@
 //! eigen-factor on the support (eigenvalues above `RANK_RCOND` times the largest).
 use super::{cholesky, scale_rows, symmetric_eigen};
 use crate::error::{invalid, shape, AkError, Result};
-use faer::linalg::matmul::matmul;
+use crate::linalg::matmul;
 use faer::{Accum, Mat, MatRef, Par};
 
 /// Eigenvalues below this fraction of the largest one span the null space of a PSD matrix
@@ -82,7 +82,7 @@ impl CovFactor {
         match self {
             CovFactor::Cholesky(l) => {
                 let mut z = b.to_owned();
-                faer::linalg::triangular_solve::solve_lower_triangular_in_place(
+                crate::linalg::solve_lower_triangular_in_place(
                     l.as_ref(),
                     z.as_mut(),
                     par,
@@ -104,7 +104,7 @@ impl CovFactor {
         match self {
             CovFactor::Cholesky(l) => {
                 let mut z = z;
-                faer::linalg::triangular_solve::solve_upper_triangular_in_place(
+                crate::linalg::solve_upper_triangular_in_place(
                     l.transpose(),
                     z.as_mut(),
                     par,

@@ -176,7 +176,7 @@ fn par_matmul(lhs: MatRef<'_, f64>, rhs: MatRef<'_, f64>, alpha: f64) -> Mat<f64
             let j0 = b * COL_BLOCK;
             let nb = COL_BLOCK.min(n - j0);
             let mut out = Mat::<f64>::zeros(m, nb);
-            faer::linalg::matmul::matmul(
+            crate::linalg::matmul(
                 out.as_mut(),
                 Accum::Replace,
                 lhs,
@@ -238,7 +238,7 @@ fn block(pts: Points<'_>, m: &Moments<'_>, r0: usize, nb: usize) -> (Mat<f64>, M
         Points::Test { xt, xtv, scale } => {
             let rows = xt.subrows(r0, nb);
             let mut a = Mat::<f64>::zeros(nb, p);
-            faer::linalg::matmul::matmul(a.as_mut(), Accum::Replace, rows, xtv, scale, Par::Seq);
+            crate::linalg::matmul(a.as_mut(), Accum::Replace, rows, xtv, scale, Par::Seq);
             // k*.e_k = s_w^2 x*.(X^T e_k)/d = 0 exactly on null directions (|X^T e_k|^2 ∝ lam_k):
             // drop their rounding noise, which (6) would amplify by u/kappa
             for k in (0..p).filter(|&k| m.lam[k] == 0.0) {
@@ -261,7 +261,7 @@ fn block(pts: Points<'_>, m: &Moments<'_>, r0: usize, nb: usize) -> (Mat<f64>, M
         }
     };
     let mut mean = Mat::<f64>::zeros(nb, n_out);
-    faer::linalg::matmul::matmul(
+    crate::linalg::matmul(
         mean.as_mut(),
         Accum::Replace,
         a.as_ref(),
@@ -274,7 +274,7 @@ fn block(pts: Points<'_>, m: &Moments<'_>, r0: usize, nb: usize) -> (Mat<f64>, M
     let mut mu = Mat::<f64>::zeros(nb, g);
     for c in 0..n_out {
         // mean at each node: M = A R_c; Var_u = sum_g w_g (M_g - E M)^2 (centered: no cancellation)
-        faer::linalg::matmul::matmul(
+        crate::linalg::matmul(
             mu.as_mut(),
             Accum::Replace,
             a.as_ref(),

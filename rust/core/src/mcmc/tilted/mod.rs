@@ -16,7 +16,7 @@
 use crate::error::{invalid, shape, Result};
 use crate::kernels::activation::Activation;
 use crate::linalg::{check_symmetric, cholesky_with_jitter, CovFactor};
-use faer::linalg::matmul::matmul;
+use crate::linalg::matmul;
 use faer::{Accum, Mat, MatRef, Par};
 
 mod moments;

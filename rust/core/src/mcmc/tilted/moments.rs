@@ -7,7 +7,7 @@ use crate::error::{AkError, Result};
 use crate::kernels::activation::Activation;
 use crate::linalg::{check_symmetric, symmetrize};
 use crate::threads::with_threads;
-use faer::linalg::matmul::matmul;
+use crate::linalg::matmul;
 use faer::{Accum, Mat, MatRef, Par};
 
 /// `F^T diag(w) G` for S x P sample matrices (`w = None`: uniform `1/S`), symmetrised when F = G.

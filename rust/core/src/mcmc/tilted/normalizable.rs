@@ -5,7 +5,7 @@ use super::TiltedDensity;
 use crate::error::{invalid, Result};
 use crate::kernels::activation::Activation;
 use crate::linalg::{symmetric_eigen, CovFactor};
-use faer::linalg::matmul::matmul;
+use crate::linalg::matmul;
 use faer::{Accum, Mat, MatRef, Par};
 
 /// Fails with `InvalidArgument` naming `hat_phi` when the tilt makes the density

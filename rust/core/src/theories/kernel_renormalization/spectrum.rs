@@ -3,7 +3,7 @@ use super::Problem;
 use crate::control::Control;
 use crate::error::{AkError, Result};
 use crate::linalg::symmetric_eigen;
-use faer::linalg::matmul::matmul;
+use crate::linalg::matmul;
 use faer::{Accum, Mat, MatRef, Par};
 
 /// `K^L(Q) = U B` in the eigenbasis of `B = K^L(1) = V diag(lam) V^T`: with `r_k = sum_c (V^T Y)_kc^2`,

@@ -4,7 +4,7 @@
 #![allow(clippy::neg_cmp_op_on_partial_ord)] // `!(x > 0.0)` also rejects NaN
 use super::{Point, Problem};
 use crate::linalg::{a_at, at_b, symmetrize, RANK_RCOND};
-use faer::linalg::matmul::matmul;
+use crate::linalg::matmul;
 use faer::{Accum, Mat, MatRef, Par};
 
 /// Grid of the closed-form scan: `logit(kappa)` in `[-T_MAX, T_MAX]`, plus the end points.

@@ -75,7 +75,7 @@ use crate::optim::lbfgs;
 use crate::solve::SolveReport;
 use crate::threads::with_threads;
 use crate::validate;
-use faer::linalg::matmul::matmul;
+use crate::linalg::matmul;
 use faer::{Accum, Mat, MatRef, Par};
 
 mod closed_form;

@@ -9,10 +9,8 @@ use crate::linalg::{a_at, at_b, cholesky, frob2, lower_solve, scaled_update, sym
 use crate::solve::SolveReport;
 use crate::threads::with_threads;
 use crate::validate;
-use faer::linalg::matmul::matmul;
-use faer::linalg::triangular_solve::{
-    solve_lower_triangular_in_place, solve_upper_triangular_in_place,
-};
+use crate::linalg::matmul;
+use crate::linalg::{solve_lower_triangular_in_place, solve_upper_triangular_in_place};
 use faer::{Accum, Mat, MatRef, Par};
 
 /// Result of one evaluation of F at factors `B_l`.

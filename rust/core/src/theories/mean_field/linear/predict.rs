@@ -21,10 +21,8 @@ use crate::kernels::net::Rows;
 use crate::linalg::{a_at, at_b, cholesky, lower_solve};
 use crate::threads::with_threads;
 use crate::validate;
-use faer::linalg::matmul::matmul;
-use faer::linalg::triangular_solve::{
-    solve_lower_triangular_in_place, solve_upper_triangular_in_place,
-};
+use crate::linalg::matmul;
+use crate::linalg::{solve_lower_triangular_in_place, solve_upper_triangular_in_place};
 use faer::{Accum, Mat, MatRef, Par};
 
 /// The fitted mean: `mean(x*) = K^0(x*, X) weights + offset` (P x C and C).

@@ -7,8 +7,8 @@ use crate::error::{shape, AkError, Result};
 use crate::kernels::activation::Activation;
 use crate::linalg::{symmetrize, CovFactor};
 use crate::mcmc::tilted::weighted_gram;
-use faer::linalg::matmul::matmul;
-use faer::linalg::triangular_solve::solve_upper_triangular_in_place;
+use crate::linalg::matmul;
+use crate::linalg::solve_upper_triangular_in_place;
 use faer::{Accum, Mat, MatRef, Par};
 
 /// Result of one outer iteration.

@@ -6,8 +6,8 @@ use crate::kernels::activation::Activation;
 use crate::linalg::CovFactor;
 use crate::mcmc::tilted::{apply_phi, weighted_gram};
 use crate::rng::Rng;
-use faer::linalg::matmul::matmul;
-use faer::linalg::triangular_solve::solve_lower_triangular_in_place;
+use crate::linalg::matmul;
+use crate::linalg::solve_lower_triangular_in_place;
 use faer::{Accum, Mat, MatRef, Par};
 use rayon::prelude::*;
 

@@ -3,7 +3,7 @@ use crate::error::{shape, AkError, Result};
 use crate::kernels::activation::Activation;
 use crate::linalg::{cholesky, CovFactor};
 use crate::mcmc::tilted::apply_phi;
-use faer::linalg::matmul::matmul;
+use crate::linalg::matmul;
 use faer::{Accum, Mat, MatRef, Par};
 
 /// One layer's sample set: preactivations, their images, and the reference log density.

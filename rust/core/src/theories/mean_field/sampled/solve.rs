@@ -13,7 +13,7 @@ use crate::optim::newton_krylov::{self, newton_krylov};
 use crate::solve::continuation::Continuation;
 use crate::solve::SolveReport;
 use crate::validate;
-use faer::linalg::matmul::matmul;
+use crate::linalg::matmul;
 use faer::{Accum, Mat, MatRef, Par};
 
 /// Draws every layer's samples at the iterate `(hidden, a)` (forward, layer by layer).
