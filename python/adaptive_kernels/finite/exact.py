@@ -11,10 +11,10 @@ import numpy as np
 
 from .. import _core
 from .._progress import progress_bar
-from .._validation import as_matrix, check_float, check_int, check_n_threads, check_same_features
+from .._validation import check_float, check_int, check_n_threads
 from ..networks import MLP, check_net
 
-from ._common import PARAMETERIZATIONS
+from ._common import PARAMETERIZATIONS, finite_data
 
 
 @dataclass(frozen=True)
@@ -126,13 +126,7 @@ def exact_linear_posterior(net: MLP, X, y, X_test=None, *, width: int, temperatu
     if not isinstance(parameterization, str) or parameterization not in PARAMETERIZATIONS:
         raise ValueError(f"parameterization: expected one of {PARAMETERIZATIONS}, got {parameterization!r}")
     gamma = check_float("gamma", gamma, minimum=0.0, strict=True)
-    X = as_matrix("X", X)
-    Y = as_matrix("y", y, allow_1d=True)
-    if Y.shape[0] != X.shape[0]:
-        raise ValueError(f"y: has {Y.shape[0]} rows but X has {X.shape[0]} samples")
-    if X_test is not None:
-        X_test = as_matrix("X_test", X_test)
-        check_same_features("X_test", X_test, X.shape[1])
+    X, Y, X_test = finite_data(X, y, X_test)
     n_threads = check_n_threads(n_threads)
     n = X.shape[0] + (0 if X_test is None else X_test.shape[0])
     with progress_bar(progress, "exact posterior", 2000.0 * n * X.shape[0] * Y.shape[1], threshold=1e10) as cb:

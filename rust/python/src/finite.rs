@@ -4,6 +4,7 @@
 use crate::convert::{mat_to_numpy, mats_to_list, slice1, view, NetArg, Options};
 use crate::errors::Failure;
 use crate::runtime::{run, run_interruptible, threads};
+use ak_core::faer::MatRef;
 use ak_core::finite::exact_linear::{exact_linear_posterior as core_exact, ExactLinearProblem};
 use ak_core::finite::network::{FiniteMlp, Parameterization};
 use ak_core::finite::gradient_descent::{self, GdConfig};
@@ -48,6 +49,20 @@ pub(crate) fn finite_net(
     };
     fnet.validate().map_err(|e| crate::errors::to_pyerr(net.py(), e.into()))?;
     Ok(fnet)
+}
+
+/// Views of the training data and the optional test inputs.
+#[allow(clippy::type_complexity)]
+fn data<'a>(
+    x: &'a PyReadonlyArray2<'_, f64>,
+    y: &'a PyReadonlyArray2<'_, f64>,
+    x_test: &'a Option<PyReadonlyArray2<'_, f64>>,
+) -> PyResult<(MatRef<'a, f64>, MatRef<'a, f64>, Option<MatRef<'a, f64>>)> {
+    let xt = match x_test {
+        Some(t) => Some(view("X_test", t)?),
+        None => None,
+    };
+    Ok((view("X", x)?, view("y", y)?, xt))
 }
 
 /// Posterior averages of a MALA run (see `adaptive_kernels.PosteriorSamples`).
@@ -167,12 +182,7 @@ fn sample_posterior<'py>(
     n_threads: Option<usize>,
     progress: Option<Py<PyAny>>,
 ) -> PyResult<Posterior> {
-    let xv = view("X", &x)?;
-    let yv = view("y", &y)?;
-    let xt = match &x_test {
-        Some(t) => Some(view("X_test", t)?),
-        None => None,
-    };
+    let (xv, yv, xt) = data(&x, &y, &x_test)?;
     let fnet = finite_net(&net, xv.ncols(), yv.ncols(), widths, parameterization, gamma)?;
     let cfg = sampler_config(config)?;
     let nt = threads(n_threads);
@@ -248,12 +258,7 @@ fn train_gd<'py>(
     n_threads: Option<usize>,
     progress: Option<Py<PyAny>>,
 ) -> PyResult<(Vec<Trained>, bool)> {
-    let xv = view("X", &x)?;
-    let yv = view("y", &y)?;
-    let xt = match &x_test {
-        Some(t) => Some(view("X_test", t)?),
-        None => None,
-    };
+    let (xv, yv, xt) = data(&x, &y, &x_test)?;
     let fnet = finite_net(&net, xv.ncols(), yv.ncols(), widths, parameterization, gamma)?;
     let cfg = gd_config(config)?;
     let nt = threads(n_threads);
