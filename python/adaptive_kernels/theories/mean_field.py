@@ -212,7 +212,6 @@ class BayesianMeanField(TheoryEstimator):
         self.kernel_ = self.kernels_[-1]
         self.conjugates_ = [np.asarray(k) for k in s.conjugates]
         self.support_rank_ = int(s.rank)
-        self._U = np.asarray(s.factor)
         self.dual_coef_ = np.asarray(s.dual_coef)
         if s.factor_jitter > 0:
             warnings.warn(f"Phi^L + T I was numerically singular; added jitter {s.factor_jitter:.3e}",
