@@ -24,6 +24,7 @@ from .exceptions import (
     InsufficientMemoryError,
     NotPositiveDefiniteError,
     NumericalJitterWarning,
+    DeadNetworkWarning,
 )
 from .finite import (ExactLinearPosterior, PosteriorSamples, TrainedNetworks, exact_linear_posterior,
                      sample_posterior, train_gd)
@@ -31,7 +32,7 @@ from .kernels import cka, kernel_alignment, kernel_diagonal, lazy_kernels, nngp_
 from .mcmc import TiltedMoments, tilted_moments
 from .networks import MLP
 from .predictors import GaussianProcess, KernelRidge, NTKGradientFlow
-from .theories import BayesianMeanField, KernelRenormalization
+from .theories import BayesianMeanField, GradientFlowFixedPoint, KernelRenormalization
 
 __version__ = _core.__version__
 
@@ -51,6 +52,7 @@ __all__ = [
     "PathResult",
     "KernelRenormalization",
     "BayesianMeanField",
+    "GradientFlowFixedPoint",
     "tilted_moments",
     "TiltedMoments",
     "exact_linear_posterior",
@@ -65,4 +67,5 @@ __all__ = [
     "InsufficientMemoryError",
     "ConvergenceWarning",
     "NumericalJitterWarning",
+    "DeadNetworkWarning",
 ]

@@ -19,6 +19,11 @@ class ConvergenceWarning(UserWarning):
     """An iterative solver stopped before reaching its tolerance."""
 
 
+class DeadNetworkWarning(UserWarning):
+    """A weight-decay fixed point is the dead state: every neuron decayed and the network
+    outputs zero (weight decay too strong for the richness)."""
+
+
 class NumericalJitterWarning(RuntimeWarning):
     """Jitter had to be added to a kernel's diagonal to factor it."""
 
@@ -29,4 +34,5 @@ __all__ = [
     "InsufficientMemoryError",
     "ConvergenceWarning",
     "NumericalJitterWarning",
+    "DeadNetworkWarning",
 ]

@@ -106,3 +106,17 @@ def _diagonal(net: MLP, X: np.ndarray, *, ntk: bool, scales, n_threads) -> np.nd
     """Diagonal of the NNGP kernel (or NTK, or the layer-rescaled NNGP with ``scales``) of
     validated inputs, in O(P) time and memory (the core runs each entry's layer recursion)."""
     return _core.kernels.kernel_diagonal(X, net, ntk=ntk, scales=scales, n_threads=n_threads)
+
+
+def nngp_feature_kernel(net: MLP, X, X2=None, n_threads=None) -> np.ndarray:
+    """gamma -> 0 limit of the last feature kernel ``Phi^L`` (no readout sigma_w):
+    ``(K^L_NNGP - sigma_b^2) / sigma_w^2`` with the library's NNGP kernel of depth L."""
+    K = nngp_kernel(net, X, X2, n_threads=n_threads)
+    return (K - net.sigma_b**2) / net.sigma_w**2
+
+
+def nngp_predict(net: MLP, X, Y, X_test, temperature, n_threads=None) -> np.ndarray:
+    """The gamma -> 0 (NNGP) mean predictor ``Phi^L(*, X)(Phi^L + T I)^{-1} Y`` of the mean-field network."""
+    K = nngp_feature_kernel(net, X, n_threads=n_threads)
+    Kx = nngp_feature_kernel(net, X_test, X, n_threads=n_threads)
+    return Kx @ np.linalg.solve(K + temperature * np.eye(len(K)), np.asarray(Y, float).reshape(len(K), -1))

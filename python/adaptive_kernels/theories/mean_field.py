@@ -17,7 +17,7 @@ from .._diagnostics import chain_drift
 from .._progress import progress_bar
 from .._validation import as_matrix, check_float, check_int, check_n_threads
 from ..exceptions import ConvergenceWarning, NumericalJitterWarning
-from ..kernels.lazy import nngp_kernel
+from ..kernels.lazy import nngp_feature_kernel, nngp_predict
 from ..networks import MLP, check_net
 
 _SOLVERS = ("auto", "closed_form", "lbfgs", "sampled")
@@ -308,20 +308,6 @@ class BayesianMeanField(TheoryEstimator):
         ks = [as_matrix("kernels", k) for k in kernels]
         return _core.mean_field.action(self.X_train_, self.y_train_, ks, p["net"], gamma=p["gamma"],
                                        temperature=p["temperature"], n_threads=p["threads"])
-
-
-def nngp_feature_kernel(net: MLP, X, X2=None, n_threads=None) -> np.ndarray:
-    """gamma -> 0 limit of the last feature kernel ``Phi^L`` (no readout sigma_w):
-    ``(K^L_NNGP - sigma_b^2) / sigma_w^2`` with the library's NNGP kernel of depth L."""
-    K = nngp_kernel(net, X, X2, n_threads=n_threads)
-    return (K - net.sigma_b**2) / net.sigma_w**2
-
-
-def nngp_predict(net: MLP, X, Y, X_test, temperature, n_threads=None) -> np.ndarray:
-    """The gamma -> 0 (NNGP) mean predictor ``Phi^L(*, X)(Phi^L + T I)^{-1} Y`` of the mean-field network."""
-    K = nngp_feature_kernel(net, X, n_threads=n_threads)
-    Kx = nngp_feature_kernel(net, X_test, X, n_threads=n_threads)
-    return Kx @ np.linalg.solve(K + temperature * np.eye(len(K)), np.asarray(Y, float).reshape(len(K), -1))
 
 
 __all__ = ["BayesianMeanField", "nngp_feature_kernel", "nngp_predict"]

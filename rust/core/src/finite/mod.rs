@@ -1,5 +1,6 @@
 //! Finite-width networks: the network and its potential, posterior sampling by Langevin
 //! dynamics, gradient descent, and the exact posterior of one-hidden-layer linear networks.
+pub mod empirical_kernels;
 pub mod exact_linear;
 pub mod gradient_descent;
 pub mod network;
