@@ -33,8 +33,10 @@ ESTIMATORS = {
                           ("gamma", 0.5), "gamma"),
     "mean_field_sampled": (lambda: ak.BayesianMeanField(TANH, gamma=0.5, temperature=0.1, width=10, **SAMPLER),
                            ("gamma", 0.25), "temperature"),
+    "gradient_flow": (lambda: ak.GradientFlowFixedPoint(TANH, gamma=1.0, weight_decay=0.5, n_particles=32,
+                                                        n_threads=1), ("weight_decay", 0.6), "weight_decay"),
 }
-THEORIES = ("kernel_renormalization", "mean_field_linear", "mean_field_sampled")
+THEORIES = ("kernel_renormalization", "mean_field_linear", "mean_field_sampled", "gradient_flow")
 
 
 def _data(P=12, d=4, seed=0):
@@ -142,7 +144,7 @@ def test_theory_fitted_attributes(name):
     np.testing.assert_array_equal(m.kernel_, m.kernels_[-1])
     P = len(X)
     assert all(k.shape == (P, P) for k in m.kernels_)
-    T = m.temperature
+    T = m.temperature if hasattr(m, "temperature") else m.weight_decay   # the readout ridge
     np.testing.assert_allclose((m.kernel_ + T * np.eye(P)) @ m.dual_coef_, y[:, None], atol=1e-8)
     assert m.action_ is None or np.isfinite(m.action_)
 
@@ -152,7 +154,7 @@ def test_theory_path_template(name):
     make, (param, _), _ = ESTIMATORS[name]
     X, y, Xt = _data()
     base = make()
-    key = {"gamma": "gammas", "temperature": "temperatures"}[param]
+    key = {"gamma": "gammas", "temperature": "temperatures", "weight_decay": "weight_decays"}[param]
     values = [0.25, 0.5] if param == "gamma" else [0.3, 0.2]
     p = base.path(X, y, **{key: values}, X_test=Xt, y_test=np.tanh(Xt[:, 0]))
     assert isinstance(p, ak.PathResult) and len(p) == 2 and p.parameter == param
@@ -178,6 +180,9 @@ def test_python_defaults_are_the_cores():
     kr = ak.KernelRenormalization(RELU, width=5, temperature=0.1).get_params()
     for k, v in _core.kernel_renormalization.defaults().items():
         assert kr[k] == v
+    gf = ak.GradientFlowFixedPoint(TANH, weight_decay=0.1).get_params()
+    for k, v in _core.dmft.defaults().items():
+        assert gf[k] == v or (k == "dt" and v == 0.0 and gf[k] is None)
     mf = ak.BayesianMeanField(TANH, temperature=0.1).get_params()
     for k, v in _core.mean_field.sampled_defaults().items():
         if k in mf and mf[k] is not None:   # None: the core's default for the chosen solver

@@ -44,6 +44,12 @@ pub fn predict(
         return Err(shape("X", format!("has {} features, the model was fitted with {}", x_test.ncols(), x_train.ncols())));
     }
     crate::validate::finite_mat("X", x_test)?;
+    if !(gamma.is_finite() && gamma > 0.0) {
+        return Err(invalid("gamma", format!("must be finite and > 0, got {gamma}")));
+    }
+    if m == 0 {
+        return Err(invalid("n_particles", "must be >= 1"));
+    }
     if form == Form::Ntk && !homogeneous(net) {
         return Err(invalid(
             "form",
