@@ -1,6 +1,7 @@
 """Convergence diagnostics reported by ``sample_posterior``: the rank-normalized R-hat and the
 bulk and tail ESS of the traces (those of ``adaptive_kernels.mcmc.chain_diagnostics``), the
-classic split-R-hat, and the not-mixed warning."""
+classic split-R-hat, the not-mixed warning, and ``PosteriorSamples.to_inference_data``."""
+import sys
 import warnings
 
 import numpy as np
@@ -56,3 +57,28 @@ def test_unmixed_chains_warn_with_the_rank_rhat():
     with pytest.warns(ak.ConvergenceWarning, match="rank-normalized R-hat"):
         s = _sample(step_size=1e-9, adapt_step_size=False, burn_in=0, n_samples=100)
     assert np.max(s.rhat) > ak._diagnostics.RHAT_MAX
+
+
+def test_to_inference_data(post):
+    az = pytest.importorskip("arviz")
+    idata = post.to_inference_data()
+    assert isinstance(idata, az.InferenceData)
+    assert set(idata.posterior.data_vars) == set(post.trace_names)
+    for k, name in enumerate(post.trace_names):
+        v = idata.posterior[name]
+        assert v.dims == ("chain", "draw") and v.shape == (3, 400)
+        np.testing.assert_array_equal(v.values, np.stack([t[k] for t in post.traces]))
+    np.testing.assert_array_equal(idata.sample_stats["acceptance_rate"].values, post.acceptance_rate)
+    np.testing.assert_array_equal(idata.sample_stats["step_size"].values, post.step_size)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        rhat, bulk, tail = az.rhat(idata), az.ess(idata, method="bulk"), az.ess(idata, method="tail")
+    for k, name in enumerate(post.trace_names):
+        np.testing.assert_allclose([rhat[name].item(), bulk[name].item(), tail[name].item()],
+                                   [post.rhat[k], post.ess_bulk[k], post.ess_tail[k]], rtol=1e-8)
+
+
+def test_to_inference_data_names_the_extra_without_arviz(post, monkeypatch):
+    monkeypatch.setitem(sys.modules, "arviz", None)
+    with pytest.raises(ImportError, match=r"adaptive-kernels\[arviz\]"):
+        post.to_inference_data()

@@ -47,7 +47,7 @@ class PosteriorSamples:
       :meth:`standard_error` and ``mean_se`` use it.
 
     The pooled diagnostics use the chains cut to the shortest one (chains differ in length only
-    after an interrupt).
+    after an interrupt). :meth:`to_inference_data` hands the traces to ArviZ.
     """
 
     mean: np.ndarray | None
@@ -86,6 +86,26 @@ class PosteriorSamples:
         """Largest integrated autocorrelation time over chains of one trace."""
         k = self.trace_names.index(trace)
         return float(np.max(self.n_kept / np.maximum(self.ess[:, k], 1e-300)))
+
+    def to_inference_data(self):
+        """The traces as an ``arviz.InferenceData``: group ``posterior`` with one variable per
+        trace (``trace_names``), dims ``(chain, draw)`` (chains cut to the shortest); group
+        ``sample_stats`` with ``acceptance_rate`` and ``step_size`` per chain (dim ``chain``).
+        Needs ArviZ (the ``arviz`` extra: ``pip install "adaptive-kernels[arviz]"``)."""
+        try:
+            import arviz as az
+            import xarray as xr
+        except ImportError as e:
+            raise ImportError("PosteriorSamples.to_inference_data needs ArviZ: install the 'arviz' extra "
+                              "(pip install \"adaptive-kernels[arviz]\") or pip install arviz") from e
+        n = min((t.shape[1] for t in self.traces), default=0)
+        posterior = {name: np.stack([t[k, :n] for t in self.traces]) for k, name in enumerate(self.trace_names)}
+        idata = az.from_dict(posterior=posterior)
+        chain = idata.posterior["chain"].values
+        idata.add_groups(sample_stats=xr.Dataset(
+            {"acceptance_rate": ("chain", np.asarray(self.acceptance_rate, float)),
+             "step_size": ("chain", np.asarray(self.step_size, float))}, coords={"chain": chain}))
+        return idata
 
     def standard_error(self, variance: np.ndarray, trace: str | None = None) -> np.ndarray:
         """Monte-Carlo standard error ``sqrt(variance tau / n)`` of a posterior mean whose
