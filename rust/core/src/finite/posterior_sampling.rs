@@ -9,6 +9,9 @@
 //! acceptance rate of 0.574 (Robbins-Monro on log eta), then frozen so the chain is exact.
 //! Chains run in parallel (one Rayon task each, sequential linear algebra inside), each with its
 //! own RNG stream `(seed, chain)`, so results do not depend on the number of threads.
+//! Diagnostics of the scalar traces ([`TRACE_NAMES`]): each chain's own ESS, and over all
+//! chains the rank-normalized R-hat, bulk and tail ESS ([`crate::mcmc::rank`]) and the classic
+//! split-R-hat.
 use crate::control::Control;
 use crate::error::{invalid, AkError, Result};
 use crate::finite::network::{FiniteMlp, Forward};
