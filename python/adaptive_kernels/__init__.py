@@ -7,7 +7,8 @@ The numerics live in a Rust core (``adaptive_kernels._core``); this package is t
 * :mod:`~adaptive_kernels.finite`: the finite-width ground truth (posterior sampling, gradient
   descent, exact linear posteriors);
 * :mod:`~adaptive_kernels.theories`: the adaptive-kernel theories, each a :class:`TheoryEstimator`;
-* :mod:`~adaptive_kernels.mcmc`: the tilted single-site density of mean-field theories;
+* :mod:`~adaptive_kernels.mcmc`: the tilted single-site density of mean-field theories, and
+  rank-normalized convergence diagnostics of any chains (``mcmc.chain_diagnostics``);
 * :mod:`~adaptive_kernels.reference`: small NumPy reference implementations of every equation.
 
 >>> import adaptive_kernels as ak

@@ -8,7 +8,7 @@ import numpy as np
 
 from .. import _core
 from .._progress import progress_bar
-from .._diagnostics import acceptance_too_low, not_mixed
+from .._diagnostics import RHAT_MAX, acceptance_too_low, not_mixed
 from .._validation import check_float, check_int, check_n_threads
 from ..exceptions import ConvergenceWarning
 from ..networks import MLP
@@ -26,10 +26,28 @@ class PosteriorSamples:
     hidden layer the posterior average of ``phi(h^l) phi(h^l)^T / N_l`` on the training points;
     ``readout_spectrum``: eigenvalues (descending) of ``E[w w^T]`` of the readout weights;
     ``input_spectrum``: of ``E[W^0^T W^0] / N_1`` (d x d, first-layer weight covariance);
-    ``acceptance_rate``, ``step_size``, ``n_kept`` per chain; ``ess`` (n_chains, n_traces) effective
-    sample sizes of the traces ``trace_names`` (from the integrated autocorrelation time);
-    ``rhat`` split-R-hat per trace; ``traces`` per chain (n_traces, n_kept); ``final_theta``
-    (n_chains, n_params) last state of each chain (flat layout of the Rust core); ``interrupted``.
+    ``acceptance_rate``, ``step_size``, ``n_kept`` per chain; ``traces`` per chain
+    (n_traces, n_kept) of the scalar traces ``trace_names``; ``final_theta`` (n_chains, n_params)
+    last state of each chain (flat layout of the Rust core); ``interrupted``.
+
+    Convergence diagnostics of the traces:
+
+    * ``rhat`` (n_traces,): the **rank-normalized** split R-hat of Vehtari et al. (2021), the
+      larger of the bulk and the folded (tail) R-hat, over all chains, as
+      ``arviz.rhat(method="rank")`` (earlier versions reported the classic split-R-hat here; it
+      is now ``rhat_classic``). NaN with one chain (as ArviZ) or fewer than 4 draws per chain.
+      Above :data:`adaptive_kernels._diagnostics.RHAT_MAX` :func:`sample_posterior` warns that
+      the chains have not mixed.
+    * ``ess_bulk``, ``ess_tail`` (n_traces,): bulk and tail effective sample sizes of all chains
+      together, as ``arviz.ess(method="bulk")`` / ``"tail"`` (see :mod:`adaptive_kernels.mcmc`).
+    * ``rhat_classic`` (n_traces,): the classic split-R-hat (Gelman et al., BDA3), also
+      defined for one chain.
+    * ``ess`` (n_chains, n_traces): each chain's own effective sample size (from its integrated
+      autocorrelation time), unchanged in meaning; :attr:`autocorrelation_time`,
+      :meth:`standard_error` and ``mean_se`` use it.
+
+    The pooled diagnostics use the chains cut to the shortest one (chains differ in length only
+    after an interrupt). :meth:`to_inference_data` hands the traces to ArviZ.
     """
 
     mean: np.ndarray | None
@@ -46,6 +64,9 @@ class PosteriorSamples:
     n_kept: np.ndarray
     ess: np.ndarray
     rhat: np.ndarray
+    ess_bulk: np.ndarray
+    ess_tail: np.ndarray
+    rhat_classic: np.ndarray
     trace_names: tuple
     traces: list = field(repr=False)
     final_theta: np.ndarray = field(repr=False, default=None)
@@ -65,6 +86,26 @@ class PosteriorSamples:
         """Largest integrated autocorrelation time over chains of one trace."""
         k = self.trace_names.index(trace)
         return float(np.max(self.n_kept / np.maximum(self.ess[:, k], 1e-300)))
+
+    def to_inference_data(self):
+        """The traces as an ``arviz.InferenceData``: group ``posterior`` with one variable per
+        trace (``trace_names``), dims ``(chain, draw)`` (chains cut to the shortest); group
+        ``sample_stats`` with ``acceptance_rate`` and ``step_size`` per chain (dim ``chain``).
+        Needs ArviZ (the ``arviz`` extra: ``pip install "adaptive-kernels[arviz]"``)."""
+        try:
+            import arviz as az
+            import xarray as xr
+        except ImportError as e:
+            raise ImportError("PosteriorSamples.to_inference_data needs ArviZ: install the 'arviz' extra "
+                              "(pip install \"adaptive-kernels[arviz]\") or pip install arviz") from e
+        n = min((t.shape[1] for t in self.traces), default=0)
+        posterior = {name: np.stack([t[k, :n] for t in self.traces]) for k, name in enumerate(self.trace_names)}
+        idata = az.from_dict(posterior=posterior)
+        chain = idata.posterior["chain"].values
+        idata.add_groups(sample_stats=xr.Dataset(
+            {"acceptance_rate": ("chain", np.asarray(self.acceptance_rate, float)),
+             "step_size": ("chain", np.asarray(self.step_size, float))}, coords={"chain": chain}))
+        return idata
 
     def standard_error(self, variance: np.ndarray, trace: str | None = None) -> np.ndarray:
         """Monte-Carlo standard error ``sqrt(variance tau / n)`` of a posterior mean whose
@@ -141,6 +182,9 @@ def sample_posterior(net: MLP, X, y, X_test=None, *, width, temperature: float, 
         n_kept=np.asarray(r.n_kept),
         ess=np.asarray(r.ess),
         rhat=np.asarray(r.rhat),
+        ess_bulk=np.asarray(r.ess_bulk),
+        ess_tail=np.asarray(r.ess_tail),
+        rhat_classic=np.asarray(r.rhat_classic),
         trace_names=tuple(r.trace_names),
         traces=[np.asarray(t) for t in r.traces],
         final_theta=np.asarray(r.final_theta),
@@ -152,7 +196,7 @@ def sample_posterior(net: MLP, X, y, X_test=None, *, width, temperature: float, 
         warnings.warn(f"sampling interrupted; returning the {res.n_samples} samples drawn so far", RuntimeWarning,
                       stacklevel=2)
     elif n_chains > 1 and not_mixed(res.rhat):
-        warnings.warn(f"chains have not mixed: split-R-hat {np.nanmax(res.rhat):.3f} > 1.1 "
+        warnings.warn(f"chains have not mixed: rank-normalized R-hat {np.nanmax(res.rhat):.3f} > {RHAT_MAX} "
                       f"({dict(zip(res.trace_names, np.round(res.rhat, 3)))}); sample longer", ConvergenceWarning,
                       stacklevel=2)
     if metropolis and acceptance_too_low(res.acceptance_rate):

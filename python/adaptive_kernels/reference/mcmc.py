@@ -1,9 +1,11 @@
 """Reference of :mod:`adaptive_kernels.mcmc`: the tilted single-site density
 ``N(h; 0, C) exp(-phi(h)^T hat_phi phi(h) / 2)``, its potential in whitened coordinates, exact
-moments by quadrature (P = 2), a plain MALA sampler, and the chain-radius diagnostic."""
+moments by quadrature (P = 2), a plain MALA sampler, the chain-radius diagnostic, and the
+rank-normalized R-hat, bulk and tail ESS of Vehtari et al. (2021)."""
 import numpy as np
 
-__all__ = ["tilted_potential", "tilted_moments_quadrature", "sample_tilted", "chain_radius"]
+__all__ = ["tilted_potential", "tilted_moments_quadrature", "sample_tilted", "chain_radius",
+           "rank_rhat", "ess_bulk", "ess_tail", "chain_diagnostics"]
 
 
 def _phi_and_derivative(activation):
@@ -119,3 +121,94 @@ def chain_radius(q, n_chains, r):
     q = np.asarray(q, float).reshape(n_chains, -1) / r
     third = max(q.shape[1] // 3, 1)
     return np.array([q[:, :third].mean(), q[:, -third:].mean()])
+
+
+# ----------------------------------------------------------------------------------------------
+# rank-normalized chain diagnostics (Vehtari, Gelman, Simpson, Carpenter, Bürkner 2021), on
+# draws x of shape (chains, draws); the formulas are in the module docs of rust/core/src/mcmc/rank.rs
+
+def _split(x):
+    """(m, n) -> (2m, n // 2): first halves of all chains, then second halves (odd: middle dropped)."""
+    h = x.shape[1] // 2
+    return np.concatenate([x[:, :h], x[:, x.shape[1] - h:]])
+
+
+def _normal_scores(x):
+    """``Phi^-1((r - 3/8) / (S + 1/4))`` of the average ranks ``r`` among all ``S`` draws."""
+    from scipy.stats import norm, rankdata
+    return norm.ppf((rankdata(x, method="average").reshape(x.shape) - 0.375) / (x.size + 0.25))
+
+
+def _rhat(x):
+    n = x.shape[1]
+    B = n * np.var(x.mean(axis=1), ddof=1)
+    W = np.mean(np.var(x, axis=1, ddof=1))
+    with np.errstate(divide="ignore", invalid="ignore"):     # W = 0: inf or NaN, as ArviZ
+        return np.sqrt((B / W + n - 1) / n)
+
+
+def _ess(x):
+    """ESS of (m, n) chains: Geyer's initial positive, then monotone, sequence of pairs."""
+    m, n = x.shape
+    if np.max(x) - np.min(x) < 1e-15:
+        return float(x.size)
+    c = x - x.mean(axis=1, keepdims=True)
+    acov = np.array([np.correlate(ci, ci, "full")[n - 1:] / n for ci in c])   # direct sums
+    W = acov[:, 0].mean() * n / (n - 1)
+    var_plus = W * (n - 1) / n + (np.var(x.mean(axis=1), ddof=1) if m > 1 else 0.0)
+    rho = 1 - (W - acov.mean(axis=0)) / var_plus
+    rho[0] = 1.0
+    keep = np.zeros(n)
+    keep[:2] = rho[:2]
+    t = 1                      # pairs (rho_{t+1}, rho_{t+2}) while the previous pair is positive
+    while t < n - 3 and rho[t - 1] + rho[t] > 0:
+        if rho[t + 1] + rho[t + 2] >= 0:
+            keep[t + 1:t + 3] = rho[t + 1:t + 3]
+        t += 2
+    K = t - 1                  # whole pairs below lag K; lag K (the last even lag) on its own
+    if rho[K] > 0:
+        keep[K] = rho[K]
+    for t in range(1, K - 2, 2):            # each pair at most the previous pair
+        if keep[t + 1] + keep[t + 2] > keep[t - 1] + keep[t]:
+            keep[t + 1] = keep[t + 2] = (keep[t - 1] + keep[t]) / 2
+    if not np.all(np.isfinite(keep)):
+        return np.nan
+    tau = -1 + 2 * keep[:K].sum() + keep[K]
+    return x.size / max(tau, 1 / np.log10(x.size))
+
+
+def _usable(x, min_chains):
+    return x.shape[0] >= min_chains and x.shape[1] >= 4 and np.all(np.isfinite(x))
+
+
+def rank_rhat(x):
+    """Rank-normalized split R-hat: the larger of the bulk and the folded (tail) R-hat."""
+    x = np.atleast_2d(np.asarray(x, float))
+    if not _usable(x, 2):
+        return np.nan
+    s = _split(x)
+    return max(_rhat(_normal_scores(s)), _rhat(_normal_scores(np.abs(s - np.median(s)))))
+
+
+def ess_bulk(x):
+    """Bulk ESS: ESS of the normal scores of the split chains."""
+    x = np.atleast_2d(np.asarray(x, float))
+    return _ess(_normal_scores(_split(x))) if _usable(x, 1) else np.nan
+
+
+def ess_tail(x):
+    """Tail ESS: the smaller ESS of the split indicators of the 5% and 95% quantiles (type 7,
+    with scipy's ``mquantiles`` arithmetic, as ArviZ)."""
+    from scipy.stats.mstats import mquantiles
+    x = np.atleast_2d(np.asarray(x, float))
+    if not _usable(x, 1):
+        return np.nan
+    lo, hi = (_ess(_split((x <= mquantiles(x, p, alphap=1, betap=1)[0]).astype(float))) for p in (0.05, 0.95))
+    return min(lo, hi)
+
+
+def chain_diagnostics(chains):
+    """``(rhat, ess_bulk, ess_tail)`` per parameter of draws ``(chains, draws, params)``."""
+    chains = np.asarray(chains, float)
+    return tuple(np.array([f(chains[:, :, k]) for k in range(chains.shape[2])])
+                 for f in (rank_rhat, ess_bulk, ess_tail))

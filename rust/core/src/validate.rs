@@ -125,6 +125,25 @@ pub fn targets(y: MatRef<'_, f64>, p: usize) -> Result<()> {
     Ok(())
 }
 
+/// MCMC draws (argument `name`) laid out `(n_chains, n_draws, n_params)`: a buffer of that
+/// many values, at least one chain and one draw (fewer than 4 draws give NaN diagnostics, as
+/// in ArviZ, rather than an error).
+pub fn chains(name: &'static str, len: usize, n_chains: usize, n_draws: usize, n_params: usize) -> Result<()> {
+    if n_chains == 0 || n_draws == 0 {
+        return Err(shape(
+            name,
+            format!("needs at least one chain and one draw, got {n_chains} chains of {n_draws} draws"),
+        ));
+    }
+    if Some(len) != n_chains.checked_mul(n_draws).and_then(|v| v.checked_mul(n_params)) {
+        return Err(shape(
+            name,
+            format!("holds {len} values, expected {n_chains} x {n_draws} x {n_params}"),
+        ));
+    }
+    Ok(())
+}
+
 /// Architecture checks shared by the mean-field solvers (linear and sampled): `net.validate()`,
 /// depth >= 1, built-in activations, `sigma_w > 0`; `linear_only` for the linear solver.
 pub fn mean_field_net(net: &Mlp, linear_only: bool) -> Result<()> {

@@ -77,9 +77,13 @@ struct Posterior {
     kernels: Py<PyList>,
     readout_spectrum: Py<PyArray1<f64>>,
     input_spectrum: Py<PyArray1<f64>>,
-    /// (n_chains, n_traces)
+    /// (n_chains, n_traces): each chain's own ESS
     ess: Py<PyArray2<f64>>,
+    /// (n_traces,): rank-normalized split R-hat, bulk and tail ESS over all chains, classic split-R-hat
     rhat: Py<PyArray1<f64>>,
+    ess_bulk: Py<PyArray1<f64>>,
+    ess_tail: Py<PyArray1<f64>>,
+    rhat_classic: Py<PyArray1<f64>>,
     trace_names: Vec<String>,
     /// per chain (n_traces, n_kept)
     traces: Py<PyList>,
@@ -216,6 +220,9 @@ fn sample_posterior<'py>(
         .into_pyarray(py)
         .unbind(),
         rhat: Array1::from(res.rhat.clone()).into_pyarray(py).unbind(),
+        ess_bulk: Array1::from(res.ess_bulk.clone()).into_pyarray(py).unbind(),
+        ess_tail: Array1::from(res.ess_tail.clone()).into_pyarray(py).unbind(),
+        rhat_classic: Array1::from(res.rhat_classic.clone()).into_pyarray(py).unbind(),
         trace_names: TRACE_NAMES.iter().map(|s| s.to_string()).collect(),
         traces: traces.unbind(),
         acceptance_rate: Array1::from_iter(res.chains.iter().map(|c| {

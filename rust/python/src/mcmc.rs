@@ -1,13 +1,16 @@
 //! `adaptive_kernels._core.mcmc`: the tilted single-site density of mean-field theories,
-//! sampled by parallel MALA chains (see `adaptive_kernels.tilted_moments`).
+//! sampled by parallel MALA chains (see `adaptive_kernels.tilted_moments`), and the
+//! rank-normalized chain diagnostics (see `adaptive_kernels.mcmc.chain_diagnostics`).
 use crate::convert::{defaults_dict, view, Options};
 use crate::errors::{to_pyerr, Failure};
 use crate::runtime::{run, threads};
 use ak_core::kernels::activation::Activation;
 use ak_core::control::Control;
+use ak_core::mcmc::rank;
 use ak_core::mcmc::tilted::{sample_moments, TiltConfig};
+use ak_core::threads::with_threads;
 use numpy::ndarray::Array2;
-use numpy::{IntoPyArray, PyArray1, PyArray2, PyReadonlyArray2};
+use numpy::{IntoPyArray, PyArray1, PyArray2, PyReadonlyArray2, PyReadonlyArray3, PyUntypedArrayMethods};
 use pyo3::prelude::*;
 use pyo3::types::PyDict;
 
@@ -85,8 +88,44 @@ fn tilted_moments(
     })
 }
 
+/// Rank-normalized split R-hat, bulk and tail ESS per parameter, `(n_params,)` each.
+#[pyclass(frozen, get_all, module = "adaptive_kernels._core.mcmc")]
+struct ChainDiagnostics {
+    rhat: Py<PyArray1<f64>>,
+    ess_bulk: Py<PyArray1<f64>>,
+    ess_tail: Py<PyArray1<f64>>,
+}
+
+/// Diagnostics of draws `(n_chains, n_draws, n_params)` (C-contiguous float64).
+#[pyfunction]
+#[pyo3(signature = (chains, *, n_threads=None))]
+fn chain_diagnostics(
+    py: Python<'_>,
+    chains: PyReadonlyArray3<'_, f64>,
+    n_threads: Option<usize>,
+) -> PyResult<ChainDiagnostics> {
+    let (m, n, p) = (chains.shape()[0], chains.shape()[1], chains.shape()[2]);
+    let x = chains.as_slice().map_err(|_| {
+        pyo3::exceptions::PyValueError::new_err("chains: must be a C-contiguous float64 array")
+    })?;
+    let nt = threads(n_threads);
+    let d = run(py, None, |_: &Control| {
+        with_threads(nt, |_| rank::chain_diagnostics(x, m, n, p)).map_err(Failure::from)
+    })?;
+    let col = |f: fn(&rank::RankDiagnostics) -> f64| {
+        d.iter().map(f).collect::<Vec<_>>().into_pyarray(py).unbind()
+    };
+    Ok(ChainDiagnostics {
+        rhat: col(|v| v.rhat),
+        ess_bulk: col(|v| v.ess_bulk),
+        ess_tail: col(|v| v.ess_tail),
+    })
+}
+
 pub(crate) fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<TiltedMoments>()?;
+    m.add_class::<ChainDiagnostics>()?;
+    m.add_function(wrap_pyfunction!(chain_diagnostics, m)?)?;
     m.add_function(wrap_pyfunction!(defaults, m)?)?;
     m.add_function(wrap_pyfunction!(tilted_moments, m)?)?;
     Ok(())

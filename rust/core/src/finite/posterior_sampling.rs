@@ -9,10 +9,14 @@
 //! acceptance rate of 0.574 (Robbins-Monro on log eta), then frozen so the chain is exact.
 //! Chains run in parallel (one Rayon task each, sequential linear algebra inside), each with its
 //! own RNG stream `(seed, chain)`, so results do not depend on the number of threads.
+//! Diagnostics of the scalar traces ([`TRACE_NAMES`]): each chain's own ESS, and over all
+//! chains the rank-normalized R-hat, bulk and tail ESS ([`crate::mcmc::rank`]) and the classic
+//! split-R-hat.
 use crate::control::Control;
 use crate::error::{invalid, AkError, Result};
 use crate::finite::network::{FiniteMlp, Forward};
 use crate::mcmc::chains::{effective_sample_size, split_rhat};
+use crate::mcmc::rank::rank_diagnostics;
 use crate::mcmc::mala::{langevin_proposal, mala_log_ratio};
 use crate::rng::Rng;
 use faer::{Accum, Mat, MatRef, Par};
@@ -132,9 +136,15 @@ pub struct PosteriorSummary {
     pub kernels: Vec<Mat<f64>>,
     pub readout_spectrum: Vec<f64>,
     pub input_spectrum: Vec<f64>,
-    /// ess[chain][trace], rhat[trace]
+    /// ess[chain][trace]: each chain's own ESS (integrated autocorrelation time).
     pub ess: Vec<Vec<f64>>,
+    /// Per trace, over all chains (cut to the shortest chain): the rank-normalized split R-hat
+    /// and the bulk and tail ESS of Vehtari et al. 2021 ([`crate::mcmc::rank`]), and the
+    /// classic split-R-hat.
     pub rhat: Vec<f64>,
+    pub ess_bulk: Vec<f64>,
+    pub ess_tail: Vec<f64>,
+    pub rhat_classic: Vec<f64>,
     /// Monte-Carlo standard errors of `train_mean` and `test_mean`.
     pub train_se: Mat<f64>,
     pub test_se: Mat<f64>,
@@ -484,7 +494,7 @@ pub fn sample_posterior(
         .iter()
         .map(|c| c.traces.iter().map(|t| effective_sample_size(t)).collect())
         .collect();
-    let rhat = (0..TRACE_NAMES.len())
+    let rhat_classic = (0..TRACE_NAMES.len())
         .map(|k| {
             split_rhat(
                 &chains
@@ -494,6 +504,20 @@ pub fn sample_posterior(
             )
         })
         .collect();
+    // the rank diagnostics need equally long chains (an interrupted run may leave them unequal)
+    let shortest = chains.iter().map(|c| c.traces[0].len()).min().unwrap_or(0);
+    let rank: Vec<_> = (0..TRACE_NAMES.len())
+        .map(|k| {
+            let x: Vec<f64> = chains
+                .iter()
+                .flat_map(|c| c.traces[k][..shortest].iter().copied())
+                .collect();
+            rank_diagnostics(&x, chains.len())
+        })
+        .collect();
+    let rhat = rank.iter().map(|d| d.rhat).collect();
+    let ess_bulk = rank.iter().map(|d| d.ess_bulk).collect();
+    let ess_tail = rank.iter().map(|d| d.ess_tail).collect();
     let interrupted = chains.iter().any(|c| c.interrupted);
     let train_se = output_standard_errors(&chains, &train_var, |c| &c.train_trace);
     let test_se = output_standard_errors(&chains, &test_var, |c| &c.test_trace);
@@ -511,6 +535,9 @@ pub fn sample_posterior(
         input_spectrum,
         ess,
         rhat,
+        ess_bulk,
+        ess_tail,
+        rhat_classic,
         interrupted,
     })
 }

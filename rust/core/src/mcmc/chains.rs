@@ -1,5 +1,8 @@
-//! MCMC diagnostics: integrated autocorrelation time / effective sample size (Geyer's initial
-//! monotone positive sequence, Geyer 1992) and split-R-hat (Gelman et al., BDA3 sec. 11.4).
+//! Classic MCMC diagnostics: integrated autocorrelation time / effective sample size of one
+//! chain (Geyer's initial monotone positive sequence, Geyer 1992), split-R-hat (Gelman et al.,
+//! BDA3 sec. 11.4) and the chain radius. The rank-normalized R-hat and the bulk and tail ESS
+//! pooled over chains (Vehtari et al. 2021, what `PosteriorSamples.rhat` reports) are in
+//! [`super::rank`].
 
 /// Integrated autocorrelation time `tau = 1 + 2 sum_k rho_k` of a trace (>= 1/n... clamped to >= 1/n).
 pub fn integrated_autocorrelation_time(x: &[f64]) -> f64 {
