@@ -49,6 +49,8 @@ CASES = {
     "sample_posterior": f"refused(lambda: ak.sample_posterior({RELU}, rng.standard_normal((10, 2)), np.ones(10), "
                         "width=10**6, temperature=0.1, n_samples=10))",
     "train_gd": f"refused(lambda: ak.train_gd({RELU}, rng.standard_normal((10, 2)), np.ones(10), width=10**6, steps=2))",
+    "gradient_flow": f"refused(lambda: ak.GradientFlowFixedPoint({RELU}, weight_decay=0.1, n_particles=10**7)"
+                     ".fit(rng.standard_normal((10, 2)), np.ones(10)))",
     "exact_linear_posterior": "refused(lambda: ak.exact_linear_posterior(ak.MLP(depth=1, activation='linear'), "
                               "rng.standard_normal((100_000, 2)), np.ones(100_000), width=10, temperature=0.1))",
 }

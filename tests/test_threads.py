@@ -43,6 +43,9 @@ CASES = {
     "mean_field_sampled_deep": lambda nt: ak.BayesianMeanField(
         ak.MLP(depth=2, activation="tanh"), gamma=0.2, temperature=0.1, n_chains=8, n_samples=300, burn_in=100, seed=3,
         n_threads=nt).fit(X[:40, :6], Y[:40]).kernels_,
+    "gradient_flow": lambda nt: (lambda m: (m.theta_, m.kernels_, m.ntk_, m.predict(XT), m.residual_history_))(
+        ak.GradientFlowFixedPoint(ak.MLP(depth=2, activation="tanh", sigma_b=0.1), weight_decay=0.5, n_particles=96,
+                                  max_steps=300, polish_iter=20, n_threads=nt).fit(X[:200], Y[:200])),
     "tilted_moments": lambda nt: (lambda t: (t.phi2, t.h2))(ak.tilted_moments(
         X[:150, :20] @ X[:150, :20].T / 20 + 1e-3 * np.eye(150), -0.001 * np.outer(Y[:150], Y[:150]), activation="tanh",
         n_chains=8, n_samples=200, burn_in=50, seed=1, n_threads=nt)),
