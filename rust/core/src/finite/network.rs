@@ -384,7 +384,8 @@ impl FiniteMlp {
 
     /// Gradient kernels `G^l_{mu nu} = s sum_i (df_mu/dh^l_i)(df_nu/dh^l_i)` of output `c`
     /// (s = 1 standard, s = gamma^2 N_L mean field, so both are O(1)), and the empirical NTK
-    /// `sum_theta df_mu/dtheta df_nu/dtheta` in the same units.
+    /// `sum_theta df_mu/dtheta df_nu/dtheta` in the same units (the training-set block of
+    /// [`cross_kernels`](crate::finite::empirical_kernels::cross_kernels)).
     pub fn gradient_kernels_and_ntk(
         &self,
         theta: &[f64],
@@ -392,98 +393,8 @@ impl FiniteMlp {
         c: usize,
         par: Par,
     ) -> (Vec<Mat<f64>>, Mat<f64>) {
-        let lay = self.layout();
-        let fw = self.forward(theta, x, par);
-        let p = x.nrows();
-        let depth = self.depth();
-        let nl = self.widths[depth - 1];
-        let units = match self.param {
-            Parameterization::Standard => 1.0,
-            Parameterization::MeanField { gamma } => gamma * gamma * nl as f64,
-        };
-        let so = self.out_scale();
-        // readout contribution: so^2 a^L a^L^T (+ sigma_b^2)
-        let mut ntk = Mat::<f64>::zeros(p, p);
-        crate::linalg::matmul(
-            ntk.as_mut(),
-            Accum::Replace,
-            fw.a[depth - 1].as_ref(),
-            fw.a[depth - 1].transpose(),
-            so * so,
-            par,
-        );
-        if lay.b_out.is_some() {
-            for i in 0..p {
-                for j in 0..p {
-                    ntk[(i, j)] += self.sigma_b * self.sigma_b;
-                }
-            }
-        }
-        // J = df/dh^L = so w_out[c] * phi'(h^L)   (P x N_L)
-        let wout = MatRef::from_column_major_slice(
-            &theta[lay.w_out..lay.w_out + self.n_out * nl],
-            self.n_out,
-            nl,
-        );
-        let mut jac = Mat::<f64>::from_fn(p, nl, |i, j| {
-            so * wout[(c, j)] * self.activation.dphi(fw.h[depth - 1][(i, j)]).unwrap()
-        });
-        let mut gks = vec![Mat::<f64>::zeros(0, 0); depth];
-        for l in (0..depth).rev() {
-            let mut g = Mat::<f64>::zeros(p, p);
-            crate::linalg::matmul(
-                g.as_mut(),
-                Accum::Replace,
-                jac.as_ref(),
-                jac.transpose(),
-                1.0,
-                par,
-            );
-            let (off, rows, cols) = lay.w[l];
-            let alpha = self.sigma_w / (cols as f64).sqrt();
-            let inp = if l == 0 { x } else { fw.a[l - 1].as_ref() };
-            // NTK += G ⊙ (alpha^2 inp inp^T + sigma_b^2 [bias])
-            let mut feat = Mat::<f64>::zeros(p, p);
-            crate::linalg::matmul(
-                feat.as_mut(),
-                Accum::Replace,
-                inp,
-                inp.transpose(),
-                alpha * alpha,
-                par,
-            );
-            let bb = if lay.b[l].is_some() {
-                self.sigma_b * self.sigma_b
-            } else {
-                0.0
-            };
-            for i in 0..p {
-                for j in 0..p {
-                    ntk[(i, j)] += g[(i, j)] * (feat[(i, j)] + bb);
-                }
-            }
-            if l > 0 {
-                let w = MatRef::from_column_major_slice(&theta[off..off + rows * cols], rows, cols);
-                let mut next = Mat::<f64>::zeros(p, cols);
-                crate::linalg::matmul(
-                    next.as_mut(),
-                    Accum::Replace,
-                    jac.as_ref(),
-                    w,
-                    alpha,
-                    par,
-                );
-                self.mul_dphi(&mut next, &fw.h[l - 1]);
-                jac = next;
-            }
-            gks[l] = Mat::from_fn(p, p, |i, j| units * g[(i, j)]);
-        }
-        for i in 0..p {
-            for j in 0..p {
-                ntk[(i, j)] *= units;
-            }
-        }
-        (gks, ntk)
+        let k = crate::finite::empirical_kernels::cross_kernels(self, theta, x, x, c, par);
+        (k.gradients, k.ntk)
     }
 }
 
