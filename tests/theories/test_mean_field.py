@@ -89,13 +89,15 @@ def test_closed_form_matches_reference_and_general_solver(seed, depth, sigma_w, 
     assert cf.solver_ == "closed_form" and cf.converged_ and cf.residual_ < 1e-10
     assert cf.support_rank_ == (4 if singular else 10)
     np.testing.assert_allclose(cf.stationary_points_, np.array(cf_ref["stationary"]), rtol=1e-10, atol=1e-14)
+    # 1e-9: the two evaluation orders differ by ~1e-10 on rare ill-conditioned draws (hypothesis
+    # found 1.03e-10 outside the CI profile)
     for k, kr in zip(cf.kernels_, cf_ref["kernels"]):
-        assert _rel(k, kr) < 1e-10
+        assert _rel(k, kr) < 1e-9
     lam, V = np.linalg.eigh(K0)
     Pr = V[:, lam > 1e-10 * lam.max()]
     Pr = Pr @ Pr.T  # with a singular K^0 the conjugates are defined on its support
     for h, hr in zip(cf.conjugates_, cf_ref["conjugates"]):
-        assert _rel(h, Pr @ hr @ Pr) < 1e-10
+        assert _rel(h, Pr @ hr @ Pr) < 1e-9
     # the mean predictor is ridge regression with ridge T (1 - kappa)^L / sigma_w^{2(L-1)}
     Xt = X[:3] + 0.2
     Kx = ref.input_kernel(Xt, sigma_w, 0.0, X)
