@@ -197,6 +197,11 @@ def test_relu_residual_is_reported_honestly():
         m = ak.GradientFlowFixedPoint(net, gamma=1.0, weight_decay=0.2, n_particles=64, max_steps=2000).fit(X, y)
     assert not m.converged_ and m.report_.solver == "gradient flow" and m.n_steps_ == 2000
     assert m.residual_ > 1e-6 and np.isfinite(m.readout_gap_)
+    # without a step budget the flow stops once the residual has stalled
+    with pytest.warns(ak.ConvergenceWarning):
+        s = ak.GradientFlowFixedPoint(net, gamma=1.0, weight_decay=0.2, n_particles=64, max_steps=10**6,
+                                      stall_steps=500).fit(X, y)
+    assert s.report_.solver == "gradient flow (stalled)" and s.n_steps_ < 10**6
 
 
 @pytest.mark.parametrize("kwargs,match", [

@@ -84,9 +84,10 @@ class GradientFlowFixedPoint(TheoryEstimator):
         Euler step; default ``1 / (lambda_max(K_NTK) + weight_decay)`` at the start.
     adaptive : bool
         Adapt the step (halve when J rises above its recent maximum, grow after 20 accepted steps).
-    max_steps, switch_tol, tol, polish_iter, record_every :
-        Flow steps at most; residual at which L-BFGS takes over; final tolerance; L-BFGS
-        iterations (0: none); loss-curve spacing.
+    max_steps, stall_steps, switch_tol, tol, polish_iter, record_every :
+        Flow steps at most; stop when the residual has not fallen by 10% in ``stall_steps`` steps
+        (0: never; relu's chatter stalls it); residual at which L-BFGS takes over; final tolerance;
+        L-BFGS iterations (0: none); loss-curve spacing.
     n_threads, progress : as elsewhere.
 
     Fitted attributes
@@ -104,7 +105,7 @@ class GradientFlowFixedPoint(TheoryEstimator):
 
     def __init__(self, net: MLP, *, gamma: float = 1.0, weight_decay: float, n_particles: int = _DEFAULTS["n_particles"],
                  seed: int = _DEFAULTS["seed"], dt: float | None = None, adaptive: bool = _DEFAULTS["adaptive"],
-                 max_steps: int = _DEFAULTS["max_steps"], switch_tol: float = _DEFAULTS["switch_tol"],
+                 max_steps: int = _DEFAULTS["max_steps"], stall_steps: int = _DEFAULTS["stall_steps"], switch_tol: float = _DEFAULTS["switch_tol"],
                  tol: float = _DEFAULTS["tol"], polish_iter: int = _DEFAULTS["polish_iter"],
                  record_every: int = _DEFAULTS["record_every"], n_threads: int | None = None,
                  progress: bool | None = None):
@@ -116,6 +117,7 @@ class GradientFlowFixedPoint(TheoryEstimator):
         self.dt = dt
         self.adaptive = adaptive
         self.max_steps = max_steps
+        self.stall_steps = stall_steps
         self.switch_tol = switch_tol
         self.tol = tol
         self.polish_iter = polish_iter
@@ -139,6 +141,7 @@ class GradientFlowFixedPoint(TheoryEstimator):
             dt=0.0 if self.dt is None else check_float("dt", self.dt, minimum=0.0, strict=True),
             adaptive=bool(self.adaptive),
             max_steps=check_int("max_steps", self.max_steps, minimum=1),
+            stall_steps=check_int("stall_steps", self.stall_steps, minimum=0),
             switch_tol=check_float("switch_tol", self.switch_tol, minimum=0.0),
             tol=check_float("tol", self.tol, minimum=0.0, strict=True),
             polish_iter=check_int("polish_iter", self.polish_iter, minimum=0),

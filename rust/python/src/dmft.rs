@@ -36,7 +36,7 @@ struct FixedPoint {
     report: Py<SolveReport>,
 }
 
-/// The core's default options (`n_particles`, `seed`, `dt`, `adaptive`, `max_steps`,
+/// The core's default options (`n_particles`, `seed`, `dt`, `adaptive`, `max_steps`, `stall_steps`,
 /// `switch_tol`, `tol`, `polish_iter`, `record_every`).
 #[pyfunction]
 fn defaults(py: Python<'_>) -> PyResult<Bound<'_, PyDict>> {
@@ -49,6 +49,7 @@ fn defaults(py: Python<'_>) -> PyResult<Bound<'_, PyDict>> {
             ("dt", d.dt.into_pyobject(py)?.into_any()),
             ("adaptive", pyo3::types::PyBool::new(py, d.adaptive).to_owned().into_any()),
             ("max_steps", d.max_steps.into_pyobject(py)?.into_any()),
+            ("stall_steps", d.stall_steps.into_pyobject(py)?.into_any()),
             ("switch_tol", d.switch_tol.into_pyobject(py)?.into_any()),
             ("tol", d.tol.into_pyobject(py)?.into_any()),
             ("polish_iter", d.polish_iter.into_pyobject(py)?.into_any()),
@@ -66,6 +67,7 @@ fn read_options(opts: Option<Bound<'_, PyDict>>) -> PyResult<dmft::Options> {
         dt: o.get("dt", d.dt)?,
         adaptive: o.get("adaptive", d.adaptive)?,
         max_steps: o.get("max_steps", d.max_steps)?,
+        stall_steps: o.get("stall_steps", d.stall_steps)?,
         switch_tol: o.get("switch_tol", d.switch_tol)?,
         tol: o.get("tol", d.tol)?,
         polish_iter: o.get("polish_iter", d.polish_iter)?,

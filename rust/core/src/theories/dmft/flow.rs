@@ -94,7 +94,13 @@ pub fn fixed_point(
     let mut curve = Vec::new();
     let mut history = vec![rms];
     let mut recent = std::collections::VecDeque::with_capacity(11);
+    let (mut best, mut best_step) = (rms, 0usize);
+    let mut stalled = false;
     while steps < opts.max_steps && rms >= handover {
+        if opts.stall_steps > 0 && steps - best_step >= opts.stall_steps {
+            stalled = true; // no 10% gain in the residual for stall_steps steps (relu's kink chatter)
+            break;
+        }
         ctl.checkpoint()?;
         if steps % opts.record_every == 0 {
             curve.push((steps, half_sse, j));
@@ -136,6 +142,9 @@ pub fn fixed_point(
         (j, half_sse, grad, rms) = (jt, ht, gt, rt);
         time += dt;
         steps += 1;
+        if rms < 0.9 * best {
+            (best, best_step) = (rms, steps);
+        }
         if steps % opts.record_every == 0 {
             history.push(rms);
         }
@@ -149,7 +158,7 @@ pub fn fixed_point(
         history.push(rms);
     }
     let mut n_iter = steps;
-    let mut solver = "gradient flow";
+    let mut solver = if stalled { "gradient flow (stalled)" } else { "gradient flow" };
     // L-BFGS needs a smooth J: relu's kinks would stall its line search, so relu stops at the flow.
     let smooth = !matches!(net.activation, Activation::Relu);
     if rms >= opts.tol && opts.polish_iter > 0 && smooth {

@@ -54,6 +54,9 @@ pub struct Options {
     pub adaptive: bool,
     /// Euler steps at most.
     pub max_steps: usize,
+    /// Stop the flow when its residual has not fallen by 10% for this many steps (0: never); a
+    /// relu flow stalls at its kink chatter and would otherwise run to `max_steps`.
+    pub stall_steps: usize,
     /// Residual below which the flow hands over to the L-BFGS polish.
     pub switch_tol: f64,
     /// Converged when `rms(grad J) < tol`.
@@ -72,6 +75,7 @@ impl Default for Options {
             dt: 0.0,
             adaptive: true,
             max_steps: 100_000,
+            stall_steps: 5_000,
             switch_tol: 1e-4,
             tol: 1e-10,
             polish_iter: 5000,
