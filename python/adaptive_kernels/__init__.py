@@ -29,7 +29,7 @@ from .exceptions import (
 )
 from .finite import (ExactLinearPosterior, PosteriorSamples, TrainedNetworks, exact_linear_posterior,
                      sample_posterior, train_gd)
-from .kernels import cka, kernel_alignment, kernel_diagonal, lazy_kernels, nngp_kernel, ntk_kernel
+from .kernels import cka, criticality, kernel_alignment, kernel_diagonal, lazy_kernels, nngp_kernel, ntk_kernel
 from .mcmc import TiltedMoments, tilted_moments
 from .networks import MLP
 from .predictors import GaussianProcess, KernelRidge, NTKGradientFlow
@@ -45,6 +45,7 @@ __all__ = [
     "kernel_diagonal",
     "kernel_alignment",
     "cka",
+    "criticality",
     "GaussianProcess",
     "KernelRidge",
     "NTKGradientFlow",

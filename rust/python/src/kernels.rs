@@ -113,7 +113,20 @@ fn cka(
     })
 }
 
+/// Criticality of the NNGP layer map of `net` (see the core's `kernels::criticality`):
+/// `(q_star, chi_1, chi_q, critical_sigma_w, critical_q_star)`, the last two at `net.sigma_b`.
+#[pyfunction]
+fn criticality(py: Python<'_>, net: Bound<'_, PyAny>) -> PyResult<(f64, f64, f64, f64, f64)> {
+    let arg = NetArg::new(&net)?;
+    run(py, None, |_| {
+        let c = ak_core::kernels::criticality::criticality(&arg.net).map_err(|e| arg.failure(e))?;
+        let (sw, q) = ak_core::kernels::criticality::critical_sigma_w(&arg.net).map_err(|e| arg.failure(e))?;
+        Ok((c.q_star, c.chi_1, c.chi_q, sw, q))
+    })
+}
+
 pub(crate) fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    m.add_function(wrap_pyfunction!(criticality, m)?)?;
     m.add_function(wrap_pyfunction!(lazy_kernels, m)?)?;
     m.add_function(wrap_pyfunction!(kernel_diagonal, m)?)?;
     m.add_function(wrap_pyfunction!(kernel_alignment, m)?)?;

@@ -3,6 +3,7 @@
 //! architecture they describe.
 pub mod activation;
 pub mod alignment;
+pub mod criticality;
 pub mod input;
 pub mod lazy;
 pub mod net;
