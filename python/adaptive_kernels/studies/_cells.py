@@ -165,6 +165,10 @@ def run_cells(estimator, cells: list[dict], chain: str | None, plural: str | Non
 
     Returns one dict per cell: the fitted scalars (``EMPTY_FIT`` keys), ``fit_time``, ``error``
     (None or ``"ExceptionType: message"``) and ``warnings``."""
+    # own, aligned, writeable copies: arrays unpickled from a Dask message can be read-only views
+    # of unaligned buffers, which the core rejects ("must be a C-contiguous float64 array")
+    X, y, X_test, y_test = (None if a is None else np.array(a, dtype=np.float64, order="C", copy=True)
+                            for a in (X, y, X_test, y_test))
     models = [clone(estimator).set_params(**c) for c in cells]
     if n_threads is not None:
         for m in models:

@@ -15,7 +15,7 @@ name                        estimator (defaults)                                
                             temperature=temperature)``; nonlinear nets are sampled with  activation
                             ``n_chains=8, n_samples=300`` (Monte-Carlo error ~ 1/sqrt(2400))
 ``gradient_flow``           ``GradientFlowFixedPoint(net, gamma=gamma,                   depth >= 1, built-in
-                            weight_decay=weight_decay, n_particles=1024)``               activation
+                            weight_decay=weight_decay, n_particles=256)``               activation
 ==========================  ==========================================================  ===================
 
 ``weight_decay`` defaults to ``temperature``, so every predictor has the same ridge.
@@ -87,7 +87,7 @@ def _estimator(name, net, kwargs, width, temperature, gamma, weight_decay, n_thr
         if net.activation != "linear":
             base.update(n_chains=8, n_samples=300)
     else:
-        cls, base = GradientFlowFixedPoint, dict(gamma=gamma, weight_decay=weight_decay, n_particles=1024)
+        cls, base = GradientFlowFixedPoint, dict(gamma=gamma, weight_decay=weight_decay, n_particles=256)
     base["n_threads"] = n_threads
     base.update(kwargs)
     try:

@@ -174,8 +174,7 @@ def sweep(estimator, grid, X, y, X_test=None, y_test=None, *, executor: cf.Execu
     if len(set(keys)) != len(keys):
         dup = next(c for c, k in zip(cells, keys) if keys.count(k) > 1)
         raise ValueError(f"grid: the cell {dup} appears more than once")
-    base = {k: v for k, v in valid.items() if k not in names}
-    rows_meta = [{"key": k, "estimator": type(estimator).__name__, **{n: display(c.get(n, base.get(n))) for n in names}}
+    rows_meta = [{"key": k, "estimator": type(estimator).__name__, **{n: display(c.get(n, valid[n])) for n in names}}
                  for c, k in zip(cells, keys)]
 
     db = ParquetStore(store) if store is not None else None
@@ -204,27 +203,35 @@ def sweep(estimator, grid, X, y, X_test=None, y_test=None, *, executor: cf.Execu
         own = executor is None
         ex = _default_executor(max_workers, len(tasks)) if own else executor
         threads = n_threads if n_threads is not None else (1 if own else None)
-        futures = {}
+        futures, handled = {}, set()
+
+        def handle(f):
+            nonlocal failures
+            handled.add(f)
+            run, new = futures[f]
+            try:
+                out = f.result()
+            except Exception as e:  # noqa: BLE001 - the executor failed (a worker died, ...)
+                out = [{**EMPTY_FIT, "fit_time": None, "error": f"{type(e).__name__}: {e}", "warnings": None}
+                       for _ in run]
+            for i, r in zip(run, out):
+                if i not in new:
+                    continue
+                row = {**rows_meta[i], **r, "version": VERSION}
+                failures += row["error"] is not None
+                if db is not None:
+                    db.write(row)
+                results[keys[i]] = row
+
         try:
             for run, new in tasks:
                 f = ex.submit(run_cells, estimator, [cells[i] for i in run], chain, plural,
                               X, y, X_test, y_test, threads)
                 futures[f] = (run, new)
-            for f in cf.as_completed(futures):
-                run, new = futures[f]
-                try:
-                    out = f.result()
-                except Exception as e:  # noqa: BLE001 - the executor failed (a worker died, ...)
-                    out = [{**EMPTY_FIT, "fit_time": None, "error": f"{type(e).__name__}: {e}", "warnings": None}
-                           for _ in run]
-                for i, r in zip(run, out):
-                    if i not in new:
-                        continue
-                    row = {**rows_meta[i], **r, "version": VERSION}
-                    failures += row["error"] is not None
-                    if db is not None:
-                        db.write(row)
-                    results[keys[i]] = row
+                for g in [g for g in futures if g not in handled and g.done()]:   # serial executors
+                    handle(g)
+            for f in cf.as_completed([f for f in futures if f not in handled]):
+                handle(f)
         except BaseException:
             for f in futures:
                 f.cancel()
