@@ -36,7 +36,8 @@ squared error), ``alignment`` (``ak.kernel_alignment`` of the model's readout ke
 training set with y y^T), ``cka_nngp`` (``ak.cka`` of that kernel and the NNGP kernel), for each
 simulated network ``s``: ``cka_<s>`` (to the network's readout kernel) and ``max_dist_<s>``
 (max |f_model(x*) - f_network(x*)| over test points and outputs), ``fit_time`` (s),
-``converged``, ``error`` (None, or why the model failed; the others still run), ``warnings``.
+``converged`` (the solver's; for ``sample_posterior`` every R-hat < 1.1, for ``train_gd`` every
+member reached ``tol``), ``error`` (None, or why the model failed; the others still run), ``warnings``.
 
 Readout kernels: the lazy kernels for nngp/ntk; ``kernel_`` for the theories; for networks the
 average last hidden layer's ``phi phi^T / N``, as ``sigma_w^2 Phi + sigma_b^2`` in standard
