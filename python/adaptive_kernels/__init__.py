@@ -9,6 +9,8 @@ The numerics live in a Rust core (``adaptive_kernels._core``); this package is t
 * :mod:`~adaptive_kernels.theories`: the adaptive-kernel theories, each a :class:`TheoryEstimator`;
 * :mod:`~adaptive_kernels.mcmc`: the tilted single-site density of mean-field theories, and
   rank-normalized convergence diagnostics of any chains (``mcmc.chain_diagnostics``);
+* :mod:`~adaptive_kernels.studies`: sweeps on any executor (resumable Parquet stores) and
+  side-by-side comparisons of theories and finite networks (``ak.sweep``, ``ak.compare_theories``);
 * :mod:`~adaptive_kernels.reference`: small NumPy reference implementations of every equation.
 
 >>> import adaptive_kernels as ak
@@ -34,6 +36,8 @@ from .mcmc import TiltedMoments, tilted_moments
 from .networks import MLP
 from .predictors import GaussianProcess, KernelRidge, NTKGradientFlow
 from .theories import BayesianMeanField, GradientFlowFixedPoint, KernelRenormalization
+from . import studies
+from .studies import SerialExecutor, Table, compare_theories, sweep
 
 __version__ = _core.__version__
 
@@ -65,6 +69,11 @@ __all__ = [
     "TrainedNetworks",
     "datasets",
     "exceptions",
+    "studies",
+    "sweep",
+    "compare_theories",
+    "Table",
+    "SerialExecutor",
     "NotPositiveDefiniteError",
     "InsufficientMemoryError",
     "ConvergenceWarning",

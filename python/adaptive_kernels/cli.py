@@ -1,4 +1,10 @@
-"""Command line: ``adaptive-kernels demo`` runs the main study on bundled data."""
+"""Command line.
+
+``adaptive-kernels demo``: a small ``compare_theories`` study on scikit-learn's bundled digits
+(lazy NNGP/NTK predictors next to the adaptive theories, same data, same ridge).
+``adaptive-kernels sweep study.toml``: the sweep a TOML file describes (see
+:mod:`adaptive_kernels.studies.config`), resumable through its store.
+"""
 from __future__ import annotations
 
 import argparse
@@ -7,65 +13,114 @@ import time
 
 import numpy as np
 
+NAMES = {"nngp": "nngp", "ntk": "ntk", "kernel_renormalization": "renorm", "bayesian_mean_field": "meanfield",
+         "gradient_flow": "gradflow"}
+
 
 def _demo(args: argparse.Namespace) -> int:
     import adaptive_kernels as ak
 
+    t_start = time.perf_counter()
     ds = ak.datasets.load_digits(n_train=args.n_train, n_test=args.n_test, seed=args.seed)
     Xtr, ytr, Xte, yte = ds
+    P = Xtr.shape[0]
+    width = max(1, int(round(P / args.alpha)))
     print(f"data: {ds.name}  train {Xtr.shape}  test {Xte.shape}  targets {ytr.shape[1]} classes (centered one-hot)")
-    print(f"ridge {args.ridge:g}, sigma_w^2 = 2 for relu and 1 otherwise, no bias, threads {ak._core.default_threads()}\n")
-    header = f"{'activation':>10} {'L':>2} {'kernel':>7} {'test MSE':>9} {'test acc':>8} {'align(K,y)':>10} {'CKA(K,NNGP)':>11} {'time s':>7}"
+    print(f"ridge = temperature {args.ridge:g}, sigma_w^2 = 2 for relu and 1 otherwise, no bias; "
+          f"width N = P/{args.alpha:g} = {width}, gamma {args.gamma:g}; threads {ak._core.default_threads()}\n")
+    header = (f"{'activation':>10} {'L':>2} {'kernel':>9} {'test MSE':>9} {'test acc':>8} {'align(K,y)':>10} "
+              f"{'CKA(K,NNGP)':>11} {'time s':>7}")
     print(header)
     print("-" * len(header))
+    wins = []
     for act in args.activations:
         sw = np.sqrt(2.0) if act == "relu" else 1.0
         for depth in args.depths:
             net = ak.MLP(depth=depth, activation=act, sigma_w=sw)
-            K_nngp, K_ntk = ak.lazy_kernels(net, Xtr)
-            for name, Ktr in (("nngp", K_nngp), ("ntk", K_ntk)):
-                t0 = time.perf_counter()
-                gp = ak.GaussianProcess(net, kernel=name, ridge=args.ridge).fit(Xtr, ytr)
-                pred = gp.predict(Xte)
-                dt = time.perf_counter() - t0
-                mse = float(np.mean((pred - yte) ** 2))
-                acc = float(np.mean(pred.argmax(1) == yte.argmax(1)))
-                print(f"{act:>10} {depth:>2} {name:>7} {mse:9.5f} {acc:8.4f} "
-                      f"{ak.kernel_alignment(Ktr, ytr):10.4f} {ak.cka(Ktr, K_nngp):11.4f} {dt:7.2f}")
-            if depth == 0:  # no hidden layer: nothing to renormalize
-                continue
-            # Kernel renormalization at finite width (proportional limit, alpha = P / N)
-            width = max(1, int(round(Xtr.shape[0] / args.alpha)))
-            t0 = time.perf_counter()
-            kr = ak.KernelRenormalization(net, width=width, temperature=args.ridge).fit(Xtr, ytr)
-            pred = kr.predict(Xte)
-            dt = time.perf_counter() - t0
-            mse = float(np.mean((pred - yte) ** 2))
-            acc = float(np.mean(pred.argmax(1) == yte.argmax(1)))
-            print(f"{act:>10} {depth:>2} {'renorm':>7} {mse:9.5f} {acc:8.4f} "
-                  f"{ak.kernel_alignment(kr.kernel_, ytr):10.4f} {ak.cka(kr.kernel_, K_nngp):11.4f} {dt:7.2f}"
-                  f"   Q = {np.array2string(kr.Q_, precision=3)}")
-    print(f"\nnngp/ntk: lazy (infinite-width) GP predictors. renorm: kernel renormalization of a Bayesian "
-          f"network of width N = P/{args.alpha:g} at temperature = ridge (Li-Sompolinsky / Pacelli et al.; "
-          f"several outputs share Q).")
+            theories = ["nngp", "ntk"]
+            if depth >= 1:
+                theories.append("kernel_renormalization")
+                if act == "linear":   # closed form / L-BFGS; nonlinear nets are sampled (slower)
+                    theories.append("bayesian_mean_field")
+            table = ak.compare_theories(net, Xtr, ytr, Xte, yte, theories=theories, width=width,
+                                        temperature=args.ridge, gamma=args.gamma)
+            lazy = min(r["test_loss"] for r in table if r["kind"] == "lazy")
+            for r in table:
+                name = NAMES[r["model"]]
+                if r["error"] is not None:
+                    print(f"{act:>10} {depth:>2} {name:>9}  failed: {r['error']}")
+                    continue
+                # accuracy: refit is cheap at this size; the table carries losses only
+                print(f"{act:>10} {depth:>2} {name:>9} {r['test_loss']:9.5f} {_accuracy(ak, r['model'], net, args, width, Xtr, ytr, Xte, yte):8.4f} "
+                      f"{r['alignment']:10.4f} {r['cka_nngp']:11.4f} {r['fit_time']:7.2f}")
+                if r["kind"] == "theory" and r["test_loss"] < lazy:
+                    wins.append(f"{name} ({act}, L={depth}): {r['test_loss']:.5f} < {lazy:.5f} "
+                                f"({100 * (1 - r['test_loss'] / lazy):.1f}% lower)")
+    print("\nnngp/ntk: lazy (infinite-width) predictors. renorm: kernel renormalization of a Bayesian network of "
+          "width N (proportional limit; several outputs share Q). meanfield: Bayesian mean-field adaptive kernels "
+          "(muP, richness gamma; linear nets).")
+    if wins:
+        print("adaptive theories below both lazy test losses: " + "; ".join(wins))
+    else:
+        print("no adaptive theory has a lower test loss than the best lazy predictor on these settings")
+    print(f"total time {time.perf_counter() - t_start:.1f} s")
     return 0
 
 
+def _accuracy(ak, model, net, args, width, Xtr, ytr, Xte, yte) -> float:
+    if model == "nngp":
+        est = ak.GaussianProcess(net, ridge=args.ridge)
+    elif model == "ntk":
+        est = ak.KernelRidge(net, kernel="ntk", ridge=args.ridge)
+    elif model == "kernel_renormalization":
+        est = ak.KernelRenormalization(net, width=width, temperature=args.ridge)
+    else:
+        est = ak.BayesianMeanField(net, gamma=args.gamma, temperature=args.ridge)
+    import warnings
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        pred = est.fit(Xtr, ytr).predict(Xte)
+    return float(np.mean(pred.argmax(1) == yte.argmax(1)))
+
+
+def _sweep(args: argparse.Namespace) -> int:
+    from .studies.config import load_study, run_study
+
+    study = load_study(args.study)
+    t0 = time.perf_counter()
+    ds, table = run_study(study)
+    print(f"data: {ds.description}")
+    print(f"estimator: {study['estimator'].__name__}  net: {study['net']}  store: {study['store'] or '-'}\n")
+    cols = [c for c in table.columns if c not in ("key", "estimator", "warnings", "version", "error")]
+    print(table.to_string(columns=cols))
+    failed = [r for r in table if r["error"] is not None]
+    for r in failed:
+        print(f"failed cell {r['key']}: {r['error']}")
+    print(f"\n{len(table)} cells, {len(failed)} failed, {time.perf_counter() - t0:.1f} s")
+    return 1 if failed else 0
+
+
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="adaptive-kernels", description=__doc__)
+    parser = argparse.ArgumentParser(prog="adaptive-kernels", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = parser.add_subparsers(dest="command", required=True)
-    demo = sub.add_parser("demo", help="NNGP/NTK GP regression and kernel renormalization on scikit-learn's digits")
-    demo.add_argument("--n-train", type=int, default=1000)
+    demo = sub.add_parser("demo", help="lazy kernels vs adaptive theories (compare_theories) on scikit-learn's digits")
+    demo.add_argument("--n-train", type=int, default=300)
     demo.add_argument("--n-test", type=int, default=797)
-    demo.add_argument("--ridge", type=float, default=1e-2)
+    demo.add_argument("--ridge", type=float, default=1e-2, help="ridge of the lazy predictors = temperature")
     demo.add_argument("--seed", type=int, default=0)
-    demo.add_argument("--alpha", type=float, default=1.0, help="load P/N of the kernel-renormalization rows")
+    demo.add_argument("--alpha", type=float, default=4.0, help="load P/N of the finite-width theories")
+    demo.add_argument("--gamma", type=float, default=1.0, help="richness of the mean-field theory")
     demo.add_argument("--depths", type=int, nargs="+", default=[1, 3])
-    demo.add_argument("--activations", nargs="+", default=["relu", "erf"],
+    demo.add_argument("--activations", nargs="+", default=["linear", "relu"],
                       help="relu, erf, linear use closed forms; tanh, gelu, softplus use quadrature (slower)")
+    sw = sub.add_parser("sweep", help="run the sweep a study TOML file describes (resumable through its store)")
+    sw.add_argument("study", help="path of the study .toml file")
     args = parser.parse_args(argv)
     if args.command == "demo":
         return _demo(args)
+    if args.command == "sweep":
+        return _sweep(args)
     return 2
 
 
