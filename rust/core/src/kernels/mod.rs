@@ -3,7 +3,9 @@
 //! architecture they describe.
 pub mod activation;
 pub mod alignment;
+pub mod hermite;
 pub mod input;
 pub mod lazy;
+pub mod lazy_hermite;
 pub mod net;
 pub mod quadrature;
