@@ -132,6 +132,9 @@ pub struct HermiteTable {
     pub rt: Vec<f64>,
     /// The same for phi' (when the derivative kernel is wanted).
     pub d: Option<(Vec<f64>, Vec<f64>, Vec<f64>)>,
+    /// Parities of n with nonzero coefficients (bit 0 even, bit 1 odd), of phi and of phi'.
+    pub parity: u8,
+    pub d_parity: u8,
 }
 
 /// Coefficients, second moment and tails of one function at one variance.
@@ -322,13 +325,17 @@ impl HermiteTable {
         let pd = if derivative { Some(point_coeffs(act, s, true)?) } else { None };
         let order = choose_order(&pc).max(pd.as_deref().map_or(0, choose_order));
         let (c, m0, rt) = pack(&pc, order);
+        let d = pd.map(|pd| pack(&pd, order));
+        let p = s.len();
         Ok(HermiteTable {
-            p: s.len(),
+            p,
             order,
+            parity: parities(&c, p),
+            d_parity: d.as_ref().map_or(3, |d| parities(&d.0, p)),
             c,
             m0,
             rt,
-            d: pd.map(|pd| pack(&pd, order)),
+            d,
         })
     }
 }
@@ -337,6 +344,10 @@ impl HermiteTable {
 /// for row point `i` of `rows` and the column points `j0..j0 + e.len()` of `cols`, where
 /// `a = s_i`, `b[k] = s_{j0+k}` and `c[k]` is the covariance. Entries whose error bound exceeds
 /// the target are not written; their offsets are pushed onto `fallback`.
+///
+/// The order used is the tables' order N, lowered to the smallest `n` with
+/// `max_k |rho_k|^{n+1} <= TOL` (the relative tails are at most 1), which bounds the error of
+/// every accepted entry just as well.
 #[allow(clippy::too_many_arguments)]
 pub fn entries(
     rows: &HermiteTable,
@@ -355,34 +366,56 @@ pub fn entries(
     let order = rows.order.max(cols.order);
     rho.clear();
     rho.extend((0..m).map(|k| correlation(a, b[k], c[k])));
-    horner(&rows.c, rows.p, i, &cols.c, cols.p, j0, order, rho, e);
+    let rmax = rho.iter().fold(0.0f64, |acc, r| acc.max(r.abs()));
+    let n_rho = if rmax < 1.0 {
+        // smallest n with rmax^{n+1} <= TOL
+        ((TOL.ln() / rmax.ln()).ceil() as usize).saturating_sub(1)
+    } else {
+        order
+    };
+    let n_used = order.min(n_rho);
+    let rho2: Vec<f64> = rho.iter().map(|r| r * r).collect();
+    horner(&rows.c, rows.p, i, &cols.c, cols.p, j0, n_used, rho, &rho2, rows.parity & cols.parity, e);
     let both_d = rows.d.as_ref().zip(cols.d.as_ref());
     if let (Some(dd), Some((rd, cd))) = (dd.as_deref_mut(), both_d) {
-        horner(&rd.0, rows.p, i, &cd.0, cols.p, j0, order, rho, dd);
+        let par = rows.d_parity & cols.d_parity;
+        horner(&rd.0, rows.p, i, &cd.0, cols.p, j0, n_used, rho, &rho2, par, dd);
     }
     let pw = (order + 1) as i32;
     for k in 0..m {
         let r = rho[k];
-        if r.abs() == 1.0 && b[k] == a {
-            if r == 1.0 {
-                e[k] = rows.m0[i];
-                if let (Some(dd), Some((rd, _))) = (dd.as_deref_mut(), both_d) {
-                    dd[k] = rd.1[i];
-                }
-                continue;
+        if r == 1.0 && b[k] == a {
+            e[k] = rows.m0[i];
+            if let (Some(dd), Some((rd, _))) = (dd.as_deref_mut(), both_d) {
+                dd[k] = rd.1[i];
             }
+            continue;
         }
         let mut t = rows.rt[i] * cols.rt[j0 + k];
         if let Some((rd, cd)) = both_d {
             t = t.max(rd.2[i] * cd.2[j0 + k]);
         }
-        if t > TOL && !(t * r.abs().powi(pw) <= TOL) {
+        let by_rho = n_used < order && t.is_finite();
+        if !by_rho && t > TOL && !(t * r.abs().powi(pw) <= TOL) {
             fallback.push(k);
         }
     }
 }
 
-/// `out[k] = sum_{n <= order} ci_n cj_{n,k} rho_k^n` by Horner (vectorizes over k).
+/// Which parities of `n` carry nonzero coefficients: bit 0 even, bit 1 odd.
+fn parities(c: &[f64], p: usize) -> u8 {
+    let mut bits = 0u8;
+    for n in 0..=MAX_ORDER {
+        if c[n * p..(n + 1) * p].iter().any(|v| *v != 0.0) {
+            bits |= 1 << (n % 2);
+        }
+    }
+    bits
+}
+
+/// `out[k] = sum_{n <= order} ci_n cj_{n,k} rho_k^n`: Horner in `rho^2` over the even and the
+/// odd `n` separately, skipping a parity whose coefficients all vanish (odd or even phi);
+/// vectorizes over k.
 #[allow(clippy::too_many_arguments)]
 #[inline]
 fn horner(
@@ -394,18 +427,45 @@ fn horner(
     j0: usize,
     order: usize,
     rho: &[f64],
+    rho2: &[f64],
+    parity: u8,
     out: &mut [f64],
 ) {
     let m = out.len();
     out.fill(0.0);
-    for n in (0..=order).rev() {
-        let a = ci[n * pi + i];
-        let col = &cj[n * pj + j0..n * pj + j0 + m];
-        for ((o, &r), &cjv) in out.iter_mut().zip(rho).zip(col) {
-            *o = *o * r + a * cjv;
+    for par in 0..2usize {
+        if parity & (1 << par) == 0 || order < par {
+            continue;
+        }
+        let top = order - (order - par) % 2;
+        let mut acc = [0.0f64; COL_MAX];
+        let acc = &mut acc[..m];
+        let mut n = top;
+        loop {
+            let a = ci[n * pi + i];
+            let col = &cj[n * pj + j0..n * pj + j0 + m];
+            for ((o, &r2), &cjv) in acc.iter_mut().zip(rho2).zip(col) {
+                *o = *o * r2 + a * cjv;
+            }
+            if n < par + 2 {
+                break;
+            }
+            n -= 2;
+        }
+        if par == 1 {
+            for ((o, &x), &r) in out.iter_mut().zip(acc.iter()).zip(rho) {
+                *o += x * r;
+            }
+        } else {
+            for (o, &x) in out.iter_mut().zip(acc.iter()) {
+                *o += x;
+            }
         }
     }
 }
+
+/// Largest number of columns per [`entries`] call.
+pub const COL_MAX: usize = 256;
 
 #[cfg(test)]
 mod tests;

@@ -1,7 +1,7 @@
 //! The layer recursion of the lazy kernels with `Method::Hermite`: per layer, one
 //! [`HermiteTable`] of each side's diagonal variances, then every entry is a polynomial in its
 //! correlation ([`crate::kernels::hermite`]); entries whose error bound misses the target use
-//! the polar quadrature of `net.quadrature_order`. Rows in parallel blocks, columns in tiles
+//! the closed form (linear, relu, erf) or else the polar quadrature of `net.quadrature_order`. Rows in parallel blocks, columns in tiles
 //! (the tile's coefficients stay in cache across the block's rows); every entry is computed on
 //! its own, so the result does not depend on the thread count.
 use crate::control::Control;
@@ -63,9 +63,10 @@ pub(crate) fn hermite_pass(
     rule: &PolarRule,
     ctl: &Control,
 ) -> Result<()> {
+    // fallback: the closed form where there is one (linear, relu, erf), else the polar rule
     let fb = Expectation {
         act: &net.activation,
-        method: Method::Quadrature,
+        method: if net.activation.has_closed_form() { Method::Auto } else { Method::Quadrature },
         rule,
     };
     let (s2w, s2b) = (net.sigma_w * net.sigma_w, net.sigma_b * net.sigma_b);
