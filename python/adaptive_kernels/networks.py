@@ -35,8 +35,8 @@ class MLP:
         ``"hermite"`` computes the lazy kernels (``nngp_kernel``, ``ntk_kernel``,
         ``lazy_kernels``, ``kernel_diagonal``) of every activation, callables included, by
         Hermite (Mehler) expansions in the correlation with per-point coefficients (no
-        transcendental functions per entry; for tanh at P = 4000 about 100x faster than
-        quadrature): an entry's truncation error is bounded by ``1e-12`` relative to
+        transcendental functions per entry; for tanh at P = 4000 three orders of magnitude faster
+        than quadrature, benches/bench_hermite.py): an entry's truncation error is bounded by ``1e-12`` relative to
         ``sqrt(E[phi(u)^2] E[phi(v)^2])``, and entries that miss this bound (|rho| near 1 with
         slowly decaying coefficients, kinks, large variances) use the polar quadrature of
         ``quadrature_order``. Other computations (kernel renormalization, mean-field theories)
