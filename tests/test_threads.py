@@ -28,6 +28,10 @@ def _flat(out) -> list[np.ndarray]:
 
 CASES = {
     "lazy_kernels": lambda nt: ak.lazy_kernels(RELU, X, XT, n_threads=nt),
+    "lazy_kernels_tanh_hermite": lambda nt: ak.lazy_kernels(ak.MLP(depth=3, activation="tanh", sigma_b=0.1,
+                                                                   method="hermite"), X, XT, n_threads=nt),
+    "nngp_tanh_hermite": lambda nt: ak.nngp_kernel(ak.MLP(depth=2, activation="tanh", method="hermite"),
+                                                   np.vstack([X, X[:50] + 1e-6]), n_threads=nt),
     "kernel_diagonal": lambda nt: ak.kernel_diagonal(RELU, XT, kernel="ntk", n_threads=nt),
     "gaussian_process": lambda nt: ak.GaussianProcess(RELU, ridge=0.05, n_threads=nt).fit(X, Y).predict(
         XT, return_std=True),

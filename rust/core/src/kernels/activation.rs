@@ -369,6 +369,10 @@ pub enum Method {
     Auto,
     /// Always the polar quadrature rule (for checking closed forms).
     Quadrature,
+    /// Hermite (Mehler) expansions for every activation in the lazy kernels (per-point
+    /// coefficients, polar quadrature where the error bound misses the target; see
+    /// [`crate::kernels::hermite`]); elsewhere as `Quadrature`.
+    Hermite,
 }
 
 impl Method {
@@ -376,9 +380,10 @@ impl Method {
         match name {
             "auto" | "closed_form" => Ok(Method::Auto),
             "quadrature" => Ok(Method::Quadrature),
+            "hermite" => Ok(Method::Hermite),
             other => Err(AkError::InvalidArgument {
                 name: "method",
-                msg: format!("unknown method {other:?}; expected 'auto' or 'quadrature'"),
+                msg: format!("unknown method {other:?}; expected 'auto', 'quadrature' or 'hermite'"),
             }),
         }
     }

@@ -10,7 +10,9 @@
 //! are computed in one pass over the output (rows in parallel), after one Gram product.
 use crate::control::Control;
 use crate::error::{invalid, shape, AkError, Result};
-use crate::kernels::activation::{Activation, Expectation};
+use crate::kernels::activation::{Activation, Expectation, Method};
+use crate::kernels::hermite::HermiteTable;
+use crate::kernels::lazy_hermite::{diagonal_tables, hermite_pass};
 use crate::kernels::input::{gram_into, InputKernel};
 use crate::kernels::net::{mirror_lower, Mlp, Rows};
 use crate::kernels::quadrature::PolarRule;
@@ -21,14 +23,14 @@ use rayon::prelude::*;
 /// True when every value is finite. Branch-free OR of "exponent all ones" over the slice, so
 /// it vectorizes and costs a fraction of the work that produced the values.
 #[inline]
-fn all_finite(x: &[f64]) -> bool {
+pub(crate) fn all_finite(x: &[f64]) -> bool {
     const EXP: u64 = 0x7ff0_0000_0000_0000;
     !x.iter()
         .fold(false, |acc, v| acc | ((v.to_bits() & EXP) == EXP))
 }
 
 /// The error for a kernel that overflowed (finite inputs, non-finite kernel values).
-fn overflow(name: &'static str) -> AkError {
+pub(crate) fn overflow(name: &'static str) -> AkError {
     AkError::NonFinite {
         name,
         msg: "the kernel overflowed (non-finite values); rescale the inputs or sigma_w \
@@ -179,6 +181,37 @@ pub fn lazy_kernels_scaled(
         } else {
             (0..p1).map(|i| input.of_row(x1.row(i))).collect()
         };
+        if net.method == Method::Hermite && net.depth > 0 {
+            let want_d = ntk.is_some();
+            let side1 = diagonal_tables("X1", net, scales, diag1, want_d)?;
+            let side2 = if sym {
+                None
+            } else {
+                let d2 = (0..p2).map(|j| input.of_row(x2r.row(j))).collect();
+                Some(diagonal_tables("X2", net, scales, d2, want_d)?)
+            };
+            let mut ntk = ntk;
+            hermite_pass(
+                net,
+                scales,
+                sym,
+                p2,
+                &side1,
+                side2.as_ref().unwrap_or(&side1),
+                &k0,
+                nngp,
+                ntk.as_deref_mut(),
+                &rule,
+                ctl,
+            )?;
+            if sym {
+                mirror_lower(nngp, p1);
+                if let Some(t) = ntk {
+                    mirror_lower(t, p1);
+                }
+            }
+            return Ok(());
+        }
         let diag1 = diagonal_path("X1", net, scales, &ex, diag1)?;
         let diag2 = if sym {
             diag1.clone()
@@ -290,7 +323,16 @@ pub fn kernel_diagonal(
             let mut th = if ntk { Some(k.clone()) } else { None };
             let (mut e, mut dd) = (vec![0.0; m], vec![0.0; m]);
             for q in &scales {
-                ex.batch(&k, &k, &k, &mut e, if ntk { Some(&mut dd) } else { None })?;
+                if net.method == Method::Hermite {
+                    // E[phi^2], E[phi'^2] from the 1-D rule, as the full kernel's diagonal
+                    let t = HermiteTable::new(&net.activation, &k, ntk)?;
+                    e.copy_from_slice(&t.m0);
+                    if let Some((_, m1, _)) = &t.d {
+                        dd.copy_from_slice(m1);
+                    }
+                } else {
+                    ex.batch(&k, &k, &k, &mut e, if ntk { Some(&mut dd) } else { None })?;
+                }
                 for i in 0..m {
                     k[i] = q * (s2w * e[i] + s2b);
                 }

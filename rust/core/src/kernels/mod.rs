@@ -4,7 +4,9 @@
 pub mod activation;
 pub mod alignment;
 pub mod criticality;
+pub mod hermite;
 pub mod input;
 pub mod lazy;
+pub mod lazy_hermite;
 pub mod net;
 pub mod quadrature;

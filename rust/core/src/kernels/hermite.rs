@@ -1,0 +1,471 @@
+//! Hermite (Mehler) expansions of the bivariate Gaussian expectations.
+//!
+//! With `u = sqrt(a) x`, `v = sqrt(b) y`, `(x, y)` standard normals of correlation
+//! `rho = c / sqrt(ab)`, Mehler's formula gives
+//!
+//! `E[phi(u) phi(v)] = sum_n c_n(a) c_n(b) rho^n`, `c_n(s) = E[phi(sqrt(s) z) He_n(z)] / sqrt(n!)`
+//!
+//! (probabilists' Hermite polynomials, `z ~ N(0, 1)`), and likewise `E[phi'(u) phi'(v)]` with
+//! the coefficients `d_n(s)` of `phi'`. The coefficients depend on the variance, so they are
+//! computed exactly per point: one vector per point and layer, by a symmetric Gauss-Hermite rule
+//! of [`GH_NODES`] nodes (relu: closed forms), up to order [`MAX_ORDER`]. An entry is then a
+//! polynomial in `rho` (Horner, no transcendental functions).
+//!
+//! Error bound: with `T(N) = E[phi^2] - sum_{n<=N} c_n^2` (the tail), Cauchy-Schwarz and
+//! `|rho| <= 1` bound the truncation error of an entry by `|rho|^{N+1} sqrt(T_a(N) T_b(N))`.
+//! An entry is accepted when this is at most [`TOL`] `sqrt(E[phi(u)^2] E[phi(v)^2])` (and the same
+//! for phi' when the derivative kernel is wanted); otherwise (|rho| -> 1 with slowly decaying
+//! coefficients, e.g. kinks or large variances) the caller falls back to the polar quadrature.
+//! The truncation order N of a table is the smallest one whose relative tails are below `TOL`
+//! for all its points (then every entry is accepted), else `MAX_ORDER`. Entries with `rho = 1`
+//! and equal variances are `E[phi(u)^2]` from the 1-D rule itself.
+//!
+//! The 1-D rule's own error is not part of the bound: a point whose `E[phi^2]` from the
+//! [`GH_NODES`]-node rule and from a [`GH_CHECK_NODES`]-node rule differ by more than
+//! `TOL E[phi^2]` (non-smooth callables, very large variances) has an infinite tail, so all its
+//! entries use the quadrature.
+use crate::error::{AkError, Result};
+use crate::kernels::activation::{Activation, ElementwiseFn};
+use crate::kernels::quadrature::correlation;
+use rayon::prelude::*;
+use std::sync::OnceLock;
+
+/// Largest expansion order.
+pub const MAX_ORDER: usize = 128;
+/// Accepted truncation error of an entry, relative to `sqrt(E[phi(u)^2] E[phi(v)^2])`.
+pub const TOL: f64 = 1e-12;
+/// Nodes of the Gauss-Hermite rule of the coefficients, and of the rule that checks it.
+pub const GH_NODES: usize = 400;
+pub const GH_CHECK_NODES: usize = 320;
+
+/// A symmetric Gauss-Hermite rule for `E[f(z)]`, `z ~ N(0, 1)`: positive nodes and their
+/// weights (each node stands for `+z` and `-z`; the weights sum to 1/2).
+#[derive(Debug, Clone)]
+pub struct HalfRule {
+    pub z: Vec<f64>,
+    pub w: Vec<f64>,
+}
+
+/// Normalized Hermite values `h_n(x) = He_n(x) / sqrt(n!)` for n = 0..=n_max.
+fn hermite_values(x: f64, n_max: usize, out: &mut [f64]) {
+    out[0] = 1.0;
+    if n_max >= 1 {
+        out[1] = x;
+    }
+    for n in 1..n_max {
+        out[n + 1] = (x * out[n] - (n as f64).sqrt() * out[n - 1]) / ((n + 1) as f64).sqrt();
+    }
+}
+
+/// Gauss-Hermite rule of `m` (even) nodes: Golub-Welsch eigenvalues polished by Newton on
+/// the normalized recurrence; weights `1 / (m h_{m-1}(z)^2)`.
+pub fn gauss_hermite(m: usize) -> HalfRule {
+    use faer::Mat;
+    assert!(m >= 2 && m % 2 == 0);
+    let j = Mat::<f64>::from_fn(m, m, |r, c| {
+        if r.abs_diff(c) == 1 {
+            (r.max(c) as f64).sqrt()
+        } else {
+            0.0
+        }
+    });
+    let ev = j
+        .self_adjoint_eigenvalues(faer::Side::Lower)
+        .expect("eigenvalues of a small tridiagonal matrix");
+    let mut pos: Vec<f64> = ev.into_iter().filter(|x| *x > 0.0).collect();
+    pos.sort_by(|a, b| a.partial_cmp(b).unwrap());
+    assert_eq!(pos.len(), m / 2);
+    let mut h = vec![0.0; m + 1];
+    let mut w = Vec::with_capacity(m / 2);
+    for x in pos.iter_mut() {
+        for _ in 0..20 {
+            hermite_values(*x, m, &mut h);
+            let dx = h[m] / ((m as f64).sqrt() * h[m - 1]);
+            *x -= dx;
+            if dx.abs() <= 1e-16 * x.abs() {
+                break;
+            }
+        }
+        hermite_values(*x, m, &mut h);
+        w.push(1.0 / (m as f64 * h[m - 1] * h[m - 1]));
+    }
+    HalfRule { z: pos, w }
+}
+
+struct Rules {
+    main: HalfRule,
+    check: HalfRule,
+    /// `hw[n][k] = w_k h_n(z_k)` of the main rule (n-major), for n = 0..=MAX_ORDER.
+    hw: Vec<f64>,
+}
+
+fn rules() -> &'static Rules {
+    static R: OnceLock<Rules> = OnceLock::new();
+    R.get_or_init(|| {
+        let main = gauss_hermite(GH_NODES);
+        let check = gauss_hermite(GH_CHECK_NODES);
+        let k = main.z.len();
+        let mut hw = vec![0.0; (MAX_ORDER + 1) * k];
+        let mut h = vec![0.0; MAX_ORDER + 1];
+        for (i, (&z, &w)) in main.z.iter().zip(&main.w).enumerate() {
+            hermite_values(z, MAX_ORDER, &mut h);
+            for n in 0..=MAX_ORDER {
+                hw[n * k + i] = w * h[n];
+            }
+        }
+        Rules { main, check, hw }
+    })
+}
+
+/// Per-point Hermite coefficients of phi (and phi') at one layer's variances.
+#[derive(Debug, Clone)]
+pub struct HermiteTable {
+    /// Number of points.
+    pub p: usize,
+    /// Truncation order N of the table.
+    pub order: usize,
+    /// Coefficients `c_n(s_i)` at `c[n * p + i]`, n = 0..=MAX_ORDER.
+    pub c: Vec<f64>,
+    /// `E[phi(sqrt(s_i) z)^2]`.
+    pub m0: Vec<f64>,
+    /// `sqrt(T_i(N) / E[phi^2])` (0 where `E[phi^2] = 0`, infinite where the rule is unreliable).
+    pub rt: Vec<f64>,
+    /// The same for phi' (when the derivative kernel is wanted).
+    pub d: Option<(Vec<f64>, Vec<f64>, Vec<f64>)>,
+    /// Parities of n with nonzero coefficients (bit 0 even, bit 1 odd), of phi and of phi'.
+    pub parity: u8,
+    pub d_parity: u8,
+}
+
+/// Coefficients, second moment and tails of one function at one variance.
+struct PointCoeffs {
+    c: Vec<f64>,
+    m0: f64,
+    tails: Vec<f64>,
+}
+
+/// Coefficients from the values at `+- sqrt(s) z_k` of the main rule (`fp`, `fm`), and the
+/// second moment from the check rule's values (`gp`, `gm`).
+fn coeffs_from_values(fp: &[f64], fm: &[f64], gp: &[f64], gm: &[f64]) -> PointCoeffs {
+    let r = rules();
+    let k = fp.len();
+    let even: Vec<f64> = fp.iter().zip(fm).map(|(a, b)| a + b).collect();
+    let odd: Vec<f64> = fp.iter().zip(fm).map(|(a, b)| a - b).collect();
+    let mut c = vec![0.0; MAX_ORDER + 1];
+    for (n, cn) in c.iter_mut().enumerate() {
+        let f = if n % 2 == 0 { &even } else { &odd };
+        *cn = dot(&r.hw[n * k..(n + 1) * k], f);
+    }
+    let sq = |w: &[f64], a: &[f64], b: &[f64]| -> f64 {
+        w.iter().zip(a.iter().zip(b)).map(|(w, (a, b))| w * (a * a + b * b)).sum()
+    };
+    let m0 = sq(&r.main.w, fp, fm);
+    let m0_check = sq(&r.check.w, gp, gm);
+    let finite = m0.is_finite() && c.iter().all(|v| v.is_finite());
+    let reliable = finite && (m0 - m0_check).abs() <= TOL * m0;
+    let mut tails = vec![f64::INFINITY; MAX_ORDER + 1];
+    if reliable {
+        let mut s = 0.0;
+        for n in 0..=MAX_ORDER {
+            s += c[n] * c[n];
+            tails[n] = if m0 > 0.0 { ((m0 - s).max(0.0) / m0).sqrt() } else { 0.0 };
+        }
+    }
+    PointCoeffs { c, m0, tails }
+}
+
+/// Dot product with four accumulators (fixed order: independent of threads).
+#[inline]
+fn dot(a: &[f64], b: &[f64]) -> f64 {
+    let mut s = [0.0; 4];
+    let n4 = a.len() / 4 * 4;
+    for i in (0..n4).step_by(4) {
+        for l in 0..4 {
+            s[l] += a[i + l] * b[i + l];
+        }
+    }
+    let mut t = (s[0] + s[1]) + (s[2] + s[3]);
+    for i in n4..a.len() {
+        t += a[i] * b[i];
+    }
+    t
+}
+
+/// relu coefficients in closed form: `c_0 = sqrt(s) phi(0)`, `c_1 = sqrt(s)/2`,
+/// `c_n = sqrt(s) phi(0) (-1)^{n/2+1} (n-3)!! / sqrt(n!)` (even n >= 2); step: `d_0 = 1/2`,
+/// `d_n = phi(0) He_{n-1}(0) / sqrt(n!)`.
+fn relu_coeffs(s: f64, derivative: bool) -> PointCoeffs {
+    let pdf0 = 1.0 / (2.0 * std::f64::consts::PI).sqrt();
+    let sq = s.max(0.0).sqrt();
+    let mut c = vec![0.0; MAX_ORDER + 1];
+    // g_n = He_n(0)/sqrt(n!) for even n: g_n = -g_{n-2} sqrt((n-1)/n)
+    let mut g = vec![0.0; MAX_ORDER + 1];
+    g[0] = 1.0;
+    for n in (2..=MAX_ORDER).step_by(2) {
+        g[n] = -g[n - 2] * ((n - 1) as f64 / n as f64).sqrt();
+    }
+    let m0;
+    if derivative {
+        c[0] = 0.5;
+        for n in (1..=MAX_ORDER).step_by(2) {
+            // He_{n-1}(0)/sqrt(n!) = g_{n-1} / sqrt(n)
+            c[n] = pdf0 * g[n - 1] / (n as f64).sqrt();
+        }
+        m0 = 0.5;
+    } else {
+        c[0] = sq * pdf0;
+        c[1] = 0.5 * sq;
+        for n in (2..=MAX_ORDER).step_by(2) {
+            // (He_n(0) + n He_{n-2}(0)) / sqrt(n!) = g_n + sqrt(n/(n-1)) g_{n-2} ... written via g
+            c[n] = sq * pdf0 * (g[n] + (n as f64).sqrt() / ((n - 1) as f64).sqrt() * g[n - 2]);
+        }
+        m0 = 0.5 * s.max(0.0);
+    }
+    let mut tails = vec![0.0; MAX_ORDER + 1];
+    let mut acc = 0.0;
+    for n in 0..=MAX_ORDER {
+        acc += c[n] * c[n];
+        tails[n] = if m0 > 0.0 { ((m0 - acc).max(0.0) / m0).sqrt() } else { 0.0 };
+    }
+    PointCoeffs { c, m0, tails }
+}
+
+/// Points per call of a user callable (bounds its node buffer).
+const CUSTOM_CHUNK: usize = 512;
+
+/// Coefficients of phi (`derivative = false`) or phi' at the variances `s`.
+fn point_coeffs(act: &Activation, s: &[f64], derivative: bool) -> Result<Vec<PointCoeffs>> {
+    let r = rules();
+    let (km, kc) = (r.main.z.len(), r.check.z.len());
+    let nodes = |s: f64| -> Vec<f64> {
+        let q = s.max(0.0).sqrt();
+        let mut x = Vec::with_capacity(2 * (km + kc));
+        x.extend(r.main.z.iter().map(|z| q * z));
+        x.extend(r.main.z.iter().map(|z| -q * z));
+        x.extend(r.check.z.iter().map(|z| q * z));
+        x.extend(r.check.z.iter().map(|z| -q * z));
+        x
+    };
+    let split = |v: &[f64]| -> PointCoeffs {
+        let (a, rest) = v.split_at(km);
+        let (b, rest) = rest.split_at(km);
+        let (c, d) = rest.split_at(kc);
+        coeffs_from_values(a, b, c, d)
+    };
+    match act {
+        Activation::Relu => Ok(s.iter().map(|&s| relu_coeffs(s, derivative)).collect()),
+        Activation::Custom(f) => {
+            let mut out = Vec::with_capacity(s.len());
+            for chunk in s.chunks(CUSTOM_CHUNK) {
+                let x: Vec<f64> = chunk.iter().flat_map(|&s| nodes(s)).collect();
+                let mut v = vec![0.0; x.len()];
+                eval_custom(f.as_ref(), &x, &mut v, derivative)?;
+                let per = 2 * (km + kc);
+                out.extend(v.chunks(per).map(split));
+            }
+            Ok(out)
+        }
+        act => Ok(s
+            .par_iter()
+            .map(|&s| {
+                let x = nodes(s);
+                let v: Vec<f64> = x
+                    .iter()
+                    .map(|&x| {
+                        if derivative {
+                            act.dphi(x).unwrap()
+                        } else {
+                            act.phi(x).unwrap()
+                        }
+                    })
+                    .collect();
+                split(&v)
+            })
+            .collect()),
+    }
+}
+
+fn eval_custom(f: &dyn ElementwiseFn, x: &[f64], out: &mut [f64], derivative: bool) -> Result<()> {
+    let r = if derivative { f.eval_derivative(x, out) } else { f.eval(x, out) };
+    r.map_err(AkError::Callback)?;
+    if out.iter().any(|v| !v.is_finite()) {
+        return Err(AkError::NonFinite {
+            name: if derivative { "activation_derivative" } else { "activation" },
+            msg: "the callable returned non-finite values at Gauss-Hermite nodes".into(),
+        });
+    }
+    Ok(())
+}
+
+/// Smallest order whose relative tails are all <= TOL, else MAX_ORDER.
+fn choose_order(pcs: &[PointCoeffs]) -> usize {
+    (0..=MAX_ORDER)
+        .find(|&n| pcs.iter().all(|p| p.tails[n] <= TOL))
+        .unwrap_or(MAX_ORDER)
+}
+
+fn pack(pcs: &[PointCoeffs], order: usize) -> (Vec<f64>, Vec<f64>, Vec<f64>) {
+    let p = pcs.len();
+    let mut c = vec![0.0; (MAX_ORDER + 1) * p];
+    for (i, pc) in pcs.iter().enumerate() {
+        for n in 0..=MAX_ORDER {
+            c[n * p + i] = pc.c[n];
+        }
+    }
+    let m0 = pcs.iter().map(|p| p.m0).collect();
+    let rt = pcs.iter().map(|p| p.tails[order]).collect();
+    (c, m0, rt)
+}
+
+impl HermiteTable {
+    /// The table at the variances `s` (on the caller's Rayon pool; the same numbers for any
+    /// thread count: each point is computed on its own).
+    pub fn new(act: &Activation, s: &[f64], derivative: bool) -> Result<Self> {
+        let pc = point_coeffs(act, s, false)?;
+        let pd = if derivative { Some(point_coeffs(act, s, true)?) } else { None };
+        let order = choose_order(&pc).max(pd.as_deref().map_or(0, choose_order));
+        let (c, m0, rt) = pack(&pc, order);
+        let d = pd.map(|pd| pack(&pd, order));
+        let p = s.len();
+        Ok(HermiteTable {
+            p,
+            order,
+            parity: parities(&c, p),
+            d_parity: d.as_ref().map_or(3, |d| parities(&d.0, p)),
+            c,
+            m0,
+            rt,
+            d,
+        })
+    }
+}
+
+/// Evaluates `E[phi phi]` (into `e`) and, if both tables carry phi', `E[phi' phi']` (into `dd`)
+/// for row point `i` of `rows` and the column points `j0..j0 + e.len()` of `cols`, where
+/// `a = s_i`, `b[k] = s_{j0+k}` and `c[k]` is the covariance. Entries whose error bound exceeds
+/// the target are not written; their offsets are pushed onto `fallback`.
+///
+/// The order used is the tables' order N, lowered to the smallest `n` with
+/// `max_k |rho_k|^{n+1} <= TOL` (the relative tails are at most 1), which bounds the error of
+/// every accepted entry just as well.
+#[allow(clippy::too_many_arguments)]
+pub fn entries(
+    rows: &HermiteTable,
+    i: usize,
+    cols: &HermiteTable,
+    j0: usize,
+    a: f64,
+    b: &[f64],
+    c: &[f64],
+    e: &mut [f64],
+    mut dd: Option<&mut [f64]>,
+    rho: &mut Vec<f64>,
+    fallback: &mut Vec<usize>,
+) {
+    let m = c.len();
+    let order = rows.order.max(cols.order);
+    rho.clear();
+    rho.extend((0..m).map(|k| correlation(a, b[k], c[k])));
+    let rmax = rho.iter().fold(0.0f64, |acc, r| acc.max(r.abs()));
+    let n_rho = if rmax < 1.0 {
+        // smallest n with rmax^{n+1} <= TOL
+        ((TOL.ln() / rmax.ln()).ceil() as usize).saturating_sub(1)
+    } else {
+        order
+    };
+    let n_used = order.min(n_rho);
+    let rho2: Vec<f64> = rho.iter().map(|r| r * r).collect();
+    horner(&rows.c, rows.p, i, &cols.c, cols.p, j0, n_used, rho, &rho2, rows.parity & cols.parity, e);
+    let both_d = rows.d.as_ref().zip(cols.d.as_ref());
+    if let (Some(dd), Some((rd, cd))) = (dd.as_deref_mut(), both_d) {
+        let par = rows.d_parity & cols.d_parity;
+        horner(&rd.0, rows.p, i, &cd.0, cols.p, j0, n_used, rho, &rho2, par, dd);
+    }
+    let pw = (order + 1) as i32;
+    for k in 0..m {
+        let r = rho[k];
+        if r == 1.0 && b[k] == a {
+            e[k] = rows.m0[i];
+            if let (Some(dd), Some((rd, _))) = (dd.as_deref_mut(), both_d) {
+                dd[k] = rd.1[i];
+            }
+            continue;
+        }
+        let mut t = rows.rt[i] * cols.rt[j0 + k];
+        if let Some((rd, cd)) = both_d {
+            t = t.max(rd.2[i] * cd.2[j0 + k]);
+        }
+        let by_rho = n_used < order && t.is_finite();
+        if !by_rho && t > TOL && !(t * r.abs().powi(pw) <= TOL) {
+            fallback.push(k);
+        }
+    }
+}
+
+/// Which parities of `n` carry nonzero coefficients: bit 0 even, bit 1 odd.
+fn parities(c: &[f64], p: usize) -> u8 {
+    let mut bits = 0u8;
+    for n in 0..=MAX_ORDER {
+        if c[n * p..(n + 1) * p].iter().any(|v| *v != 0.0) {
+            bits |= 1 << (n % 2);
+        }
+    }
+    bits
+}
+
+/// `out[k] = sum_{n <= order} ci_n cj_{n,k} rho_k^n`: Horner in `rho^2` over the even and the
+/// odd `n` separately, skipping a parity whose coefficients all vanish (odd or even phi);
+/// vectorizes over k.
+#[allow(clippy::too_many_arguments)]
+#[inline]
+fn horner(
+    ci: &[f64],
+    pi: usize,
+    i: usize,
+    cj: &[f64],
+    pj: usize,
+    j0: usize,
+    order: usize,
+    rho: &[f64],
+    rho2: &[f64],
+    parity: u8,
+    out: &mut [f64],
+) {
+    let m = out.len();
+    out.fill(0.0);
+    for par in 0..2usize {
+        if parity & (1 << par) == 0 || order < par {
+            continue;
+        }
+        let top = order - (order - par) % 2;
+        let mut acc = [0.0f64; COL_MAX];
+        let acc = &mut acc[..m];
+        let mut n = top;
+        loop {
+            let a = ci[n * pi + i];
+            let col = &cj[n * pj + j0..n * pj + j0 + m];
+            for ((o, &r2), &cjv) in acc.iter_mut().zip(rho2).zip(col) {
+                *o = *o * r2 + a * cjv;
+            }
+            if n < par + 2 {
+                break;
+            }
+            n -= 2;
+        }
+        if par == 1 {
+            for ((o, &x), &r) in out.iter_mut().zip(acc.iter()).zip(rho) {
+                *o += x * r;
+            }
+        } else {
+            for (o, &x) in out.iter_mut().zip(acc.iter()) {
+                *o += x;
+            }
+        }
+    }
+}
+
+/// Largest number of columns per [`entries`] call.
+pub const COL_MAX: usize = 256;
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,55 @@
+use super::*;
+use crate::kernels::activation::{closed_form, Expectation, Method};
+use crate::kernels::quadrature::PolarRule;
+
+#[test]
+fn gauss_hermite_moments() {
+    let r = gauss_hermite(GH_NODES);
+    // E[z^{2k}] = (2k-1)!!
+    let mut df = 1.0;
+    for k in 0..40 {
+        if k > 0 {
+            df *= (2 * k - 1) as f64;
+        }
+        let m: f64 = r.z.iter().zip(&r.w).map(|(z, w)| 2.0 * w * z.powi(2 * k as i32)).sum();
+        assert!((m - df).abs() <= 1e-12 * df, "k={k}: {m} vs {df}");
+    }
+}
+
+fn expansion(act: &Activation, a: f64, b: f64, c: f64, d: bool) -> (f64, f64, bool) {
+    let ta = HermiteTable::new(act, &[a], d).unwrap();
+    let tb = HermiteTable::new(act, &[b], d).unwrap();
+    let (mut e, mut dd, mut rho, mut fb) = ([0.0], [0.0], Vec::new(), Vec::new());
+    entries(&ta, 0, &tb, 0, a, &[b], &[c], &mut e, if d { Some(&mut dd) } else { None }, &mut rho, &mut fb);
+    (e[0], dd[0], fb.is_empty())
+}
+
+#[test]
+fn matches_closed_forms_and_quadrature() {
+    let rule = PolarRule::new(128);
+    let cases = [(1.0, 1.0, 0.3), (2.0, 0.5, -0.6), (0.7, 1.3, 0.8), (1.5, 1.5, 1.4), (1.0, 1.0, 1.0)];
+    for act in [Activation::Relu, Activation::Erf, Activation::Tanh, Activation::Gelu, Activation::Softplus, Activation::Linear] {
+        for &(a, b, c) in &cases {
+            let (e, d, ok) = expansion(&act, a, b, c, true);
+            let (re, rd) = match closed_form(&act, a, b, c) {
+                Some(v) => v,
+                None => {
+                    let ex = Expectation { act: &act, method: Method::Quadrature, rule: &rule };
+                    let (mut e, mut d) = ([0.0], [0.0]);
+                    ex.batch(&[a], &[b], &[c], &mut e, Some(&mut d)).unwrap();
+                    (e[0], d[0])
+                }
+            };
+            if ok {
+                let scale = (a * b).sqrt().max(1.0);
+                assert!((e - re).abs() <= 1e-10 * scale, "{act:?} {a} {b} {c}: {e} vs {re}");
+                assert!((d - rd).abs() <= 1e-10, "{act:?} {a} {b} {c}: {d} vs {rd}");
+            }
+            // smooth activations at moderate correlation never need the fallback
+            let rho = c / (a * b).sqrt();
+            if !matches!(act, Activation::Relu) && rho.abs() < 0.85 {
+                assert!(ok, "{act:?} {a} {b} {c} fell back");
+            }
+        }
+    }
+}
