@@ -197,3 +197,91 @@ def test_unknown_solver_option_is_named():
     X, y, _ = _data()
     with pytest.raises(ValueError, match="no_such_knob"):
         ak.BayesianMeanField(LINEAR, temperature=0.1, solver_options={"no_such_knob": 1}).fit(X, y)
+
+
+# -- Ctrl-C during a path keeps the points solved before it (every theory) ------------------------
+# The SIGINT is sent from the progress callback once the core's count passes the first point's
+# work, so what is solved when it arrives does not depend on the machine's speed; the default
+# SIGINT handler is installed for the test (a runner that starts jobs in the background ignores
+# SIGINT, and Python then installs no KeyboardInterrupt handler).
+TANH2 = ak.MLP(depth=2, activation="tanh")
+INTERRUPTED_PATHS = {   # a fast first point, then slower ones (~1 s in all at least); data (P, d)
+    "kernel_renormalization": (lambda: ak.KernelRenormalization(TANH2, width=20, temperature=0.1, n_threads=1),
+                               "widths", [np.inf, 40, 20, 10, 5], (30, 4)),
+    "mean_field_linear": (lambda: ak.BayesianMeanField(ak.MLP(depth=3, activation="linear"), temperature=0.01,
+                                                       solver="lbfgs", tol=1e-12, n_threads=1),
+                          "gammas", [0.05] + [0.5 + 0.25 * i for i in range(16)], (60, 30)),
+    "mean_field_sampled": (lambda: ak.BayesianMeanField(TANH, temperature=0.1, **dict(SAMPLER, n_samples=1000)),
+                           "gammas", [0.1] + [0.25 + 0.1 * i for i in range(12)], (30, 4)),
+}
+
+
+def _sigint_past(monkeypatch, est, threshold: int, record: list):
+    """Patches the theory's progress bar: records ``(done, total)``; past ``threshold`` sends one
+    SIGINT to this process (``threshold=None``: never)."""
+    import contextlib
+    import os
+    import signal
+    import sys
+    import time
+
+    @contextlib.contextmanager
+    def bar(enabled, desc, expected_work, threshold_=5e7, **unit):
+        def callback(done, total):
+            record.append((done, total))
+            if threshold is not None and done > threshold and not any(isinstance(r, float) for r in record):
+                record.append(time.monotonic())
+                os.kill(os.getpid(), signal.SIGINT)
+        yield callback
+
+    monkeypatch.setattr(sys.modules[type(est).__module__], "progress_bar", bar)
+
+
+@pytest.fixture
+def sigint_handler():
+    import signal
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    yield
+    signal.signal(signal.SIGINT, previous)
+
+
+@pytest.mark.parametrize("name", THEORIES)
+def test_ctrl_c_during_a_path_keeps_the_solved_points(name, monkeypatch, sigint_handler):
+    import time
+    make, key, values, (P, d) = INTERRUPTED_PATHS[name]
+    X, y, _ = _data(P=P, d=d)
+    param = key[:-1]
+    # the first point's count of work, from a fit of it alone (the core reports its final count)
+    record: list = []
+    _sigint_past(monkeypatch, make(), None, record)
+    make().set_params(**{param: values[0]}).fit(X, y)
+    first = record[-1][0]
+    full = make().path(X, y, **{key: values})
+    assert not full.interrupted and len(full) == len(values)
+    record = []
+    _sigint_past(monkeypatch, make(), first, record)
+    start = time.monotonic()
+    with pytest.warns(RuntimeWarning, match=r"path interrupted: returning the \d+ of"):
+        part = make().path(X, y, **{key: values}, X_test=X[:5], y_test=y[:5])
+    sent = next(r for r in record if isinstance(r, float))
+    assert time.monotonic() - sent < 2.0, "the path did not stop promptly"
+    assert time.monotonic() - start < 30
+    assert part.interrupted and 1 <= len(part) < len(values)
+    n = len(part)
+    # the kept points are complete and are those of the uninterrupted path
+    np.testing.assert_array_equal(part.values, full.values[:n])
+    for field in ("action", "converged", "n_iter", "residual"):
+        np.testing.assert_array_equal(getattr(part, field), getattr(full, field)[:n])
+    for a, b in zip(part.models, full.models):
+        np.testing.assert_array_equal(a.kernel_, b.kernel_)
+        np.testing.assert_array_equal(a.predict(X[:5]), b.predict(X[:5]))
+    assert part.test_loss.shape == part.nngp_test_loss.shape == (n,) and len(part.rows()) == n
+
+
+def test_ctrl_c_before_the_first_point_or_during_fit_raises(monkeypatch, sigint_handler):
+    make, key, values, (P, d) = INTERRUPTED_PATHS["kernel_renormalization"]
+    X, y, _ = _data(P=P, d=d)
+    for run in (lambda: make().path(X, y, **{key: values[1:]}), lambda: make().fit(X, y)):
+        _sigint_past(monkeypatch, make(), -1, [])   # at the first poll: the first point is still running
+        with pytest.raises(KeyboardInterrupt):
+            run()

@@ -14,7 +14,10 @@ point, then predicts with them. Each one is a scikit-learn regressor:
   (:class:`~adaptive_kernels.SolveReport`), and ``converged_``, ``n_iter_``, ``residual_``,
   ``residual_history_`` read from it;
 * ``path(X, y, <values>=[...])``: solutions along a continuation in one parameter, each
-  warm-started from the previous one, as a :class:`~adaptive_kernels.PathResult`.
+  warm-started from the previous one, as a :class:`~adaptive_kernels.PathResult`. Ctrl-C during
+  a path keeps the points already solved: it returns them (``PathResult.interrupted``, with a
+  ``RuntimeWarning``), or raises ``KeyboardInterrupt`` when none was; Ctrl-C during ``fit``
+  raises ``KeyboardInterrupt``.
 """
 from __future__ import annotations
 
@@ -40,8 +43,10 @@ class TheoryEstimator(RegressorMixin, BaseEstimator):
     """Base class of every adaptive-kernel theory (see the module docstring for the contract).
 
     Subclasses implement ``_check_params() -> dict`` (validated parameters), ``_solve(X, Y,
-    points) -> list`` (one core call for a list of validated parameter dicts, warm-started along
-    the list), ``_store(state)`` (set the fitted attributes from one core result),
+    points) -> (list, bool)`` (one core call for a list of validated parameter dicts,
+    warm-started along the list: the states of the points solved, all of them unless a Ctrl-C
+    stopped the path early, which the bool says; an interrupt before the first point raises
+    ``KeyboardInterrupt``), ``_store(state)`` (set the fitted attributes from one core result),
     ``_predict(X, return_std) -> (mean (Q, C), std or None)`` and ``_baseline(X, Y, X_test,
     params) -> mean (Q, C)`` (the lazy predictor the theory reduces to), and declare
     ``_path_parameters`` (path keyword -> parameter, e.g. ``{"gammas": "gamma"}``).
@@ -70,7 +75,10 @@ class TheoryEstimator(RegressorMixin, BaseEstimator):
     def fit(self, X, y):
         params = self._check_params()
         X, Y = fit_data(X, y)
-        state = self._solve(X, Y, [params])[0]
+        states, interrupted = self._solve(X, Y, [params])
+        if interrupted:   # Ctrl-C after the solve, while its predictor was built: still a stop
+            raise KeyboardInterrupt(f"{type(self).__name__}.fit interrupted")
+        state = states[0]
         self._set_fitted(X, Y, np.ndim(y) == 1, params, state)
         if not self.converged_:
             warnings.warn(self._nonconvergence_message(), ConvergenceWarning, stacklevel=2)
@@ -121,6 +129,11 @@ class TheoryEstimator(RegressorMixin, BaseEstimator):
         temperature). The path keyword is the plural of the parameter (see
         ``_path_parameters``); every other parameter is this estimator's. With
         ``X_test``/``y_test`` also the test loss along the path and that of the lazy baseline.
+
+        Ctrl-C stops the solver within a fraction of a second and returns the points solved
+        before it (``interrupted=True``, a ``RuntimeWarning`` saying how many; their test losses
+        are still computed, a second Ctrl-C stops that); with no point solved it raises
+        ``KeyboardInterrupt``.
         """
         if len(values) != 1 or next(iter(values)) not in self._path_parameters:
             names = ", ".join(self._path_parameters)
@@ -136,10 +149,14 @@ class TheoryEstimator(RegressorMixin, BaseEstimator):
         models = [clone(self).set_params(**{name: v}) for v in vals]
         points = [m._check_params() for m in models]
         X, Y = fit_data(X, y)
-        states = self._solve(X, Y, points)
+        states, interrupted = self._solve(X, Y, points)
+        models, points = models[:len(states)], points[:len(states)]
         for m, p, s in zip(models, points, states):
             m._set_fitted(X, Y, np.ndim(y) == 1, p, s)
-        out = PathResult(
+        if interrupted:
+            warnings.warn(f"{type(self).__name__}.path interrupted: returning the {len(states)} of {len(vals)} points "
+                          f"solved before it ({key} {[p[name] for p in points]})", RuntimeWarning, stacklevel=2)
+        out = PathResult(interrupted=bool(interrupted),
             parameter=name, values=np.array([p[name] for p in points]), models=models,
             action=np.array([np.nan if m.action_ is None else m.action_ for m in models], dtype=float),
             converged=np.array([m.converged_ for m in models]), n_iter=np.array([m.n_iter_ for m in models]),

@@ -42,7 +42,9 @@ class PathResult:
     ``models``: the fitted estimators; ``action``, ``converged``, ``n_iter``, ``residual``: per
     point, from each model; with test data also ``test_loss`` (mean squared error of the mean
     predictor) and ``nngp_test_loss`` (the lazy baseline of the same architecture at each
-    point's temperature), both arrays of the path's length.
+    point's temperature), both arrays of the path's length. ``interrupted``: a Ctrl-C stopped
+    the path early; every per-point field then covers the points solved before it (a prefix of
+    the requested values), each complete; the point in progress is dropped.
     """
 
     parameter: str
@@ -54,6 +56,7 @@ class PathResult:
     residual: np.ndarray
     test_loss: np.ndarray | None = None
     nngp_test_loss: np.ndarray | None = None
+    interrupted: bool = False
 
     def __len__(self) -> int:
         return len(self.models)

@@ -158,16 +158,27 @@ class KernelRenormalization(TheoryEstimator):
         self.action_ = float(s.action)
         self.gradient_ = np.asarray(s.gradient)
         self.kernel_ = np.asarray(s.kernel)
-        net = p["net"]
-        self.kernels_ = [lazy_kernels(dataclasses.replace(net, depth=l), self.X_train_, ntk=False,
-                                      scales=[float(q) for q in self.Q_[:l]], n_threads=p["threads"])[0]
-                         for l in range(1, net.depth)] + [self.kernel_]
+        self._hidden_kernels = None   # built at the first access of kernels_
         if s.factor_jitter > 0:
             warnings.warn(f"K^L + T I was numerically singular; added jitter {s.factor_jitter:.3e}",
                           NumericalJitterWarning, stacklevel=4)
         self._U = np.asarray(s.factor)
         self.L_ = self._U.T
         self.dual_coef_ = np.asarray(s.dual_coef)
+
+    @property
+    def kernels_(self) -> list:
+        """The renormalized layer kernels ``K^l(Q_)``, l = 1..L, on the training points; the
+        hidden layers' (one lazy-kernel call each) are computed at the first access and kept, so
+        that ``fit`` and ``path`` (and an interrupted path) do not pay for them."""
+        self._check_fitted()
+        if self._hidden_kernels is None:
+            p = self._params
+            self._hidden_kernels = [
+                lazy_kernels(dataclasses.replace(p["net"], depth=l), self.X_train_, ntk=False,
+                             scales=[float(q) for q in self.Q_[:l]], n_threads=p["threads"])[0]
+                for l in range(1, p["net"].depth)]
+        return self._hidden_kernels + [self.kernel_]
 
     def _nonconvergence_message(self) -> str:
         return (f"kernel renormalization did not converge in {self.n_iter_} iterations "

@@ -1,7 +1,9 @@
 //! Cooperative cancellation and progress reporting for long computations.
 //!
 //! The binding runs a computation on a worker thread and polls this from the Python thread:
-//! Ctrl-C sets `cancel`, and a progress bar reads `done / total`.
+//! Ctrl-C sets `cancel`, and a progress bar reads `done / total`. Each entry point counts one
+//! unit of work (kernel entries, sampler steps, action evaluations, ...); a sub-computation that
+//! counts another unit runs [`Control::quietly`].
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
 #[derive(Debug, Default)]
@@ -9,6 +11,7 @@ pub struct Control {
     cancel: AtomicBool,
     done: AtomicU64,
     total: AtomicU64,
+    quiet: AtomicBool,
 }
 
 impl Control {
@@ -29,15 +32,34 @@ impl Control {
             Ok(())
         }
     }
+    fn counting(&self) -> bool {
+        !self.quiet.load(Ordering::Relaxed)
+    }
     pub fn set_total(&self, total: u64) {
-        self.total.store(total, Ordering::Relaxed);
+        if self.counting() {
+            self.total.store(total, Ordering::Relaxed);
+        }
     }
     /// Grows the total (for computations whose amount of work is only known as they go).
     pub fn add_total(&self, n: u64) {
-        self.total.fetch_add(n, Ordering::Relaxed);
+        if self.counting() {
+            self.total.fetch_add(n, Ordering::Relaxed);
+        }
     }
     pub fn advance(&self, n: u64) {
-        self.done.fetch_add(n, Ordering::Relaxed);
+        if self.counting() {
+            self.done.fetch_add(n, Ordering::Relaxed);
+        }
+    }
+    /// Runs `f` with progress counting off (cancellation still works): for a sub-computation
+    /// whose own unit would mix with the caller's, e.g. the kernel entries of a predictor built
+    /// after each saddle point of a path that counts action evaluations. Not reentrant across
+    /// threads: call it from the thread that drives the computation.
+    pub fn quietly<R>(&self, f: impl FnOnce() -> R) -> R {
+        let was = self.quiet.swap(true, Ordering::Relaxed);
+        let out = f();
+        self.quiet.store(was, Ordering::Relaxed);
+        out
     }
     pub fn progress(&self) -> (u64, u64) {
         (

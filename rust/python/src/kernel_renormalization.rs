@@ -2,12 +2,12 @@
 use crate::convert::{
     defaults_dict, factor_and_solve, mat_to_numpy, slice, square_to_numpy, view, NetArg, Options,
 };
-use crate::errors::{to_pyerr, Failure};
+use crate::errors::to_pyerr;
 use crate::results::SolveReport;
-use crate::runtime::{run, threads};
+use crate::runtime::{run, run_interruptible, threads};
 use ak_core::control::Control;
 use ak_core::faer::{Mat, MatRef};
-use ak_core::theories::kernel_renormalization::{self as kr, solve_path, Point, Problem, Solver};
+use ak_core::theories::kernel_renormalization::{self as kr, solve_path_then, Point, Problem, Solver};
 use ak_core::kernels::lazy::lazy_kernels_scaled;
 use ak_core::kernels::net::Rows;
 use ak_core::threads::with_threads;
@@ -59,7 +59,9 @@ fn options_of(py: Python<'_>, opts: Option<Bound<'_, PyDict>>) -> PyResult<kr::O
 }
 
 /// Saddle points along a path of `(widths, temperature)` points, each warm-started from the
-/// previous one (`q0` starts the first; default all ones), each with its fitted predictor.
+/// previous one (`q0` starts the first; default all ones), each with its fitted predictor, and
+/// whether a Ctrl-C stopped the path early (then the points solved before it; none solved:
+/// `KeyboardInterrupt`).
 #[pyfunction]
 #[pyo3(signature = (x, y, net, *, widths, temperatures, q0=None, options=None, n_threads=None, progress=None))]
 #[allow(clippy::too_many_arguments)]
@@ -74,7 +76,7 @@ fn solve<'py>(
     options: Option<Bound<'py, PyDict>>,
     n_threads: Option<usize>,
     progress: Option<Py<PyAny>>,
-) -> PyResult<Vec<Saddle>> {
+) -> PyResult<(Vec<Saddle>, bool)> {
     let arg = NetArg::new(&net)?;
     let opts = options_of(py, options)?;
     if widths.len() != temperatures.len() {
@@ -91,25 +93,25 @@ fn solve<'py>(
     let xs = slice("X", &x)?;
     let yv = view("y", &y)?;
     let nt = threads(n_threads);
-    let sols = run(py, progress, |ctl: &Control| {
-        let prob = Problem::new(&arg.net, Rows::new("X", xs, p, d)?, yv, nt)?;
-        let sols = solve_path(&prob, &points, q0.as_deref(), &opts, nt, ctl)
+    let (path, interrupted) = run_interruptible(py, progress, |ctl: &Control| {
+        let prob = Problem::new(&arg.net, Rows::new("X", xs, p, d)?, yv, nt, ctl)
             .map_err(|e| arg.failure(e))?;
-        sols.into_iter()
-            .zip(&points)
-            .map(|(s, pt)| {
-                let mut k = vec![0.0; p * p];
-                lazy_kernels_scaled(&arg.net, Some(&s.q), Rows::new("X", xs, p, d)?, None, &mut k, None, nt, ctl)
-                    .map_err(|e| arg.failure(e))?;
-                let kv = MatRef::from_column_major_slice(&k, p, p);
-                let (u, jit, dual) =
-                    with_threads(nt, |par| factor_and_solve(kv, pt.temperature, yv, par))?;
-                Ok::<_, Failure>((s, k, u, jit, dual))
-            })
-            .collect::<Result<Vec<_>, Failure>>()
+        // each point's predictor is built right after it is solved, so that an interrupt keeps
+        // every finished point
+        let finish = |pt: &Point, s: &kr::Saddle| {
+            let mut k = vec![0.0; p * p];
+            lazy_kernels_scaled(&arg.net, Some(&s.q), Rows::new("X", xs, p, d)?, None, &mut k, None, nt, ctl)?;
+            let kv = MatRef::from_column_major_slice(&k, p, p);
+            let (u, jit, dual) = with_threads(nt, |par| factor_and_solve(kv, pt.temperature, yv, par))?;
+            Ok((k, u, jit, dual))
+        };
+        solve_path_then(&prob, &points, q0.as_deref(), &opts, nt, ctl, finish)
+            .map_err(|e| arg.failure(e))
     })?;
-    sols.into_iter()
-        .map(|(s, k, u, jit, dual): (kr::Saddle, Vec<f64>, Vec<f64>, f64, Mat<f64>)| {
+    let sols = path
+        .solutions
+        .into_iter()
+        .map(|(s, (k, u, jit, dual)): (kr::Saddle, (Vec<f64>, Vec<f64>, f64, Mat<f64>))| {
             Ok(Saddle {
                 q: s.q.into_pyarray(py).unbind(),
                 action: s.action,
@@ -122,7 +124,8 @@ fn solve<'py>(
                 dual_coef: mat_to_numpy(py, dual.as_ref()).unbind(),
             })
         })
-        .collect()
+        .collect::<PyResult<Vec<_>>>()?;
+    Ok((sols, interrupted || path.interrupted))
 }
 
 /// The action `S(Q)` and its gradient with the Cholesky evaluator (to scan the landscape).
@@ -145,7 +148,7 @@ fn action<'py>(
     let yv = view("y", &y)?;
     let nt = threads(n_threads);
     let (s, g) = run(py, None, |ctl: &Control| {
-        let prob = Problem::new(&arg.net, Rows::new("X", xs, p, dim)?, yv, nt)?;
+        let prob = Problem::new(&arg.net, Rows::new("X", xs, p, dim)?, yv, nt, ctl)?;
         prob.action(&widths, temperature, &q, nt, ctl).map_err(|e| arg.failure(e))
     })?;
     Ok((s, g.into_pyarray(py)))

@@ -6,7 +6,7 @@ use crate::convert::{
 };
 use crate::errors::{to_pyerr, Failure};
 use crate::results::SolveReport;
-use crate::runtime::{run, threads};
+use crate::runtime::{run, run_interruptible, threads};
 use ak_core::theories::mean_field::linear::{self, Point, Problem, Solver};
 use ak_core::theories::mean_field::sampled::{self, SampledOptions as TiltedOptions};
 use ak_core::control::Control;
@@ -148,6 +148,8 @@ fn stationary_array<'py>(py: Python<'py>, st: &[(f64, f64)]) -> Bound<'py, PyArr
 
 /// Deep-linear saddle points along a path of `(gamma, temperature)` points; L-BFGS solves are
 /// warm-started from the previous point (`init`, full kernels, starts the first; default NNGP).
+/// Returns the solutions and whether a Ctrl-C stopped the path early (then the points solved
+/// before it; none solved: `KeyboardInterrupt`).
 #[pyfunction]
 #[pyo3(signature = (x, y, net, *, gammas, temperatures, init=None, options=None, n_threads=None, progress=None))]
 #[allow(clippy::too_many_arguments)]
@@ -162,7 +164,7 @@ fn solve<'py>(
     options: Option<Bound<'py, PyDict>>,
     n_threads: Option<usize>,
     progress: Option<Py<PyAny>>,
-) -> PyResult<Vec<LinearSolution>> {
+) -> PyResult<(Vec<LinearSolution>, bool)> {
     let arg = NetArg::new(&net)?;
     let opts = linear_options(py, options)?;
     if gammas.len() != temperatures.len() {
@@ -183,13 +185,15 @@ fn solve<'py>(
         None => None,
     };
     let nt = threads(n_threads);
-    let sols = run(py, progress, |ctl: &Control| {
+    let ((sols, cut), interrupted) = run_interruptible(py, progress, |ctl: &Control| {
         let prob = Problem::new(&arg.net, Rows::new("X", xs, p, d)?, yv, nt)
             .map_err(|e| arg.failure(e))?;
-        let sols = prob
+        let path = prob
             .solve_path(&points, init_views.as_deref(), &opts, nt, ctl)
             .map_err(Failure::from)?;
-        sols.into_iter()
+        let sols = path
+            .solutions
+            .into_iter()
             .zip(&points)
             .map(|(s, pt)| {
                 let st = readout_state(s.kernels.last().unwrap(), pt.temperature, yv, nt)?;
@@ -197,9 +201,11 @@ fn solve<'py>(
                 let pred = prob.mean_predictor(&kv, pt.temperature, nt)?;
                 Ok::<_, Failure>((s, st, pred))
             })
-            .collect::<Result<Vec<_>, Failure>>()
+            .collect::<Result<Vec<_>, Failure>>()?;
+        Ok((sols, path.interrupted))
     })?;
-    sols.into_iter()
+    let sols = sols
+        .into_iter()
         .map(|(s, (u, jit, dual), pred)| {
             Ok(LinearSolution {
                 kernels: mats_to_list(py, &s.kernels)?.unbind(),
@@ -215,7 +221,8 @@ fn solve<'py>(
                 mean_predictor: mean_state(py, &pred)?.unbind(),
             })
         })
-        .collect()
+        .collect::<PyResult<Vec<_>>>()?;
+    Ok((sols, interrupted || cut))
 }
 
 fn mean_state<'py>(py: Python<'py>, p: &linear::MeanPredictor) -> PyResult<Bound<'py, PyDict>> {
@@ -398,7 +405,8 @@ fn predict<'py>(
 }
 
 /// Sampled saddle points of a nonlinear network along `gammas` (continuation in gamma from the
-/// NNGP, warm-started along the list); options left out take the core's defaults.
+/// NNGP, warm-started along the list); options left out take the core's defaults. Returns the
+/// solutions and whether a Ctrl-C stopped the path early (as `solve`).
 #[pyfunction]
 #[pyo3(signature = (x, y, net, *, gammas, temperature, options=None, n_threads=None, progress=None))]
 #[allow(clippy::too_many_arguments)]
@@ -412,25 +420,29 @@ fn solve_sampled<'py>(
     options: Option<Bound<'py, PyDict>>,
     n_threads: Option<usize>,
     progress: Option<Py<PyAny>>,
-) -> PyResult<Vec<SampledSolution>> {
+) -> PyResult<(Vec<SampledSolution>, bool)> {
     let arg = NetArg::new(&net)?;
     let opts = sampled_options(options)?;
     let (p, d) = (x.shape()[0], x.shape()[1]);
     let xs = slice("X", &x)?;
     let yv = view("y", &y)?;
     let nt = threads(n_threads);
-    let sols = run(py, progress, |ctl: &Control| {
+    let ((sols, cut), interrupted) = run_interruptible(py, progress, |ctl: &Control| {
         let rows = Rows::new("X", xs, p, d)?;
-        let sols = sampled::solve_path(&arg.net, &rows, yv, &gammas, temperature, &opts, nt, ctl)
+        let path = sampled::solve_path(&arg.net, &rows, yv, &gammas, temperature, &opts, nt, ctl)
             .map_err(|e| arg.failure(e))?;
-        sols.into_iter()
+        let sols = path
+            .solutions
+            .into_iter()
             .map(|s| {
                 let st = readout_state(s.kernels.last().unwrap(), temperature, yv, nt)?;
                 Ok::<_, Failure>((s, st))
             })
-            .collect::<Result<Vec<_>, Failure>>()
+            .collect::<Result<Vec<_>, Failure>>()?;
+        Ok((sols, path.interrupted))
     })?;
-    sols.into_iter()
+    let sols = sols
+        .into_iter()
         .map(|(s, (u, jit, dual))| {
             let cr = Array2::from_shape_fn((s.chain_radius.len(), 2), |(i, j)| s.chain_radius[i][j]);
             Ok(SampledSolution {
@@ -454,7 +466,8 @@ fn solve_sampled<'py>(
                 dual_coef: mat_to_numpy(py, dual.as_ref()).unbind(),
             })
         })
-        .collect()
+        .collect::<PyResult<Vec<_>>>()?;
+    Ok((sols, interrupted || cut))
 }
 
 /// Predictive mean (Q, C) and optionally the adapted-kernel variance (Q,) of a sampled saddle

@@ -3,7 +3,7 @@
 //! core becomes a `RuntimeError`, never a `PanicException`.
 use crate::errors::{to_pyerr, Failure};
 use ak_core::control::Control;
-use pyo3::exceptions::PyRuntimeError;
+use pyo3::exceptions::{PyKeyboardInterrupt, PyRuntimeError};
 use pyo3::prelude::*;
 use std::sync::mpsc;
 use std::time::Duration;
@@ -28,8 +28,9 @@ pub(crate) fn run<T: Send>(
     result
 }
 
-/// Like [`run`], but a Ctrl-C that the work honoured by returning early (partial results)
-/// gives `Ok((value, true))` instead of raising `KeyboardInterrupt`.
+/// Like [`run`], but a Ctrl-C (`KeyboardInterrupt`) that the work honoured by returning early
+/// (partial results) gives `Ok((value, true))` instead of raising. Any other exception from a
+/// signal handler or the progress callback is raised.
 pub(crate) fn run_interruptible<T: Send>(
     py: Python<'_>,
     progress: Option<Py<PyAny>>,
@@ -37,8 +38,9 @@ pub(crate) fn run_interruptible<T: Send>(
 ) -> PyResult<(T, bool)> {
     let (result, signal) = run_inner(py, progress, work);
     match (result, signal) {
-        (Ok(v), s) => Ok((v, s.is_some())),
-        (Err(_), Some(e)) => Err(e),
+        (Ok(v), None) => Ok((v, false)),
+        (Ok(v), Some(e)) if e.is_instance_of::<PyKeyboardInterrupt>(py) => Ok((v, true)),
+        (_, Some(e)) => Err(e),
         (Err(e), None) => Err(e),
     }
 }
@@ -61,7 +63,14 @@ fn run_inner<T: Send>(
             let mut signal: Option<PyErr> = None;
             loop {
                 match rx.recv_timeout(Duration::from_millis(50)) {
-                    Ok(()) | Err(mpsc::RecvTimeoutError::Disconnected) => break,
+                    Ok(()) | Err(mpsc::RecvTimeoutError::Disconnected) => {
+                        // the bar ends on the final count (work shorter than one poll included)
+                        if let (Some(cb), None) = (&progress, &signal) {
+                            let (done, total) = ctl_ref.progress();
+                            signal = Python::attach(|py| cb.bind(py).call1((done, total)).err());
+                        }
+                        break;
+                    }
                     Err(mpsc::RecvTimeoutError::Timeout) => {
                         if signal.is_some() {
                             continue;

@@ -21,7 +21,7 @@ use crate::error::{invalid, Result};
 use crate::kernels::net::Mlp;
 use crate::kernels::quadrature::PolarRule;
 use crate::optim::bfgs;
-use crate::solve::SolveReport;
+use crate::solve::{Path, SolveReport};
 use crate::threads::with_threads;
 use crate::validate;
 use faer::MatRef;
@@ -222,7 +222,8 @@ pub struct Point {
 
 /// Solves the saddle point at each point in order, each warm-started from the previous
 /// solution (continuation); `q0` (default all ones) starts the first. The spectral evaluator,
-/// when used, shares one eigendecomposition across all points.
+/// when used, shares one eigendecomposition across all points. An interrupt keeps the points
+/// solved before it ([`Path`]).
 pub fn solve_path(
     prob: &Problem<'_>,
     points: &[Point],
@@ -230,14 +231,32 @@ pub fn solve_path(
     opts: &Options,
     n_threads: usize,
     ctl: &Control,
-) -> Result<Vec<Saddle>> {
+) -> Result<Path<Saddle>> {
+    let path = solve_path_then(prob, points, q0, opts, n_threads, ctl, |_, _| Ok(()))?;
+    Ok(path.map(|(s, ())| s))
+}
+
+/// [`solve_path`] with `finish(point, saddle)` run right after each point is solved, before the
+/// next one starts (the binding builds each point's predictor there): an interrupt then keeps
+/// every point finished before it, at most one point's work is lost. `finish` counts no
+/// progress (its kernel entries are not the path's unit).
+#[allow(clippy::too_many_arguments)]
+pub fn solve_path_then<T: Send>(
+    prob: &Problem<'_>,
+    points: &[Point],
+    q0: Option<&[f64]>,
+    opts: &Options,
+    n_threads: usize,
+    ctl: &Control,
+    mut finish: impl FnMut(&Point, &Saddle) -> Result<T> + Send,
+) -> Result<Path<(Saddle, T)>> {
     let depth = prob.net.depth;
     for pt in points {
         validate::widths(&pt.widths, depth)?;
         validate::temperature(pt.temperature)?;
     }
     validate::tol(opts.tol)?;
-    let mut start = match q0 {
+    let first = match q0 {
         Some(q) => {
             if q.len() != depth || q.iter().any(|v| !(v.is_finite() && *v > 0.0)) {
                 return Err(invalid("Q0", format!("needs {depth} finite values > 0")));
@@ -253,19 +272,17 @@ pub fn solve_path(
         } else {
             None
         };
-        let mut out = Vec::with_capacity(points.len());
-        for pt in points {
-            let t = pt.temperature;
-            let w = &pt.widths;
+        Path::walk(points, |pt, done: &[(Saddle, T)]| {
+            let start = done.last().map_or(&first, |(s, _)| &s.q);
+            let (t, w) = (pt.temperature, &pt.widths);
             let mut eval = |q: &[f64]| match &spectrum {
                 Some(sp) => sp.action_and_gradient(w, t, q),
                 None => prob.action_and_gradient(w, t, q, par, ctl),
             };
-            let sol = minimise(&mut eval, w, &start, &Options { solver, ..*opts }, ctl)?;
-            start = sol.q.clone();
-            out.push(sol);
-        }
-        Ok(out)
+            let sol = minimise(&mut eval, w, start, &Options { solver, ..*opts }, ctl)?;
+            let extra = ctl.quietly(|| finish(pt, &sol))?;
+            Ok((sol, extra))
+        })
     })
 }
 

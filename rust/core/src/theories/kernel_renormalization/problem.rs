@@ -16,8 +16,15 @@ use faer::{Accum, Mat, MatRef, Par};
 use rayon::prelude::*;
 
 impl<'a> Problem<'a> {
-    /// Builds `K^0` of the training inputs `x` (P x d) for targets `y` (P x C).
-    pub fn new(net: &'a Mlp, x: Rows<'_>, y: MatRef<'a, f64>, n_threads: usize) -> Result<Self> {
+    /// Builds `K^0` of the training inputs `x` (P x d) for targets `y` (P x C) and the first
+    /// layer map (`ctl` cancels it).
+    pub fn new(
+        net: &'a Mlp,
+        x: Rows<'_>,
+        y: MatRef<'a, f64>,
+        n_threads: usize,
+        ctl: &Control,
+    ) -> Result<Self> {
         net.validate()?;
         if net.depth == 0 {
             return Err(invalid(
@@ -53,7 +60,7 @@ impl<'a> Problem<'a> {
             rule: PolarRule::new(net.quadrature_order),
             m1: Vec::new(),
         };
-        prob.m1 = with_threads(n_threads, |_| prob.layer_map(&prob.k0, false))?.0;
+        prob.m1 = with_threads(n_threads, |_| prob.layer_map(&prob.k0, false, ctl))?.0;
         Ok(prob)
     }
 
@@ -67,12 +74,14 @@ impl<'a> Problem<'a> {
     /// One layer map on the training points: `M = sigma_w^2 E[phi phi](K_prev) + sigma_b^2`
     /// (full, symmetric) and, with `grads`, `(Dc, D)`: `Dc_ij = dE_ij/dK_ij` (symmetric) and
     /// `D_ij = dE_ij/dK_ii` (not symmetric; entry (i, j) of the lower triangle holds dE/da,
-    /// the mirrored entry (j, i) dE/db of the same pair).
+    /// the mirrored entry (j, i) dE/db of the same pair). `ctl` is checked before every row
+    /// (a quadrature layer map of a few hundred points takes seconds).
     #[allow(clippy::type_complexity)]
     fn layer_map(
         &self,
         kprev: &[f64],
         grads: bool,
+        ctl: &Control,
     ) -> Result<(Vec<f64>, Option<(Vec<f64>, Vec<f64>)>)> {
         let p = self.p;
         let (s2w, s2b) = (
@@ -92,6 +101,7 @@ impl<'a> Problem<'a> {
                 .zip(da.par_chunks_mut(p).zip(db.par_chunks_mut(p)))
                 .enumerate()
                 .try_for_each(|(i, ((mr, dcr), (dar, dbr)))| -> Result<()> {
+                    ctl.checkpoint()?;
                     let n = i + 1;
                     let a = vec![diag[i]; n];
                     let mut e = vec![0.0; n];
@@ -126,6 +136,7 @@ impl<'a> Problem<'a> {
             m.par_chunks_mut(p)
                 .enumerate()
                 .try_for_each(|(i, mr)| -> Result<()> {
+                    ctl.checkpoint()?;
                     let n = i + 1;
                     let a = vec![diag[i]; n];
                     let mut e = vec![0.0; n];
@@ -155,7 +166,7 @@ impl<'a> Problem<'a> {
         ];
         for &ql in &q[1..] {
             ctl.checkpoint()?;
-            let (m, _) = self.layer_map(layers.last().unwrap(), false)?;
+            let (m, _) = self.layer_map(layers.last().unwrap(), false, ctl)?;
             layers.push(m.into_iter().map(|v| ql * v).collect());
         }
         Ok(layers)
@@ -197,7 +208,7 @@ impl<'a> Problem<'a> {
         let mut kl: Vec<f64> = self.m1.iter().map(|v| q[0] * v).collect();
         for &ql in &q[1..] {
             ctl.checkpoint()?;
-            let (m, d) = self.layer_map(&kl, true)?;
+            let (m, d) = self.layer_map(&kl, true, ctl)?;
             kl = m.iter().map(|v| ql * v).collect();
             ms.push(m);
             derivs.push(d.unwrap());

@@ -28,7 +28,7 @@ fn gradient_matches_finite_differences() {
     ] {
         let mlp = net(act, depth, sb);
         let prob =
-            Problem::new(&mlp, Rows::new("X", &x, 12, 5).unwrap(), y.as_ref(), 1).unwrap();
+            Problem::new(&mlp, Rows::new("X", &x, 12, 5).unwrap(), y.as_ref(), 1, no_control()).unwrap();
         let widths = vec![7.0; depth];
         let q: Vec<f64> = (0..depth).map(|l| 0.8 + 0.2 * l as f64).collect();
         let (_, g, _) = prob
@@ -63,7 +63,7 @@ fn spectral_and_cholesky_agree_and_converge() {
     for (act, depth) in [(Activation::Erf, 1), (Activation::Linear, 3)] {
         let mlp = net(act, depth, 0.0);
         let prob =
-            Problem::new(&mlp, Rows::new("X", &x, 30, 8).unwrap(), y.as_ref(), 1).unwrap();
+            Problem::new(&mlp, Rows::new("X", &x, 30, 8).unwrap(), y.as_ref(), 1, no_control()).unwrap();
         let pts = [Point {
             widths: vec![20.0; depth],
             temperature: 0.05,
@@ -81,7 +81,8 @@ fn spectral_and_cholesky_agree_and_converge() {
                 2,
                 no_control(),
             )
-            .unwrap();
+            .unwrap()
+            .solutions;
             assert!(
                 s[0].report.converged && s[0].report.residual < 1e-10,
                 "{solver:?}: {:?}",
@@ -99,14 +100,46 @@ fn spectral_and_cholesky_agree_and_converge() {
 fn infinite_width_pins_q_to_one_and_threads_do_not_matter() {
     let (x, y) = data(25, 6, 1, 3);
     let mlp = net(Activation::Relu, 2, 0.1);
-    let prob = Problem::new(&mlp, Rows::new("X", &x, 25, 6).unwrap(), y.as_ref(), 1).unwrap();
+    let prob = Problem::new(&mlp, Rows::new("X", &x, 25, 6).unwrap(), y.as_ref(), 1, no_control()).unwrap();
     let pts = [Point {
         widths: vec![f64::INFINITY, 15.0],
         temperature: 0.1,
     }];
-    let a = solve_path(&prob, &pts, None, &Options::default(), 1, no_control()).unwrap();
-    let b = solve_path(&prob, &pts, None, &Options::default(), 2, no_control()).unwrap();
+    let a = solve_path(&prob, &pts, None, &Options::default(), 1, no_control()).unwrap().solutions;
+    let b = solve_path(&prob, &pts, None, &Options::default(), 2, no_control()).unwrap().solutions;
     assert_eq!(a[0].q[0], 1.0);
     assert!(a[0].report.converged);
     assert_eq!(a[0].q, b[0].q);
+}
+
+#[test]
+fn an_interrupt_keeps_the_solved_points() {
+    let (x, y) = data(20, 4, 1, 4);
+    let mlp = net(Activation::Tanh, 2, 0.1);
+    let ctl = Control::new();
+    let prob = Problem::new(&mlp, Rows::new("X", &x, 20, 4).unwrap(), y.as_ref(), 1, &ctl).unwrap();
+    let pts: Vec<Point> = [200.0, 50.0, 20.0]
+        .iter()
+        .map(|&w| Point { widths: vec![w; 2], temperature: 0.05 })
+        .collect();
+    // `finish` runs after each point: cancelling there stops the path at the next point and
+    // keeps the two finished ones.
+    let path = solve_path_then(&prob, &pts, None, &Options::default(), 1, &ctl, |pt, s| {
+        if pt.widths[0] == 50.0 {
+            ctl.cancel();
+        }
+        Ok(s.q.clone())
+    })
+    .unwrap();
+    assert!(path.interrupted);
+    assert_eq!(path.solutions.len(), 2);
+    let full = solve_path(&prob, &pts[..2], None, &Options::default(), 1, no_control()).unwrap();
+    assert!(!full.interrupted);
+    for ((s, q), f) in path.solutions.iter().zip(&full.solutions) {
+        assert_eq!(&s.q, q);
+        assert_eq!(s.q, f.q);
+    }
+    // interrupted at the first point: nothing to keep, an error
+    let first = solve_path(&prob, &pts, None, &Options::default(), 1, &ctl);
+    assert!(matches!(first, Err(crate::error::AkError::Interrupted)));
 }

@@ -72,7 +72,7 @@ use crate::kernels::input::input_kernel;
 use crate::kernels::net::{Mlp, Rows};
 use crate::linalg::{at_b, cholesky, frob2, scaled_update, symmetric_eigen, symmetrize, RANK_RCOND};
 use crate::optim::lbfgs;
-use crate::solve::SolveReport;
+use crate::solve::{Path, SolveReport};
 use crate::threads::with_threads;
 use crate::validate;
 use crate::linalg::matmul;
@@ -406,6 +406,7 @@ impl<'a> Problem<'a> {
 
     /// Saddle points along a path of `(gamma, T)` points, each L-BFGS solve warm-started from the
     /// previous solution (continuation); `init` (full kernels) starts the first, default NNGP.
+    /// An interrupt keeps the points solved before it.
     pub fn solve_path(
         &self,
         points: &[Point],
@@ -413,7 +414,7 @@ impl<'a> Problem<'a> {
         opts: &Options,
         n_threads: usize,
         ctl: &Control,
-    ) -> Result<Vec<Solution>> {
+    ) -> Result<Path<Solution>> {
         for pt in points {
             validate::gamma_temperature(pt.gamma, pt.temperature)?;
         }
@@ -430,23 +431,19 @@ impl<'a> Problem<'a> {
             } * points.len()) as u64,
         );
         with_threads(n_threads, |par| {
-            let mut start: Option<Vec<Mat<f64>>> = match init {
+            let first: Option<Vec<Mat<f64>>> = match init {
                 Some(k) => {
                     let b = self.factors_of("init", k, par)?;
                     Some(self.whiten(&b, par))
                 }
                 None => None,
             };
-            let mut out = Vec::with_capacity(points.len());
-            for &pt in points {
-                let sol = self.solve_point(pt, start.as_deref(), solver, opts, par, ctl)?;
-                start = Some(sol.a.clone());
-                out.push(sol);
-            }
-            Ok(out)
+            Path::walk(points, |&pt, done: &[Solution]| {
+                let start = done.last().map(|s| &s.a[..]).or(first.as_deref());
+                self.solve_point(pt, start, solver, opts, par, ctl)
+            })
         })
     }
-
 }
 
 #[cfg(test)]

@@ -44,6 +44,7 @@ fn solve(prob: &Problem<'_>, gamma: f64, t: f64, solver: Solver, n_threads: usiz
         no_control(),
     )
     .unwrap()
+    .solutions
     .remove(0)
 }
 

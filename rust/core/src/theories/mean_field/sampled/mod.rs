@@ -73,7 +73,7 @@ use crate::kernels::input::{input_kernel, input_kernel_diag};
 use crate::kernels::net::{Mlp, Rows};
 use crate::linalg::CovFactor;
 use crate::mcmc::tilted::TiltConfig;
-use crate::solve::SolveReport;
+use crate::solve::{Path, SolveReport};
 use crate::validate;
 use faer::{Mat, MatRef};
 
@@ -153,6 +153,7 @@ pub struct SampledSolution {
 }
 
 /// Saddle points along `gammas` (each warm-started from the previous one) at one temperature.
+/// An interrupt keeps the points solved before it.
 pub fn solve_path(
     net: &Mlp,
     x: &Rows,
@@ -162,7 +163,7 @@ pub fn solve_path(
     opts: &SampledOptions,
     n_threads: usize,
     ctl: &Control,
-) -> Result<Vec<SampledSolution>> {
+) -> Result<Path<SampledSolution>> {
     validate::mean_field_net(net, false)?;
     validate::targets(y, x.rows)?;
     let (p, s) = (x.rows as f64, (opts.sampler.n_chains * opts.sampler.n_samples) as f64);
@@ -200,8 +201,7 @@ pub fn solve_path(
     crate::threads::with_threads(n_threads, |par| {
         let k0 = input_kernel(x.mat(), x.mat(), net.sigma_w, net.sigma_b, par);
         let k0f = CovFactor::psd("X", k0.as_ref(), par)?;
-        let mut out: Vec<SampledSolution> = Vec::with_capacity(gammas.len());
-        for &g in gammas {
+        Path::walk(gammas, |&g, out: &[SampledSolution]| {
             let setup = Setup {
                 act: &net.activation,
                 k0: k0.as_ref(),
@@ -215,10 +215,8 @@ pub fn solve_path(
             // warm start from the previous point's last reached gamma: a solved fixed point there
             // even when its continuation stopped short of its own target
             let init = out.last().filter(|s| s.gamma <= g).map(|s| (s, s.gamma));
-            let sol = solve(&setup, net.depth, opts, init, par, ctl).map_err(singular_prior)?;
-            out.push(sol);
-        }
-        Ok(out)
+            solve(&setup, net.depth, opts, init, par, ctl).map_err(singular_prior)
+        })
     })
 }
 
