@@ -133,7 +133,7 @@ def tilted_moments(C, hat_phi, *, activation: str = "tanh", n_chains: int = _DEF
               seed=check_int("seed", seed, minimum=0))
     threads = check_n_threads(n_threads)
     work = float(C.shape[0]) ** 2 * kw["n_chains"] * (kw["burn_in"] + kw["n_samples"] * kw["thin"]) * 10
-    with progress_bar(progress, "tilted density", work) as cb:
+    with progress_bar(progress, "tilted density", work, unit="steps") as cb:
         r = _core.mcmc.tilted_moments(C, H, activation=activation, options=kw, n_threads=threads, progress=cb)
     out = TiltedMoments(phi2=np.asarray(r.phi2), h2=np.asarray(r.h2), acceptance=np.asarray(r.acceptance),
                         step_size=np.asarray(r.step_size), ess=float(r.ess))

@@ -129,7 +129,8 @@ def exact_linear_posterior(net: MLP, X, y, X_test=None, *, width: int, temperatu
     X, Y, X_test = finite_data(X, y, X_test)
     n_threads = check_n_threads(n_threads)
     n = X.shape[0] + (0 if X_test is None else X_test.shape[0])
-    with progress_bar(progress, "exact posterior", 2000.0 * n * X.shape[0] * Y.shape[1], threshold=1e10) as cb:
+    with progress_bar(progress, "exact posterior", 2000.0 * n * X.shape[0] * Y.shape[1], threshold=1e10,
+                      unit="points") as cb:   # training and test points predicted
         r = _core.finite.exact_linear_posterior(X, Y, X_test, sigma_w=net.sigma_w, width=width, temperature=temperature,
                                          parameterization=parameterization, gamma=gamma, n_threads=n_threads,
                                          progress=cb)

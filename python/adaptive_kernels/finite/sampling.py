@@ -157,7 +157,8 @@ def sample_posterior(net: MLP, X, y, X_test=None, *, width, temperature: float, 
     burn_in = n_samples * thin // 2 if burn_in is None else check_int("burn_in", burn_in, minimum=0)
     seed = check_int("seed", seed, minimum=0, maximum=2**64 - 1)
     steps = n_chains * (burn_in + n_samples * thin)
-    with progress_bar(progress, "sampling", steps * X.shape[0] * max(args["widths"]) ** 2 / 1e2, threshold=1e9) as cb:
+    with progress_bar(progress, "sampling", steps * X.shape[0] * max(args["widths"]) ** 2 / 1e2, threshold=1e9,
+                      unit="steps") as cb:   # MALA steps, summed over chains
         r = _core.finite.sample_posterior(
             X, Y, X_test, args["net"], widths=args["widths"], parameterization=args["parameterization"],
             gamma=args["gamma"], config=dict(

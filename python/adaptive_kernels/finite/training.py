@@ -74,7 +74,7 @@ def train_gd(net: MLP, X, y, X_test=None, *, width, weight_decay: float = 0.0, l
     record_every = check_int("record_every", record_every, minimum=1)
     seed = check_int("seed", seed, minimum=0, maximum=2**64 - 1)
     with progress_bar(progress, "training", n_ensemble * steps * X.shape[0] * max(args["widths"]) ** 2 / 1e2,
-                      threshold=1e9) as cb:
+                      threshold=1e9, unit="steps") as cb:   # gradient-descent steps, summed over the ensemble
         members, interrupted = _core.finite.train_gd(
             X, Y, X_test, args["net"], widths=args["widths"], parameterization=args["parameterization"],
             gamma=args["gamma"], config=dict(weight_decay=weight_decay, lr=lr, max_steps=steps, tol=tol,

@@ -143,8 +143,10 @@ class KernelRenormalization(TheoryEstimator):
     # -- one core call ----------------------------------------------------------------------------
     def _solve(self, X, Y, points):
         p0 = points[0]
-        # progress unit: one action evaluation, ~P^3 flops (Cholesky) per iteration and point
-        with progress_bar(p0["progress"], "kernel renormalization", float(X.shape[0]) ** 3 * len(points) * 10) as cb:
+        # the core counts action evaluations (~P^3 flops each with the Cholesky evaluator, about
+        # ten per point); their number is not known ahead, so the bar has no total
+        with progress_bar(p0["progress"], "kernel renormalization", float(X.shape[0]) ** 3 * len(points) * 10,
+                          unit="evaluations") as cb:
             return _core.kernel_renormalization.solve(
                 X, Y, p0["net"], widths=[p["width"] for p in points], temperatures=[p["temperature"] for p in points],
                 q0=p0["q0"], options=p0["options"], n_threads=p0["threads"], progress=cb)

@@ -196,11 +196,11 @@ class BayesianMeanField(TheoryEstimator):
         if p0["sampled"]:
             o = p0["options"]
             work = float(X.shape[0]) ** 2 * o["n_chains"] * (o["burn_in"] + o["n_samples"] * o["thin"]) * 10
-            with progress_bar(p0["progress"], "mean-field saddle point (sampled)", work * net.depth * 3) as cb:
+            with progress_bar(p0["progress"], "mean-field saddle point (sampled)", work * net.depth * 3, unit="steps") as cb:
                 return _core.mean_field.solve_sampled(X, Y, net, gammas=gammas, temperature=p0["temperature"],
                                                       options=o, n_threads=p0["threads"], progress=cb)
         work = float(X.shape[0]) ** 3 * net.depth * len(gammas) * 100
-        with progress_bar(p0["progress"], "mean-field saddle point", work) as cb:
+        with progress_bar(p0["progress"], "mean-field saddle point", work, unit="iterations") as cb:
             return _core.mean_field.solve(X, Y, net, gammas=gammas, temperatures=[p["temperature"] for p in points],
                                           options=p0["options"], n_threads=p0["threads"], progress=cb)
 

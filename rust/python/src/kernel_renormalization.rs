@@ -61,7 +61,7 @@ fn options_of(py: Python<'_>, opts: Option<Bound<'_, PyDict>>) -> PyResult<kr::O
 /// Saddle points along a path of `(widths, temperature)` points, each warm-started from the
 /// previous one (`q0` starts the first; default all ones), each with its fitted predictor, and
 /// whether a Ctrl-C stopped the path early (then the points solved before it; none solved:
-/// `KeyboardInterrupt`).
+/// `KeyboardInterrupt`). Progress counts action evaluations.
 #[pyfunction]
 #[pyo3(signature = (x, y, net, *, widths, temperatures, q0=None, options=None, n_threads=None, progress=None))]
 #[allow(clippy::too_many_arguments)]

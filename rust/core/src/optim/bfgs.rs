@@ -4,7 +4,8 @@
 //! in their logarithm. Steps are capped at `max_step` in the max norm. Near the optimum the
 //! objective changes by round-off only; a step is then accepted when it lowers the residual.
 //! Evaluation errors `NonFinite` and `NotPositiveDefinite` during the line search shorten the
-//! step; other errors stop the solve.
+//! step; other errors stop the solve. `ctl` cancels between iterations; progress is the
+//! caller's to count (kernel renormalization counts its action evaluations).
 use crate::control::Control;
 use crate::error::{AkError, Result};
 use crate::solve::SolveReport;
@@ -74,7 +75,6 @@ pub fn minimize<P: Chart>(
     let mut h = prob.initial_inverse_hessian(&q);
     let mut converged = res < opts.tol;
     let mut n_iter = 0;
-    ctl.set_total(opts.max_iter as u64);
     while !converged && n_iter < opts.max_iter {
         ctl.checkpoint()?;
         n_iter += 1;
@@ -144,7 +144,6 @@ pub fn minimize<P: Chart>(
         gx = gxn;
         res = rnew;
         history.push(res);
-        ctl.advance(1);
         converged = res < opts.tol;
     }
     let report = SolveReport::new("bfgs", converged, n_iter, n_eval, res, history);

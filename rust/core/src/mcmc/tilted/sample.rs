@@ -67,9 +67,13 @@ impl TiltedDensity<'_> {
                 let (mut accepted, mut proposed) = (vec![0usize; k], 0usize);
                 let mut prop = Mat::<f64>::zeros(r, k);
                 let mut xi = vec![0.0; r];
+                let mut counted = 0;
                 for step in 0..steps {
                     if step % 256 == 0 {
                         ctl.checkpoint()?;
+                        // progress in MCMC steps (of every chain), as the chains go
+                        ctl.advance(((step - counted) * k) as u64);
+                        counted = step;
                     }
                     for (j, rng) in rngs.iter_mut().enumerate() {
                         let eta = log_eta[j].exp();
@@ -126,7 +130,7 @@ impl TiltedDensity<'_> {
                         }
                     }
                 }
-                ctl.advance((steps * k) as u64);
+                ctl.advance(((steps - counted) * k) as u64);
                 Ok((0..k)
                     .map(|j| {
                         (

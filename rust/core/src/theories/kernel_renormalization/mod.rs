@@ -17,7 +17,7 @@
 //! costs O(P) per evaluation after one eigendecomposition. Both feed a BFGS minimiser in
 //! `log Q` with a backtracking line search, so `Q` stays positive.
 use crate::control::Control;
-use crate::error::{invalid, Result};
+use crate::error::{invalid, AkError, Result};
 use crate::kernels::net::Mlp;
 use crate::kernels::quadrature::PolarRule;
 use crate::optim::bfgs;
@@ -222,7 +222,8 @@ pub struct Point {
 
 /// Solves the saddle point at each point in order, each warm-started from the previous
 /// solution (continuation); `q0` (default all ones) starts the first. The spectral evaluator,
-/// when used, shares one eigendecomposition across all points. An interrupt keeps the points
+/// when used, shares one eigendecomposition across all points. Progress counts action
+/// evaluations (no total: their number is not known ahead). An interrupt keeps the points
 /// solved before it ([`Path`]).
 pub fn solve_path(
     prob: &Problem<'_>,
@@ -239,7 +240,7 @@ pub fn solve_path(
 /// [`solve_path`] with `finish(point, saddle)` run right after each point is solved, before the
 /// next one starts (the binding builds each point's predictor there): an interrupt then keeps
 /// every point finished before it, at most one point's work is lost. `finish` counts no
-/// progress (its kernel entries are not the path's unit).
+/// progress (the path's unit is the action evaluation).
 #[allow(clippy::too_many_arguments)]
 pub fn solve_path_then<T: Send>(
     prob: &Problem<'_>,
@@ -275,9 +276,15 @@ pub fn solve_path_then<T: Send>(
         Path::walk(points, |pt, done: &[(Saddle, T)]| {
             let start = done.last().map_or(&first, |(s, _)| &s.q);
             let (t, w) = (pt.temperature, &pt.widths);
-            let mut eval = |q: &[f64]| match &spectrum {
-                Some(sp) => sp.action_and_gradient(w, t, q),
-                None => prob.action_and_gradient(w, t, q, par, ctl),
+            let mut eval = |q: &[f64]| {
+                let out = match &spectrum {
+                    Some(sp) => sp.action_and_gradient(w, t, q),
+                    None => prob.action_and_gradient(w, t, q, par, ctl),
+                };
+                if !matches!(out, Err(AkError::Interrupted)) {
+                    ctl.advance(1); // as the report's n_eval counts them
+                }
+                out
             };
             let sol = minimise(&mut eval, w, start, &Options { solver, ..*opts }, ctl)?;
             let extra = ctl.quietly(|| finish(pt, &sol))?;

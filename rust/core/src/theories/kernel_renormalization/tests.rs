@@ -113,7 +113,7 @@ fn infinite_width_pins_q_to_one_and_threads_do_not_matter() {
 }
 
 #[test]
-fn an_interrupt_keeps_the_solved_points() {
+fn an_interrupt_keeps_the_solved_points_and_progress_counts_evaluations() {
     let (x, y) = data(20, 4, 1, 4);
     let mlp = net(Activation::Tanh, 2, 0.1);
     let ctl = Control::new();
@@ -122,9 +122,10 @@ fn an_interrupt_keeps_the_solved_points() {
         .iter()
         .map(|&w| Point { widths: vec![w; 2], temperature: 0.05 })
         .collect();
-    // `finish` runs after each point: cancelling there stops the path at the next point and
-    // keeps the two finished ones.
+    // `finish` runs after each point: its own progress is not counted; cancelling there stops
+    // the path at the next point and keeps the two finished ones.
     let path = solve_path_then(&prob, &pts, None, &Options::default(), 1, &ctl, |pt, s| {
+        ctl.advance(1000);
         if pt.widths[0] == 50.0 {
             ctl.cancel();
         }
@@ -139,6 +140,8 @@ fn an_interrupt_keeps_the_solved_points() {
         assert_eq!(&s.q, q);
         assert_eq!(s.q, f.q);
     }
+    let n_eval: usize = path.solutions.iter().map(|(s, _)| s.report.n_eval).sum();
+    assert_eq!(ctl.progress(), (n_eval as u64, 0));
     // interrupted at the first point: nothing to keep, an error
     let first = solve_path(&prob, &pts, None, &Options::default(), 1, &ctl);
     assert!(matches!(first, Err(crate::error::AkError::Interrupted)));

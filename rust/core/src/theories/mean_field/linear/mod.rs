@@ -406,7 +406,8 @@ impl<'a> Problem<'a> {
 
     /// Saddle points along a path of `(gamma, T)` points, each L-BFGS solve warm-started from the
     /// previous solution (continuation); `init` (full kernels) starts the first, default NNGP.
-    /// An interrupt keeps the points solved before it.
+    /// Progress counts iterations (one per closed-form point; L-BFGS iterations otherwise, with
+    /// no total: `max_iter` only bounds them). An interrupt keeps the points solved before it.
     pub fn solve_path(
         &self,
         points: &[Point],
@@ -423,13 +424,9 @@ impl<'a> Problem<'a> {
             return Err(invalid("max_iter", "must be >= 1"));
         }
         let solver = self.resolve(opts.solver)?;
-        ctl.set_total(
-            (if solver == Solver::ClosedForm {
-                1
-            } else {
-                opts.max_iter
-            } * points.len()) as u64,
-        );
+        if solver == Solver::ClosedForm {
+            ctl.set_total(points.len() as u64);
+        }
         with_threads(n_threads, |par| {
             let first: Option<Vec<Mat<f64>>> = match init {
                 Some(k) => {

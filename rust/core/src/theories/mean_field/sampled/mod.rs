@@ -153,7 +153,8 @@ pub struct SampledSolution {
 }
 
 /// Saddle points along `gammas` (each warm-started from the previous one) at one temperature.
-/// An interrupt keeps the points solved before it.
+/// Progress counts MCMC steps of the tilted samplers (summed over chains; the total grows as
+/// the continuation adds stages). An interrupt keeps the points solved before it.
 pub fn solve_path(
     net: &Mlp,
     x: &Rows,
