@@ -213,6 +213,9 @@ INTERRUPTED_PATHS = {   # a fast first point, then slower ones (~1 s in all at l
                           "gammas", [0.05] + [0.5 + 0.25 * i for i in range(16)], (60, 30)),
     "mean_field_sampled": (lambda: ak.BayesianMeanField(TANH, temperature=0.1, **dict(SAMPLER, n_samples=1000)),
                            "gammas", [0.1] + [0.25 + 0.1 * i for i in range(12)], (30, 4)),
+    "gradient_flow": (lambda: ak.GradientFlowFixedPoint(TANH, gamma=1.0, weight_decay=0.5, n_particles=512,
+                                                        n_threads=1),
+                      "weight_decays", [2.0] + [0.5 - 0.03 * i for i in range(12)], (30, 4)),
 }
 
 

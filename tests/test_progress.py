@@ -14,7 +14,7 @@ import adaptive_kernels as ak
 from adaptive_kernels import _progress
 
 MODULES = ["kernels.lazy", "mcmc", "finite.sampling", "finite.training", "finite.exact",
-           "theories.kernel_renormalization", "theories.mean_field"]
+           "theories.kernel_renormalization", "theories.mean_field", "theories.dmft"]
 
 
 @pytest.fixture
@@ -103,6 +103,14 @@ def test_mean_field_iterations_and_mcmc_steps(bars):
                          burn_in=20, progress=True).fit(X, Y)
     unit, (done, total) = _final(bars)
     assert unit == "steps" and done == total > 0 and done % 4 == 0   # MCMC steps of the tilted samplers' chains
+
+
+def test_gradient_flow_steps(bars):
+    m = ak.GradientFlowFixedPoint(ak.MLP(depth=1, activation="tanh"), gamma=1.0, weight_decay=0.5, n_particles=16,
+                                  progress=True).fit(X, Y)
+    unit, (done, total) = _final(bars)
+    # flow steps, then the polish's L-BFGS iterations; no total (max_steps only bounds them)
+    assert unit == "steps" and total == 0 and done == m.n_iter_ > 0   # n_iter_: Euler steps + L-BFGS iterations
 
 
 def test_the_bar_shows_the_unit_and_no_eta_without_a_total():

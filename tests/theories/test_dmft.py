@@ -29,9 +29,9 @@ def _k0(A, B, net):
 
 def _one_step(net, X, Y, theta, gamma, lam, M, dt):
     """One Euler step of the core's flow from `theta`: (theta after, residual after)."""
-    _, (fp,) = _core.dmft.solve(X, Y, net, points=[(gamma, lam)], init=theta,
-                                options=dict(n_particles=M, dt=dt, adaptive=False, polish_iter=0, max_steps=1,
-                                             tol=1e-300, switch_tol=0.0), n_threads=1)
+    _, (fp,), _ = _core.dmft.solve(X, Y, net, points=[(gamma, lam)], init=theta,
+                                    options=dict(n_particles=M, dt=dt, adaptive=False, polish_iter=0, max_steps=1,
+                                                 tol=1e-300, switch_tol=0.0), n_threads=1)
     return np.asarray(fp.theta), fp.report.residual
 
 

@@ -154,10 +154,13 @@ class GradientFlowFixedPoint(TheoryEstimator):
         p0 = points[0]
         steps = p0["options"]["max_steps"] * len(points)
         work = float(steps) * X.shape[0] * p0["options"]["n_particles"] * min(X.shape[1], X.shape[0]) * 8
-        with progress_bar(p0["progress"], "gradient-flow fixed point", work) as cb:
-            vmap, fps = _core.dmft.solve(X, Y, p0["net"], points=[(p["gamma"], p["weight_decay"]) for p in points],
-                                         options=p0["options"], n_threads=p0["threads"], progress=cb)
-        return [(vmap, fp) for fp in fps]
+        # the core counts flow steps, then the polish's L-BFGS iterations (no total: the flow stops
+        # at its tolerance or when it stalls)
+        with progress_bar(p0["progress"], "gradient-flow fixed point", work, unit="steps") as cb:
+            vmap, fps, interrupted = _core.dmft.solve(
+                X, Y, p0["net"], points=[(p["gamma"], p["weight_decay"]) for p in points], options=p0["options"],
+                n_threads=p0["threads"], progress=cb)
+        return [(vmap, fp) for fp in fps], interrupted
 
     def _store(self, state) -> None:
         vmap, s = state

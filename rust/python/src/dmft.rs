@@ -3,7 +3,7 @@
 use crate::convert::{defaults_dict, mat_to_numpy, mats_to_list, view, NetArg, Options};
 use crate::errors::Failure;
 use crate::results::SolveReport;
-use crate::runtime::{run, threads};
+use crate::runtime::{run, run_interruptible, threads};
 use ak_core::control::Control;
 use ak_core::faer::Mat;
 use ak_core::theories::dmft::{self, Form, InputMap};
@@ -88,7 +88,9 @@ fn curve_array<'py>(py: Python<'py>, c: &[(usize, f64, f64)]) -> Bound<'py, PyAr
 
 /// Fixed points along `points` (pairs (gamma, weight_decay)), warm-started along the list;
 /// `init` (flat particle parameters) starts the first instead of the seeded draw.
-/// Returns `(input_map, fixed_points)`: `input_map` is `V` (d, r) or None (see the core docs).
+/// Returns `(input_map, fixed_points, interrupted)`: `input_map` is `V` (d, r) or None (see the
+/// core docs); `interrupted`: a Ctrl-C stopped the path early, `fixed_points` are those solved
+/// before it (none solved: `KeyboardInterrupt`).
 #[pyfunction]
 #[pyo3(signature = (x, y, net, *, points, init=None, options=None, n_threads=None, progress=None))]
 #[allow(clippy::too_many_arguments, clippy::type_complexity)]
@@ -102,7 +104,7 @@ fn solve<'py>(
     options: Option<Bound<'py, PyDict>>,
     n_threads: Option<usize>,
     progress: Option<Py<PyAny>>,
-) -> PyResult<(Option<Bound<'py, PyArray2<f64>>>, Vec<FixedPoint>)> {
+) -> PyResult<(Option<Bound<'py, PyArray2<f64>>>, Vec<FixedPoint>, bool)> {
     let arg = NetArg::new(&net)?;
     let opts = read_options(options)?;
     let (xv, yv) = (view("X", &x)?, view("y", &y)?);
@@ -111,11 +113,12 @@ fn solve<'py>(
         None => None,
     };
     let nt = threads(n_threads);
-    let (map, fps) = run(py, progress, |ctl: &Control| {
+    let ((map, path), interrupted) = run_interruptible(py, progress, |ctl: &Control| {
         with_threads(nt, |par| dmft::solve_path(&arg.net, xv, yv, &points, init, &opts, par, ctl))
             .map_err(|e| arg.failure(e))
     })?;
-    let fps = fps
+    let fps = path
+        .solutions
         .into_iter()
         .map(|f| {
             let grads = PyList::new(py, f.gradient_kernels.iter().map(|g| mats_to_list(py, g)).collect::<PyResult<Vec<_>>>()?)?;
@@ -138,7 +141,7 @@ fn solve<'py>(
             })
         })
         .collect::<PyResult<Vec<_>>>()?;
-    Ok((map.v.as_ref().map(|v| mat_to_numpy(py, v.as_ref())), fps))
+    Ok((map.v.as_ref().map(|v| mat_to_numpy(py, v.as_ref())), fps, interrupted || path.interrupted))
 }
 
 /// Predictions (Q, C) at `x_test` of a fitted fixed point (`theta`, `dual` of `form`, the

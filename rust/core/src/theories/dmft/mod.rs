@@ -38,7 +38,7 @@ use crate::kernels::activation::Activation;
 use crate::kernels::net::Mlp;
 use crate::linalg::{matmul, symmetric_eigen, RANK_RCOND};
 use crate::rng::Rng;
-use crate::solve::SolveReport;
+use crate::solve::{Path, SolveReport};
 use faer::{Accum, Mat, MatRef, Par};
 
 /// Settings of the fixed-point solve (the defaults of `GradientFlowFixedPoint`).
@@ -226,7 +226,10 @@ fn check_point(gamma: f64, lambda: f64) -> Result<()> {
 /// Fixed points along a path of `(gamma, weight_decay)` points, each warm-started from the
 /// previous one (from the initial draw after a dead point, which a warm start could not leave).
 /// The first starts from `init` (particle parameters in the particle network's layout, on the
-/// mapped inputs) or from the draw `theta ~ N(0, I)` of `seed`.
+/// mapped inputs) or from the draw `theta ~ N(0, I)` of `seed`. Progress counts steps (flow
+/// steps, then the polish's L-BFGS iterations) with no total (the flow stops at its tolerance
+/// or when it stalls; `max_steps` only bounds it). An interrupt keeps the points solved before
+/// it.
 pub fn solve_path(
     net: &Mlp,
     x: MatRef<'_, f64>,
@@ -236,7 +239,7 @@ pub fn solve_path(
     opts: &Options,
     par: Par,
     ctl: &Control,
-) -> Result<(InputMap, Vec<FixedPoint>)> {
+) -> Result<(InputMap, Path<FixedPoint>)> {
     check_args(net, x, y, opts)?;
     if points.is_empty() {
         return Err(invalid("gamma", "the path is empty"));
@@ -265,16 +268,13 @@ pub fn solve_path(
             t
         }
     };
-    ctl.set_total((opts.max_steps * points.len()) as u64);
-    let mut out: Vec<FixedPoint> = Vec::with_capacity(points.len());
-    for &(gamma, lambda) in points {
+    let path = Path::walk(points, |&(gamma, lambda), out: &[FixedPoint]| {
         let pnet = particle_net(net, xr.ncols(), y.ncols(), gamma, opts.n_particles);
         let start = match out.last() {
             Some(prev) if !prev.dead => prev.theta.clone(),
             _ => theta0.clone(),
         };
-        let fp = flow::fixed_point(net, &pnet, xr.as_ref(), y, gamma, lambda, start, opts, par, ctl)?;
-        out.push(fp);
-    }
-    Ok((map, out))
+        flow::fixed_point(net, &pnet, xr.as_ref(), y, gamma, lambda, start, opts, par, ctl)
+    })?;
+    Ok((map, path))
 }
