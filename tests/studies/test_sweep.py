@@ -113,3 +113,20 @@ def test_failed_cells_are_rows_with_the_error(data):
         t = ak.sweep(_kr(), {"width": [100, -5]}, *data, executor=ak.SerialExecutor())
     assert t["error"][0] is None
     assert "width" in t["error"][1] and t["test_loss"][1] is None
+
+
+def test_ctrl_c_in_a_chain_stops_the_study(data, monkeypatch):
+    """A path that a Ctrl-C cut short (it returns the points solved, ``interrupted``) stops the
+    sweep with KeyboardInterrupt instead of giving a chain fewer rows than cells."""
+    from adaptive_kernels.studies._cells import run_cells
+    real_path = ak.KernelRenormalization.path
+
+    def interrupted_path(self, X, y, **kw):
+        out = real_path(self, X, y, **kw)
+        out.models, out.interrupted = out.models[:1], True
+        return out
+
+    monkeypatch.setattr(ak.KernelRenormalization, "path", interrupted_path)
+    X, y, Xt, yt = data
+    with pytest.raises(KeyboardInterrupt, match="1 of the 2 cells"):
+        run_cells(_kr(), [{"width": 200}, {"width": 50}], "width", "widths", X, y, Xt, yt, None)

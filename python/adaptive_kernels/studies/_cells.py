@@ -182,6 +182,8 @@ def run_cells(estimator, cells: list[dict], chain: str | None, plural: str | Non
                 fitted = [models[0].fit(X, y)]
             else:
                 path = models[0].path(X, y, **{plural: [c[chain] for c in cells]})
+                if path.interrupted:   # Ctrl-C stops the study (one row per cell, never a short chain)
+                    raise KeyboardInterrupt(f"study interrupted after {len(path)} of the {len(cells)} cells of a chain")
                 fitted = path.models
             dt = (time.perf_counter() - t0) / len(cells)
             out = []
