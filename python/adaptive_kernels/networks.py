@@ -30,17 +30,19 @@ class MLP:
         ``phi'`` for a callable activation (used by the NTK). If omitted, a central difference
         with step ``1e-5 max(1, |x|)`` is used (about 1e-10 relative error for smooth phi).
     method : {"auto", "quadrature", "hermite"}
-        ``"auto"`` uses closed forms for linear, relu (arc-cosine) and erf, and quadrature
-        otherwise; ``"quadrature"`` forces quadrature (to check the closed forms).
-        ``"hermite"`` computes the lazy kernels (``nngp_kernel``, ``ntk_kernel``,
-        ``lazy_kernels``, ``kernel_diagonal``) of every activation, callables included, by
-        Hermite (Mehler) expansions in the correlation with per-point coefficients (no
-        transcendental functions per entry; for tanh at P = 4000 three orders of magnitude faster
-        than quadrature, benches/bench_hermite.py): an entry's truncation error is bounded by ``1e-12`` relative to
-        ``sqrt(E[phi(u)^2] E[phi(v)^2])``, and entries that miss this bound (|rho| near 1 with
-        slowly decaying coefficients, kinks, large variances) use the polar quadrature of
-        ``quadrature_order``. Other computations (kernel renormalization, mean-field theories)
-        treat it as ``"quadrature"``.
+        ``"auto"`` uses closed forms for linear, relu (arc-cosine) and erf, and for every other
+        activation (tanh, gelu, softplus, callables) the Hermite (Mehler) expansion in the lazy
+        kernels (``nngp_kernel``, ``ntk_kernel``, ``lazy_kernels``, ``kernel_diagonal``) and in
+        kernel renormalization's layer maps (named activations), the polar quadrature elsewhere
+        (mean-field theories, criticality). ``"quadrature"`` forces quadrature everywhere (to check
+        the closed forms). ``"hermite"`` uses the expansion also for relu, erf and linear.
+        The expansion uses per-point Hermite coefficients (no transcendental functions per entry;
+        for tanh at P = 4000 three orders of magnitude faster than quadrature,
+        benches/bench_hermite.py): an entry's truncation error is bounded by ``1e-12`` relative to
+        ``sqrt(E[phi(u)^2] E[phi(v)^2])``; entries that miss this bound (|rho| near 1 with slowly
+        decaying coefficients, kinks, large variances) use the polar quadrature, at order
+        ``max(quadrature_order, 128)`` for the named activations and ``quadrature_order`` for
+        callables.
     quadrature_order : int
         Order q of the polar product Gauss rule for bivariate Gaussian expectations: q
         Gauss-Laguerre radial nodes times q/2 Gauss-Legendre angular nodes on each of the (at

@@ -55,10 +55,34 @@ def test_callable_uses_the_expansion():
     assert _rel(K, Kr) < 1e-10 and _rel(Th, Thr) < 1e-10
 
 
-def test_default_stays_quadrature():
-    # golden tests pin the quadrature results of auto for tanh; hermite is opt-in
-    net = ak.MLP(depth=1, activation="tanh")
-    assert np.array_equal(ak.nngp_kernel(net, X), ak.nngp_kernel(ak.MLP(depth=1, activation="tanh", method="quadrature"), X))
+@pytest.mark.parametrize("activation", ["tanh", "gelu", "softplus", np.sin, "relu", "erf", "linear"])
+def test_auto_is_hermite_without_closed_form(activation):
+    # method="auto": the expansion for every activation without a closed form (callables too),
+    # the closed forms for relu, erf and linear
+    kw = dict(depth=2, activation=activation, sigma_b=0.2)
+    if callable(activation):
+        kw["activation_derivative"] = np.cos
+    auto = ak.MLP(**kw)
+    same = ak.MLP(**kw, method="hermite") if isinstance(activation, str) and activation in ("tanh", "gelu", "softplus") \
+        or callable(activation) else ak.MLP(**kw, method="auto")
+    for a, b in zip(ak.lazy_kernels(auto, X, XT), ak.lazy_kernels(same, X, XT)):
+        assert np.array_equal(a, b)
+    assert np.array_equal(ak.kernel_diagonal(auto, X, kernel="ntk"), ak.kernel_diagonal(same, X, kernel="ntk"))
+    if isinstance(activation, str) and activation in ("relu", "erf", "linear"):
+        # closed forms, not the expansion (which differs in the last bits)
+        her = ak.nngp_kernel(ak.MLP(**kw, method="hermite"), X)
+        assert _rel(ak.nngp_kernel(auto, X), her) < 1e-10
+
+
+def test_auto_fallback_is_accurate_near_rho_one():
+    # entries with |rho| -> 1 that miss the expansion's bound use the polar rule at order 128 for
+    # the named activations (order 32 is ~1e-5 off for tanh here): auto agrees with quadrature at
+    # order 128 even where the default quadrature_order = 32 does not
+    net = dict(depth=3, activation="tanh", sigma_w=1.0, sigma_b=0.2)
+    K = ak.nngp_kernel(ak.MLP(**net), X)
+    Kq = ak.nngp_kernel(ak.MLP(**net, method="quadrature", quadrature_order=128), X)
+    K32 = ak.nngp_kernel(ak.MLP(**net, method="quadrature"), X)
+    assert _rel(K, Kq) < 1e-10 < _rel(K32, Kq)
 
 
 @settings(max_examples=40, deadline=None)

@@ -49,7 +49,7 @@ def lazy_kernels(net: MLP, X1, X2=None, *, ntk: bool = True, scales=None, n_thre
     n_threads = check_n_threads(n_threads)
     scales = _check_scales(scales, net, ntk)
     p2 = X1.shape[0] if X2 is None else X2.shape[0]
-    work = X1.shape[0] * p2 * max(net.depth, 1) * (1 if net.method == "auto" and net.activation in ("linear", "relu", "erf") else 500)
+    work = X1.shape[0] * p2 * max(net.depth, 1) * (500 if net.method == "quadrature" else 1)
     with progress_bar(progress, "kernel", work, unit="entries") as cb:
         return _core.kernels.lazy_kernels(X1, X2, net, ntk=bool(ntk), scales=scales, n_threads=n_threads,
                                           progress=cb)

@@ -85,21 +85,29 @@ def gaussian_expectations(activation, a, b, c, *, method="auto", order=32, deriv
                           need_derivative=False):
     """Elementwise (E[phi(u) phi(v)], E[phi'(u) phi'(v)] or None), (u, v) ~ N(0, [[a, c], [c, b]]).
 
-    method "auto" uses closed forms for linear/relu/erf and quadrature otherwise;
-    "quadrature" forces the polar Gauss rule (see quadrature.py) for every activation.
+    method "auto" uses closed forms for linear/relu/erf and the Hermite expansion otherwise
+    ("hermite" also for linear/relu/erf; hermite.py, polar quadrature where its error bound
+    misses 1e-12); "quadrature" forces the polar Gauss rule (see quadrature.py) for every
+    activation.
 
     Degenerate variances (a * b == 0) use rho = 0: the relu closed form then gives
     E[relu relu] = 0 and E[step step] = 1/4 (the limit used by the Rust core), whereas the
     quadrature evaluates the integrand as is (step(0) = 0, so it gives 0 when a or b is 0).
     """
-    if method not in ("auto", "quadrature"):
-        raise ValueError(f"method must be 'auto' or 'quadrature', got {method!r}")
+    if method not in ("auto", "quadrature", "hermite"):
+        raise ValueError(f"method must be 'auto', 'quadrature' or 'hermite', got {method!r}")
     a, b, c = (np.asarray(z, dtype=float) for z in (a, b, c))
     if not a.shape == b.shape == c.shape:
         raise ValueError("a, b, c must have the same shape")
     phi, dphi = activation_functions(activation, derivative)
     if method == "auto" and isinstance(activation, str) and activation in _CLOSED_FORM:
         return _closed_form(activation, a, b, c, need_derivative)
+    if method != "quadrature":   # the Hermite expansion (hermite.py), quadrature where it misses the bound
+        from .hermite import hermite_or_quadrature
+        if isinstance(activation, str):   # the core's fallback order for the named activations
+            order = max(order, 128)
+        e = hermite_or_quadrature(phi, a, b, c, order)
+        return e, (hermite_or_quadrature(dphi, a, b, c, order) if need_derivative else None)
     e = np.empty_like(c)
     ed = np.empty_like(c) if need_derivative else None
     for idx in np.ndindex(c.shape):

@@ -20,6 +20,7 @@ from scipy import linalg, optimize, special
 
 from ..kernels.input import input_kernel
 from ..kernels.lazy import activation_functions, gaussian_expectations
+from ..kernels.hermite import gaussian_mean, hermite_or_quadrature
 from ..kernels.quadrature import polar_expectation
 
 __all__ = ["renormalized_kernels", "action", "action_gradient", "solve", "li_sompolinsky",
@@ -41,8 +42,17 @@ _SECOND_DERIVATIVES = {
 # net attributes and argument handling
 
 def _opts(net):
-    return dict(method=getattr(net, "method", "auto"), order=getattr(net, "quadrature_order", 32),
+    method = getattr(net, "method", "auto")
+    if not isinstance(net.activation, str):
+        method = "quadrature"   # callables: the core's layer maps keep the quadrature (phi'' by differences)
+    return dict(method=method, order=getattr(net, "quadrature_order", 32),
                 derivative=getattr(net, "activation_derivative", None))
+
+
+def _hermite(net):
+    """Whether the layer maps use the Hermite expansion (smooth named activations, method auto or hermite)."""
+    return isinstance(net.activation, str) and net.activation in _SECOND_DERIVATIVES \
+        and net.activation not in ("linear", "erf") and _opts(net)["method"] != "quadrature"
 
 
 def _widths(widths, depth):
@@ -109,6 +119,8 @@ def expectation_derivatives(net, a, b, c):
         return Ec, Ea
     phi, _ = activation_functions(net.activation, o["derivative"])
     ddphi = _second_derivative(net)
+    if _hermite(net):    # Mehler's formula for the pair (phi'', phi)
+        return Ec, 0.5 * hermite_or_quadrature(ddphi, a, b, c, max(o["order"], 128), psi=phi)
     Ea = np.empty_like(c)
     for idx in np.ndindex(c.shape):
         Ea[idx] = 0.5 * polar_expectation(ddphi, phi, a[idx], b[idx], c[idx], o["order"])
@@ -128,6 +140,8 @@ def _diagonal_derivative(net, k):
     o = _opts(net)
     phi, dphi = activation_functions(net.activation, o["derivative"])
     ddphi = _second_derivative(net)
+    if _hermite(net):
+        return gaussian_mean(lambda x: dphi(x) ** 2 + phi(x) * ddphi(x), k, 400)
     return np.array([polar_expectation(dphi, dphi, x, x, x, o["order"])
                      + polar_expectation(phi, ddphi, x, x, x, o["order"]) for x in k])
 

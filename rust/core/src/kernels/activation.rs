@@ -365,7 +365,9 @@ fn normal_cdf(x: f64) -> f64 {
 /// How Gaussian expectations are computed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Method {
-    /// Closed forms where they exist (linear, relu, erf), quadrature otherwise.
+    /// Closed forms where they exist (linear, relu, erf); otherwise the Hermite expansion in the
+    /// lazy kernels ([`crate::kernels::net::Mlp::lazy_uses_hermite`]) and the polar quadrature
+    /// elsewhere.
     Auto,
     /// Always the polar quadrature rule (for checking closed forms).
     Quadrature,

@@ -22,7 +22,7 @@
 //!
 //! The 1-D rule's own error is not part of the bound: a point whose `E[phi^2]` from the
 //! [`GH_NODES`]-node rule and from a [`GH_CHECK_NODES`]-node rule differ by more than
-//! `TOL E[phi^2]` (non-smooth callables, very large variances) has an infinite tail, so all its
+//! `TOL E[phi^2]` (or `c_0`, `c_1` by more than `1e-10 sqrt(E[phi^2])`) (non-smooth callables, very large variances) has an infinite tail, so all its
 //! entries use the quadrature.
 use crate::error::{AkError, Result};
 use crate::kernels::activation::{Activation, ElementwiseFn};
@@ -37,6 +37,9 @@ pub const TOL: f64 = 1e-12;
 /// Nodes of the Gauss-Hermite rule of the coefficients, and of the rule that checks it.
 pub const GH_NODES: usize = 400;
 pub const GH_CHECK_NODES: usize = 320;
+/// Accepted difference of `c_0`, `c_1` between the two rules, relative to `sqrt(E[phi^2])`
+/// (kinks differ by ~1e-6; smooth activations at large variances by ~1e-12).
+const COEFF_CHECK: f64 = 1e-10;
 
 /// A symmetric Gauss-Hermite rule for `E[f(z)]`, `z ~ N(0, 1)`: positive nodes and their
 /// weights (each node stands for `+z` and `-z`; the weights sum to 1/2).
@@ -92,14 +95,14 @@ pub fn gauss_hermite(m: usize) -> HalfRule {
     HalfRule { z: pos, w }
 }
 
-struct Rules {
-    main: HalfRule,
+pub(crate) struct Rules {
+    pub(crate) main: HalfRule,
     check: HalfRule,
     /// `hw[n][k] = w_k h_n(z_k)` of the main rule (n-major), for n = 0..=MAX_ORDER.
     hw: Vec<f64>,
 }
 
-fn rules() -> &'static Rules {
+pub(crate) fn rules() -> &'static Rules {
     static R: OnceLock<Rules> = OnceLock::new();
     R.get_or_init(|| {
         let main = gauss_hermite(GH_NODES);
@@ -122,8 +125,9 @@ fn rules() -> &'static Rules {
 pub struct HermiteTable {
     /// Number of points.
     pub p: usize,
-    /// Truncation order N of the table.
+    /// Truncation order N of the table (of phi), and of phi' (0 without phi').
     pub order: usize,
+    pub d_order: usize,
     /// Coefficients `c_n(s_i)` at `c[n * p + i]`, n = 0..=MAX_ORDER.
     pub c: Vec<f64>,
     /// `E[phi(sqrt(s_i) z)^2]`.
@@ -138,10 +142,10 @@ pub struct HermiteTable {
 }
 
 /// Coefficients, second moment and tails of one function at one variance.
-struct PointCoeffs {
-    c: Vec<f64>,
-    m0: f64,
-    tails: Vec<f64>,
+pub(crate) struct PointCoeffs {
+    pub(crate) c: Vec<f64>,
+    pub(crate) m0: f64,
+    pub(crate) tails: Vec<f64>,
 }
 
 /// Coefficients from the values at `+- sqrt(s) z_k` of the main rule (`fp`, `fm`), and the
@@ -161,8 +165,18 @@ fn coeffs_from_values(fp: &[f64], fm: &[f64], gp: &[f64], gm: &[f64]) -> PointCo
     };
     let m0 = sq(&r.main.w, fp, fm);
     let m0_check = sq(&r.check.w, gp, gm);
+    // c_0 and c_1 by the check rule too: E[phi^2] alone misses kinks whose square is smooth
+    // (relu: relu(x)^2 + relu(-x)^2 = x^2, the step's sum is 1)
+    let c0_check: f64 = r.check.w.iter().zip(gp.iter().zip(gm)).map(|(w, (a, b))| w * (a + b)).sum();
+    let c1_check: f64 = (r.check.w.iter().zip(&r.check.z))
+        .zip(gp.iter().zip(gm))
+        .map(|((w, z), (a, b))| w * z * (a - b))
+        .sum();
     let finite = m0.is_finite() && c.iter().all(|v| v.is_finite());
-    let reliable = finite && (m0 - m0_check).abs() <= TOL * m0;
+    let reliable = finite
+        && (m0 - m0_check).abs() <= TOL * m0
+        && (c[0] - c0_check).abs() <= COEFF_CHECK * m0.sqrt()
+        && (c[1] - c1_check).abs() <= COEFF_CHECK * m0.sqrt();
     let mut tails = vec![f64::INFINITY; MAX_ORDER + 1];
     if reliable {
         let mut s = 0.0;
@@ -235,6 +249,29 @@ const CUSTOM_CHUNK: usize = 512;
 
 /// Coefficients of phi (`derivative = false`) or phi' at the variances `s`.
 fn point_coeffs(act: &Activation, s: &[f64], derivative: bool) -> Result<Vec<PointCoeffs>> {
+    point_coeffs_k(act, s, derivative as u8)
+}
+
+/// `act`'s `k`-th derivative (k <= 2; phi'' only for the smooth built-ins) at `x`.
+#[inline]
+fn derivative_k(act: &Activation, x: f64, k: u8) -> f64 {
+    match k {
+        0 => act.phi(x).unwrap(),
+        1 => act.dphi(x).unwrap(),
+        _ => act.ddphi(x).unwrap(),
+    }
+}
+
+/// Coefficients of the `k`-th derivative of phi (k = 0, 1, 2; k = 2 only for the smooth
+/// built-in activations) at the variances `s`.
+pub(crate) fn point_coeffs_k(act: &Activation, s: &[f64], k: u8) -> Result<Vec<PointCoeffs>> {
+    let derivative = k == 1;
+    if k == 2 && (matches!(act, Activation::Relu | Activation::Custom(_))) {
+        return Err(AkError::InvalidArgument {
+            name: "activation",
+            msg: "phi'' expansions are only for the smooth built-in activations".into(),
+        });
+    }
     let r = rules();
     let (km, kc) = (r.main.z.len(), r.check.z.len());
     let nodes = |s: f64| -> Vec<f64> {
@@ -269,16 +306,7 @@ fn point_coeffs(act: &Activation, s: &[f64], derivative: bool) -> Result<Vec<Poi
             .par_iter()
             .map(|&s| {
                 let x = nodes(s);
-                let v: Vec<f64> = x
-                    .iter()
-                    .map(|&x| {
-                        if derivative {
-                            act.dphi(x).unwrap()
-                        } else {
-                            act.phi(x).unwrap()
-                        }
-                    })
-                    .collect();
+                let v: Vec<f64> = x.iter().map(|&x| derivative_k(act, x, k)).collect();
                 split(&v)
             })
             .collect()),
@@ -298,13 +326,13 @@ fn eval_custom(f: &dyn ElementwiseFn, x: &[f64], out: &mut [f64], derivative: bo
 }
 
 /// Smallest order whose relative tails are all <= TOL, else MAX_ORDER.
-fn choose_order(pcs: &[PointCoeffs]) -> usize {
+pub(crate) fn choose_order(pcs: &[PointCoeffs]) -> usize {
     (0..=MAX_ORDER)
         .find(|&n| pcs.iter().all(|p| p.tails[n] <= TOL))
         .unwrap_or(MAX_ORDER)
 }
 
-fn pack(pcs: &[PointCoeffs], order: usize) -> (Vec<f64>, Vec<f64>, Vec<f64>) {
+pub(crate) fn pack(pcs: &[PointCoeffs], order: usize) -> (Vec<f64>, Vec<f64>, Vec<f64>) {
     let p = pcs.len();
     let mut c = vec![0.0; (MAX_ORDER + 1) * p];
     for (i, pc) in pcs.iter().enumerate() {
@@ -323,13 +351,15 @@ impl HermiteTable {
     pub fn new(act: &Activation, s: &[f64], derivative: bool) -> Result<Self> {
         let pc = point_coeffs(act, s, false)?;
         let pd = if derivative { Some(point_coeffs(act, s, true)?) } else { None };
-        let order = choose_order(&pc).max(pd.as_deref().map_or(0, choose_order));
+        let order = choose_order(&pc);
+        let d_order = pd.as_deref().map_or(0, choose_order);
         let (c, m0, rt) = pack(&pc, order);
-        let d = pd.map(|pd| pack(&pd, order));
+        let d = pd.map(|pd| pack(&pd, d_order));
         let p = s.len();
         Ok(HermiteTable {
             p,
             order,
+            d_order,
             parity: parities(&c, p),
             d_parity: d.as_ref().map_or(3, |d| parities(&d.0, p)),
             c,
@@ -340,14 +370,41 @@ impl HermiteTable {
     }
 }
 
+/// An entry that misses the error bound: its offset, and whether `E[phi phi]` and/or
+/// `E[phi' phi']` miss it (only those are taken from the quadrature).
+#[derive(Debug, Clone, Copy)]
+pub struct Fallback {
+    pub k: usize,
+    pub e: bool,
+    pub d: bool,
+}
+
+/// The order used for a tile whose largest |correlation| is `rmax`: `order`, lowered to the
+/// smallest `n` with `rmax^{n+1} <= TOL` (the relative tails are at most 1, so this bounds the
+/// error of every entry just as well).
+pub(crate) fn lowered_order(rmax: f64, order: usize) -> usize {
+    if rmax < 1.0 {
+        order.min(((TOL.ln() / rmax.ln()).ceil() as usize).saturating_sub(1))
+    } else {
+        order
+    }
+}
+
+/// Whether an off-diagonal entry of correlation `r` whose pair of relative tails at the series'
+/// order `order` multiply to `t` misses the error bound, the series being summed to `n_used`.
+#[inline]
+pub(crate) fn misses_bound(t: f64, r: f64, n_used: usize, order: usize) -> bool {
+    let by_rho = n_used < order && t.is_finite();
+    !by_rho && t > TOL && !(t * r.abs().powi((order + 1) as i32) <= TOL)
+}
+
 /// Evaluates `E[phi phi]` (into `e`) and, if both tables carry phi', `E[phi' phi']` (into `dd`)
 /// for row point `i` of `rows` and the column points `j0..j0 + e.len()` of `cols`, where
 /// `a = s_i`, `b[k] = s_{j0+k}` and `c[k]` is the covariance. Entries whose error bound exceeds
-/// the target are not written; their offsets are pushed onto `fallback`.
+/// the target are pushed onto `fallback` (their missing values are not meaningful).
 ///
-/// The order used is the tables' order N, lowered to the smallest `n` with
-/// `max_k |rho_k|^{n+1} <= TOL` (the relative tails are at most 1), which bounds the error of
-/// every accepted entry just as well.
+/// Each series is summed to its tables' order (phi: `order`, phi': `d_order`), lowered per
+/// tile by [`lowered_order`]; so `E[phi phi]` is the same with and without phi'.
 #[allow(clippy::too_many_arguments)]
 pub fn entries(
     rows: &HermiteTable,
@@ -360,28 +417,27 @@ pub fn entries(
     e: &mut [f64],
     mut dd: Option<&mut [f64]>,
     rho: &mut Vec<f64>,
-    fallback: &mut Vec<usize>,
+    fallback: &mut Vec<Fallback>,
 ) {
     let m = c.len();
-    let order = rows.order.max(cols.order);
     rho.clear();
     rho.extend((0..m).map(|k| correlation(a, b[k], c[k])));
-    let rmax = rho.iter().fold(0.0f64, |acc, r| acc.max(r.abs()));
-    let n_rho = if rmax < 1.0 {
-        // smallest n with rmax^{n+1} <= TOL
-        ((TOL.ln() / rmax.ln()).ceil() as usize).saturating_sub(1)
-    } else {
-        order
-    };
-    let n_used = order.min(n_rho);
+    // the exact diagonal (rho = 1, equal variances) is not summed: leave it out of the lowering
+    let rmax = rho
+        .iter()
+        .zip(b)
+        .fold(0.0f64, |acc, (r, bk)| if *r == 1.0 && *bk == a { acc } else { acc.max(r.abs()) });
+    let order = rows.order.max(cols.order);
+    let n_used = lowered_order(rmax, order);
     let rho2: Vec<f64> = rho.iter().map(|r| r * r).collect();
     horner(&rows.c, rows.p, i, &cols.c, cols.p, j0, n_used, rho, &rho2, rows.parity & cols.parity, e);
     let both_d = rows.d.as_ref().zip(cols.d.as_ref());
+    let d_order = rows.d_order.max(cols.d_order);
+    let d_used = lowered_order(rmax, d_order);
     if let (Some(dd), Some((rd, cd))) = (dd.as_deref_mut(), both_d) {
         let par = rows.d_parity & cols.d_parity;
-        horner(&rd.0, rows.p, i, &cd.0, cols.p, j0, n_used, rho, &rho2, par, dd);
+        horner(&rd.0, rows.p, i, &cd.0, cols.p, j0, d_used, rho, &rho2, par, dd);
     }
-    let pw = (order + 1) as i32;
     for k in 0..m {
         let r = rho[k];
         if r == 1.0 && b[k] == a {
@@ -391,19 +447,19 @@ pub fn entries(
             }
             continue;
         }
-        let mut t = rows.rt[i] * cols.rt[j0 + k];
-        if let Some((rd, cd)) = both_d {
-            t = t.max(rd.2[i] * cd.2[j0 + k]);
-        }
-        let by_rho = n_used < order && t.is_finite();
-        if !by_rho && t > TOL && !(t * r.abs().powi(pw) <= TOL) {
-            fallback.push(k);
+        let fe = misses_bound(rows.rt[i] * cols.rt[j0 + k], r, n_used, order);
+        let fd = match (dd.is_some(), both_d) {
+            (true, Some((rd, cd))) => misses_bound(rd.2[i] * cd.2[j0 + k], r, d_used, d_order),
+            _ => false,
+        };
+        if fe || fd {
+            fallback.push(Fallback { k, e: fe, d: fd });
         }
     }
 }
 
 /// Which parities of `n` carry nonzero coefficients: bit 0 even, bit 1 odd.
-fn parities(c: &[f64], p: usize) -> u8 {
+pub(crate) fn parities(c: &[f64], p: usize) -> u8 {
     let mut bits = 0u8;
     for n in 0..=MAX_ORDER {
         if c[n * p..(n + 1) * p].iter().any(|v| *v != 0.0) {
@@ -418,7 +474,7 @@ fn parities(c: &[f64], p: usize) -> u8 {
 /// vectorizes over k.
 #[allow(clippy::too_many_arguments)]
 #[inline]
-fn horner(
+pub(crate) fn horner(
     ci: &[f64],
     pi: usize,
     i: usize,
@@ -466,6 +522,8 @@ fn horner(
 
 /// Largest number of columns per [`entries`] call.
 pub const COL_MAX: usize = 256;
+
+pub mod grad;
 
 #[cfg(test)]
 mod tests;

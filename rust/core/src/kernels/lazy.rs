@@ -10,7 +10,7 @@
 //! are computed in one pass over the output (rows in parallel), after one Gram product.
 use crate::control::Control;
 use crate::error::{invalid, shape, AkError, Result};
-use crate::kernels::activation::{Activation, Expectation, Method};
+use crate::kernels::activation::{Activation, Expectation};
 use crate::kernels::hermite::HermiteTable;
 use crate::kernels::lazy_hermite::{diagonal_tables, hermite_pass};
 use crate::kernels::input::{gram_into, InputKernel};
@@ -181,7 +181,8 @@ pub fn lazy_kernels_scaled(
         } else {
             (0..p1).map(|i| input.of_row(x1.row(i))).collect()
         };
-        if net.method == Method::Hermite && net.depth > 0 {
+        if net.lazy_uses_hermite() {
+            let fallback_rule = PolarRule::new(net.hermite_fallback_order());
             let want_d = ntk.is_some();
             let side1 = diagonal_tables("X1", net, scales, diag1, want_d)?;
             let side2 = if sym {
@@ -201,7 +202,7 @@ pub fn lazy_kernels_scaled(
                 &k0,
                 nngp,
                 ntk.as_deref_mut(),
-                &rule,
+                &fallback_rule,
                 ctl,
             )?;
             if sym {
@@ -323,7 +324,7 @@ pub fn kernel_diagonal(
             let mut th = if ntk { Some(k.clone()) } else { None };
             let (mut e, mut dd) = (vec![0.0; m], vec![0.0; m]);
             for q in &scales {
-                if net.method == Method::Hermite {
+                if net.lazy_uses_hermite() {
                     // E[phi^2], E[phi'^2] from the 1-D rule, as the full kernel's diagonal
                     let t = HermiteTable::new(&net.activation, &k, ntk)?;
                     e.copy_from_slice(&t.m0);

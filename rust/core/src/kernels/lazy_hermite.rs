@@ -47,6 +47,16 @@ pub(crate) fn diagonal_tables(
     Ok((diags, tables))
 }
 
+/// The expectations of the entries that miss the expansion's bound: the closed form where there
+/// is one (linear, relu, erf), else the polar `rule` ([`Mlp::hermite_fallback_order`]).
+pub(crate) fn fallback_expectation<'a>(net: &'a Mlp, rule: &'a PolarRule) -> Expectation<'a> {
+    Expectation {
+        act: &net.activation,
+        method: if net.activation.has_closed_form() { Method::Auto } else { Method::Quadrature },
+        rule,
+    }
+}
+
 /// Runs the layer recursion on `nngp` (holding the Gram product `X1 X2^T`, lower triangle
 /// only when `sym`), writing `K^L` and, if given, the NTK `Th^L` (lower triangle when `sym`).
 #[allow(clippy::too_many_arguments)]
@@ -63,12 +73,7 @@ pub(crate) fn hermite_pass(
     rule: &PolarRule,
     ctl: &Control,
 ) -> Result<()> {
-    // fallback: the closed form where there is one (linear, relu, erf), else the polar rule
-    let fb = Expectation {
-        act: &net.activation,
-        method: if net.activation.has_closed_form() { Method::Auto } else { Method::Quadrature },
-        rule,
-    };
+    let fb = fallback_expectation(net, rule);
     let (s2w, s2b) = (net.sigma_w * net.sigma_w, net.sigma_b * net.sigma_b);
     let depth = net.depth;
     let want_d = ntk.is_some();
@@ -120,15 +125,21 @@ pub(crate) fn hermite_pass(
                         fa.clear();
                         fa.resize(nf, a);
                         fbv.clear();
-                        fbv.extend(fall.iter().map(|&k| b[k]));
+                        fbv.extend(fall.iter().map(|f| b[f.k]));
                         fc.clear();
-                        fc.extend(fall.iter().map(|&k| c[k]));
+                        fc.extend(fall.iter().map(|f| c[f.k]));
                         fe.resize(nf, 0.0);
                         fd.resize(nf, 0.0);
                         fb.batch(&fa, &fbv, &fc, &mut fe, if want_d { Some(&mut fd) } else { None })?;
-                        for (q, &k) in fall.iter().enumerate() {
-                            e[k] = fe[q];
-                            dd[k] = fd[q];
+                        // only the series that missed the bound: E is the same with and
+                        // without the NTK
+                        for (q, f) in fall.iter().enumerate() {
+                            if f.e {
+                                e[f.k] = fe[q];
+                            }
+                            if f.d {
+                                dd[f.k] = fd[q];
+                            }
                         }
                     }
                     let q = scales[l];

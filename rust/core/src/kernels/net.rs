@@ -57,6 +57,30 @@ impl Mlp {
         Ok(())
     }
 
+    /// Whether the lazy kernels use the Hermite (Mehler) expansion
+    /// ([`crate::kernels::lazy_hermite`]): always with `Method::Hermite`, and with `Method::Auto`
+    /// for every activation without a closed form (tanh, gelu, softplus, callables).
+    pub fn lazy_uses_hermite(&self) -> bool {
+        self.depth > 0
+            && match self.method {
+                Method::Hermite => true,
+                Method::Auto => !self.activation.has_closed_form(),
+                Method::Quadrature => false,
+            }
+    }
+
+    /// Order of the polar rule for the entries that miss the Hermite expansion's error bound
+    /// (|rho| -> 1): the highest one for the built-in activations (order 32 is only ~1e-4
+    /// accurate for tanh at variances ~3, and an expansion/quadrature switch must not
+    /// make the kernel jump by more than the expansion's own error); `quadrature_order` for
+    /// callables (a non-smooth callable sends every entry there, as with "quadrature").
+    pub fn hermite_fallback_order(&self) -> usize {
+        match self.activation {
+            Activation::Custom(_) => self.quadrature_order,
+            _ => self.quadrature_order.max(MAX_QUADRATURE_ORDER),
+        }
+    }
+
     pub(crate) fn expectation<'a>(&'a self, rule: &'a PolarRule) -> Expectation<'a> {
         Expectation {
             act: &self.activation,

@@ -3,7 +3,9 @@
 use super::Problem;
 use crate::control::Control;
 use crate::error::{invalid, shape, AkError, Result};
-use crate::kernels::activation::{Expectation, ExpectationGrad};
+use crate::kernels::activation::{Activation, Expectation, ExpectationGrad};
+use crate::kernels::hermite::grad::{grad_row, value_row, GradTable};
+use crate::kernels::hermite::HermiteTable;
 use crate::kernels::input::input_kernel_symmetric;
 use crate::kernels::net::{mirror_lower, mirror_upper, Mlp, Rows};
 use crate::kernels::quadrature::PolarRule;
@@ -57,9 +59,13 @@ impl<'a> Problem<'a> {
             c: y.ncols(),
             k0,
             y,
+            // with the expansions, the quadrature only computes the entries that miss its bound
             rule: PolarRule::new(net.quadrature_order),
             m1: Vec::new(),
         };
+        if prob.uses_hermite() {
+            prob.rule = PolarRule::new(net.hermite_fallback_order());
+        }
         prob.m1 = with_threads(n_threads, |_| prob.layer_map(&prob.k0, false, ctl))?.0;
         Ok(prob)
     }
@@ -69,6 +75,16 @@ impl<'a> Problem<'a> {
         self.net.depth == 1
             || (matches!(self.net.activation, crate::kernels::activation::Activation::Linear)
                 && self.net.sigma_b == 0.0)
+    }
+
+    /// Whether the layer maps use the Hermite expansions ([`crate::kernels::hermite::grad`]):
+    /// as the lazy kernels do ([`Mlp::lazy_uses_hermite`]), for the smooth built-in activations
+    /// (closed forms stay closed forms; callables keep the quadrature, whose phi'' is a
+    /// difference quotient).
+    pub fn uses_hermite(&self) -> bool {
+        self.net.lazy_uses_hermite()
+            && !self.net.activation.has_closed_form()
+            && !matches!(self.net.activation, Activation::Custom(_))
     }
 
     /// One layer map on the training points: `M = sigma_w^2 E[phi phi](K_prev) + sigma_b^2`
@@ -95,6 +111,11 @@ impl<'a> Problem<'a> {
                 act: &self.net.activation,
                 rule: &self.rule,
             };
+            let table = if self.uses_hermite() {
+                Some(GradTable::new(&self.net.activation, &diag)?)
+            } else {
+                None
+            };
             let (mut dc, mut da, mut db) = (vec![0.0; p * p], vec![0.0; p * p], vec![0.0; p * p]);
             m.par_chunks_mut(p)
                 .zip(dc.par_chunks_mut(p))
@@ -105,15 +126,14 @@ impl<'a> Problem<'a> {
                     let n = i + 1;
                     let a = vec![diag[i]; n];
                     let mut e = vec![0.0; n];
-                    eg.batch(
-                        &a,
-                        &diag[..n],
-                        &kprev[i * p..i * p + n],
-                        &mut e,
-                        &mut dcr[..n],
-                        &mut dar[..n],
-                        Some(&mut dbr[..n]),
-                    )?;
+                    let krow = &kprev[i * p..i * p + n];
+                    if let Some(t) = &table {
+                        let (dcr, dar, dbr) = (&mut dcr[..n], &mut dar[..n], &mut dbr[..n]);
+                        grad_row(t, i, &diag, krow, &mut e, dcr, dar, dbr, &eg)?;
+                    } else {
+                        let (dcr, dar, dbr) = (&mut dcr[..n], &mut dar[..n], Some(&mut dbr[..n]));
+                        eg.batch(&a, &diag[..n], krow, &mut e, dcr, dar, dbr)?;
+                    }
                     for j in 0..n {
                         mr[j] = s2w * e[j] + s2b;
                     }
@@ -133,6 +153,11 @@ impl<'a> Problem<'a> {
                 method: self.net.method,
                 rule: &self.rule,
             };
+            let table = if self.uses_hermite() {
+                Some(HermiteTable::new(&self.net.activation, &diag, false)?)
+            } else {
+                None
+            };
             m.par_chunks_mut(p)
                 .enumerate()
                 .try_for_each(|(i, mr)| -> Result<()> {
@@ -140,7 +165,11 @@ impl<'a> Problem<'a> {
                     let n = i + 1;
                     let a = vec![diag[i]; n];
                     let mut e = vec![0.0; n];
-                    ex.batch(&a, &diag[..n], &kprev[i * p..i * p + n], &mut e, None)?;
+                    let krow = &kprev[i * p..i * p + n];
+                    match &table {
+                        Some(t) => value_row(t, i, &diag, krow, &mut e, &ex)?,
+                        None => ex.batch(&a, &diag[..n], krow, &mut e, None)?,
+                    }
                     for j in 0..n {
                         mr[j] = s2w * e[j] + s2b;
                     }
