@@ -317,6 +317,9 @@ def main() -> int:
     parser.add_argument("--temperature", type=float, default=0.01)
     parser.add_argument("--depth", type=int, default=2, help="erf depth L (default 2)")
     parser.add_argument("--sigma-w", type=float, default=1.0, help="erf sigma_w (deepbays priors 1/sigma_w^2)")
+    parser.add_argument("--tanh-sizes", type=int, nargs="*", default=[],
+                        help="also tanh (Hermite layer maps, issue #20) at these P, same L and sigma_w as erf; "
+                             "ours only (deepbays' FC_deep has no tanh kernel), with the ratio to our erf time")
     parser.add_argument("--relu-size", type=int, default=1000, help="P of the ReLU case (0 skips it)")
     parser.add_argument("--relu-depth", type=int, default=3)
     parser.add_argument("--relu-sigma-w", type=float, default=2 ** 0.5)
@@ -371,15 +374,19 @@ def main() -> int:
     print(f"{'case':>16} {'P':>5} {'data':>15} | {'ours s':>8} {'deepbays s':>10} {'ratio':>7} | "
           f"{'max|dQ|':>8} | {'ours conv':>9} {'db conv':>7} | {'our resid':>9} {'db resid':>9} | Q ours")
     cases = [("erf", args.depth, args.sigma_w, P) for P in args.sizes]
+    cases += [("tanh", args.depth, args.sigma_w, P) for P in args.tanh_sizes]
     if args.relu_size:
         cases.append(("relu", args.relu_depth, args.relu_sigma_w, args.relu_size))
     failed = False
+    erf_seconds = {}
     for act, L, sw, P in cases:
         X, y, dlabel = load_data(args.data, P, args.seed, csv if args.data in ("auto", "mnist5k") else None)
         net = ak.MLP(depth=L, activation=act, sigma_w=sw, sigma_b=0.0)
         ours = min((fit_ours(net, X, y, N, T) for _ in range(args.repeats)), key=lambda r: r["seconds"])
         db = None
-        if db_python is not None:
+        if act == "erf":
+            erf_seconds[P] = ours["seconds"]
+        if db_python is not None and act != "tanh":
             with tempfile.TemporaryDirectory(prefix="bench_kr_data_") as tmp:
                 npz = os.path.join(tmp, "data.npz")
                 np.savez(npz, X=X, y=y)
@@ -410,6 +417,8 @@ def main() -> int:
             if db.get("warnings"):
                 extra += f", warnings: {db['warnings']}"
             print(extra, flush=True)
+        if act == "tanh" and P in erf_seconds:
+            print(f"#   tanh / erf (ours) at P={P}: {ours['seconds'] / erf_seconds[P]:.2f}", flush=True)
         failed |= not ours["converged"]
     print("# ratio = deepbays s / ours s; max|dQ| = max_l |Q_ours - Q_deepbays|; residuals are max_l |Q_l (2/N) dS/dQ_l|"
           " (deepbays: its converged flag means max_l |dS_deepbays/dQ_l| <= 1e-8)")

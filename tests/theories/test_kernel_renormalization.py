@@ -236,12 +236,12 @@ def test_custom_activation_matches_builtin():
 
 @pytest.mark.parametrize("act", ["tanh", "gelu", "softplus"])
 def test_hermite_layer_maps_match_high_order_quadrature(act):
-    # issue #20: with method="auto" the layer maps of smooth activations (values, E[phi' phi'] and
+    # issue #20: with method="hermite" the layer maps of smooth activations (values, E[phi' phi'] and
     # E[phi'' phi] / 2 for the gradient) are Mehler expansions; independent check: the action and
     # gradient of the order-128 polar quadrature, and finite differences of the expansion's action
     X, Y = _data(4, p=14, c=1)
     kw = dict(depth=3, activation=act, sigma_w=1.1, sigma_b=0.2)
-    m = ak.KernelRenormalization(ak.MLP(**kw), width=[20, 30, 40], temperature=0.1).fit(X, Y)
+    m = ak.KernelRenormalization(ak.MLP(**kw, method="hermite"), width=[20, 30, 40], temperature=0.1).fit(X, Y)
     q = ak.KernelRenormalization(ak.MLP(**kw, method="quadrature", quadrature_order=128), width=[20, 30, 40],
                                  temperature=0.1).fit(X, Y)
     Q = np.array([0.9, 1.3, 0.7])

@@ -43,16 +43,18 @@ _SECOND_DERIVATIVES = {
 
 def _opts(net):
     method = getattr(net, "method", "auto")
-    if not isinstance(net.activation, str):
-        method = "quadrature"   # callables: the core's layer maps keep the quadrature (phi'' by differences)
+    if not isinstance(net.activation, str) or (method == "auto" and net.activation not in ("linear", "relu", "erf")):
+        # the core's layer maps: the quadrature for callables (phi'' by differences) and, with
+        # "auto", for the smooth named activations (the Hermite maps only with "hermite")
+        method = "quadrature"
     return dict(method=method, order=getattr(net, "quadrature_order", 32),
                 derivative=getattr(net, "activation_derivative", None))
 
 
 def _hermite(net):
-    """Whether the layer maps use the Hermite expansion (smooth named activations, method auto or hermite)."""
+    """Whether the layer maps use the Hermite expansion (smooth named activations, method="hermite")."""
     return isinstance(net.activation, str) and net.activation in _SECOND_DERIVATIVES \
-        and net.activation not in ("linear", "erf") and _opts(net)["method"] != "quadrature"
+        and net.activation not in ("linear", "erf") and _opts(net)["method"] == "hermite"
 
 
 def _widths(widths, depth):
@@ -316,11 +318,28 @@ def li_sompolinsky_zero_temperature(X, y, width, sigma_w=1.0):
 # ----------------------------------------------------------------------------------------------
 # predictor
 
+class _LazyNet:
+    """``net`` with method "hermite" (the lazy kernels' "auto" for activations without a closed form)."""
+
+    def __init__(self, net):
+        self._net = net
+        self.method = "hermite"
+
+    def __getattr__(self, name):
+        return getattr(self._net, name)
+
+
 def predict(net, X, Y, Q, T, X_test):
     """GP posterior of the renormalized kernel on the joint set [X; X_test]:
     mean = k_*^T A^{-1} Y,  var = diag K^L(X_test, X_test) - diag(k_*^T A^{-1} k_*) (latent f)."""
     P = np.asarray(X).shape[0]
-    K = renormalized_kernels(net, X, Q, X_test)[-1]
+    # the predictor's kernels are the lazy kernels with layer scales (the core calls lazy_kernels):
+    # with "auto" the Hermite expansion for the smooth named activations, as in the lazy reference
+    lazy = net
+    if getattr(net, "method", "auto") == "auto" and isinstance(net.activation, str) \
+            and net.activation not in ("linear", "relu", "erf"):
+        lazy = _LazyNet(net)
+    K = renormalized_kernels(lazy, X, Q, X_test)[-1]
     factor = linalg.cho_factor(K[:P, :P] + T * np.eye(P), lower=True)
     k_star = K[:P, P:]
     mean = k_star.T @ linalg.cho_solve(factor, np.asarray(Y, dtype=float))

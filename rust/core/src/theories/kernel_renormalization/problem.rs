@@ -78,11 +78,13 @@ impl<'a> Problem<'a> {
     }
 
     /// Whether the layer maps use the Hermite expansions ([`crate::kernels::hermite::grad`]):
-    /// as the lazy kernels do ([`Mlp::lazy_uses_hermite`]), for the smooth built-in activations
-    /// (closed forms stay closed forms; callables keep the quadrature, whose phi'' is a
-    /// difference quotient).
+    /// with `method = "hermite"` for the smooth built-in activations (closed forms stay closed
+    /// forms; callables keep the quadrature, whose phi'' is a difference quotient). Not with
+    /// "auto" yet: on real data (digits, MNIST) most training pairs have |rho| near 1 after a
+    /// layer, where the tanh series misses its bound and the order-128 fallback costs ~1000x the
+    /// erf closed form (benches/README.md, issue #20).
     pub fn uses_hermite(&self) -> bool {
-        self.net.lazy_uses_hermite()
+        self.net.method == crate::kernels::activation::Method::Hermite
             && !self.net.activation.has_closed_form()
             && !matches!(self.net.activation, Activation::Custom(_))
     }
