@@ -78,10 +78,10 @@ def hermite_or_quadrature(phi, a, b, c, order, psi=None, tol=1e-12):
     # the core's 1-D rule (400 nodes), trusted where a 320-node rule gives the same E[f^2]
     def reliable(f, s):   # E[f^2], c_0 and c_1 agree between the two rules
         m, m_check = gaussian_mean(lambda x: f(x) ** 2, s, 400), gaussian_mean(lambda x: f(x) ** 2, s, 320)
-        ok = np.abs(m - m_check) <= tol * m
+        ok = np.abs(m - m_check) <= 1e-8 * m
         q = np.sqrt(np.maximum(s, 0.0))
         for g in (f, lambda x: f(x) * np.divide(x, q[:, None], out=np.zeros_like(x), where=q[:, None] > 0)):
-            ok &= np.abs(gaussian_mean(g, s, 400) - gaussian_mean(g, s, 320)) <= 1e-10 * np.sqrt(m)
+            ok &= np.abs(gaussian_mean(g, s, 400) - gaussian_mean(g, s, 320)) <= 1e-8 * np.sqrt(m)
         return ok
     ok = reliable(phi, a.ravel()) & reliable(psi, b.ravel()) & reliable(phi, b.ravel()) & reliable(psi, a.ravel())
     e[diag] = gaussian_mean(lambda x: phi(x) * psi(x), a.ravel()[diag], 400)
