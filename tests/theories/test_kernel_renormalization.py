@@ -48,7 +48,10 @@ def test_action_gradient_and_solution_match_reference(seed, act, depth, sigma_b,
     mu, sd = m.predict(X[:5] * 1.1, return_std=True)
     # tanh: core (400-node coefficients, orders lowered per tile) and reference (200 nodes, order
     # 128) expand the kernels to ~1e-12 each, not bit for bit like the shared quadrature rule before
-    np.testing.assert_allclose(mu, mean, rtol=1e-9, atol=1e-11 if act != "tanh" else 1e-10)
+    # (and the test points 1.1 x have rho = 1 with unequal variances against x: those entries miss the
+    # series bound and take the order-128 quadrature, ~1e-9 accurate for tanh)
+    np.testing.assert_allclose(mu, mean, rtol=1e-9 if act != "tanh" else 1e-8,
+                               atol=1e-11 if act != "tanh" else 1e-8 * np.abs(mean).max())
     np.testing.assert_allclose(sd**2, var, rtol=1e-8, atol=1e-12)
 
 
