@@ -24,11 +24,14 @@ whatever parts exist, so they can run one at a time):
 * ``small``: a P = 40 split (same protocol) where ``BayesianMeanField`` runs (it does not
   finish at P >= 100 within 5 minutes for relu at gamma = 1, T = 0.01).
 * ``dtcheck``: the Euler step's effect at t = 1 (dt = 1e-4 ... 1e-3, a smaller N).
+* ``splits``: adaptive vs lazy on three more splits (a width-2000 network at t = 1, dt = 1e-3).
 
-    python benches/dmft_mnist.py --parts network          # ~7 min on 2 busy cores
-    python benches/dmft_mnist.py --parts fixed            # ~9 min
-    python benches/dmft_mnist.py --parts baselines small dtcheck
-    python benches/dmft_mnist.py --parts                  # table only
+    python benches/dmft_mnist.py --parts network --scatter   # ~8 min on 2 busy cores
+    python benches/dmft_mnist.py --parts fixed              # ~9 min
+    python benches/dmft_mnist.py --parts baselines small    # ~2 min
+    python benches/dmft_mnist.py --parts dtcheck            # ~10 min
+    python benches/dmft_mnist.py --parts splits             # ~5 min
+    python benches/dmft_mnist.py --parts                    # the table from the saved parts
 """
 from __future__ import annotations
 
@@ -262,6 +265,33 @@ def _own(m, Xtr, Xte, M, perp=0.0, seed=0):
     return two_layer(W, w, Xtr, Xte, GAMMA)["ft"]
 
 
+def part_splits(args, net, _data):
+    """Adaptive vs lazy on other class-balanced splits: a width-``--splits-N`` network at t = 1
+    (dt 1e-3), its final-kernel predictors, NNGP and NTK regression (ridge 1e-6)."""
+    import adaptive_kernels as ak
+
+    rows = []
+    for split in args.splits:
+        Xtr, ytr, Xte, yte = mnist01(300, seed=split)
+        M, dt = args.splits_N, 1e-3
+        steps = int(round(1 / dt))
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            m = ak.GradientFlowFixedPoint(net, gamma=GAMMA, weight_decay=LAM, n_particles=M, seed=split, dt=dt,
+                                          adaptive=False, polish_iter=0, max_steps=steps).fit(Xtr, ytr)
+        W, w, Q = full_weights(m.theta_, m.input_map_, M, Xtr.shape[1])
+        fin = two_layer(W + (1 - LAM * dt) ** steps * perp_draw(M, Q, split), w, Xtr, Xte, GAMMA)
+        pf = forms(fin, ytr, LAM)
+        row = {"split": split, "N": M, "network_train_half_mse": 0.5 * mse(fin["f"], ytr),
+               "network": mse(fin["ft"], yte), "final_readout": mse(pf["readout"], yte), "final_ntk": mse(pf["ntk"], yte),
+               "nngp": mse(ak.GaussianProcess(net, ridge=1e-6).fit(Xtr, ytr).predict(Xte), yte),
+               "ntk_regression": mse(ak.KernelRidge(net, kernel="ntk", ridge=1e-6).fit(Xtr, ytr).predict(Xte), yte)}
+        rows.append(row)
+        print("  " + ", ".join(f"{k} {v:.5f}" if isinstance(v, float) else f"{k} {v}" for k, v in row.items()),
+              flush=True)
+    return rows
+
+
 def part_dtcheck(args, net, data):
     """Train 1/2 MSE and test MSE at t = 1 vs the Euler step (raw-input network, N = args.dt_check_N)."""
     import adaptive_kernels as ak
@@ -287,7 +317,7 @@ def part_dtcheck(args, net, data):
 
 
 PARTS = {"network": part_network, "fixed": part_fixed, "baselines": part_baselines, "small": part_small,
-         "dtcheck": part_dtcheck}
+         "dtcheck": part_dtcheck, "splits": part_splits}
 
 
 def load(part):
@@ -299,7 +329,8 @@ def load(part):
 
 
 def table():
-    net, fp, base, small, dtc = (load(p) for p in ("network", "fixed", "baselines", "small", "dtcheck"))
+    net, fp, base, small, dtc, splits = (load(p) for p in ("network", "fixed", "baselines", "small", "dtcheck",
+                                                            "splits"))
     print("\nMNIST 0 vs 1, P = 300, two-layer relu, gamma = 4, weight_decay = 2 (test set: 700 images)")
     print(f"paper (N = 5000 net, lr 1e-4, 1e4 steps, P* = 1980): train 1/2 MSE {PAPER['train_half_mse']}, "
           f"test MSE {PAPER['test_mse']}")
@@ -345,7 +376,14 @@ def table():
         for r in dtc["rows"]:
             print(f"  dt {r['dt']:<7g} train 1/2MSE {r['train_half_mse']:.5f}  test MSE {r['test_mse']:.5f}  "
                   f"test outputs vs dt 1e-4: max {r['test_output_vs_dt1e-4']['max']:.4f}")
-    combined = {"paper": PAPER, "network": net, "fixed": fp, "baselines": base, "small": small, "dtcheck": dtc}
+    if splits:
+        print(f"\nother splits (network N = {splits[0]['N']}, dt 1e-3, t = 1), test MSE:")
+        keys = ["network", "final_readout", "final_ntk", "nngp", "ntk_regression"]
+        print("  split " + " ".join(f"{k:>14}" for k in keys))
+        for r in splits:
+            print(f"  {r['split']:>5} " + " ".join(f"{r[k]:>14.5f}" for k in keys))
+    combined = {"paper": PAPER, "network": net, "fixed": fp, "baselines": base, "small": small, "dtcheck": dtc,
+                "splits": splits}
     if net is not None:
         combined["network"] = {k: v for k, v in net.items() if k != "loss_curve_half_mse"}
     with open(os.path.join(RESULTS, "dmft_mnist.json"), "w") as fh:
@@ -359,6 +397,8 @@ def main() -> int:
     ap.add_argument("--dt", type=float, default=5e-4, help="Euler step of the network (flow time 1)")
     ap.add_argument("--fp-steps", type=int, default=2500, help="step budget of the fixed point's adaptive flow")
     ap.add_argument("--dt-check-N", type=int, default=1000)
+    ap.add_argument("--splits", type=int, nargs="+", default=[1, 2, 3], help="split seeds of the splits part")
+    ap.add_argument("--splits-N", type=int, default=2000)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--scatter", action="store_true", help="save results/dmft_mnist_scatter.png")
     args = ap.parse_args()
