@@ -20,9 +20,11 @@ relu, gamma = 1, weight_decay = 1, M = 10^4 particles.
   (1e-2 here; with the default 1e-4 the flow creeps: on P = 200, M = 1000 it had not reached
   1e-4 after 6000 steps, t = 124, and the solve took 2.5x longer to the same fixed point), and
   for relu, which never becomes stationary, the residual it stalls at after ``--relu-steps``
-  adaptive steps.
+  adaptive steps. Side by side, the authors' solver as a NumPy loop: fixed-step Euler (half the
+  core's final adaptive step) from the same particles, for ``--ref-factor`` times the core's
+  time; the residual it reaches is printed (a ratio ">= 10.5" means it had not reached 1e-8).
 
-    python benches/bench_dmft.py                                   # ~8 min on 2 cores
+    python benches/bench_dmft.py                                   # ~25 min on 2 busy cores
     python benches/bench_dmft.py --p 500 --steps 5 --converge-p 500
 """
 from __future__ import annotations
@@ -115,17 +117,49 @@ def step_times(P, M, steps, dt, repeat):
     return row
 
 
-def converge(P, M, activation, relu_steps, switch_tol):
+def reference_euler(X, y, net, M, m0, dt, tol, budget_s):
+    """The authors' solver as a NumPy loop: fixed-dt Euler steps of the particle flow (W-space form
+    of the reference, which also gives the residual) from the core's initial particles, until
+    rms(grad J) < tol or ``budget_s`` seconds. Returns (seconds, residual, steps)."""
+    from adaptive_kernels.reference.theories import dmft as ref
+
+    Xr = X if m0.input_map_ is None else X @ m0.input_map_
+    F = ref.features(Xr, net.sigma_w, net.sigma_b)
+    Th, Z = ref.particles(m0.theta_, Xr.shape[1], M, 1, net.sigma_b)
+    Th, Z, Y = Th.copy(), Z.copy(), y[:, None]
+    t0, steps, rms = time.perf_counter(), 0, np.inf
+    while time.perf_counter() - t0 < budget_s:
+        _, gT, gZ, rms = ref.objective(Th, Z, F, Y, gamma=GAMMA, weight_decay=LAM, activation=net.activation)
+        if rms < tol:
+            break
+        Th -= dt * gT
+        Z -= dt * gZ
+        steps += 1
+    return time.perf_counter() - t0, float(rms), steps
+
+
+def converge(P, M, activation, relu_steps, switch_tol, ref_factor):
     import adaptive_kernels as ak
 
     X, y = mnist_parity(P)
     net = ak.MLP(depth=1, activation=activation)
     kw = dict(tol=1e-8, switch_tol=switch_tol) if activation != "relu" else dict(tol=1e-8, max_steps=relu_steps)
     m, secs = core_fit(net, X, y, M, **kw)
-    return dict(P=P, M=M, activation=activation, seconds=secs, converged=bool(m.converged_), residual=m.residual_,
-                n_steps=m.n_steps_, n_iter=int(m.report_.n_iter), n_eval=int(m.report_.n_eval),
-                flow_time=m.flow_time_, readout_gap=m.readout_gap_, dead=m.dead_,
-                solver=m.report_.solver)
+    row = dict(P=P, M=M, activation=activation, seconds=secs, converged=bool(m.converged_), residual=m.residual_,
+               n_steps=m.n_steps_, n_iter=int(m.report_.n_iter), n_eval=int(m.report_.n_eval),
+               flow_time=m.flow_time_, readout_gap=m.readout_gap_, dead=m.dead_,
+               solver=m.report_.solver)
+    if ref_factor > 0 and activation != "relu":
+        # the reference gets half the core's last adaptive step (which the adaptive rule grew to
+        # the edge of Euler stability; 3/4 of it made the fixed-step Euler oscillate at P = 100)
+        # and ref_factor times the core's time; not reaching tol in it shows a
+        # ratio >= ref_factor
+        m0, _ = core_fit(net, X, y, M, max_steps=1, dt=1e-300, adaptive=False, polish_iter=0)
+        dt = 0.5 * m.dt_
+        ref_s, ref_res, ref_steps = reference_euler(X, y, net, M, m0, dt, 1e-8, min(ref_factor * secs, 1800.0))
+        row.update(ref_dt=dt, ref_seconds=ref_s, ref_residual=ref_res, ref_steps=ref_steps,
+                   ref_reached=bool(ref_res < 1e-8))
+    return row
 
 
 def main() -> int:
@@ -136,8 +170,11 @@ def main() -> int:
     ap.add_argument("--dt", type=float, default=1e-3)
     ap.add_argument("--repeat", type=int, default=2)
     ap.add_argument("--converge-p", type=int, nargs="*", default=[500])
+    ap.add_argument("--converge-M", type=int, default=2000, help="particles of the time-to-residual runs")
     ap.add_argument("--relu-steps", type=int, default=500, help="adaptive step budget of the relu solve")
     ap.add_argument("--switch-tol", type=float, default=1e-2, help="residual at which L-BFGS takes over (tanh)")
+    ap.add_argument("--ref-factor", type=float, default=10.5,
+                    help="NumPy reference Euler budget, in multiples of the core's solve time (0: skip)")
     ap.add_argument("--json", default=os.path.join(HERE, "results", "bench_dmft.json"))
     args = ap.parse_args()
     from adaptive_kernels import _core
@@ -155,14 +192,20 @@ def main() -> int:
               f"{row['gflops_w']:>6.1f} {row['flops_core'] / 1e9:>6.1f}/{row['flops_h'] / 1e9:<6.1f} "
               f"{max(row['agree_h'], row['agree_w']):>8.1e}", flush=True)
     if args.converge_p:
-        print(f"\nsolve to residual 1e-8 (adaptive flow, L-BFGS from {args.switch_tol:g}; relu: a step budget)")
+        print(f"\nsolve to residual 1e-8, M = {args.converge_M} (adaptive flow, L-BFGS from {args.switch_tol:g}; "
+              "relu: a step budget)")
     for P in args.converge_p:
         for act in ("tanh", "relu"):
-            c = converge(P, args.M, act, args.relu_steps, args.switch_tol)
+            c = converge(P, args.converge_M, act, args.relu_steps, args.switch_tol, args.ref_factor)
             out["converge"].append(c)
             print(f"  {act} P = {P}: {c['seconds']:.0f} s, residual {c['residual']:.2e} (converged {c['converged']}), "
                   f"{c['n_steps']} flow steps + {c['n_iter'] - c['n_steps']} L-BFGS, {c['n_eval']} evaluations, "
                   f"t = {c['flow_time']:.3g}, readout gap {c['readout_gap']:.2e}", flush=True)
+            if "ref_seconds" in c:
+                verdict = ("reached it" if c["ref_reached"] else "had not reached 1e-8")
+                print(f"    NumPy reference Euler (dt {c['ref_dt']:.3g}, {c['ref_steps']} steps): {verdict} after "
+                      f"{c['ref_seconds']:.0f} s, residual {c['ref_residual']:.2e}; time ratio "
+                      f"{'' if c['ref_reached'] else '>= '}{c['ref_seconds'] / c['seconds']:.1f}", flush=True)
     if args.json:
         os.makedirs(os.path.dirname(args.json), exist_ok=True)
         with open(args.json, "w") as fh:
