@@ -473,8 +473,8 @@ impl LltSolve {
 /// Validates the options.
 fn check(points: &[Point], opts: &Options) -> Result<()> {
     for pt in points {
-        if !(pt.width.is_finite() && pt.width > 0.0) {
-            return Err(invalid("width", format!("must be finite and > 0, got {}", pt.width)));
+        if !(pt.width > 0.0) {
+            return Err(invalid("width", format!("must be > 0 (inf allowed), got {}", pt.width)));
         }
         validate::temperature(pt.temperature)?;
     }
@@ -488,7 +488,7 @@ fn check(points: &[Point], opts: &Options) -> Result<()> {
     Ok(())
 }
 
-/// Solves at each point in order; a point warm-starts from the previous one when its width is
+/// Solves at each point in order (`width = inf`: the NNGP kernels); a point warm-starts from the previous one when its width is
 /// not larger (annealing continues from there), otherwise it anneals from the NNGP again.
 /// Progress counts converged annealing stages.
 pub fn solve_path(
@@ -501,6 +501,13 @@ pub fn solve_path(
     check(points, opts)?;
     with_threads(n_threads, |par| {
         Path::walk(points, |pt, done: &[Solution]| match opts.method {
+            // N = inf: Ct = 0 and the kernels are the NNGP ones (exactly, by either method)
+            _ if pt.width.is_infinite() => {
+                ctl.checkpoint()?;
+                let mut s = prob.perturbative_solution(pt.width, pt.temperature, par)?;
+                s.report.solver = "nngp";
+                Ok(s)
+            }
             Method::Perturbative => {
                 ctl.checkpoint()?;
                 prob.perturbative_solution(pt.width, pt.temperature, par)
