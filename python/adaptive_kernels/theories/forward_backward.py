@@ -171,16 +171,27 @@ class ForwardBackwardKernels(TheoryEstimator):
         """``(cross, diag)`` of every layer: ``C^l(X_train, X)`` (P, Q) and the diagonal
         ``C^l(x, x)`` (Q,), l = 1..L, from the forward equations with ``Ct`` zero on the rows of
         ``X``: ``C^l(., X) = g (I + 2 C^{l-1} Ct^{l-1}) C^{l-1}(., X) + b``,
-        ``C^l(x, x) = g C^{l-1}(x, x) + 2 g C^{l-1}(., x)^T Ct^{l-1} C^{l-1}(., x) + b``."""
+        ``C^l(x, x) = g C^{l-1}(x, x) + 2 g C^{l-1}(., x)^T Ct^{l-1} C^{l-1}(., x) + b``
+        (``Ct^0 = g Ct^1 (I - 2 g C^0 Ct^1)^{-1}``). With ``method="perturbative"`` the same
+        equations to first order: ``C^l(., X) = g C^{l-1}(., X) + b + 2 g^2 K^{l-1} Ct^l K^{l-1}(., X)``
+        and likewise the diagonal, with the NNGP kernels ``K``."""
         X = self._check_test(X)
         net = self._params["net"]
         g, b = net.sigma_w ** 2, net.sigma_b ** 2
         cross = self._input_kernel(self.X_train_, X)
         diag = net.sigma_w ** 2 * np.einsum("ij,ij->i", X, X) / X.shape[1] + net.sigma_b ** 2
-        prev = [self._input_kernel(self.X_train_, self.X_train_)] + self.kernels_[:-1]
-        pulled = [self._input_conjugate] + self.conjugates_[:-1]
+        K0 = self._input_kernel(self.X_train_, self.X_train_)
         out = []
-        for C, Ct in zip(prev, pulled):
+        if self.report_.solver == "perturbative":
+            kc = cross
+            for K, Ct in zip([K0] + self.nngp_kernels_[:-1], self.conjugates_):
+                tc = Ct @ kc
+                cross = g * cross + b + 2 * g * g * K @ tc
+                diag = g * diag + b + 2 * g * g * np.einsum("ij,ij->j", kc, tc)
+                kc = g * kc + b
+                out.append((cross, diag))
+            return out
+        for C, Ct in zip([K0] + self.kernels_[:-1], [self._input_conjugate] + self.conjugates_[:-1]):
             tc = Ct @ cross
             diag = g * diag + 2 * g * np.einsum("ij,ij->j", cross, tc) + b
             cross = g * (cross + 2 * C @ tc) + b

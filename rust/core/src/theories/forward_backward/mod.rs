@@ -390,7 +390,7 @@ impl Problem {
         ctl: &Control,
     ) -> Result<Solution> {
         let (mut cs, from) = match warm {
-            Some((c, w)) if w >= width => (c.to_vec(), w),
+            Some((c, w)) if w >= width && w.is_finite() => (c.to_vec(), w),
             _ => (self.nngp(), width * opts.start.max(1.0)),
         };
         let span = (from / width).ln();
