@@ -20,7 +20,7 @@ Eliminating Ct, the MAP minimises (C^l - b 11^T = D_l, gC^{l-1} = E_l)
 ``F = N/2 sum_l [tr(E_l^{-1} D_l) - ln det(E_l^{-1} D_l) - P] + 1/2 tr(Y^T G^{-1} Y) + C/2 ln det G``
 (the Legendre transform of W is the Wishart rate function), see :func:`objective`.
 
-The solve is width annealing: Newton-Krylov (``scipy.optimize.newton_krylov``) on the residual of
+The solve is width annealing: hybrid Powell (``scipy.optimize.root``) on the residual of
 (F) with Ct from (T) and (B), at widths from ``N * start`` down to ``N``, each warm-started from the last.
 """
 import numpy as np
@@ -102,8 +102,10 @@ def _sym(A):
     return 0.5 * (A + A.T)
 
 
-def solve(K0, Y, depth, g, b, T, N, start=1e3, n_anneal=12, f_tol=1e-10):
-    """Width annealing from ``N * start`` to ``N`` (``n_anneal`` geometric steps); returns (C, Ct)."""
+def solve(K0, Y, depth, g, b, T, N, start=1e3, n_anneal=12, tol=1e-13):
+    """Width annealing from ``N * start`` to ``N`` (``n_anneal`` geometric steps, a failed step
+    halved in log width), each step solved by MINPACK's hybrid Powell method
+    (``scipy.optimize.root``, dense Jacobian: small P only); returns (C, Ct)."""
     P = len(K0)
     iu = np.triu_indices(P)
 
@@ -117,9 +119,17 @@ def solve(K0, Y, depth, g, b, T, N, start=1e3, n_anneal=12, f_tol=1e-10):
 
     Cs = nngp_kernels(K0, depth, g, b)
     x = np.concatenate([C[iu] for C in Cs])
-    for n in N * start ** (1.0 - np.arange(1, n_anneal + 1) / n_anneal):
+    done, todo = N * start, list(N * start ** (1.0 - np.arange(1, n_anneal + 1) / n_anneal))
+    while todo:
+        n = todo[0]
         fun = lambda x, n=n: np.concatenate([_sym(r)[iu] for r in residual(unpack(x), K0, Y, g, b, T, n)])
-        x = optimize.newton_krylov(fun, x, f_tol=f_tol, method="gmres")
+        sol = optimize.root(fun, x, method="hybr", tol=tol)
+        if sol.success or np.abs(sol.fun).max() < 1e-11:
+            x, done = sol.x, todo.pop(0)
+        elif done / n < 1.0 + 1e-6:
+            raise RuntimeError(f"reference solve failed at width {n}: {sol.message}")
+        else:
+            todo.insert(0, np.sqrt(done * n))   # halve the step in log width
     Cs = unpack(x)
     return Cs, conjugates(Cs, K0, Y, g, T, N)
 
