@@ -217,3 +217,28 @@ def test_bad_arguments_are_named():
         ak.ForwardBackwardKernels(ak.MLP(depth=1, activation="linear"), width=0, temperature=0.1).fit(X, y)
     with pytest.raises(ValueError, match="^start: "):
         ak.ForwardBackwardKernels(ak.MLP(depth=1, activation="linear"), width=5, temperature=0.1, start=0.5).fit(X, y)
+
+
+def test_against_sampled_networks_deep_linear():
+    """Deep linear net (L = 2, alpha = P/N = 1), posterior sampled by MALA in standard scaling:
+    the posterior-mean layer kernels ``E[C^l | y]`` gain alignment with y y^T; the first-order
+    (perturbative, = Zavatone-Veth) kernels reproduce the gain, the full MAP kernels point the
+    same way but have about half to two thirds of it (measured: benches/README.md)."""
+    P, d, T = 20, 30, 0.05
+    rng = np.random.default_rng(0)
+    X = rng.standard_normal((P, d))
+    y = np.sign(X @ rng.standard_normal(d))
+    Y = np.outer(y, y)
+    net = ak.MLP(depth=2, activation="linear")
+    s = ak.sample_posterior(net, X, y, width=20, temperature=T, n_chains=4, n_samples=1500, thin=5, seed=1,
+                            n_threads=1)
+    full = ak.ForwardBackwardKernels(net, width=20, temperature=T).fit(X, y)
+    pert = ak.ForwardBackwardKernels(net, width=20, temperature=T, method="perturbative").fit(X, y)
+    for l in range(2):
+        K, S = full.nngp_kernels_[l], s.kernels[l]   # g = 1, b = 0: C^l = phi phi^T / N
+        gain = ak.cka(S, Y) - full.nngp_alignment_[l]
+        assert gain > 0.1
+        assert abs(pert.alignment_[l] - full.nngp_alignment_[l] - gain) < 0.15 * gain
+        assert 0.3 * gain < full.alignment_[l] - full.nngp_alignment_[l] < 0.85 * gain
+        dS, dF = S - K, full.kernels_[l] - K
+        assert np.sum(dS * dF) / np.linalg.norm(dS) / np.linalg.norm(dF) > 0.8
