@@ -242,3 +242,26 @@ def test_against_sampled_networks_deep_linear():
         assert 0.3 * gain < full.alignment_[l] - full.nngp_alignment_[l] < 0.85 * gain
         dS, dF = S - K, full.kernels_[l] - K
         assert np.sum(dS * dF) / np.linalg.norm(dS) / np.linalg.norm(dF) > 0.8
+
+
+def test_damped_iteration_finds_a_spurious_non_psd_fixed_point_annealing_does_not():
+    """Digest §3.4 (confirmed, P = N = 60): plain damped iteration of the equations converges to
+    a fixed point with a negative kernel eigenvalue (about -0.0023) and an improper tilted
+    measure; width annealing with non-PSD iterates rejected finds the PSD solution."""
+    rng = np.random.default_rng(0)
+    P, d, T, N = 60, 80, 0.05, 60.0
+    X = rng.standard_normal((P, d))
+    y = np.sign(X @ rng.standard_normal(d))
+    K0 = ref.input_kernel(X)
+    m = ak.ForwardBackwardKernels(ak.MLP(depth=1, activation="linear"), width=N, temperature=T).fit(X, y)
+    assert m.converged_ and np.linalg.eigvalsh(m.kernel_).min() > 0.01
+    C = K0.copy()
+    for _ in range(3000):
+        F = ref.forward(K0, ref.terminal(C, y, T, N), 1.0, 0.0)
+        if np.abs(F - C).max() < 1e-11:
+            break
+        C = 0.5 * C + 0.25 * (F + F.T)
+    assert np.abs(F - C).max() < 1e-10                      # a fixed point of the equations ...
+    assert np.linalg.eigvalsh(C).min() < -1e-3              # ... that is not PSD
+    tilt = np.eye(P) - 2 * K0 @ ref.terminal(C, y, T, N)     # improper tilted measure
+    assert np.linalg.eigvals(tilt).real.min() < 0
