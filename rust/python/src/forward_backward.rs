@@ -1,5 +1,8 @@
 //! `adaptive_kernels._core.forward_backward` (see `adaptive_kernels.ForwardBackwardKernels`).
-use crate::convert::{defaults_dict, factor_and_solve, mat_to_numpy, mats_to_list, square_to_numpy, view, NetArg, Options};
+use crate::convert::{
+    defaults_dict, factor_and_solve, mat_to_numpy, mats_to_list, square_to_numpy, view, NetArg,
+    Options,
+};
 use crate::errors::to_pyerr;
 use crate::results::SolveReport;
 use crate::runtime::{run_interruptible, threads};
@@ -82,21 +85,31 @@ fn solve<'py>(
     let arg = NetArg::new(&net)?;
     let opts = options_of(py, options)?;
     if widths.len() != temperatures.len() {
-        return Err(pyo3::exceptions::PyValueError::new_err("widths: need one entry per temperature"));
+        return Err(pyo3::exceptions::PyValueError::new_err(
+            "widths: need one entry per temperature",
+        ));
     }
-    let points: Vec<Point> =
-        widths.into_iter().zip(temperatures).map(|(w, t)| Point { width: w, temperature: t }).collect();
+    let points: Vec<Point> = widths
+        .into_iter()
+        .zip(temperatures)
+        .map(|(w, t)| Point {
+            width: w,
+            temperature: t,
+        })
+        .collect();
     let xv = view("X", &x)?;
     let yv = view("y", &y)?;
     let nt = threads(n_threads);
     let (out, interrupted) = run_interruptible(py, progress, |ctl: &Control| {
-        let prob = with_threads(nt, |par| Problem::new(&arg.net, xv, yv, par)).map_err(|e| arg.failure(e))?;
+        let prob = with_threads(nt, |par| Problem::new(&arg.net, xv, yv, par))
+            .map_err(|e| arg.failure(e))?;
         let path = solve_path(&prob, &points, &opts, nt, ctl).map_err(|e| arg.failure(e))?;
         let mut sols = Vec::with_capacity(path.solutions.len());
         for (s, pt) in path.solutions.into_iter().zip(&points) {
             let cl = s.kernels.last().expect("depth >= 1").as_ref();
-            let (u, jit, dual) = with_threads(nt, |par| factor_and_solve(cl, pt.temperature, yv, par))
-                .map_err(|e| arg.failure(e))?;
+            let (u, jit, dual) =
+                with_threads(nt, |par| factor_and_solve(cl, pt.temperature, yv, par))
+                    .map_err(|e| arg.failure(e))?;
             sols.push((s, u, jit, dual));
         }
         Ok((sols, path.interrupted))
@@ -105,17 +118,19 @@ fn solve<'py>(
     let p = x.shape()[0];
     let sols = sols
         .into_iter()
-        .map(|(s, u, jit, dual): (fb::Solution, Vec<f64>, f64, Mat<f64>)| {
-            Ok(Solution {
-                kernels: mats_to_list(py, &s.kernels)?.unbind(),
-                conjugates: mats_to_list(py, &s.conjugates)?.unbind(),
-                input_conjugate: mat_to_numpy(py, s.input_conjugate.as_ref()).unbind(),
-                report: SolveReport::from_core(py, s.report)?,
-                factor: square_to_numpy(py, u, p).unbind(),
-                factor_jitter: jit,
-                dual_coef: mat_to_numpy(py, dual.as_ref()).unbind(),
-            })
-        })
+        .map(
+            |(s, u, jit, dual): (fb::Solution, Vec<f64>, f64, Mat<f64>)| {
+                Ok(Solution {
+                    kernels: mats_to_list(py, &s.kernels)?.unbind(),
+                    conjugates: mats_to_list(py, &s.conjugates)?.unbind(),
+                    input_conjugate: mat_to_numpy(py, s.input_conjugate.as_ref()).unbind(),
+                    report: SolveReport::from_core(py, s.report)?,
+                    factor: square_to_numpy(py, u, p).unbind(),
+                    factor_jitter: jit,
+                    dual_coef: mat_to_numpy(py, dual.as_ref()).unbind(),
+                })
+            },
+        )
         .collect::<PyResult<Vec<_>>>()?;
     Ok((sols, interrupted || path_interrupted))
 }

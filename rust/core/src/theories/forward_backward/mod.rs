@@ -30,8 +30,8 @@ use crate::error::{invalid, Result};
 use crate::kernels::activation::Activation;
 use crate::kernels::input::input_kernel;
 use crate::kernels::net::Mlp;
-use crate::linalg::{cholesky, cholesky_solve_in_place};
 use crate::linalg::matmul;
+use crate::linalg::{cholesky, cholesky_solve_in_place};
 use crate::optim::newton_krylov::{self, newton_krylov};
 use crate::solve::continuation::Continuation;
 use crate::solve::{Path, SolveReport};
@@ -42,6 +42,9 @@ use faer::{Accum, Mat, MatRef, Par};
 
 #[cfg(test)]
 mod tests;
+
+/// `(C^1..C^L, Ct^1..Ct^L)`.
+pub type KernelsAndConjugates = (Vec<Mat<f64>>, Vec<Mat<f64>>);
 
 /// Full solution or first-order perturbation theory.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -55,7 +58,10 @@ impl Method {
         match name {
             "full" => Ok(Method::Full),
             "perturbative" => Ok(Method::Perturbative),
-            other => Err(invalid("method", format!("expected 'full' or 'perturbative', got {other:?}"))),
+            other => Err(invalid(
+                "method",
+                format!("expected 'full' or 'perturbative', got {other:?}"),
+            )),
         }
     }
     pub fn name(self) -> &'static str {
@@ -156,7 +162,14 @@ fn frob(a: &Mat<f64>) -> f64 {
 fn is_psd(a: &Mat<f64>) -> bool {
     let n = a.nrows();
     let scale = (0..n).map(|i| a[(i, i)].abs()).sum::<f64>() / n as f64;
-    let shifted = Mat::from_fn(n, n, |i, j| a[(i, j)] + if i == j { 1e-10 * scale.max(1e-300) } else { 0.0 });
+    let shifted = Mat::from_fn(n, n, |i, j| {
+        a[(i, j)]
+            + if i == j {
+                1e-10 * scale.max(1e-300)
+            } else {
+                0.0
+            }
+    });
     cholesky(shifted.as_ref()).is_some()
 }
 
@@ -165,12 +178,18 @@ impl Problem {
     pub fn new(net: &Mlp, x: MatRef<'_, f64>, y: MatRef<'_, f64>, par: Par) -> Result<Self> {
         net.validate()?;
         if net.depth < 1 {
-            return Err(invalid("net", "the forward-backward kernels need at least one hidden layer (depth >= 1)"));
+            return Err(invalid(
+                "net",
+                "the forward-backward kernels need at least one hidden layer (depth >= 1)",
+            ));
         }
         if !matches!(net.activation, Activation::Linear) {
             return Err(invalid(
                 "net",
-                format!("only activation='linear' is implemented, got {:?}", net.activation.name()),
+                format!(
+                    "only activation='linear' is implemented, got {:?}",
+                    net.activation.name()
+                ),
             ));
         }
         validate::finite_mat("X", x)?;
@@ -244,7 +263,13 @@ impl Problem {
     }
 
     /// `Ct^1..Ct^L` from `C^1..C^L` (terminal, then backward); None when `C^L + T I` is not PD.
-    pub fn conjugates(&self, cs: &[Mat<f64>], width: f64, t: f64, par: Par) -> Option<Vec<Mat<f64>>> {
+    pub fn conjugates(
+        &self,
+        cs: &[Mat<f64>],
+        width: f64,
+        t: f64,
+        par: Par,
+    ) -> Option<Vec<Mat<f64>>> {
         let depth = cs.len();
         let mut ct = vec![Mat::zeros(0, 0); depth];
         ct[depth - 1] = self.terminal(&cs[depth - 1], width, t, par)?;
@@ -274,13 +299,15 @@ impl Problem {
             if check {
                 psd &= is_psd(&f) && is_psd(&cs[l]);
             }
-            res.push(Mat::from_fn(self.p(), self.p(), |i, j| cs[l][(i, j)] - f[(i, j)]));
+            res.push(Mat::from_fn(self.p(), self.p(), |i, j| {
+                cs[l][(i, j)] - f[(i, j)]
+            }));
         }
         Some((res, ct, psd))
     }
 
     /// First-order perturbative solution at width N and temperature T.
-    pub fn perturbative(&self, width: f64, t: f64, par: Par) -> Result<(Vec<Mat<f64>>, Vec<Mat<f64>>)> {
+    pub fn perturbative(&self, width: f64, t: f64, par: Par) -> Result<KernelsAndConjugates> {
         let k = self.nngp();
         let mut ct = vec![Mat::zeros(0, 0); self.depth];
         ct[self.depth - 1] = self
@@ -364,7 +391,10 @@ impl Problem {
                 return Ok(None); // non-PSD iterates are rejected
             }
             let m = if measure {
-                res.iter().zip(&cs).map(|(r, c)| frob(r) / frob(c).max(1e-300)).fold(0.0, f64::max)
+                res.iter()
+                    .zip(&cs)
+                    .map(|(r, c)| frob(r) / frob(c).max(1e-300))
+                    .fold(0.0, f64::max)
             } else {
                 0.0
             };
@@ -423,7 +453,11 @@ impl Problem {
         if !converged {
             // report the measure at the last accepted iterate, at the target width
             if let Some((res, _, _)) = self.residual(&cs, width, t, false, par) {
-                last = res.iter().zip(&cs).map(|(r, c)| frob(r) / frob(c).max(1e-300)).fold(0.0, f64::max);
+                last = res
+                    .iter()
+                    .zip(&cs)
+                    .map(|(r, c)| frob(r) / frob(c).max(1e-300))
+                    .fold(0.0, f64::max);
             }
         }
         let ct = self
@@ -431,8 +465,17 @@ impl Problem {
             .ok_or_else(|| invalid("temperature", "C^L + T I is not positive definite"))?;
         let input_conjugate = self.backward(&self.k0, &ct[0], par);
         let mut report = SolveReport::new("newton_krylov", converged, n_iter, n_eval, last, hist);
-        report.stages = cont.stages.iter().map(|&s| if s >= 0.0 { width_at(s) } else { -width_at(-s) }).collect();
-        Ok(Solution { kernels: cs, conjugates: ct, input_conjugate, report })
+        report.stages = cont
+            .stages
+            .iter()
+            .map(|&s| if s >= 0.0 { width_at(s) } else { -width_at(-s) })
+            .collect();
+        Ok(Solution {
+            kernels: cs,
+            conjugates: ct,
+            input_conjugate,
+            report,
+        })
     }
 
     /// The perturbative solution with its report (the residual is the full equations' measure
@@ -440,12 +483,21 @@ impl Problem {
     pub fn perturbative_solution(&self, width: f64, t: f64, par: Par) -> Result<Solution> {
         let (cs, ct) = self.perturbative(width, t, par)?;
         let measure = match self.residual(&cs, width, t, false, par) {
-            Some((res, _, _)) => res.iter().zip(&cs).map(|(r, c)| frob(r) / frob(c).max(1e-300)).fold(0.0, f64::max),
+            Some((res, _, _)) => res
+                .iter()
+                .zip(&cs)
+                .map(|(r, c)| frob(r) / frob(c).max(1e-300))
+                .fold(0.0, f64::max),
             None => f64::INFINITY,
         };
         let input_conjugate = Mat::from_fn(self.p(), self.p(), |i, j| self.g * ct[0][(i, j)]);
         let report = SolveReport::new("perturbative", true, 0, 1, measure, vec![measure]);
-        Ok(Solution { kernels: cs, conjugates: ct, input_conjugate, report })
+        Ok(Solution {
+            kernels: cs,
+            conjugates: ct,
+            input_conjugate,
+            report,
+        })
     }
 }
 
@@ -473,17 +525,26 @@ impl LltSolve {
 /// Validates the options.
 fn check(points: &[Point], opts: &Options) -> Result<()> {
     for pt in points {
-        if !(pt.width > 0.0) {
-            return Err(invalid("width", format!("must be > 0 (inf allowed), got {}", pt.width)));
+        if pt.width.is_nan() || pt.width <= 0.0 {
+            return Err(invalid(
+                "width",
+                format!("must be > 0 (inf allowed), got {}", pt.width),
+            ));
         }
         validate::temperature(pt.temperature)?;
     }
     validate::tol(opts.tol)?;
     if !(opts.start.is_finite() && opts.start >= 1.0) {
-        return Err(invalid("start", format!("must be finite and >= 1, got {}", opts.start)));
+        return Err(invalid(
+            "start",
+            format!("must be finite and >= 1, got {}", opts.start),
+        ));
     }
     if opts.max_iter == 0 || opts.n_anneal == 0 || opts.krylov == 0 || opts.max_stages == 0 {
-        return Err(invalid("max_iter", "max_iter, n_anneal, krylov and max_stages must be >= 1"));
+        return Err(invalid(
+            "max_iter",
+            "max_iter, n_anneal, krylov and max_stages must be >= 1",
+        ));
     }
     Ok(())
 }
@@ -513,9 +574,13 @@ pub fn solve_path(
                 prob.perturbative_solution(pt.width, pt.temperature, par)
             }
             Method::Full => {
-                let prev = points.get(done.len().wrapping_sub(1)).filter(|_| !done.is_empty());
+                let prev = points
+                    .get(done.len().wrapping_sub(1))
+                    .filter(|_| !done.is_empty());
                 let warm = match (done.last(), prev) {
-                    (Some(s), Some(pp)) if pp.temperature == pt.temperature && s.report.converged => {
+                    (Some(s), Some(pp))
+                        if pp.temperature == pt.temperature && s.report.converged =>
+                    {
                         Some((s.kernels.as_slice(), pp.width))
                     }
                     _ => None,
