@@ -24,8 +24,8 @@ relu, gamma = 1, weight_decay = 1, M = 10^4 particles.
   core's final adaptive step) from the same particles, for ``--ref-factor`` times the core's
   time; the residual it reaches is printed (a ratio ">= 10.5" means it had not reached 1e-8).
 
-    python benches/bench_dmft.py                                   # ~25 min on 2 busy cores
-    python benches/bench_dmft.py --p 500 --steps 5 --converge-p 500
+    python benches/bench_dmft.py --converge-p           # per step, P = 500 and 2000: ~8 min, 2 busy cores
+    python benches/bench_dmft.py --p --converge-p 200 --converge-M 1000   # time to residual: ~15 min
 """
 from __future__ import annotations
 
