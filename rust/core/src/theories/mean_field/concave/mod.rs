@@ -230,9 +230,31 @@ pub fn solve(
         let (mut n_iter, mut n_eval, mut stage_samples) = (0usize, 0usize, Vec::new());
         let mut hist = Vec::new();
         let mut repeats = 0usize;
+        let mut a_ok = vec![0.0; p]; // the last draw point (a normalizable tilt)
         for stage in 0..opts.max_stages {
             ctl.checkpoint()?;
             prop.stage = stage as u64;
+            if !prop.a_ref.is_empty() && !matches!(act, crate::kernels::activation::Activation::Tanh | crate::kernels::activation::Activation::Erf) {
+                // unbounded phi: the tilt at a_ref must be normalizable (MALA runs away otherwise);
+                // halve the step from the last draw point until the check passes
+                let g2 = gamma * gamma;
+                let mut tries = 0;
+                loop {
+                    let phat = Mat::from_fn(p, p, |i, j| -g2 * prop.a_ref[i] * prop.a_ref[j]);
+                    let ok = crate::mcmc::tilted::check_normalizable(act, k0.as_ref(), phat.as_ref(), par).is_ok();
+                    if ok || tries >= 40 {
+                        break;
+                    }
+                    tries += 1;
+                    for i in 0..p {
+                        prop.a_ref[i] = 0.5 * (prop.a_ref[i] + a_ok[i]);
+                    }
+                }
+                a.copy_from_slice(&prop.a_ref);
+            }
+            if !prop.a_ref.is_empty() {
+                a_ok.copy_from_slice(&prop.a_ref);
+            }
             let (f, log_r) = samples::draw(act, &fac, &prop, opts.seed, gamma, ctl)?;
             let saa = saa::Saa { f: f.as_ref(), log_r: &log_r, y: &yv, temperature, gamma };
             let (an, e, rep) = saa::maximise(&saa, &a, opts.tol, opts.max_iter, opts.min_trial_kish, par)?;
