@@ -158,6 +158,33 @@ fn chunks_for(n: usize, b: usize) -> usize {
     n.div_ceil(CHUNK).div_ceil(b) * b
 }
 
+/// Warm start of the MALA stages: the saddle point of the Gaussian-equivalent model whose
+/// features are Gaussian with the untilted second moment `Phi0` (the linear closed form with
+/// `K -> Phi0`): `a = (Phi0 / (1 - kappa) + T I)^{-1} y` with `kappa = gamma^2 a^T Phi0 a`, one
+/// bisection on kappa in (0, 1) in the eigenbasis of `Phi0`.
+fn gaussian_equivalent(phi0: MatRef<'_, f64>, y: &[f64], gamma: f64, temperature: f64, par: Par) -> Result<Vec<f64>> {
+    let p = y.len();
+    let (lam, u) = crate::linalg::symmetric_eigen("Phi0", phi0, par)?;
+    let mut yt = vec![0.0; p];
+    for k in 0..p {
+        yt[k] = (0..p).map(|i| u[(i, k)] * y[i]).sum();
+    }
+    let lam: Vec<f64> = lam.iter().map(|l| l.max(0.0)).collect();
+    let coef = |kappa: f64| -> Vec<f64> { (0..p).map(|k| yt[k] / (lam[k] / (1.0 - kappa) + temperature)).collect() };
+    let f = |kappa: f64| kappa - gamma * gamma * coef(kappa).iter().zip(&lam).map(|(c, l)| l * c * c).sum::<f64>();
+    let (mut lo, mut hi) = (0.0, 1.0);
+    for _ in 0..100 {
+        let mid = 0.5 * (lo + hi);
+        if f(mid) < 0.0 {
+            lo = mid;
+        } else {
+            hi = mid;
+        }
+    }
+    let c = coef(0.5 * (lo + hi));
+    Ok((0..p).map(|i| (0..p).map(|k| u[(i, k)] * c[k]).sum()).collect())
+}
+
 /// The next proposal after a solve at `a` with weights `w` and tilt variables `s`.
 fn next(prop: &Proposal, mcmc: bool, seed: u64, r: usize, a: &[f64], w: &[f64], s: &[f64], chunks: usize) -> Proposal {
     if mcmc {
@@ -230,6 +257,7 @@ pub fn solve(
         let (mut n_iter, mut n_eval, mut stage_samples) = (0usize, 0usize, Vec::new());
         let mut hist = Vec::new();
         let mut repeats = 0usize;
+        let mut unconverged = 0usize;
         let mut a_ok = vec![0.0; p]; // the last draw point (a normalizable tilt)
         for stage in 0..opts.max_stages {
             ctl.checkpoint()?;
@@ -256,6 +284,15 @@ pub fn solve(
                 a_ok.copy_from_slice(&prop.a_ref);
             }
             let (f, log_r) = samples::draw(act, &fac, &prop, opts.seed, gamma, ctl)?;
+            if stage == 0 && mcmc {
+                // prior draws: the Gaussian-equivalent saddle point starts the MALA stages
+                let phi0 = weighted_gram(f.as_ref(), f.as_ref(), None, par);
+                let a0 = gaussian_equivalent(phi0.as_ref(), &yv, gamma, temperature, par)?;
+                stage_samples.push(prop.n());
+                prop = Proposal { dir: Vec::new(), sigma: 1.0, stage: 0, chunks: prop.chunks, a_ref: a0.clone(), n_chains: opts.n_chains };
+                a = a0;
+                continue;
+            }
             let saa = saa::Saa { f: f.as_ref(), log_r: &log_r, y: &yv, temperature, gamma };
             let (an, e, rep) = saa::maximise(&saa, &a, opts.tol, opts.max_iter, opts.min_trial_kish, par)?;
             n_iter += rep.n_iter;
@@ -328,7 +365,10 @@ pub fn solve(
                 continue;
             }
             let chunks = if !rep.converged {
-                prop.chunks
+                // the trust region cut the step: after 3 such stages in a row the draws are too
+                // few for the noise of the maximiser (it grows like P / S): double them
+                unconverged += 1;
+                if unconverged % 3 == 0 { (prop.chunks * 2).min(cap_chunks) } else { prop.chunks }
             } else if good && fitted {
                 repeats = 0;
                 want_chunks.min(prop.chunks * 4).max(prop.chunks)
