@@ -30,6 +30,7 @@
 //!   `n_batches` batches of chunks, the maximiser re-solved on each (warm start), and the
 //!   spread of the batch kernels gives the reported standard error (it includes the noise of `a`).
 //!   A final stage whose batch error exceeds `1.25 rtol` is followed by a larger one.
+#![allow(clippy::neg_cmp_op_on_partial_ord)]
 use crate::control::Control;
 use crate::error::{invalid, shape, Result};
 use crate::kernels::input::input_kernel;
@@ -143,7 +144,7 @@ fn check(opts: &ConcaveOptions, gamma: f64, temperature: f64) -> Result<()> {
             format!("need n_batches >= 2 and {} <= min_samples <= max_samples", CHUNK * opts.n_batches),
         ));
     }
-    if opts.n_chains == 0 || opts.n_chains % opts.n_batches != 0 {
+    if opts.n_chains == 0 || !opts.n_chains.is_multiple_of(opts.n_batches) {
         return Err(invalid("n_chains", format!("must be a positive multiple of n_batches = {}", opts.n_batches)));
     }
     if !(opts.min_kish > 0.0 && opts.min_kish <= 1.0) {
@@ -186,6 +187,7 @@ fn gaussian_equivalent(phi0: MatRef<'_, f64>, y: &[f64], gamma: f64, temperature
 }
 
 /// The next proposal after a solve at `a` with weights `w` and tilt variables `s`.
+#[allow(clippy::too_many_arguments)]
 fn next(prop: &Proposal, mcmc: bool, seed: u64, r: usize, a: &[f64], w: &[f64], s: &[f64], chunks: usize) -> Proposal {
     if mcmc {
         return Proposal { dir: Vec::new(), sigma: 1.0, stage: 0, chunks, a_ref: a.to_vec(), n_chains: prop.n_chains };

@@ -28,6 +28,7 @@ pub struct Fitted<'a> {
 }
 
 /// Mean (n), its Monte-Carlo standard error (n), and optionally the adapted-kernel variance (n).
+#[allow(clippy::type_complexity)]
 pub fn predict_rows(
     net: &Mlp,
     x: &Rows,
@@ -40,7 +41,7 @@ pub fn predict_rows(
         return Err(shape("X_test", format!("has {} features, the training inputs {}", x_test.cols, x.cols)));
     }
     let (p, n, b) = (x.rows, x_test.rows, fit.batch_a.nrows());
-    if fit.a.len() != p || fit.batch_a.ncols() != p || fit.kernel.nrows() != p || b == 0 || fit.proposal.chunks % b != 0 {
+    if fit.a.len() != p || fit.batch_a.ncols() != p || fit.kernel.nrows() != p || b == 0 || !fit.proposal.chunks.is_multiple_of(b) {
         return Err(shape("a", "the fitted state does not match the training points"));
     }
     crate::threads::with_threads(n_threads, |par| {
