@@ -15,21 +15,25 @@
 //! `dual_coef = a*`, the predictor `f(x*) = Phi(x*, X) a* = <phi(h_*) s>`.
 //!
 //! # Algorithm
-//! * Expectations are self-normalised importance sums over draws from a Gaussian proposal in
-//!   whitened coordinates (`h = F z`, `K^0 = F F^T`): `z ~ N(0, I + (sigma^2-1) u u^T)`, the prior
-//!   inflated along one direction. The tilt acts through the scalar `s`; after each stage the
-//!   proposal is refitted (cross-entropy): `u ∝ <s z>`, `sigma^2 = <(u.z)^2>` under the tilt
-//!   (for linear phi this is the exact tilted law, weights constant).
+//! * Expectations are self-normalised importance sums over draws with log ratios
+//!   `l = ln(prior / proposal)` ([`samples`]). Nonlinear phi (default): MALA draws of the exact
+//!   tilt at a reference `a_ref` (`l = -gamma^2 (a_ref.phi)^2 / 2`), started from the saddle point
+//!   of the Gaussian-equivalent model (features Gaussian with the untilted `Phi0`: the linear
+//!   closed form with `K -> Phi0`). Linear phi: Gaussian draws `z ~ N(0, I + (sigma^2-1) u u^T)`
+//!   refitted by cross-entropy (`u ∝ <s z>`, `sigma^2 = <(u.z)^2>`), the exact tilted law.
 //! * On a fixed sample set (common random numbers) the sample-average objective is itself
 //!   strictly concave and smooth, so damped Newton with an exact Hessian ([`saa`]) converges
-//!   quadratically; no continuation in gamma is needed.
-//! * Stages: start from the prior proposal with `min_samples` draws; while the Kish fraction is
-//!   below `min_kish` refit and redraw at the same size; then grow the sample number towards
-//!   the size that the fixed-`a` error estimate `sum_i w_i^2 |phi_i phi_i^T - Phi|_F^2 / |Phi|_F^2`
-//!   says reaches `rtol` (or to the given `n_samples`). The final stage is split into
-//!   `n_batches` batches of chunks, the maximiser re-solved on each (warm start), and the
-//!   spread of the batch kernels gives the reported standard error (it includes the noise of `a`).
-//!   A final stage whose batch error exceeds `1.25 rtol` is followed by a larger one.
+//!   quadratically; trial points whose weights keep a Kish fraction below `min_trial_kish` are
+//!   not trusted (the step is cut and the draws are renewed there). No gamma continuation.
+//! * Unbounded phi: before MALA the tilt at `a_ref` must pass the normalizability check of
+//!   [`crate::mcmc::tilted`]; otherwise `a_ref` is pulled back towards the last draw point.
+//! * Stages: redraw at the new iterate; while the Kish fraction is below `min_kish` at the same
+//!   size, after three trust-region-cut stages with twice the draws, else grow towards the size
+//!   that the fixed-`a` estimate `sum_i w_i^2 |phi_i phi_i^T - Phi|_F^2 / |Phi|_F^2` says reaches
+//!   `rtol` (or to the given `n_samples`). The final stage is split into `n_batches` batches of
+//!   whole chunks / chains, the maximiser re-solved on each (warm start), and the spread of the
+//!   batch kernels gives the reported standard error (it includes the noise of `a`). A final stage
+//!   whose batch error exceeds `1.25 rtol` is followed by a larger one, up to `max_samples`.
 #![allow(clippy::neg_cmp_op_on_partial_ord)]
 use crate::control::Control;
 use crate::error::{invalid, shape, Result};
