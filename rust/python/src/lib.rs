@@ -20,6 +20,7 @@ mod kernels;
 mod linalg;
 mod mcmc;
 mod mean_field;
+mod mean_field_concave;
 mod predictors;
 mod results;
 mod runtime;
