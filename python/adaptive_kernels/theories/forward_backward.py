@@ -8,6 +8,7 @@ layer at once. Implemented for deep linear networks.
 from __future__ import annotations
 
 import warnings
+from dataclasses import replace
 
 import numpy as np
 
@@ -17,6 +18,7 @@ from .._progress import progress_bar
 from .._validation import check_float, check_int, check_n_threads
 from ..exceptions import NumericalJitterWarning
 from ..kernels.alignment import cka
+from ..kernels.lazy import kernel_diagonal, nngp_kernel
 from ..networks import MLP, check_net
 from ..predictors import GaussianProcess
 
@@ -147,19 +149,15 @@ class ForwardBackwardKernels(TheoryEstimator):
         self._U = np.asarray(s.factor)
         self.L_ = self._U.T
         self.dual_coef_ = np.asarray(s.dual_coef)
-        g, b = net.sigma_w ** 2, net.sigma_b ** 2
-        K = self._input_kernel(self.X_train_, self.X_train_)
-        self.nngp_kernels_ = []
-        for _ in range(net.depth):
-            K = g * K + b
-            self.nngp_kernels_.append(K)
+        self._K0 = self._lazy(0, self.X_train_)
+        self.nngp_kernels_ = [self._lazy(depth, self.X_train_) for depth in range(1, net.depth + 1)]
         target = self.y_train_ @ self.y_train_.T
         self.alignment_ = np.array([cka(k, target) for k in self.kernels_])
         self.nngp_alignment_ = np.array([cka(k, target) for k in self.nngp_kernels_])
 
-    def _input_kernel(self, A, B):
-        net = self._params["net"]
-        return net.sigma_w ** 2 * (A @ B.T) / A.shape[1] + net.sigma_b ** 2
+    def _lazy(self, depth, A, B=None):
+        """The library's NNGP kernel of the linear net truncated to ``depth`` layers (``K^0`` at 0)."""
+        return nngp_kernel(replace(self._params["net"], depth=depth), A, B, n_threads=self._params["threads"])
 
     def _nonconvergence_message(self) -> str:
         r = self.report_
@@ -178,9 +176,9 @@ class ForwardBackwardKernels(TheoryEstimator):
         X = self._check_test(X)
         net = self._params["net"]
         g, b = net.sigma_w ** 2, net.sigma_b ** 2
-        cross = self._input_kernel(self.X_train_, X)
-        diag = net.sigma_w ** 2 * np.einsum("ij,ij->i", X, X) / X.shape[1] + net.sigma_b ** 2
-        K0 = self._input_kernel(self.X_train_, self.X_train_)
+        cross = self._lazy(0, self.X_train_, X)
+        diag = kernel_diagonal(replace(net, depth=0), X, n_threads=self._params["threads"])
+        K0 = self._K0
         out = []
         if self.report_.solver == "perturbative":
             kc = cross

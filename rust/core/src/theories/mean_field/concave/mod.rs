@@ -43,6 +43,7 @@ use crate::linalg::CovFactor;
 use crate::mcmc::tilted::weighted_gram;
 use crate::solve::SolveReport;
 use crate::validate;
+use super::linear::closed_form_kappa;
 use faer::{Mat, MatRef, Par};
 
 pub mod predict;
@@ -130,17 +131,13 @@ pub struct ConcaveSolution {
 }
 
 fn check(opts: &ConcaveOptions, gamma: f64, temperature: f64) -> Result<()> {
-    if !(gamma > 0.0 && gamma.is_finite()) {
-        return Err(invalid("gamma", format!("must be finite and > 0, got {gamma}")));
-    }
-    if !(temperature > 0.0 && temperature.is_finite()) {
-        return Err(invalid("temperature", format!("must be finite and > 0, got {temperature}")));
-    }
+    validate::gamma_temperature(gamma, temperature)?;
+    validate::tol(opts.tol)?;
     if !(opts.rtol > 0.0 && opts.rtol < 1.0) {
         return Err(invalid("rtol", format!("must be in (0, 1), got {}", opts.rtol)));
     }
-    if !(opts.tol > 0.0) || opts.max_iter == 0 || opts.max_stages == 0 {
-        return Err(invalid("tol", "tol > 0, max_iter >= 1 and max_stages >= 1 are required"));
+    if opts.max_iter == 0 || opts.max_stages == 0 {
+        return Err(invalid("max_iter", "max_iter >= 1 and max_stages >= 1 are required"));
     }
     if opts.n_batches < 2 || opts.min_samples < CHUNK * opts.n_batches || opts.max_samples < opts.min_samples {
         return Err(invalid(
@@ -164,29 +161,16 @@ fn chunks_for(n: usize, b: usize) -> usize {
 }
 
 /// Warm start of the MALA stages: the saddle point of the Gaussian-equivalent model whose
-/// features are Gaussian with the untilted second moment `Phi0` (the linear closed form with
-/// `K -> Phi0`): `a = (Phi0 / (1 - kappa) + T I)^{-1} y` with `kappa = gamma^2 a^T Phi0 a`, one
-/// bisection on kappa in (0, 1) in the eigenbasis of `Phi0`.
+/// features are Gaussian with the untilted second moment `Phi0`, i.e. the linear closed form
+/// (`linear::closed_form_kappa`, one layer) with `K -> Phi0`:
+/// `a = (Phi0 / (1 - kappa) + T I)^{-1} y`, in the eigenbasis of `Phi0`.
 fn gaussian_equivalent(phi0: MatRef<'_, f64>, y: &[f64], gamma: f64, temperature: f64, par: Par) -> Result<Vec<f64>> {
     let p = y.len();
     let (lam, u) = crate::linalg::symmetric_eigen("Phi0", phi0, par)?;
-    let mut yt = vec![0.0; p];
-    for k in 0..p {
-        yt[k] = (0..p).map(|i| u[(i, k)] * y[i]).sum();
-    }
-    let lam: Vec<f64> = lam.iter().map(|l| l.max(0.0)).collect();
-    let coef = |kappa: f64| -> Vec<f64> { (0..p).map(|k| yt[k] / (lam[k] / (1.0 - kappa) + temperature)).collect() };
-    let f = |kappa: f64| kappa - gamma * gamma * coef(kappa).iter().zip(&lam).map(|(c, l)| l * c * c).sum::<f64>();
-    let (mut lo, mut hi) = (0.0, 1.0);
-    for _ in 0..100 {
-        let mid = 0.5 * (lo + hi);
-        if f(mid) < 0.0 {
-            lo = mid;
-        } else {
-            hi = mid;
-        }
-    }
-    let c = coef(0.5 * (lo + hi));
+    let yt: Vec<f64> = (0..p).map(|k| (0..p).map(|i| u[(i, k)] * y[i]).sum()).collect();
+    let q: Vec<f64> = yt.iter().map(|v| v * v).collect();
+    let (kappa, _) = closed_form_kappa(&lam, &q, 1, 1.0, gamma, temperature);
+    let c: Vec<f64> = (0..p).map(|k| yt[k] / (lam[k].max(0.0) / (1.0 - kappa) + temperature)).collect();
     Ok((0..p).map(|i| (0..p).map(|k| u[(i, k)] * c[k]).sum()).collect())
 }
 
