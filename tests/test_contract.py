@@ -29,6 +29,8 @@ ESTIMATORS = {
     "ntk_flow": (lambda: ak.NTKGradientFlow(RELU, lr=0.5, time=2.0), ("time", 3.0), "time"),
     "kernel_renormalization": (lambda: ak.KernelRenormalization(RELU, width=8, temperature=0.1),
                                ("temperature", 0.2), "temperature"),
+    "forward_backward": (lambda: ak.ForwardBackwardKernels(LINEAR, width=8, temperature=0.1), ("temperature", 0.2),
+                         "temperature"),
     "mean_field_linear": (lambda: ak.BayesianMeanField(LINEAR, gamma=1.0, temperature=0.1, width=10),
                           ("gamma", 0.5), "gamma"),
     "mean_field_sampled": (lambda: ak.BayesianMeanField(TANH, gamma=0.5, temperature=0.1, width=10, **SAMPLER),
@@ -36,7 +38,7 @@ ESTIMATORS = {
     "gradient_flow": (lambda: ak.GradientFlowFixedPoint(TANH, gamma=1.0, weight_decay=0.5, n_particles=32,
                                                         n_threads=1), ("weight_decay", 0.6), "weight_decay"),
 }
-THEORIES = ("kernel_renormalization", "mean_field_linear", "mean_field_sampled", "gradient_flow")
+THEORIES = ("kernel_renormalization", "forward_backward", "mean_field_linear", "mean_field_sampled", "gradient_flow")
 
 
 def _data(P=12, d=4, seed=0):
@@ -180,6 +182,9 @@ def test_python_defaults_are_the_cores():
     kr = ak.KernelRenormalization(RELU, width=5, temperature=0.1).get_params()
     for k, v in _core.kernel_renormalization.defaults().items():
         assert kr[k] == v
+    fb = ak.ForwardBackwardKernels(LINEAR, width=5, temperature=0.1).get_params()
+    for k, v in _core.forward_backward.defaults().items():
+        assert fb[k] == v
     gf = ak.GradientFlowFixedPoint(TANH, weight_decay=0.1).get_params()
     for k, v in _core.dmft.defaults().items():
         assert gf[k] == v or (k == "dt" and v == 0.0 and gf[k] is None)
@@ -208,6 +213,9 @@ TANH2 = ak.MLP(depth=2, activation="tanh")
 INTERRUPTED_PATHS = {   # a fast first point, then slower ones (~1 s in all at least); data (P, d)
     "kernel_renormalization": (lambda: ak.KernelRenormalization(TANH2, width=20, temperature=0.1, n_threads=1),
                                "widths", [np.inf, 40, 20, 10, 5], (30, 4)),
+    "forward_backward": (lambda: ak.ForwardBackwardKernels(ak.MLP(depth=2, activation="linear"), width=20,
+                                                            temperature=0.05, n_threads=1),
+                         "widths", [np.inf, 3000, 1000, 300, 100, 60, 40, 30], (100, 120)),
     "mean_field_linear": (lambda: ak.BayesianMeanField(ak.MLP(depth=3, activation="linear"), temperature=0.01,
                                                        solver="lbfgs", tol=1e-12, n_threads=1),
                           "gammas", [0.05] + [0.5 + 0.25 * i for i in range(16)], (60, 30)),

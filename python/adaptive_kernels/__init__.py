@@ -35,7 +35,7 @@ from .kernels import cka, criticality, kernel_alignment, kernel_diagonal, lazy_k
 from .mcmc import TiltedMoments, tilted_moments
 from .networks import MLP
 from .predictors import GaussianProcess, KernelRidge, NTKGradientFlow
-from .theories import BayesianMeanField, GradientFlowFixedPoint, KernelRenormalization
+from .theories import BayesianMeanField, ForwardBackwardKernels, GradientFlowFixedPoint, KernelRenormalization
 from . import studies
 from .studies import SerialExecutor, Table, compare_theories, sweep
 
@@ -57,6 +57,7 @@ __all__ = [
     "SolveReport",
     "PathResult",
     "KernelRenormalization",
+    "ForwardBackwardKernels",
     "BayesianMeanField",
     "GradientFlowFixedPoint",
     "tilted_moments",

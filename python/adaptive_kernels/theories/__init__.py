@@ -6,7 +6,8 @@ shared base); no theory imports another (checked by ``tests/test_structure.py``)
 from __future__ import annotations
 
 from .dmft import GradientFlowFixedPoint
+from .forward_backward import ForwardBackwardKernels
 from .kernel_renormalization import KernelRenormalization
 from .mean_field import BayesianMeanField
 
-__all__ = ["KernelRenormalization", "BayesianMeanField", "GradientFlowFixedPoint"]
+__all__ = ["KernelRenormalization", "BayesianMeanField", "GradientFlowFixedPoint", "ForwardBackwardKernels"]

@@ -20,9 +20,10 @@ from ..exceptions import ConvergenceWarning, NumericalJitterWarning
 from ..kernels.lazy import nngp_feature_kernel, nngp_predict
 from ..networks import MLP, check_net
 
-_SOLVERS = ("auto", "closed_form", "lbfgs", "sampled")
+_SOLVERS = ("auto", "closed_form", "lbfgs", "sampled", "concave")
 _LINEAR = _core.mean_field.defaults()
 _SAMPLED = _core.mean_field.sampled_defaults()
+_CONCAVE = _core.mean_field.concave_defaults()
 
 
 class BayesianMeanField(TheoryEstimator):
@@ -64,7 +65,7 @@ class BayesianMeanField(TheoryEstimator):
         T (the ridge of the kernel predictor).
     width : int, optional
         Width N, used only by ``predict(..., return_std=True)``.
-    solver : {"auto", "closed_form", "lbfgs", "sampled"}
+    solver : {"auto", "closed_form", "lbfgs", "sampled", "concave"}
         ``"closed_form"`` (sigma_b = 0 and one output, or parallel outputs): one
         eigendecomposition of ``K^0`` and a global minimisation over one scalar kappa in (0, 1);
         ``Phi^l = sigma_w^{2(l-1)} [K + ((1-kappa)^{-l} - 1) v v^T / (alpha^T K alpha)]``, ``v = K alpha``,
@@ -82,6 +83,18 @@ class BayesianMeanField(TheoryEstimator):
         Kish effective fraction is >= ``min_kish``. Results carry Monte-Carlo error of order
         ``1/sqrt(ess_)`` and are fixed by ``seed``. ``"auto"``: the closed form where it
         applies, L-BFGS for other linear nets, ``"sampled"`` for nonlinear ones.
+        ``"concave"`` (depth 1, one output, any activation): the saddle point is the unique
+        maximiser of the strictly concave ``g(a) = a.y - T|a|^2/2 - gamma^-2 ln E_{N(0,K^0)}
+        exp(gamma^2 (a.phi)^2/2)`` (``a`` = ``dual_coef_``, kernel ``<phi phi^T>`` under the tilt
+        ``exp(gamma^2 (a.phi)^2/2)``); damped Newton on sample averages over fixed draws (MALA
+        draws of the tilt at the previous iterate, redrawn until they agree), no gamma continuation;
+        the sample number grows until the kernel's Monte-Carlo error, measured by re-solving on
+        ``n_batches`` independent batches, is about ``rtol``. Extra fitted attributes:
+        ``kernel_stderr_``, ``kernel_rel_err_``, ``kish_``, ``n_samples_``, and
+        :meth:`predict_stderr` (Monte-Carlo standard error of the mean prediction).
+    rtol : float in (0, 1), optional
+        Target relative Monte-Carlo (Frobenius) error of the kernel for ``solver="concave"``
+        (default: the core's, ``_core.mean_field.concave_defaults()``).
     tol : float, optional
         Default: the core's for the chosen solver (``_core.mean_field.defaults()`` /
         ``sampled_defaults()``). L-BFGS stops when ``max_l max |B_l^T G_l B_l| < tol`` (``G_l = dF/dPhi^l``,
@@ -129,7 +142,8 @@ class BayesianMeanField(TheoryEstimator):
                  n_chains: int = _SAMPLED["n_chains"], n_samples: int = _SAMPLED["n_samples"],
                  burn_in: int = _SAMPLED["burn_in"], thin: int = _SAMPLED["thin"],
                  step_size: float = _SAMPLED["step_size"], seed: int = _SAMPLED["seed"],
-                 min_kish: float = _SAMPLED["min_kish"], solver_options: dict | None = None,
+                 min_kish: float = _SAMPLED["min_kish"], rtol: float | None = None,
+                 solver_options: dict | None = None,
                  n_threads: int | None = None, progress: bool | None = None):
         self.net = net
         self.gamma = gamma
@@ -145,6 +159,7 @@ class BayesianMeanField(TheoryEstimator):
         self.step_size = step_size
         self.seed = seed
         self.min_kish = min_kish
+        self.rtol = rtol
         self.solver_options = solver_options
         self.n_threads = n_threads
         self.progress = progress
@@ -165,6 +180,8 @@ class BayesianMeanField(TheoryEstimator):
             check_int("width", self.width, minimum=1)
         if not isinstance(self.solver, str) or self.solver not in _SOLVERS:
             raise ValueError(f"solver: expected one of {_SOLVERS}, got {self.solver!r}")
+        if self.solver == "concave":
+            return self._check_concave(net, gamma, T)
         if net.activation != "linear" and self.solver in ("closed_form", "lbfgs"):
             raise ValueError(f"solver: {self.solver!r} needs activation='linear'; use 'sampled' (or 'auto') for "
                              f"{net.activation_name!r}")
@@ -189,10 +206,37 @@ class BayesianMeanField(TheoryEstimator):
         return dict(net=net, gamma=gamma, temperature=T, sampled=sampled, options=options,
                     threads=check_n_threads(self.n_threads), progress=self.progress)
 
+    def _check_concave(self, net, gamma, T) -> dict:
+        if net.depth != 1:
+            raise ValueError(f"solver: 'concave' needs one hidden layer (depth 1), got depth {net.depth}")
+        options = {} if self.solver_options is None else dict(self.solver_options)
+        rtol = check_float("rtol", _CONCAVE["rtol"] if self.rtol is None else self.rtol, minimum=0.0, strict=True)
+        if rtol >= 1:
+            raise ValueError(f"rtol: must be in (0, 1), got {rtol}")
+        options.update(rtol=rtol, seed=check_int("seed", self.seed, minimum=0),
+                       tol=check_float("tol", _CONCAVE["tol"] if self.tol is None else self.tol, minimum=0.0, strict=True),
+                       max_iter=check_int("max_iter", _CONCAVE["max_iter"] if self.max_iter is None else self.max_iter,
+                                          minimum=1))
+        return dict(net=net, gamma=gamma, temperature=T, sampled=False, concave=True, options=options,
+                    threads=check_n_threads(self.n_threads), progress=self.progress)
+
     # -- one core call ----------------------------------------------------------------------------
     def _solve(self, X, Y, points):
         p0 = points[0]
         net, gammas = p0["net"], [p["gamma"] for p in points]
+        if p0.get("concave"):
+            if Y.shape[1] != 1:
+                raise ValueError(f"y: solver='concave' takes one output column, got {Y.shape[1]}")
+            sols = []
+            for p in points:
+                try:
+                    sols.append(_core.mean_field.solve_concave(X, Y, net, gamma=p["gamma"], temperature=p["temperature"],
+                                                               options=p["options"], n_threads=p["threads"]))
+                except KeyboardInterrupt:
+                    if not sols:
+                        raise
+                    return sols, True
+            return sols, False
         if p0["sampled"]:
             o = p0["options"]
             work = float(X.shape[0]) ** 2 * o["n_chains"] * (o["burn_in"] + o["n_samples"] * o["thin"]) * 10
@@ -206,6 +250,8 @@ class BayesianMeanField(TheoryEstimator):
 
     def _store(self, s) -> None:
         self.report_ = self._report(s.report)
+        if self._params.get("concave"):
+            return self._store_concave(s)
         self.solver_ = "sampled" if self._params["sampled"] else self.report_.solver
         self.n_eval_ = self.report_.n_eval
         self.kernels_ = [np.asarray(k) for k in s.kernels]
@@ -245,7 +291,49 @@ class BayesianMeanField(TheoryEstimator):
             self._mean_state = dict(s.mean_predictor)   # the fitted mean (arrays)
             self._variance_state = None                  # built at the first predict(return_std=True)
 
+    def _store_concave(self, s) -> None:
+        a = np.asarray(s.a)
+        self.solver_ = "concave"
+        self.n_eval_ = self.report_.n_eval
+        self.kernel_ = np.asarray(s.kernel)
+        self.kernels_ = [self.kernel_]
+        self.conjugates_ = [-s.gamma ** 2 * np.outer(a, a)]
+        self.dual_coef_ = a[:, None]
+        self.support_rank_ = int(s.rank)
+        self.action_ = None
+        self.kappa_ = None
+        self.stationary_points_ = np.zeros((0, 2))
+        self.gamma_reached_ = float(s.gamma)
+        self.stages_ = self.report_.stages
+        self.kernel_stderr_ = np.asarray(s.kernel_stderr)
+        self.kernel_rel_err_ = float(s.kernel_rel_err)
+        self.kish_ = float(s.kish)
+        self.n_samples_ = int(s.n_samples)
+        self._concave_state = dict(
+            a=a, kernel=self.kernel_, batch_a=np.asarray(s.batch_a), batch_lse=np.asarray(s.batch_lse), lse=s.lse,
+            proposal_dir=np.asarray(s.proposal_dir), proposal_sigma=s.proposal_sigma,
+            proposal_stage=s.proposal_stage, proposal_chunks=s.proposal_chunks,
+            proposal_a_ref=np.asarray(s.proposal_a_ref), proposal_n_chains=s.proposal_n_chains, seed=s.seed,
+            gamma=s.gamma)
+
+    def _predict_concave(self, X, return_var):
+        p = self._params
+        return _core.mean_field.predict_concave(self.X_train_, X, p["net"], temperature=p["temperature"],
+                                                return_var=return_var, n_threads=p["threads"], **self._concave_state)
+
+    def predict_stderr(self, X) -> np.ndarray:
+        """Monte-Carlo standard error (n,) of the mean prediction of ``solver="concave"`` (from
+        the spread of the batch solutions; the draws are regenerated from the seed)."""
+        self._check_fitted()
+        if not self._params.get("concave"):
+            raise ValueError("predict_stderr: only solver='concave' reports Monte-Carlo error bars")
+        return self._predict_concave(self._check_test(X), False)[1]
+
     def _nonconvergence_message(self) -> str:
+        if self._params.get("concave"):
+            return (f"mean-field saddle point (concave): the kernel's Monte-Carlo error {self.kernel_rel_err_:.3g} "
+                    f"(target rtol {self._params['options']['rtol']:g}), Kish fraction {self.kish_:.2f}, Newton "
+                    f"residual {self.residual_:.2e}; raise solver_options['max_samples'] or max_stages")
         if self._params["sampled"] and self.gamma_reached_ < self._params["gamma"]:
             return (f"mean-field saddle point: the gamma continuation stopped at gamma = {self.gamma_reached_:.4g} "
                     f"< {self._params['gamma']:g} (stages {np.round(self.stages_, 4).tolist()}, negative = failed); "
@@ -278,7 +366,10 @@ class BayesianMeanField(TheoryEstimator):
             raise ValueError("width: predict(return_std=True) needs the network width N (the mean-field posterior "
                              "variance is O(1/N)); pass width=N to BayesianMeanField")
         p = self._params
-        if p["sampled"]:
+        if p.get("concave"):
+            mean, _, var = self._predict_concave(X, return_std)
+            mean = mean[:, None]
+        elif p["sampled"]:
             mean, var = _core.mean_field.predict_sampled(
                 self.X_train_, self.y_train_, self.kernels_, self.samples_, self.weights_, X, p["net"],
                 temperature=p["temperature"], seed=int(p["options"]["seed"]), return_var=return_std,

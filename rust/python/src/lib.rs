@@ -1,7 +1,7 @@
 //! `adaptive_kernels._core`: the thin PyO3 layer over `adaptive-kernels-core`.
 //!
 //! One submodule per Python module (`kernels`, `linalg`, `predictors`, `finite`,
-//! `kernel_renormalization`, `mean_field`, `dmft`, `mcmc`), test-only entry points in `_testing`.
+//! `kernel_renormalization`, `mean_field`, `dmft`, `forward_backward`, `mcmc`), test-only entry points in `_testing`.
 //! Arrays cross without copies where possible (callers pass C-contiguous float64 arrays; the
 //! Python layer ensures that); the network is read from the `adaptive_kernels.MLP` object
 //! itself; solver settings are one `options` dict whose missing keys take the core's
@@ -14,11 +14,13 @@ mod convert;
 mod dmft;
 mod errors;
 mod finite;
+mod forward_backward;
 mod kernel_renormalization;
 mod kernels;
 mod linalg;
 mod mcmc;
 mod mean_field;
+mod mean_field_concave;
 mod predictors;
 mod results;
 mod runtime;
@@ -67,6 +69,7 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     submodule(m, "mean_field", mean_field::register)?;
     submodule(m, "mcmc", mcmc::register)?;
     submodule(m, "dmft", dmft::register)?;
+    submodule(m, "forward_backward", forward_backward::register)?;
     submodule(m, "_testing", testing::register)?;
     Ok(())
 }

@@ -541,5 +541,6 @@ pub(crate) fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(variance_predictor, m)?)?;
     m.add_function(wrap_pyfunction!(solve_sampled, m)?)?;
     m.add_function(wrap_pyfunction!(predict_sampled, m)?)?;
+    crate::mean_field_concave::register(m)?;
     Ok(())
 }

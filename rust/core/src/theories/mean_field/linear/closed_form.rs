@@ -15,114 +15,124 @@ impl Problem<'_> {
     /// The closed form (`sigma_b = 0`, rank(Y) <= 1): global minimum of `F1(kappa)` and the
     /// list of stationary points `(kappa, F1)`.
     pub fn closed_form_kappa(&self, gamma: f64, t: f64) -> (f64, Vec<(f64, f64)>) {
-        let (depth, sw) = (self.depth as i32, self.sigma_w);
-        let s = sw.powi(2 * (depth - 1));
-        let lam: Vec<f64> = self.lam.iter().map(|v| v.max(0.0)).collect();
         let vy = at_b(self.vecs.as_ref(), self.y, Par::Seq);
         let q: Vec<f64> = (0..self.p)
             .map(|i| (0..self.c).map(|j| vy[(i, j)] * vy[(i, j)]).sum())
             .collect();
-        let lq: f64 = lam.iter().zip(&q).map(|(l, q)| l * q).sum();
-        // F1 and the sign function h = dF1/dkappa (1-kappa)^2 / (L/2), both at (kappa, w = 1-kappa)
-        let g2 = gamma * gamma;
-        let f1 = |kap: f64, w: f64| -> f64 {
-            let lnw = if kap < 0.5 { (-kap).ln_1p() } else { w.ln() };
-            let wl = (depth as f64 * lnw).exp();
-            let data: f64 = lam
-                .iter()
-                .zip(&q)
-                .map(|(l, q)| {
-                    if *l > 0.0 {
-                        q * wl / (s * l + t * wl)
-                    } else {
-                        q / t
-                    }
-                })
-                .sum();
-            0.5 * depth as f64 * (kap / w + lnw) + 0.5 * g2 * data
-        };
-        let h = |kap: f64, w: f64| -> f64 {
-            let lnw = if kap < 0.5 { (-kap).ln_1p() } else { w.ln() };
-            let wl = (depth as f64 * lnw).exp();
-            let sum: f64 = lam
-                .iter()
-                .zip(&q)
-                .filter(|(l, _)| **l > 0.0)
-                .map(|(l, q)| l * q * wl * w / ((s * l + t * wl) * (s * l + t * wl)))
-                .sum();
-            kap - g2 * s * sum
-        };
-        if !(lq > 0.0) {
-            return (0.0, vec![(0.0, f1(0.0, 1.0))]);
-        }
-        // grid nodes (kappa, w): kappa = 0, logistic(t_j), kappa = 1
-        let node = |tt: f64| -> (f64, f64) {
-            if tt >= 0.0 {
-                let e = (-tt).exp();
-                (1.0 / (1.0 + e), e / (1.0 + e))
-            } else {
-                let e = tt.exp();
-                (e / (1.0 + e), 1.0 / (1.0 + e))
-            }
-        };
-        let mut nodes: Vec<(f64, f64, f64)> = Vec::with_capacity(GRID + 2); // (coordinate, kappa, w)
-        nodes.push((f64::NEG_INFINITY, 0.0, 1.0));
-        for j in 0..GRID {
-            let tt = -T_MAX + 2.0 * T_MAX * j as f64 / (GRID - 1) as f64;
-            let (k, w) = node(tt);
-            nodes.push((tt, k, w));
-        }
-        nodes.push((f64::INFINITY, 1.0, 0.0));
-        let vals: Vec<f64> = nodes.iter().map(|&(_, k, w)| h(k, w)).collect();
-        let mut roots = Vec::new();
-        for j in 0..nodes.len() - 1 {
-            let (h0, h1) = (vals[j], vals[j + 1]);
-            if (h0 < 0.0) == (h1 < 0.0) && h0 != 0.0 {
-                continue;
-            }
-            if h0 == 0.0 {
-                roots.push((nodes[j].1, nodes[j].2));
-                continue;
-            }
-            // bisection: in kappa on the first interval, in w on the last, in logit(kappa) inside
-            let (mut lo, mut hi) = (0.0f64, 1.0f64);
-            let first = j == 0;
-            let last = j + 1 == nodes.len() - 1;
-            let at = |u: f64| -> (f64, f64) {
-                if first {
-                    let k = nodes[1].1 * u;
-                    (k, 1.0 - k)
-                } else if last {
-                    let w = nodes[j].2 * (1.0 - u);
-                    (1.0 - w, w)
-                } else {
-                    node(nodes[j].0 + (nodes[j + 1].0 - nodes[j].0) * u)
-                }
-            };
-            for _ in 0..200 {
-                let mid = 0.5 * (lo + hi);
-                if mid <= lo || mid >= hi {
-                    break;
-                }
-                let (k, w) = at(mid);
-                if (h(k, w) < 0.0) == (h0 < 0.0) {
-                    lo = mid;
-                } else {
-                    hi = mid;
-                }
-            }
-            roots.push(at(0.5 * (lo + hi)));
-        }
-        let stationary: Vec<(f64, f64)> = roots.iter().map(|&(k, w)| (k, f1(k, w))).collect();
-        let best = stationary
-            .iter()
-            .cloned()
-            .fold(
-                (f64::NAN, f64::INFINITY),
-                |acc, s| if s.1 < acc.1 { s } else { acc },
-            );
-        (best.0, stationary)
+        closed_form_kappa(&self.lam, &q, self.depth, self.sigma_w, gamma, t)
     }
+}
+
+/// The closed form's `kappa` from the spectrum of the input kernel: eigenvalues `lam` (negative
+/// ones clipped to 0) and the squared projections `q_i = |u_i^T Y|^2` of the targets on its
+/// eigenvectors; global minimum of `F1(kappa)` and the list of stationary points `(kappa, F1)`.
+pub fn closed_form_kappa(lam: &[f64], q: &[f64], depth: usize, sigma_w: f64, gamma: f64, t: f64) -> (f64, Vec<(f64, f64)>) {
+    let depth = depth as i32;
+    let s = sigma_w.powi(2 * (depth - 1));
+    let lam: Vec<f64> = lam.iter().map(|v| v.max(0.0)).collect();
+    let lq: f64 = lam.iter().zip(q).map(|(l, q)| l * q).sum();
+    // F1 and the sign function h = dF1/dkappa (1-kappa)^2 / (L/2), both at (kappa, w = 1-kappa)
+    let g2 = gamma * gamma;
+    let f1 = |kap: f64, w: f64| -> f64 {
+        let lnw = if kap < 0.5 { (-kap).ln_1p() } else { w.ln() };
+        let wl = (depth as f64 * lnw).exp();
+        let data: f64 = lam
+            .iter()
+            .zip(q)
+            .map(|(l, q)| {
+                if *l > 0.0 {
+                    q * wl / (s * l + t * wl)
+                } else {
+                    q / t
+                }
+            })
+            .sum();
+        0.5 * depth as f64 * (kap / w + lnw) + 0.5 * g2 * data
+    };
+    let h = |kap: f64, w: f64| -> f64 {
+        let lnw = if kap < 0.5 { (-kap).ln_1p() } else { w.ln() };
+        let wl = (depth as f64 * lnw).exp();
+        let sum: f64 = lam
+            .iter()
+            .zip(q)
+            .filter(|(l, _)| **l > 0.0)
+            .map(|(l, q)| l * q * wl * w / ((s * l + t * wl) * (s * l + t * wl)))
+            .sum();
+        kap - g2 * s * sum
+    };
+    if !(lq > 0.0) {
+        return (0.0, vec![(0.0, f1(0.0, 1.0))]);
+    }
+    // grid nodes (kappa, w): kappa = 0, logistic(t_j), kappa = 1
+    let node = |tt: f64| -> (f64, f64) {
+        if tt >= 0.0 {
+            let e = (-tt).exp();
+            (1.0 / (1.0 + e), e / (1.0 + e))
+        } else {
+            let e = tt.exp();
+            (e / (1.0 + e), 1.0 / (1.0 + e))
+        }
+    };
+    let mut nodes: Vec<(f64, f64, f64)> = Vec::with_capacity(GRID + 2); // (coordinate, kappa, w)
+    nodes.push((f64::NEG_INFINITY, 0.0, 1.0));
+    for j in 0..GRID {
+        let tt = -T_MAX + 2.0 * T_MAX * j as f64 / (GRID - 1) as f64;
+        let (k, w) = node(tt);
+        nodes.push((tt, k, w));
+    }
+    nodes.push((f64::INFINITY, 1.0, 0.0));
+    let vals: Vec<f64> = nodes.iter().map(|&(_, k, w)| h(k, w)).collect();
+    let mut roots = Vec::new();
+    for j in 0..nodes.len() - 1 {
+        let (h0, h1) = (vals[j], vals[j + 1]);
+        if (h0 < 0.0) == (h1 < 0.0) && h0 != 0.0 {
+            continue;
+        }
+        if h0 == 0.0 {
+            roots.push((nodes[j].1, nodes[j].2));
+            continue;
+        }
+        // bisection: in kappa on the first interval, in w on the last, in logit(kappa) inside
+        let (mut lo, mut hi) = (0.0f64, 1.0f64);
+        let first = j == 0;
+        let last = j + 1 == nodes.len() - 1;
+        let at = |u: f64| -> (f64, f64) {
+            if first {
+                let k = nodes[1].1 * u;
+                (k, 1.0 - k)
+            } else if last {
+                let w = nodes[j].2 * (1.0 - u);
+                (1.0 - w, w)
+            } else {
+                node(nodes[j].0 + (nodes[j + 1].0 - nodes[j].0) * u)
+            }
+        };
+        for _ in 0..200 {
+            let mid = 0.5 * (lo + hi);
+            if mid <= lo || mid >= hi {
+                break;
+            }
+            let (k, w) = at(mid);
+            if (h(k, w) < 0.0) == (h0 < 0.0) {
+                lo = mid;
+            } else {
+                hi = mid;
+            }
+        }
+        roots.push(at(0.5 * (lo + hi)));
+    }
+    let stationary: Vec<(f64, f64)> = roots.iter().map(|&(k, w)| (k, f1(k, w))).collect();
+    let best = stationary
+        .iter()
+        .cloned()
+        .fold(
+            (f64::NAN, f64::INFINITY),
+            |acc, s| if s.1 < acc.1 { s } else { acc },
+        );
+    (best.0, stationary)
+}
+
+impl Problem<'_> {
 
     /// Closed-form kernels `Phi^1 .. Phi^L` (P x P) at `kappa`.
     pub(super) fn closed_form_kernels(&self, t: f64, kappa: f64, par: Par) -> Vec<Mat<f64>> {

@@ -79,6 +79,7 @@ use crate::linalg::matmul;
 use faer::{Accum, Mat, MatRef, Par};
 
 mod closed_form;
+pub use closed_form::closed_form_kappa;
 mod objective;
 mod predict;
 pub use predict::{MeanPredictor, VariancePredictor};

@@ -1,0 +1,183 @@
+"""Forward-backward MAP kernels of deep linear networks (Fischer et al., ICML 2024): a NumPy reference.
+
+Conventions (standard scaling, as ``ak.sample_posterior(parameterization="standard")``; depth L
+hidden layers of width N, noise variance T, ``g = sigma_w^2``, ``b = sigma_b^2``, targets Y (P, C)):
+
+    C^0 = g X X^T / d + b                                    (input kernel, fixed)
+    C^l = (g / N) sum_i h^l_i h^l_i^T + b,  h^l_i ~ N(0, C^{l-1}) i.i.d.     (l = 1..L, random)
+    W_l(Ct | C) = b 1^T Ct 1 - 1/2 ln det(I - 2 g Ct C)      (cumulant generating function / N)
+
+MAP of the kernels in the large-deviation form of the prior, ``-ln p({C} | Y) =
+N sum_l [tr(Ct^l C^l) - W_l(Ct^l | C^{l-1})]_{saddle in Ct} + 1/2 tr(Y^T G^{-1} Y) + C/2 ln det G``,
+``G = C^L + T I``; its stationarity conditions are
+
+    forward   C^l    = d W_l / d Ct^l   = g C^{l-1} (I - 2 g Ct^l C^{l-1})^{-1} + b            (F)
+    backward  Ct^{l-1} = d W_l / d C^{l-1} = g Ct^l (I - 2 g C^{l-1} Ct^l)^{-1}   (l = L..2)   (B)
+              (Stein form: 1/2 C^{-1} (<h h^T>_tilt - C) C^{-1}, <h h^T>_tilt = C (I - 2 g Ct C)^{-1})
+    terminal  Ct^L   = (Z Z^T - C G^{-1}) / (2 N),  Z = G^{-1} Y                               (T)
+
+Eliminating Ct, the MAP minimises (C^l - b 11^T = D_l, gC^{l-1} = E_l)
+``F = N/2 sum_l [tr(E_l^{-1} D_l) - ln det(E_l^{-1} D_l) - P] + 1/2 tr(Y^T G^{-1} Y) + C/2 ln det G``
+(the Legendre transform of W is the Wishart rate function), see :func:`objective`.
+
+The solve is width annealing: hybrid Powell (``scipy.optimize.root``) on the residual of
+(F) with Ct from (T) and (B), at widths from ``N * start`` down to ``N``, each warm-started from the last.
+"""
+import numpy as np
+from scipy import linalg, optimize
+
+__all__ = ["input_kernel", "nngp_kernels", "terminal", "backward", "backward_stein", "forward", "residual",
+           "objective", "solve", "perturbative", "joint_kernels", "predict", "alignment"]
+
+
+def input_kernel(X, sigma_w=1.0, sigma_b=0.0):
+    X = np.asarray(X, float)
+    return sigma_w ** 2 * X @ X.T / X.shape[1] + sigma_b ** 2
+
+
+def nngp_kernels(K0, depth, g, b):
+    out, C = [], K0
+    for _ in range(depth):
+        C = g * C + b
+        out.append(C)
+    return out
+
+
+def terminal(CL, Y, T, N):
+    """(T): ``(Z Z^T - C G^{-1}) / (2N)``."""
+    Y = np.asarray(Y, float).reshape(len(CL), -1)
+    Gi = linalg.inv(CL + T * np.eye(len(CL)))
+    Z = Gi @ Y
+    return (Z @ Z.T - Y.shape[1] * Gi) / (2 * N)
+
+
+def backward(C_prev, Ct, g):
+    """(B), closed form."""
+    return g * Ct @ linalg.inv(np.eye(len(Ct)) - 2 * g * C_prev @ Ct)
+
+
+def backward_stein(C_prev, Ct, g):
+    """(B), Stein form ``1/2 C^{-1} (<h h^T>_tilt - C) C^{-1}`` (needs an invertible ``C_prev``)."""
+    tilt = C_prev @ linalg.inv(np.eye(len(Ct)) - 2 * g * Ct @ C_prev)
+    Ci = linalg.inv(C_prev)
+    return 0.5 * Ci @ (tilt - C_prev) @ Ci
+
+
+def forward(C_prev, Ct, g, b):
+    """(F)."""
+    return g * C_prev @ linalg.inv(np.eye(len(Ct)) - 2 * g * Ct @ C_prev) + b
+
+
+def conjugates(Cs, K0, Y, g, T, N):
+    """Ct^1..Ct^L from the kernels C^1..C^L by (T) then (B)."""
+    L = len(Cs)
+    Ct = [None] * L
+    Ct[-1] = terminal(Cs[-1], Y, T, N)
+    for l in range(L - 1, 0, -1):
+        Ct[l - 1] = backward(Cs[l - 1], Ct[l], g)
+    return Ct
+
+
+def residual(Cs, K0, Y, g, b, T, N):
+    """``C^l - F_l(C^{l-1}, Ct^l)`` for l = 1..L, with the Ct of :func:`conjugates`."""
+    Ct = conjugates(Cs, K0, Y, g, T, N)
+    prev = [K0] + list(Cs[:-1])
+    return [C - forward(Cp, t, g, b) for C, Cp, t in zip(Cs, prev, Ct)]
+
+
+def objective(Cs, K0, Y, g, b, T, N):
+    """The MAP objective F (needs invertible ``C^0`` and ``C^l - b``)."""
+    Y = np.asarray(Y, float).reshape(len(K0), -1)
+    P = len(K0)
+    f, prev = 0.0, K0
+    for C in Cs:
+        M = linalg.solve(g * prev, C - b)
+        f += 0.5 * N * (np.trace(M) - np.linalg.slogdet(M)[1] - P)
+        prev = C
+    G = Cs[-1] + T * np.eye(P)
+    return f + 0.5 * np.trace(Y.T @ linalg.solve(G, Y)) + 0.5 * Y.shape[1] * np.linalg.slogdet(G)[1]
+
+
+def _sym(A):
+    return 0.5 * (A + A.T)
+
+
+def solve(K0, Y, depth, g, b, T, N, start=1e3, n_anneal=12, tol=1e-13):
+    """Width annealing from ``N * start`` to ``N`` (``n_anneal`` geometric steps, a failed step
+    halved in log width), each step solved by MINPACK's hybrid Powell method
+    (``scipy.optimize.root``, dense Jacobian: small P only); returns (C, Ct)."""
+    P = len(K0)
+    iu = np.triu_indices(P)
+
+    def unpack(x):
+        Cs = []
+        for v in x.reshape(depth, -1):
+            C = np.zeros((P, P))
+            C[iu] = v
+            Cs.append(C + np.triu(C, 1).T)
+        return Cs
+
+    Cs = nngp_kernels(K0, depth, g, b)
+    x = np.concatenate([C[iu] for C in Cs])
+    done, todo = N * start, list(N * start ** (1.0 - np.arange(1, n_anneal + 1) / n_anneal))
+    while todo:
+        n = todo[0]
+        fun = lambda x, n=n: np.concatenate([_sym(r)[iu] for r in residual(unpack(x), K0, Y, g, b, T, n)])
+        sol = optimize.root(fun, x, method="hybr", tol=tol)
+        if sol.success or np.abs(sol.fun).max() < 1e-11:
+            x, done = sol.x, todo.pop(0)
+        elif done / n < 1.0 + 1e-6:
+            raise RuntimeError(f"reference solve failed at width {n}: {sol.message}")
+        else:
+            todo.insert(0, np.sqrt(done * n))   # halve the step in log width
+    Cs = unpack(x)
+    return Cs, conjugates(Cs, K0, Y, g, T, N)
+
+
+def perturbative(K0, Y, depth, g, b, T, N):
+    """First order in 1/N around the NNGP: Ct^L from (T) at the NNGP kernel, (B) and (F)
+    linearised: ``Ct^{l-1} = g Ct^l``, ``C^l = g C^{l-1} + b + 2 g^2 K^{l-1} Ct^l K^{l-1}``."""
+    K = [K0] + nngp_kernels(K0, depth, g, b)
+    Ct = [None] * depth
+    Ct[-1] = terminal(K[-1], Y, T, N)
+    for l in range(depth - 1, 0, -1):
+        Ct[l - 1] = g * Ct[l]
+    Cs, prev = [], K0
+    for l in range(depth):
+        C = g * prev + b + 2 * g * g * K[l] @ Ct[l] @ K[l]
+        Cs.append(C)
+        prev = C
+    return Cs, Ct
+
+
+def joint_kernels(Kj, Ct, g, b):
+    """Forward pass on train + test (train rows first): Ct zero-padded on test rows/columns."""
+    P = len(Ct[0])
+    out, prev = [], Kj
+    for t in Ct:
+        tp = np.zeros_like(Kj)
+        tp[:P, :P] = t
+        prev = forward(prev, tp, g, b)
+        out.append(_sym(prev))
+    return out
+
+
+def predict(K0j, Ct, Y, g, b, T):
+    """GP regression with the MAP readout kernel: mean (Q, C) and variance (Q,) of f at the test rows."""
+    P = len(Ct[0])
+    Y = np.asarray(Y, float).reshape(P, -1)
+    C = joint_kernels(K0j, Ct, g, b)[-1]
+    G = C[:P, :P] + T * np.eye(P)
+    Kc = C[:P, P:]
+    mean = Kc.T @ linalg.solve(G, Y)
+    var = np.diag(C[P:, P:]) - np.einsum("ij,ij->j", Kc, linalg.solve(G, Kc))
+    return mean, var
+
+
+def alignment(K, Y):
+    """Centred kernel alignment of K with Y Y^T."""
+    P = len(K)
+    Y = np.asarray(Y, float).reshape(P, -1)
+    H = np.eye(P) - 1.0 / P
+    A, B = H @ K @ H, H @ Y @ Y.T @ H
+    return float(np.sum(A * B) / np.sqrt(np.sum(A * A) * np.sum(B * B)))

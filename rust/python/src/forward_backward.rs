@@ -1,0 +1,143 @@
+//! `adaptive_kernels._core.forward_backward` (see `adaptive_kernels.ForwardBackwardKernels`).
+use crate::convert::{
+    defaults_dict, factor_and_solve, mat_to_numpy, mats_to_list, square_to_numpy, view, NetArg,
+    Options,
+};
+use crate::errors::to_pyerr;
+use crate::results::SolveReport;
+use crate::runtime::{run_interruptible, threads};
+use ak_core::control::Control;
+use ak_core::faer::Mat;
+use ak_core::theories::forward_backward::{self as fb, solve_path, Method, Point, Problem};
+use ak_core::threads::with_threads;
+use numpy::{PyArray2, PyReadonlyArray2, PyUntypedArrayMethods};
+use pyo3::prelude::*;
+use pyo3::types::{PyDict, PyList};
+
+/// The MAP kernels at one point: `kernels` `C^1..C^L`, `conjugates` `Ct^1..Ct^L`,
+/// `input_conjugate` `Ct^0`, `report`, and the GP predictor on `C^L`: `factor` (`U = L^T` of
+/// `C^L + T I`), `factor_jitter`, `dual_coef` (`(C^L + T I)^{-1} Y`).
+#[pyclass(frozen, get_all, module = "adaptive_kernels._core.forward_backward")]
+struct Solution {
+    kernels: Py<PyList>,
+    conjugates: Py<PyList>,
+    input_conjugate: Py<PyArray2<f64>>,
+    report: Py<SolveReport>,
+    factor: Py<PyArray2<f64>>,
+    factor_jitter: f64,
+    dual_coef: Py<PyArray2<f64>>,
+}
+
+/// The core's default options.
+#[pyfunction]
+fn defaults(py: Python<'_>) -> PyResult<Bound<'_, PyDict>> {
+    let d = fb::Options::default();
+    defaults_dict(
+        py,
+        &[
+            ("tol", d.tol.into_pyobject(py)?.into_any()),
+            ("max_iter", d.max_iter.into_pyobject(py)?.into_any()),
+            ("krylov", d.krylov.into_pyobject(py)?.into_any()),
+            ("forcing", d.forcing.into_pyobject(py)?.into_any()),
+            ("start", d.start.into_pyobject(py)?.into_any()),
+            ("n_anneal", d.n_anneal.into_pyobject(py)?.into_any()),
+            ("max_stages", d.max_stages.into_pyobject(py)?.into_any()),
+            ("method", d.method.name().into_pyobject(py)?.into_any()),
+        ],
+    )
+}
+
+fn options_of(py: Python<'_>, opts: Option<Bound<'_, PyDict>>) -> PyResult<fb::Options> {
+    let o = Options::new(opts)?;
+    let d = fb::Options::default();
+    let method: String = o.get("method", d.method.name().to_string())?;
+    let out = fb::Options {
+        tol: o.get("tol", d.tol)?,
+        max_iter: o.get("max_iter", d.max_iter)?,
+        krylov: o.get("krylov", d.krylov)?,
+        forcing: o.get("forcing", d.forcing)?,
+        start: o.get("start", d.start)?,
+        n_anneal: o.get("n_anneal", d.n_anneal)?,
+        max_stages: o.get("max_stages", d.max_stages)?,
+        method: Method::from_name(&method).map_err(|e| to_pyerr(py, e.into()))?,
+    };
+    o.finish()?;
+    Ok(out)
+}
+
+/// MAP kernels along a path of `(width, temperature)` points (a point anneals on from the
+/// previous one when its width is not larger and the temperature is the same), and whether a
+/// Ctrl-C stopped the path early. Progress counts converged annealing stages.
+#[pyfunction]
+#[pyo3(signature = (x, y, net, *, widths, temperatures, options=None, n_threads=None, progress=None))]
+#[allow(clippy::too_many_arguments)]
+fn solve<'py>(
+    py: Python<'py>,
+    x: PyReadonlyArray2<'py, f64>,
+    y: PyReadonlyArray2<'py, f64>,
+    net: Bound<'py, PyAny>,
+    widths: Vec<f64>,
+    temperatures: Vec<f64>,
+    options: Option<Bound<'py, PyDict>>,
+    n_threads: Option<usize>,
+    progress: Option<Py<PyAny>>,
+) -> PyResult<(Vec<Solution>, bool)> {
+    let arg = NetArg::new(&net)?;
+    let opts = options_of(py, options)?;
+    if widths.len() != temperatures.len() {
+        return Err(pyo3::exceptions::PyValueError::new_err(
+            "widths: need one entry per temperature",
+        ));
+    }
+    let points: Vec<Point> = widths
+        .into_iter()
+        .zip(temperatures)
+        .map(|(w, t)| Point {
+            width: w,
+            temperature: t,
+        })
+        .collect();
+    let xv = view("X", &x)?;
+    let yv = view("y", &y)?;
+    let nt = threads(n_threads);
+    let (out, interrupted) = run_interruptible(py, progress, |ctl: &Control| {
+        let prob = with_threads(nt, |par| Problem::new(&arg.net, xv, yv, par))
+            .map_err(|e| arg.failure(e))?;
+        let path = solve_path(&prob, &points, &opts, nt, ctl).map_err(|e| arg.failure(e))?;
+        let mut sols = Vec::with_capacity(path.solutions.len());
+        for (s, pt) in path.solutions.into_iter().zip(&points) {
+            let cl = s.kernels.last().expect("depth >= 1").as_ref();
+            let (u, jit, dual) =
+                with_threads(nt, |par| factor_and_solve(cl, pt.temperature, yv, par))
+                    .map_err(|e| arg.failure(e))?;
+            sols.push((s, u, jit, dual));
+        }
+        Ok((sols, path.interrupted))
+    })?;
+    let (sols, path_interrupted) = out;
+    let p = x.shape()[0];
+    let sols = sols
+        .into_iter()
+        .map(
+            |(s, u, jit, dual): (fb::Solution, Vec<f64>, f64, Mat<f64>)| {
+                Ok(Solution {
+                    kernels: mats_to_list(py, &s.kernels)?.unbind(),
+                    conjugates: mats_to_list(py, &s.conjugates)?.unbind(),
+                    input_conjugate: mat_to_numpy(py, s.input_conjugate.as_ref()).unbind(),
+                    report: SolveReport::from_core(py, s.report)?,
+                    factor: square_to_numpy(py, u, p).unbind(),
+                    factor_jitter: jit,
+                    dual_coef: mat_to_numpy(py, dual.as_ref()).unbind(),
+                })
+            },
+        )
+        .collect::<PyResult<Vec<_>>>()?;
+    Ok((sols, interrupted || path_interrupted))
+}
+
+pub(crate) fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    m.add_class::<Solution>()?;
+    m.add_function(wrap_pyfunction!(defaults, m)?)?;
+    m.add_function(wrap_pyfunction!(solve, m)?)?;
+    Ok(())
+}
