@@ -11,10 +11,12 @@
 //! * the critical `sigma_w` at the net's `sigma_b`: the root of `chi_1(sigma_w) = 1` (chi_1 grows
 //!   with sigma_w for the usual activations; +inf counts as above 1).
 //!
-//! The expectations are the library's own (closed forms for linear/relu/erf, the polar quadrature
-//! otherwise, at perfect correlation), so these are the slopes of the very maps the lazy kernels
-//! iterate.
+//! The expectations are the library's own (closed forms for linear/relu/erf; the 1-D
+//! Gauss-Hermite rule of the Hermite expansion where the lazy kernels use it; the polar
+//! quadrature at perfect correlation with `method="quadrature"`), so these are the slopes of the
+//! very maps the lazy kernels iterate.
 use crate::error::{invalid, Result};
+use crate::kernels::hermite::HermiteTable;
 use crate::kernels::net::Mlp;
 use crate::kernels::quadrature::PolarRule;
 
@@ -29,6 +31,12 @@ pub struct Criticality {
 /// `(E[phi(h)^2], E[phi'(h)^2])` for `h ~ N(0, q)`.
 fn moments(net: &Mlp, rule: &PolarRule, q: f64) -> Result<(f64, f64)> {
     let q = q.max(1e-300); // at q = 0 the relu closed form divides 0 by 0
+    if net.lazy_uses_hermite() {
+        // the diagonal of the Hermite lazy kernels: the 1-D Gauss-Hermite rule
+        let t = HermiteTable::new(&net.activation, &[q], true)?;
+        let d = t.d.as_ref().map_or(f64::NAN, |d| d.1[0]);
+        return Ok((t.m0[0], d));
+    }
     let (mut e, mut d) = ([0.0], [0.0]);
     net.expectation(rule).batch(&[q], &[q], &[q], &mut e, Some(&mut d))?;
     Ok((e[0], d[0]))

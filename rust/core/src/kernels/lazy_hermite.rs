@@ -7,7 +7,7 @@
 use crate::control::Control;
 use crate::error::Result;
 use crate::kernels::activation::{Expectation, Method};
-use crate::kernels::hermite::{entries, HermiteTable};
+use crate::kernels::hermite::{entries, fallback_values, HermiteTable};
 use crate::kernels::lazy::{all_finite, overflow};
 use crate::kernels::net::Mlp;
 use crate::kernels::quadrature::PolarRule;
@@ -130,7 +130,17 @@ pub(crate) fn hermite_pass(
                         fc.extend(fall.iter().map(|f| c[f.k]));
                         fe.resize(nf, 0.0);
                         fd.resize(nf, 0.0);
-                        fb.batch(&fa, &fbv, &fc, &mut fe, if want_d { Some(&mut fd) } else { None })?;
+                        let (t1, t2) = (&side1.1[l], &side2.1[l]);
+                        let reliable = |q: usize| {
+                            let j = j0 + fall[q].k;
+                            let e_ok = t1.rt[i].is_finite() && t2.rt[j].is_finite();
+                            let d_ok = match (&t1.d, &t2.d) {
+                                (Some(d1), Some(d2)) => d1.2[i].is_finite() && d2.2[j].is_finite(),
+                                _ => false,
+                            };
+                            (e_ok, d_ok)
+                        };
+                        fallback_values(&fb, &reliable, &fa, &fbv, &fc, &mut fe, want_d.then_some(&mut fd[..]))?;
                         // only the series that missed the bound: E is the same with and
                         // without the NTK
                         for (q, f) in fall.iter().enumerate() {

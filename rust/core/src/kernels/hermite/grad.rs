@@ -129,9 +129,9 @@ pub fn grad_row(
             }
             da[j] *= 0.5;
             db[j] *= 0.5;
-            let fe = misses_bound(t.rt[i] * t.rt[j], r, n[0], orders[0]);
-            let fd = misses_bound(drt[i] * drt[j], r, n[1], orders[1])
-                || misses_bound((g.e_rt[i] * t.rt[j]).max(t.rt[i] * g.e_rt[j]), r, n[2], orders[2]);
+            let fe = misses_bound(tail_product(t.rt[i], t.rt[j]), r, n[0], orders[0]);
+            let fd = misses_bound(tail_product(drt[i], drt[j]), r, n[1], orders[1])
+                || misses_bound(tail_product(g.e_rt[i], t.rt[j]).max(tail_product(t.rt[i], g.e_rt[j])), r, n[2], orders[2]);
             if fe || fd {
                 fall.push(Fallback { k: j, e: fe, d: fd });
             }
@@ -145,6 +145,33 @@ pub fn grad_row(
         let (mut fe, mut fdc, mut fda, mut fdb) =
             (vec![0.0; nf], vec![0.0; nf], vec![0.0; nf], vec![0.0; nf]);
         eg.batch(&fa, &fb, &fc, &mut fe, &mut fdc, &mut fda, Some(&mut fdb))?;
+        // collinear entries whose points pass the 1-D rule's check of the pair's functions: the
+        // 1-D rule (as in `value_row` and the lazy kernels), not the polar quadrature
+        let okp = |v: &[f64], j: usize| v[i].is_finite() && v[j].is_finite();
+        for (k, dst) in [((0u8, 0u8), &mut fe), ((1, 1), &mut fdc), ((2, 0), &mut fda), ((0, 2), &mut fdb)] {
+            let col: Vec<usize> = (0..nf)
+                .filter(|&q| {
+                    let j = fall[q].k;
+                    let ok = match k.0 + k.1 {
+                        0 => okp(&t.rt, j),
+                        2 if k.0 == 1 => okp(drt, j),
+                        _ => okp(&t.rt, j) && okp(&g.e_rt, j),
+                    };
+                    !eg.act.has_closed_form() && ok && is_collinear(correlation(fa[q], fb[q], fc[q]))
+                })
+                .collect();
+            if col.is_empty() {
+                continue;
+            }
+            let (ca, cb): (Vec<f64>, Vec<f64>) = col.iter().map(|&q| (fa[q], fb[q])).unzip();
+            let sign: Vec<f64> = col.iter().map(|&q| correlation(fa[q], fb[q], fc[q]).signum()).collect();
+            let mut out = vec![0.0; col.len()];
+            collinear(eg.act, &ca, &cb, &sign, k, &mut out)?;
+            let half = if k.0 != k.1 { 0.5 } else { 1.0 };
+            for (n, &q) in col.iter().enumerate() {
+                dst[q] = half * out[n];
+            }
+        }
         // E only where its own bound missed: the same E as `value_row` computes
         for (q, f) in fall.iter().enumerate() {
             if f.e {
@@ -195,7 +222,8 @@ pub fn value_row(
         let fb: Vec<f64> = fall.iter().map(|f| diag[f.k]).collect();
         let fc: Vec<f64> = fall.iter().map(|f| krow[f.k]).collect();
         let mut fe = vec![0.0; nf];
-        ex.batch(&fa, &fb, &fc, &mut fe, None)?;
+        let reliable = |q: usize| (t.rt[i].is_finite() && t.rt[fall[q].k].is_finite(), false);
+        fallback_values(ex, &reliable, &fa, &fb, &fc, &mut fe, None)?;
         for (q, f) in fall.iter().enumerate() {
             e[f.k] = fe[q];
         }

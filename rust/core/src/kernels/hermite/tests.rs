@@ -53,3 +53,44 @@ fn matches_closed_forms_and_quadrature() {
         }
     }
 }
+
+#[test]
+fn an_unreliable_point_falls_back_even_against_a_zero_tail() {
+    // tanh' at variance 5.35 fails the 1-D rule check (infinite tail); at 0.25 its tail is 0:
+    // the product must not be 0 x inf = NaN (which passed the bound before)
+    let (a, b) = (5.348387306158891, 0.24858448563804544);
+    let t = HermiteTable::new(&Activation::Tanh, &[a, b], true).unwrap();
+    let d = t.d.as_ref().unwrap();
+    assert!(d.2[0].is_infinite() && d.2[1] == 0.0);
+    let c = 0.9992 * (a * b).sqrt();
+    let (mut e, mut dd, mut rho, mut fall) = ([0.0], [0.0], Vec::new(), Vec::new());
+    entries(&t, 0, &t, 1, a, &[b], &[c], &mut e, Some(&mut dd), &mut rho, &mut fall);
+    assert_eq!(fall.len(), 1);
+    assert!(fall[0].d);
+}
+
+#[test]
+fn collinear_entries_are_the_1d_rule() {
+    // E[tanh(sqrt(a) z) tanh(+-sqrt(b) z)] by the 1-D rule against an adaptive-free check:
+    // b = a gives E[tanh^2] = m0 of the table
+    let a = 0.8;
+    let t = HermiteTable::new(&Activation::Tanh, &[a], false).unwrap();
+    let mut out = [0.0; 2];
+    collinear(&Activation::Tanh, &[a, a], &[a, a], &[1.0, -1.0], (0, 0), &mut out).unwrap();
+    assert!((out[0] - t.m0[0]).abs() <= 1e-15 && (out[1] + t.m0[0]).abs() <= 1e-15);
+}
+
+#[test]
+fn fallback_takes_the_1d_rule_for_phi_even_when_phi_prime_needs_the_quadrature() {
+    let (a, b): (f64, f64) = (2.0673601445490135, 5.200794983990898);
+    let c = -(a * b).sqrt();
+    let rule = PolarRule::new(128);
+    let fb = Expectation { act: &Activation::Tanh, method: Method::Quadrature, rule: &rule };
+    let (mut e, mut d, mut qe, mut qd) = ([0.0], [0.0], [0.0], [0.0]);
+    fallback_values(&fb, &|_| (true, false), &[a], &[b], &[c], &mut e, Some(&mut d)).unwrap();
+    fb.batch(&[a], &[b], &[c], &mut qe, Some(&mut qd)).unwrap();
+    let mut o = [0.0];
+    collinear(&Activation::Tanh, &[a], &[b], &[-1.0], (0, 0), &mut o).unwrap();
+    assert_eq!(e[0], o[0]);
+    assert_eq!(d[0], qd[0]);
+}
