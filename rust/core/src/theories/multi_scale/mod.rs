@@ -113,6 +113,7 @@ pub struct Point {
 }
 
 /// The data of a fit: `Kn` and its eigendecomposition, `X`, `Y` (P x C).
+#[derive(Debug)]
 pub struct Problem<'a> {
     pub x: MatRef<'a, f64>,
     pub y: Mat<f64>,
