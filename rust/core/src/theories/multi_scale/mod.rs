@@ -356,7 +356,9 @@ pub fn solve_path(
             }
             let mut report = report;
             report.stages = vec![pt.chi];
-            Ok(prob.solution(q, pt, opts.order, report, par))
+            let s = prob.solution(q, pt, opts.order, report, par);
+            ctl.advance(1); // one point solved
+            Ok(s)
         })
     })
 }
