@@ -5,7 +5,8 @@ One knob ``chi`` spans the continuum: the readout is divided by ``sqrt(chi)`` an
 likelihood multiplied by ``chi``, so ``chi = 1`` is standard scaling, ``chi = N gamma^2`` the
 mean-field scaling at richness ``gamma``, and the NNGP predictor is the same for every ``chi``.
 Mean-field scaling needs only the saddle point (``order="tree"``); standard scaling needs the
-correction (``order="corrected"``). Implemented for one-hidden-layer linear networks.
+correction (``order="corrected"``). One-hidden-layer networks: linear (both orders, closed
+form) and, at tree level, any activation (tilted per-neuron measure sampled by MCMC).
 """
 from __future__ import annotations
 
@@ -25,6 +26,8 @@ from ..predictors import GaussianProcess
 
 _DEFAULTS = _core.multi_scale.defaults()
 _ORDERS = ("corrected", "tree")
+_SOLVERS = ("auto", "closed_form", "sampled")
+_SAMPLED = _core.mean_field.sampled_defaults()
 
 
 class MultiScaleAdaptive(TheoryEstimator):
@@ -52,6 +55,20 @@ class MultiScaleAdaptive(TheoryEstimator):
     * ``order="corrected"``: adds the trace term (the output fluctuations), exact in the
       proportional limit at any ``chi``; at ``chi = 1`` it is :class:`KernelRenormalization`.
 
+    **Nonlinear networks, tree level** (``solver="sampled"``, the default for a nonlinear
+    ``net``): the tilted per-neuron measure is ``p(h) ∝ N(h; 0, K0) exp[(sigma_w^2 chi / (2 N)) (b^T phi(h))^2]``
+    on the preactivations ``h`` of one neuron at the training points (``K0 = sigma_w^2 X X^T / d``),
+    ``b = (K + T I)^{-1} y``, ``K = sigma_w^2 <phi(h) phi(h)^T>``; the self-consistency in the
+    P-vector ``t = T b`` is exactly the one-hidden-layer saddle point of Lauditi et al.'s
+    Bayesian mean-field theory at ``gamma = sqrt(chi / N) / sigma_w`` and temperature
+    ``T / sigma_w^2`` (substitute ``Phi = K / sigma_w^2``). It is solved by that library code
+    (the tilted-density MCMC with reweighting, Newton-Krylov on the conjugate, continuation in
+    ``gamma``, i.e. in ``chi``), with ``sampler_options`` as for
+    ``BayesianMeanField(solver="sampled")``; for a linear ``net`` it reproduces the closed
+    form (Monte-Carlo error). ``scale_`` is NaN there (the adaptation is no rescaling), and
+    ``weight_covariance_`` is ``E[W^T W] / N = I - Pi + X'^+ <h h^T> X'^{+T}`` from the tilted
+    samples (``X' = sigma_w X / sqrt(d)``, ``Pi`` the projector on its row space).
+
     Algorithm 1 of the paper ("annealing of solutions across scaling regimes") is
     ``path(X, y, chis=[...])``: the first point starts from the NNGP (``Q = 1``), each next one
     from the previous ``Q``. ``width=inf`` gives the NNGP GP exactly. Several output columns
@@ -65,6 +82,10 @@ class MultiScaleAdaptive(TheoryEstimator):
     temperature : float > 0
     chi : float > 0
     order : {"corrected", "tree"}
+    solver : {"auto", "closed_form", "sampled"}
+        ``"auto"``: the closed form for linear nets, the sampled tree level otherwise.
+    sampler_options : dict, optional
+        Settings of the sampled solver (``_core.mean_field.sampled_defaults()`` where left out).
     tol, max_iter : scalar-root settings (default: the core's)
     Q0 : float, optional
         Start of the root (default 1, the NNGP).
@@ -86,13 +107,15 @@ class MultiScaleAdaptive(TheoryEstimator):
     _path_parameters = {"chis": "chi", "widths": "width", "temperatures": "temperature"}
 
     def __init__(self, net: MLP, *, width, temperature: float, chi: float = 1.0, order: str = _DEFAULTS["order"],
-                 tol: float = _DEFAULTS["tol"], max_iter: int = _DEFAULTS["max_iter"], Q0=None,
-                 n_threads: int | None = None, progress: bool | None = None):
+                 solver: str = "auto", tol: float = _DEFAULTS["tol"], max_iter: int = _DEFAULTS["max_iter"], Q0=None,
+                 sampler_options: dict | None = None, n_threads: int | None = None, progress: bool | None = None):
         self.net = net
         self.width = width
         self.temperature = temperature
         self.chi = chi
         self.order = order
+        self.solver = solver
+        self.sampler_options = sampler_options
         self.tol = tol
         self.max_iter = max_iter
         self.Q0 = Q0
@@ -109,18 +132,98 @@ class MultiScaleAdaptive(TheoryEstimator):
         q0 = None if self.Q0 is None else check_float("Q0", self.Q0, minimum=0.0, strict=True)
         options = dict(order=self.order, tol=check_float("tol", self.tol, minimum=0.0, strict=True),
                        max_iter=check_int("max_iter", self.max_iter, minimum=1))
-        return dict(net=net, width=width, temperature=T, chi=chi, q0=q0, options=options,
+        if not isinstance(self.solver, str) or self.solver not in _SOLVERS:
+            raise ValueError(f"solver: expected one of {_SOLVERS}, got {self.solver!r}")
+        sampled = self.solver == "sampled" or (self.solver == "auto" and net.activation != "linear")
+        if self.solver == "closed_form" and net.activation != "linear":
+            raise ValueError("solver: 'closed_form' needs activation='linear'; use 'sampled' (or 'auto')")
+        if sampled:
+            if net.depth != 1 or net.sigma_b != 0 or not isinstance(net.activation, str):
+                raise ValueError("net: the sampled tree level needs MLP(depth=1, sigma_b=0) with a built-in activation")
+            if self.order != "tree":
+                raise ValueError("order: the standard-scaling correction of nonlinear networks is not implemented; "
+                                 "use order='tree' (exact as chi / N grows)")
+            if not np.isfinite(width):
+                raise ValueError("width: the sampled tree level needs a finite width (width=inf is the NNGP)")
+            options = dict(_SAMPLED, **({} if self.sampler_options is None else dict(self.sampler_options)))
+        return dict(net=net, width=width, temperature=T, chi=chi, q0=q0, options=options, sampled=sampled,
                     threads=check_n_threads(self.n_threads), progress=self.progress)
 
     def _solve(self, X, Y, points):
         p0 = points[0]
+        if p0["sampled"]:
+            return self._solve_sampled(X, Y, points)
         with progress_bar(p0["progress"], "multi-scale adaptive", float(len(points)), unit="points") as cb:
             return _core.multi_scale.solve(
                 X, Y, p0["net"], widths=[p["width"] for p in points],
                 temperatures=[p["temperature"] for p in points], chis=[p["chi"] for p in points],
                 q0=p0["q0"], options=p0["options"], n_threads=p0["threads"], progress=cb)
 
+    # -- the sampled tree level (any activation): the mean-field saddle at gamma = sqrt(chi/N)/sigma_w --
+    @staticmethod
+    def _mean_field_point(p):
+        sw = p["net"].sigma_w
+        return float(np.sqrt(p["chi"] / p["width"]) / sw), p["temperature"] / sw ** 2
+
+    def _solve_sampled(self, X, Y, points):
+        p0 = points[0]
+        gammas, temps = zip(*(self._mean_field_point(p) for p in points))
+        if len(set(temps)) != 1:
+            raise ValueError("temperatures: a sampled path needs one temperature (its points are a continuation in chi)")
+        o = p0["options"]
+        work = float(X.shape[0]) ** 2 * o["n_chains"] * (o["burn_in"] + o["n_samples"] * o["thin"]) * 30
+        with progress_bar(p0["progress"], "multi-scale adaptive (sampled tree level)", work, unit="steps") as cb:
+            return _core.mean_field.solve_sampled(X, Y, p0["net"], gammas=list(gammas), temperature=temps[0],
+                                                  options=o, n_threads=p0["threads"], progress=cb)
+
+    def _store_sampled(self, s) -> None:
+        p = self._params
+        net, T = p["net"], p["temperature"]
+        s2 = net.sigma_w ** 2
+        self.report_ = self._report(s.report)
+        self.scale_ = float("nan")
+        self.action_ = None
+        self.curvature_ = float("nan")
+        self._phi = np.asarray(s.kernels[-1])
+        self.kernel_ = s2 * self._phi
+        self.kernels_ = [self.kernel_]
+        self.dual_coef_ = np.asarray(s.dual_coef) / s2
+        self._samples = [np.asarray(h) for h in s.samples]
+        self._weights = [np.asarray(w) for w in s.weights]
+        self._rank_one = 0.0
+        self.gamma_reached_ = float(s.gamma)
+        out = (lambda a: np.asarray(a)[:, 0]) if self._y_1d else np.asarray
+        self.discrepancy_ = out(T * self.dual_coef_)
+        self.train_mean_ = out(self.y_train_ - T * self.dual_coef_)
+        self.train_std_ = self._predict_sampled(self.X_train_, True)[1]
+        if self._y_1d:
+            d = self.X_train_.shape[1]
+            Xp = net.sigma_w * self.X_train_ / np.sqrt(d)
+            pinv = np.linalg.pinv(Xp)   # (d, P)
+            h, w = self._samples[0], self._weights[0]
+            hh = (h * (w / w.sum())[:, None]).T @ h
+            S = np.eye(d) - pinv @ Xp + pinv @ hh @ pinv.T
+            self.weight_covariance_ = 0.5 * (S + S.T)
+            ev, vec = np.linalg.eigh(self.weight_covariance_)
+            self.weight_eigenvalues_ = ev[::-1]
+            xt = self.X_train_.T @ self.discrepancy_
+            self.weight_overlap_ = float(abs(vec[:, -1] @ xt) / np.linalg.norm(xt))
+        else:
+            self.weight_covariance_, self.weight_eigenvalues_, self.weight_overlap_ = None, np.zeros(0), float("nan")
+
+    def _predict_sampled(self, X, return_std):
+        p = self._params
+        net = p["net"]
+        mean, var = _core.mean_field.predict_sampled(
+            self.X_train_, self.y_train_, [self._phi], self._samples, self._weights, X, net,
+            temperature=p["temperature"] / net.sigma_w ** 2, seed=int(p["options"]["seed"]), return_var=return_std,
+            n_threads=p["threads"])
+        std = np.sqrt(np.maximum(var, 0.0) * net.sigma_w ** 2 / p["chi"]) if return_std else None
+        return np.asarray(mean), std
+
     def _store(self, s) -> None:
+        if self._params["sampled"]:
+            return self._store_sampled(s)
         self.report_ = self._report(s.report)
         self.scale_ = float(s.scale)
         self.action_ = float(s.action)
@@ -157,6 +260,8 @@ class MultiScaleAdaptive(TheoryEstimator):
 
     def _predict(self, X, return_std):
         p = self._params
+        if p["sampled"]:
+            return self._predict_sampled(X, return_std)
         kc = nngp_kernel(p["net"], self.X_train_, X, n_threads=p["threads"])
         q, T, chi = self.scale_, p["temperature"], p["chi"]
         eff = self._rank_one
