@@ -1,5 +1,7 @@
 //! `adaptive_kernels._core.multi_scale` (see `adaptive_kernels.MultiScaleAdaptive`).
-use crate::convert::{defaults_dict, factor_and_solve, mat_to_numpy, square_to_numpy, view, NetArg, Options};
+use crate::convert::{
+    defaults_dict, factor_and_solve, mat_to_numpy, square_to_numpy, view, NetArg, Options,
+};
 use crate::errors::to_pyerr;
 use crate::results::SolveReport;
 use crate::runtime::{run_interruptible, threads};
@@ -91,18 +93,26 @@ fn solve<'py>(
         ));
     }
     let points: Vec<Point> = (0..widths.len())
-        .map(|i| Point { width: widths[i], temperature: temperatures[i], chi: chis[i] })
+        .map(|i| Point {
+            width: widths[i],
+            temperature: temperatures[i],
+            chi: chis[i],
+        })
         .collect();
     let xv = view("X", &x)?;
     let yv = view("y", &y)?;
     let nt = threads(n_threads);
     let (out, interrupted) = run_interruptible(py, progress, |ctl: &Control| {
-        let prob = with_threads(nt, |par| Problem::new(&arg.net, xv, yv, par)).map_err(|e| arg.failure(e))?;
-        let path = solve_path(&prob, &arg.net, &points, &opts, q0, nt, ctl).map_err(|e| arg.failure(e))?;
+        let prob = with_threads(nt, |par| Problem::new(&arg.net, xv, yv, par))
+            .map_err(|e| arg.failure(e))?;
+        let path =
+            solve_path(&prob, &arg.net, &points, &opts, q0, nt, ctl).map_err(|e| arg.failure(e))?;
         let mut sols = Vec::with_capacity(path.solutions.len());
         for (s, pt) in path.solutions.into_iter().zip(&points) {
-            let (u, jit, dual) = with_threads(nt, |par| factor_and_solve(s.kernel.as_ref(), pt.temperature, yv, par))
-                .map_err(|e| arg.failure(e))?;
+            let (u, jit, dual) = with_threads(nt, |par| {
+                factor_and_solve(s.kernel.as_ref(), pt.temperature, yv, par)
+            })
+            .map_err(|e| arg.failure(e))?;
             sols.push((s, u, jit, dual));
         }
         Ok((sols, path.interrupted))
@@ -112,27 +122,29 @@ fn solve<'py>(
     let vec1 = |v: Vec<f64>| v.into_pyarray(py).unbind();
     let sols = sols
         .into_iter()
-        .map(|(s, u, jit, dual): (ms::Solution, Vec<f64>, f64, Mat<f64>)| {
-            Ok(Solution {
-                scale: s.scale,
-                action: s.action,
-                curvature: s.curvature,
-                kernel: mat_to_numpy(py, s.kernel.as_ref()).unbind(),
-                dual: mat_to_numpy(py, s.dual.as_ref()).unbind(),
-                dual2: mat_to_numpy(py, s.dual2.as_ref()).unbind(),
-                discrepancy: mat_to_numpy(py, s.discrepancy.as_ref()).unbind(),
-                train_mean: mat_to_numpy(py, s.train_mean.as_ref()).unbind(),
-                train_var: mat_to_numpy(py, s.train_var.as_ref()).unbind(),
-                weight_covariance: mat_to_numpy(py, s.weight_covariance.as_ref()).unbind(),
-                weight_eigenvalues: vec1(s.weight_eigenvalues),
-                weight_overlap: s.weight_overlap,
-                rank_one: s.rank_one,
-                report: SolveReport::from_core(py, s.report)?,
-                factor: square_to_numpy(py, u, p).unbind(),
-                factor_jitter: jit,
-                dual_coef: mat_to_numpy(py, dual.as_ref()).unbind(),
-            })
-        })
+        .map(
+            |(s, u, jit, dual): (ms::Solution, Vec<f64>, f64, Mat<f64>)| {
+                Ok(Solution {
+                    scale: s.scale,
+                    action: s.action,
+                    curvature: s.curvature,
+                    kernel: mat_to_numpy(py, s.kernel.as_ref()).unbind(),
+                    dual: mat_to_numpy(py, s.dual.as_ref()).unbind(),
+                    dual2: mat_to_numpy(py, s.dual2.as_ref()).unbind(),
+                    discrepancy: mat_to_numpy(py, s.discrepancy.as_ref()).unbind(),
+                    train_mean: mat_to_numpy(py, s.train_mean.as_ref()).unbind(),
+                    train_var: mat_to_numpy(py, s.train_var.as_ref()).unbind(),
+                    weight_covariance: mat_to_numpy(py, s.weight_covariance.as_ref()).unbind(),
+                    weight_eigenvalues: vec1(s.weight_eigenvalues),
+                    weight_overlap: s.weight_overlap,
+                    rank_one: s.rank_one,
+                    report: SolveReport::from_core(py, s.report)?,
+                    factor: square_to_numpy(py, u, p).unbind(),
+                    factor_jitter: jit,
+                    dual_coef: mat_to_numpy(py, dual.as_ref()).unbind(),
+                })
+            },
+        )
         .collect::<PyResult<Vec<_>>>()?;
     Ok((sols, interrupted || path_interrupted))
 }

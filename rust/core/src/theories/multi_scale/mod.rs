@@ -187,14 +187,43 @@ impl<'a> Problem<'a> {
 
     /// `V diag(f) V^T Y`: `V (f * yk)`.
     fn spectral(&self, f: impl Fn(usize) -> f64, par: Par) -> Mat<f64> {
-        let scaled = Mat::from_fn(self.yk.nrows(), self.yk.ncols(), |k, c| f(k) * self.yk[(k, c)]);
+        let scaled = Mat::from_fn(self.yk.nrows(), self.yk.ncols(), |k, c| {
+            f(k) * self.yk[(k, c)]
+        });
         let mut out = Mat::<f64>::zeros(self.v.nrows(), self.yk.ncols());
-        matmul(out.as_mut(), Accum::Replace, self.v.as_ref(), scaled.as_ref(), 1.0, par);
+        matmul(
+            out.as_mut(),
+            Accum::Replace,
+            self.v.as_ref(),
+            scaled.as_ref(),
+            1.0,
+            par,
+        );
         out
     }
 
+    /// The spectral data of eq. (1)-(3) at `pt`.
+    fn spec(&self, pt: &Point, order: Order) -> root::Spec<'_> {
+        root::Spec {
+            lam: &self.lam,
+            r: &self.r,
+            nc: self.y.ncols(),
+            t: pt.temperature,
+            chi: pt.chi,
+            n: pt.width,
+            corr: order == Order::Corrected,
+        }
+    }
+
     /// The full solution at scale `q` (module docs; `width` may be inf).
-    pub fn solution(&self, q: f64, pt: &Point, order: Order, report: SolveReport, par: Par) -> Solution {
+    pub fn solution(
+        &self,
+        q: f64,
+        pt: &Point,
+        order: Order,
+        report: SolveReport,
+        par: Par,
+    ) -> Solution {
         let (t, chi, n) = (pt.temperature, pt.chi, pt.width);
         let (p, nc) = (self.y.nrows(), self.y.ncols());
         let corr = order == Order::Corrected;
@@ -203,8 +232,9 @@ impl<'a> Problem<'a> {
         let dual2 = self.spectral(|k| 1.0 / (g[k] * g[k]), par);
         let discrepancy = Mat::from_fn(p, nc, |i, c| t * dual[(i, c)]);
         let train_mean = Mat::from_fn(p, nc, |i, c| self.y[(i, c)] - discrepancy[(i, c)]);
-        let action = root::action(&self.lam, &self.r, nc, q, t, chi, n, corr);
-        let curvature = root::curvature(&self.lam, &self.r, nc, q, t, chi, n, corr);
+        let sp = self.spec(pt, order);
+        let action = root::action(&sp, q);
+        let curvature = root::curvature(&sp, q);
         let v2 = |i: usize, k: usize| self.v[(i, k)] * self.v[(i, k)];
         let tree1 = !corr && nc == 1 && n.is_finite();
         let (kernel, rank_one, train_var) = if !tree1 {
@@ -213,10 +243,20 @@ impl<'a> Problem<'a> {
             let df = self.spectral(|k| t * self.lam[k] / (g[k] * g[k]), par);
             let lap = corr && n.is_finite() && curvature > 0.0;
             let gp: Vec<f64> = (0..p)
-                .map(|i| (0..p).map(|k| v2(i, k) * q * self.lam[k] * t / g[k]).sum::<f64>() / chi)
+                .map(|i| {
+                    (0..p)
+                        .map(|k| v2(i, k) * q * self.lam[k] * t / g[k])
+                        .sum::<f64>()
+                        / chi
+                })
                 .collect();
             let var = Mat::from_fn(p, nc, |i, c| {
-                gp[i] + if lap { df[(i, c)] * df[(i, c)] / curvature } else { 0.0 }
+                gp[i]
+                    + if lap {
+                        df[(i, c)] * df[(i, c)] / curvature
+                    } else {
+                        0.0
+                    }
             });
             (kernel, 0.0, var)
         } else {
@@ -226,9 +266,15 @@ impl<'a> Problem<'a> {
                 .collect();
             let kernel = Mat::from_fn(p, p, |i, j| self.kn[(i, j)] + eff * w[i] * w[j]);
             // (K + T)^{-1} = A - eff a a^T / (1 + eff w.a), A = (Kn + T)^{-1}, a = A w
-            let wk: Vec<f64> = (0..p).map(|k| (0..p).map(|i| self.v[(i, k)] * w[i]).sum()).collect();
+            let wk: Vec<f64> = (0..p)
+                .map(|k| (0..p).map(|i| self.v[(i, k)] * w[i]).sum())
+                .collect();
             let a: Vec<f64> = (0..p)
-                .map(|i| (0..p).map(|k| self.v[(i, k)] * wk[k] / (self.lam[k] + t)).sum())
+                .map(|i| {
+                    (0..p)
+                        .map(|k| self.v[(i, k)] * wk[k] / (self.lam[k] + t))
+                        .sum()
+                })
                 .collect();
             let wa: f64 = w.iter().zip(&a).map(|(w, a)| w * a).sum();
             let var = Mat::from_fn(p, 1, |i, _| {
@@ -239,8 +285,14 @@ impl<'a> Problem<'a> {
             (kernel, eff, var)
         };
         let (weight_covariance, weight_eigenvalues, weight_overlap) = if nc == 1 {
-            self.weight_covariance(q, pt, corr, dual.col(0).try_as_col_major().unwrap().as_slice(),
-                                   discrepancy.col(0).try_as_col_major().unwrap().as_slice(), par)
+            self.weight_covariance(
+                q,
+                pt,
+                corr,
+                dual.col(0).try_as_col_major().unwrap().as_slice(),
+                discrepancy.col(0).try_as_col_major().unwrap().as_slice(),
+                par,
+            )
         } else {
             (Mat::zeros(0, 0), Vec::new(), f64::NAN)
         };
@@ -284,14 +336,30 @@ impl<'a> Problem<'a> {
             }
             if corr {
                 // G^{-1} = V diag(1/g) V^T
-                let vs = Mat::from_fn(p, p, |i, k| self.v[(i, k)] / (q * self.lam[k] + pt.temperature));
-                matmul(m.as_mut(), Accum::Add, vs.as_ref(), self.v.transpose(), -coef, par);
+                let vs = Mat::from_fn(p, p, |i, k| {
+                    self.v[(i, k)] / (q * self.lam[k] + pt.temperature)
+                });
+                matmul(
+                    m.as_mut(),
+                    Accum::Add,
+                    vs.as_ref(),
+                    self.v.transpose(),
+                    -coef,
+                    par,
+                );
             }
         }
         let mut mx = Mat::<f64>::zeros(p, d);
         matmul(mx.as_mut(), Accum::Replace, m.as_ref(), self.x, 1.0, par);
         let mut sw = Mat::<f64>::identity(d, d);
-        matmul(sw.as_mut(), Accum::Add, self.x.transpose(), mx.as_ref(), 1.0, par);
+        matmul(
+            sw.as_mut(),
+            Accum::Add,
+            self.x.transpose(),
+            mx.as_ref(),
+            1.0,
+            par,
+        );
         for j in 0..d {
             for i in 0..j {
                 let s = 0.5 * (sw[(i, j)] + sw[(j, i)]);
@@ -299,7 +367,9 @@ impl<'a> Problem<'a> {
                 sw[(j, i)] = s;
             }
         }
-        let xt: Vec<f64> = (0..d).map(|j| (0..p).map(|i| self.x[(i, j)] * t[i]).sum()).collect();
+        let xt: Vec<f64> = (0..d)
+            .map(|j| (0..p).map(|i| self.x[(i, j)] * t[i]).sum())
+            .collect();
         let (eig, vecs) = match symmetric_eigen("weight_covariance", sw.as_ref(), par) {
             Ok(r) => r,
             Err(_) => return (sw, vec![f64::NAN; d], f64::NAN),
@@ -346,7 +416,7 @@ pub fn solve_path(
             let (q, report) = if pt.width.is_infinite() {
                 (1.0, SolveReport::new("nngp", true, 0, 0, 0.0, vec![0.0]))
             } else {
-                root::solve(&prob.lam, &prob.r, prob.y.ncols(), pt, opts, start)?
+                root::solve(&prob.spec(pt, opts.order), opts, start)?
             };
             if !q.is_finite() {
                 return Err(AkError::NonFinite {

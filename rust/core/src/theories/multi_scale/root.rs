@@ -1,11 +1,33 @@
 //! The scalar root `F(Q) = 0` of eq. (2) (module docs of [`super`]), in the eigenbasis of `Kn`:
 //! Newton in `ln Q`, safeguarded by a bracket grown geometrically from the warm start.
-use super::{Options, Order, Point};
+use super::Options;
 use crate::error::{AkError, Result};
 use crate::solve::report::SolveReport;
 
+/// The spectral data of eq. (1)-(3) at one point: eigenvalues `lam` of `Kn`, `r_k` the squared
+/// row norms of `V^T Y`, `nc` outputs, and the point (`t`, `chi`, `n`), the order (`corr`).
+#[derive(Clone, Copy)]
+pub(super) struct Spec<'a> {
+    pub lam: &'a [f64],
+    pub r: &'a [f64],
+    pub nc: usize,
+    pub t: f64,
+    pub chi: f64,
+    pub n: f64,
+    pub corr: bool,
+}
+
 /// `(F(Q), Q dF/dQ)` of eq. (2).
-pub(super) fn residual(lam: &[f64], r: &[f64], nc: usize, q: f64, t: f64, chi: f64, n: f64, corr: bool) -> (f64, f64) {
+pub(super) fn residual(sp: &Spec<'_>, q: f64) -> (f64, f64) {
+    let Spec {
+        lam,
+        r,
+        nc,
+        t,
+        chi,
+        n,
+        corr,
+    } = *sp;
     let (mut d, mut dd, mut tr, mut dtr) = (0.0, 0.0, 0.0, 0.0);
     for (&l, &rk) in lam.iter().zip(r) {
         let g = q * l + t;
@@ -23,8 +45,21 @@ pub(super) fn residual(lam: &[f64], r: &[f64], nc: usize, q: f64, t: f64, chi: f
 }
 
 /// `S(Q)` of eq. (1).
-pub(super) fn action(lam: &[f64], r: &[f64], nc: usize, q: f64, t: f64, chi: f64, n: f64, corr: bool) -> f64 {
-    let mut s = if n.is_finite() { 0.5 * n * (q - q.ln()) } else { 0.0 };
+pub(super) fn action(sp: &Spec<'_>, q: f64) -> f64 {
+    let Spec {
+        lam,
+        r,
+        nc,
+        t,
+        chi,
+        n,
+        corr,
+    } = *sp;
+    let mut s = if n.is_finite() {
+        0.5 * n * (q - q.ln())
+    } else {
+        0.0
+    };
     for (&l, &rk) in lam.iter().zip(r) {
         let g = q * l + t;
         s += 0.5 * chi * rk / g;
@@ -36,7 +71,16 @@ pub(super) fn action(lam: &[f64], r: &[f64], nc: usize, q: f64, t: f64, chi: f64
 }
 
 /// `S''(Q)` of eq. (3) (inf at infinite width: the scale is pinned).
-pub(super) fn curvature(lam: &[f64], r: &[f64], nc: usize, q: f64, t: f64, chi: f64, n: f64, corr: bool) -> f64 {
+pub(super) fn curvature(sp: &Spec<'_>, q: f64) -> f64 {
+    let Spec {
+        lam,
+        r,
+        nc,
+        t,
+        chi,
+        n,
+        corr,
+    } = *sp;
     if n.is_infinite() {
         return f64::INFINITY;
     }
@@ -53,10 +97,8 @@ pub(super) fn curvature(lam: &[f64], r: &[f64], nc: usize, q: f64, t: f64, chi: 
 
 /// The root nearest the warm start `q0` in the direction `F` points (continuation: from the
 /// NNGP `Q = 1`, or the previous point of a path).
-pub(super) fn solve(lam: &[f64], r: &[f64], nc: usize, pt: &Point, opts: &Options, q0: f64) -> Result<(f64, SolveReport)> {
-    let corr = opts.order == Order::Corrected;
-    let (t, chi, n) = (pt.temperature, pt.chi, pt.width);
-    let eval = |x: f64| residual(lam, r, nc, x.exp(), t, chi, n, corr);
+pub(super) fn solve(sp: &Spec<'_>, opts: &Options, q0: f64) -> Result<(f64, SolveReport)> {
+    let eval = |x: f64| residual(sp, x.exp());
     let mut n_eval = 0usize;
     let mut x = q0.ln();
     let (mut f, mut df) = eval(x);
@@ -91,7 +133,11 @@ pub(super) fn solve(lam: &[f64], r: &[f64], nc: usize, pt: &Point, opts: &Option
     while !converged && n_iter < opts.max_iter {
         n_iter += 1;
         let newton = x - f / df;
-        x = if df > 0.0 && newton > lo && newton < hi { newton } else { 0.5 * (lo + hi) };
+        x = if df > 0.0 && newton > lo && newton < hi {
+            newton
+        } else {
+            0.5 * (lo + hi)
+        };
         let r = eval(x);
         n_eval += 1;
         (f, df) = r;
