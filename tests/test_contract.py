@@ -37,8 +37,11 @@ ESTIMATORS = {
                            ("gamma", 0.25), "temperature"),
     "gradient_flow": (lambda: ak.GradientFlowFixedPoint(TANH, gamma=1.0, weight_decay=0.5, n_particles=32,
                                                         n_threads=1), ("weight_decay", 0.6), "weight_decay"),
+    "multi_scale": (lambda: ak.MultiScaleAdaptive(ak.MLP(depth=1, activation="linear"), width=8, temperature=0.1,
+                                                  chi=3.0), ("temperature", 0.2), "temperature"),
 }
-THEORIES = ("kernel_renormalization", "forward_backward", "mean_field_linear", "mean_field_sampled", "gradient_flow")
+THEORIES = ("kernel_renormalization", "forward_backward", "mean_field_linear", "mean_field_sampled", "gradient_flow",
+            "multi_scale")
 
 
 def _data(P=12, d=4, seed=0):
@@ -182,6 +185,9 @@ def test_python_defaults_are_the_cores():
     kr = ak.KernelRenormalization(RELU, width=5, temperature=0.1).get_params()
     for k, v in _core.kernel_renormalization.defaults().items():
         assert kr[k] == v
+    ms = ak.MultiScaleAdaptive(ak.MLP(depth=1, activation="linear"), width=5, temperature=0.1).get_params()
+    for k, v in _core.multi_scale.defaults().items():
+        assert ms[k] == v
     fb = ak.ForwardBackwardKernels(LINEAR, width=5, temperature=0.1).get_params()
     for k, v in _core.forward_backward.defaults().items():
         assert fb[k] == v
@@ -224,6 +230,9 @@ INTERRUPTED_PATHS = {   # a fast first point, then slower ones (~1 s in all at l
     "gradient_flow": (lambda: ak.GradientFlowFixedPoint(TANH, gamma=1.0, weight_decay=0.5, n_particles=512,
                                                         n_threads=1),
                       "weight_decays", [2.0] + [0.5 - 0.03 * i for i in range(12)], (30, 4)),
+    "multi_scale": (lambda: ak.MultiScaleAdaptive(ak.MLP(depth=1, activation="linear"), width=100, temperature=0.05,
+                                                  order="tree", n_threads=1),
+                    "chis", list(np.geomspace(1, 100, 40)), (60, 300)),
 }
 
 

@@ -35,7 +35,8 @@ from .kernels import cka, criticality, kernel_alignment, kernel_diagonal, lazy_k
 from .mcmc import TiltedMoments, tilted_moments
 from .networks import MLP
 from .predictors import GaussianProcess, KernelRidge, NTKGradientFlow
-from .theories import BayesianMeanField, ForwardBackwardKernels, GradientFlowFixedPoint, KernelRenormalization
+from .theories import (BayesianMeanField, ForwardBackwardKernels, GradientFlowFixedPoint, KernelRenormalization,
+                       MultiScaleAdaptive)
 from . import studies
 from .studies import SerialExecutor, Table, compare_theories, sweep
 
@@ -58,6 +59,7 @@ __all__ = [
     "PathResult",
     "KernelRenormalization",
     "ForwardBackwardKernels",
+    "MultiScaleAdaptive",
     "BayesianMeanField",
     "GradientFlowFixedPoint",
     "tilted_moments",

@@ -28,6 +28,7 @@ predictors: ModuleType
 finite: ModuleType
 kernel_renormalization: ModuleType
 forward_backward: ModuleType
+multi_scale: ModuleType
 mean_field: ModuleType
 mcmc: ModuleType
 _testing: ModuleType

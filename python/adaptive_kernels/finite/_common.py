@@ -9,6 +9,15 @@ from ..networks import ACTIVATIONS, MLP, check_net
 PARAMETERIZATIONS = ("standard", "mean_field")
 
 
+def check_chi(chi, parameterization: str) -> float:
+    """The scaling knob ``chi`` (> 0; only the standard parameterization takes chi != 1)."""
+    chi = check_float("chi", chi, minimum=0.0, strict=True)
+    if chi != 1.0 and parameterization != "standard":
+        raise ValueError(f"chi: only parameterization='standard' takes chi (mean field is chi = width * gamma**2), "
+                         f"got chi={chi} with parameterization={parameterization!r}")
+    return chi
+
+
 def net_args(net: MLP, width, parameterization: str, gamma: float) -> dict:
     net = check_net(net)
     if net.depth < 1:

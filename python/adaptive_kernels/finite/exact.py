@@ -14,7 +14,7 @@ from .._progress import progress_bar
 from .._validation import check_float, check_int, check_n_threads
 from ..networks import MLP, check_net
 
-from ._common import PARAMETERIZATIONS, finite_data
+from ._common import PARAMETERIZATIONS, check_chi, finite_data
 
 
 @dataclass(frozen=True)
@@ -42,6 +42,7 @@ class ExactLinearPosterior:
     temperature: float
     parameterization: str
     gamma: float = 1.0
+    chi: float = 1.0
     prior_scale: float = float("nan")
     kappa: float = float("nan")
     log_u_mode: float = float("nan")
@@ -62,23 +63,25 @@ def _check_linear_net(net) -> MLP:
 
 
 def exact_linear_posterior(net: MLP, X, y, X_test=None, *, width: int, temperature: float,
-                           parameterization: str = "standard", gamma: float = 1.0,
+                           parameterization: str = "standard", gamma: float = 1.0, chi: float = 1.0,
                            n_threads: int | None = None, progress: bool | None = None) -> ExactLinearPosterior:
     """Exact Bayesian posterior of a one-hidden-layer linear network of finite width N.
 
     Network (no biases; all parameters standard normal a priori; input dimension d):
     ``h_i(x) = sigma_w w_i . x / sqrt(d)`` for i = 1..N, readout ``v`` in R^N, and
 
-    * ``parameterization="standard"``: ``f(x) = sigma_w v . h(x) / sqrt(N)``, posterior
-      ``p(theta | D) ∝ exp(-sum_mu (f_mu - y_mu)^2 / (2 T) - |theta|^2 / 2)``;
+    * ``parameterization="standard"`` (scaling knob ``chi``, default 1):
+      ``f(x) = sigma_w v . h(x) / sqrt(chi N)``, posterior
+      ``p(theta | D) ∝ exp(-chi sum_mu (f_mu - y_mu)^2 / (2 T) - |theta|^2 / 2)``;
     * ``parameterization="mean_field"`` (richness ``gamma``): ``f(x) = v . h(x) / (gamma N)``,
       posterior ``∝ exp(-(N gamma^2 / (2 T)) sum_mu (f_mu - y_mu)^2 - |theta|^2 / 2)``
 
     (the conventions of :func:`sample_posterior`). Given ``v``, ``f ~ GP(0, u K0)`` with
-    ``K0(x, x') = sigma_w^2 x . x' / d`` and kernel scale ``u = c |v|^2 / N``, ``c = sigma_w^2``
+    ``K0(x, x') = sigma_w^2 x . x' / d`` and kernel scale ``u = c |v|^2 / N``, ``c = sigma_w^2 / chi``
     (standard) or ``c = 1 / (gamma^2 N)`` (mean field), so a priori
-    ``u ~ Gamma(shape N/2, scale 2c/N)``, and the noise variance is ``kappa = T`` (standard) or
-    ``kappa = T / (N gamma^2)`` (mean field). The posterior is a Gamma scale mixture of GPs:
+    ``u ~ Gamma(shape N/2, scale 2c/N)``, and the noise variance is ``kappa = T / chi`` (standard) or
+    ``kappa = T / (N gamma^2)`` (mean field). So ``chi = N gamma^2`` at ``sigma_w = 1`` is exactly
+    the mean-field parameterization at richness ``gamma``, and the NNGP limit is the same for every ``chi``. The posterior is a Gamma scale mixture of GPs:
 
     * ``p(u | y) ∝ Gamma(u) prod_c N(y_c; 0, u K0 + kappa I)`` (the output columns share u);
     * ``mean(x*) = E_{u|y}[u k*^T (u K0 + kappa I)^{-1} y]``;
@@ -111,6 +114,9 @@ def exact_linear_posterior(net: MLP, X, y, X_test=None, *, width: int, temperatu
     parameterization : {"standard", "mean_field"}
     gamma : float > 0
         Richness of the mean-field parameterization (ignored in standard scaling).
+    chi : float > 0
+        Scaling knob of the standard parameterization (1: standard scaling; ``N gamma^2``:
+        mean-field scaling at richness ``gamma``). Other parameterizations need ``chi=1``.
     n_threads : int, optional
         Threads of the Rust core; results do not depend on it.
     progress : bool, optional
@@ -126,13 +132,14 @@ def exact_linear_posterior(net: MLP, X, y, X_test=None, *, width: int, temperatu
     if not isinstance(parameterization, str) or parameterization not in PARAMETERIZATIONS:
         raise ValueError(f"parameterization: expected one of {PARAMETERIZATIONS}, got {parameterization!r}")
     gamma = check_float("gamma", gamma, minimum=0.0, strict=True)
+    chi = check_chi(chi, parameterization)
     X, Y, X_test = finite_data(X, y, X_test)
     n_threads = check_n_threads(n_threads)
     n = X.shape[0] + (0 if X_test is None else X_test.shape[0])
     with progress_bar(progress, "exact posterior", 2000.0 * n * X.shape[0] * Y.shape[1], threshold=1e10,
                       unit="points") as cb:   # training and test points predicted
         r = _core.finite.exact_linear_posterior(X, Y, X_test, sigma_w=net.sigma_w, width=width, temperature=temperature,
-                                         parameterization=parameterization, gamma=gamma, n_threads=n_threads,
+                                         parameterization=parameterization, gamma=gamma, chi=chi, n_threads=n_threads,
                                          progress=cb)
     squeeze = (lambda a: np.asarray(a)[:, 0]) if np.ndim(y) == 1 else np.asarray
     return ExactLinearPosterior(
@@ -147,6 +154,7 @@ def exact_linear_posterior(net: MLP, X, y, X_test=None, *, width: int, temperatu
         temperature=temperature,
         parameterization=parameterization,
         gamma=gamma,
+        chi=chi,
         prior_scale=float(r.prior_scale),
         kappa=float(r.kappa),
         log_u_mode=float(r.log_u_mode),

@@ -12,7 +12,7 @@ from .._diagnostics import RHAT_MAX, acceptance_too_low, not_mixed
 from .._validation import check_float, check_int, check_n_threads
 from ..exceptions import ConvergenceWarning
 from ..networks import MLP
-from ._common import finite_data, net_args
+from ._common import check_chi, finite_data, net_args
 
 
 @dataclass(frozen=True)
@@ -117,7 +117,7 @@ class PosteriorSamples:
 
 
 def sample_posterior(net: MLP, X, y, X_test=None, *, width, temperature: float, parameterization: str = "standard",
-                     gamma: float = 1.0, n_chains: int = 4, n_samples: int = 1000, burn_in: int | None = None,
+                     gamma: float = 1.0, chi: float = 1.0, n_chains: int = 4, n_samples: int = 1000, burn_in: int | None = None,
                      thin: int = 1, step_size: float = 1e-3, metropolis: bool = True, adapt_step_size: bool = True,
                      target_accept: float = 0.574, seed: int = 0, store_kernels: bool = True,
                      store_weights: bool = True, train_hidden: bool = True, n_threads: int | None = None,
@@ -138,6 +138,10 @@ def sample_posterior(net: MLP, X, y, X_test=None, *, width, temperature: float, 
     width : int or list of int (one per hidden layer)
     temperature : float > 0 (the likelihood variance T; see the module docstring for the scalings)
     parameterization : "standard" or "mean_field" (with richness ``gamma``)
+    chi : float > 0
+        Scaling knob of the standard parameterization (readout divided by ``sqrt(chi)``,
+        likelihood multiplied by ``chi``; see :mod:`adaptive_kernels.finite`): 1 is standard
+        scaling, ``N gamma^2`` mean-field scaling at richness ``gamma``.
     n_chains, n_samples, burn_in, thin : chains, kept samples per chain, burn-in steps (default
         ``n_samples * thin // 2``), steps between kept samples
     step_size : initial Langevin step size eta
@@ -145,6 +149,7 @@ def sample_posterior(net: MLP, X, y, X_test=None, *, width, temperature: float, 
         the readout: a linear model on random features, whose posterior is exactly Gaussian.
     """
     args = net_args(net, width, parameterization, gamma)
+    chi = check_chi(chi, parameterization)
     X, Y, X_test = finite_data(X, y, X_test)
     temperature = check_float("temperature", temperature, minimum=0.0, strict=True)
     step_size = check_float("step_size", step_size, minimum=0.0, strict=True)
@@ -161,7 +166,7 @@ def sample_posterior(net: MLP, X, y, X_test=None, *, width, temperature: float, 
                       unit="steps") as cb:   # MALA steps, summed over chains
         r = _core.finite.sample_posterior(
             X, Y, X_test, args["net"], widths=args["widths"], parameterization=args["parameterization"],
-            gamma=args["gamma"], config=dict(
+            gamma=args["gamma"], chi=chi, config=dict(
                 temperature=temperature, n_chains=n_chains, n_samples=n_samples, burn_in=burn_in, thin=thin,
                 step_size=step_size, metropolis=bool(metropolis), adapt_step_size=bool(adapt_step_size),
                 target_accept=target_accept, seed=seed, store_kernels=bool(store_kernels),

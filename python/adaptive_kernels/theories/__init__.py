@@ -9,5 +9,7 @@ from .dmft import GradientFlowFixedPoint
 from .forward_backward import ForwardBackwardKernels
 from .kernel_renormalization import KernelRenormalization
 from .mean_field import BayesianMeanField
+from .multi_scale import MultiScaleAdaptive
 
-__all__ = ["KernelRenormalization", "BayesianMeanField", "GradientFlowFixedPoint", "ForwardBackwardKernels"]
+__all__ = ["KernelRenormalization", "BayesianMeanField", "GradientFlowFixedPoint", "ForwardBackwardKernels",
+           "MultiScaleAdaptive"]

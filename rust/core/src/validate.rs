@@ -61,6 +61,17 @@ pub fn temperature(t: f64) -> Result<()> {
     Ok(())
 }
 
+/// The scaling knob `chi` (readout variance and noise both divided by chi): finite and > 0.
+pub fn chi(chi: f64) -> Result<()> {
+    if !(chi.is_finite() && chi > 0.0) {
+        return Err(invalid(
+            "chi",
+            format!("must be finite and > 0, got {chi}"),
+        ));
+    }
+    Ok(())
+}
+
 /// A solver tolerance `tol`: finite and > 0.
 pub fn tol(tol: f64) -> Result<()> {
     if !(tol.is_finite() && tol > 0.0) {
@@ -173,6 +184,29 @@ pub fn mean_field_net(net: &Mlp, linear_only: bool) -> Result<()> {
         ));
     }
     Ok(())
+}
+
+/// The network of the multi-scale adaptive theory (linear, one hidden layer, no bias; Python
+/// argument `net`) and one point of it: `width` (> 0, inf allowed), `temperature`, `chi`.
+pub fn multi_scale(net: &Mlp, width: f64, temperature: f64, chi: f64) -> Result<()> {
+    net.validate()?;
+    if net.depth != 1 || !matches!(net.activation, Activation::Linear) || net.sigma_b != 0.0 {
+        return Err(invalid(
+            "net",
+            format!(
+                "the multi-scale adaptive theory is implemented for MLP(depth=1, activation='linear', sigma_b=0), got depth={}, activation={:?}, sigma_b={}",
+                net.depth,
+                net.activation.name(),
+                net.sigma_b
+            ),
+        ));
+    }
+    if !(net.sigma_w > 0.0) {
+        return Err(invalid("sigma_w", format!("must be > 0, got {}", net.sigma_w)));
+    }
+    widths(&[width], 1)?;
+    self::temperature(temperature)?;
+    self::chi(chi)
 }
 
 /// Bytes as a short human-readable string.

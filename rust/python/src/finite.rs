@@ -18,9 +18,12 @@ use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyList};
 
-pub(crate) fn parameterization(name: &str, gamma: f64) -> PyResult<Parameterization> {
+pub(crate) fn parameterization(name: &str, gamma: f64, chi: f64) -> PyResult<Parameterization> {
     match name {
-        "standard" => Ok(Parameterization::Standard),
+        "standard" => Ok(Parameterization::Standard { chi }),
+        "mean_field" if chi != 1.0 => Err(PyValueError::new_err(format!(
+            "chi: only parameterization='standard' takes chi (mean field is chi = width * gamma**2), got chi={chi}"
+        ))),
         "mean_field" => Ok(Parameterization::MeanField { gamma }),
         other => Err(PyValueError::new_err(format!(
             "parameterization: expected 'standard' or 'mean_field', got {other:?}"
@@ -37,6 +40,7 @@ pub(crate) fn finite_net(
     widths: Vec<usize>,
     param: &str,
     gamma: f64,
+    chi: f64,
 ) -> PyResult<FiniteMlp> {
     let fnet = FiniteMlp {
         d,
@@ -45,7 +49,7 @@ pub(crate) fn finite_net(
         activation: NetArg::builtin(net)?,
         sigma_w: net.getattr("sigma_w")?.extract()?,
         sigma_b: net.getattr("sigma_b")?.extract()?,
-        param: parameterization(param, gamma)?,
+        param: parameterization(param, gamma, chi)?,
     };
     fnet.validate().map_err(|e| crate::errors::to_pyerr(net.py(), e.into()))?;
     Ok(fnet)
@@ -171,7 +175,7 @@ fn gd_config(config: Option<Bound<'_, PyDict>>) -> PyResult<GdConfig> {
 /// Posterior sampling of the finite network by MALA (`config`: the sampler settings; the
 /// core's defaults where left out). Ctrl-C returns the samples drawn so far (`interrupted`).
 #[pyfunction]
-#[pyo3(signature = (x, y, x_test, net, *, widths, parameterization, gamma, config=None, n_threads=None, progress=None))]
+#[pyo3(signature = (x, y, x_test, net, *, widths, parameterization, gamma, chi=1.0, config=None, n_threads=None, progress=None))]
 #[allow(clippy::too_many_arguments)]
 fn sample_posterior<'py>(
     py: Python<'py>,
@@ -182,12 +186,13 @@ fn sample_posterior<'py>(
     widths: Vec<usize>,
     parameterization: &str,
     gamma: f64,
+    chi: f64,
     config: Option<Bound<'py, PyDict>>,
     n_threads: Option<usize>,
     progress: Option<Py<PyAny>>,
 ) -> PyResult<Posterior> {
     let (xv, yv, xt) = data(&x, &y, &x_test)?;
-    let fnet = finite_net(&net, xv.ncols(), yv.ncols(), widths, parameterization, gamma)?;
+    let fnet = finite_net(&net, xv.ncols(), yv.ncols(), widths, parameterization, gamma, chi)?;
     let cfg = sampler_config(config)?;
     let nt = threads(n_threads);
     let (res, interrupted) = run_interruptible(py, progress, |ctl| {
@@ -266,7 +271,7 @@ fn train_gd<'py>(
     progress: Option<Py<PyAny>>,
 ) -> PyResult<(Vec<Trained>, bool)> {
     let (xv, yv, xt) = data(&x, &y, &x_test)?;
-    let fnet = finite_net(&net, xv.ncols(), yv.ncols(), widths, parameterization, gamma)?;
+    let fnet = finite_net(&net, xv.ncols(), yv.ncols(), widths, parameterization, gamma, 1.0)?;
     let cfg = gd_config(config)?;
     let nt = threads(n_threads);
     let (res, interrupted) = run_interruptible(py, progress, |ctl| {
@@ -328,7 +333,7 @@ fn forward<'py>(
     gamma: f64,
 ) -> PyResult<(Bound<'py, PyArray2<f64>>, Bound<'py, PyList>)> {
     let xv = view("X", &x)?;
-    let fnet = finite_net(&net, xv.ncols(), n_out, widths, parameterization, gamma)?;
+    let fnet = finite_net(&net, xv.ncols(), n_out, widths, parameterization, gamma, 1.0)?;
     let t = theta_slice(&fnet, &theta)?;
     if x.shape()[0] == 0 {
         return Err(PyValueError::new_err("X: must be non-empty"));
@@ -344,7 +349,7 @@ fn forward<'py>(
 /// Exact posterior of a one-hidden-layer linear network of width `width` (Gamma scale mixture
 /// of GPs).
 #[pyfunction]
-#[pyo3(signature = (x, y, x_test, *, sigma_w, width, temperature, parameterization, gamma, n_threads=None, progress=None))]
+#[pyo3(signature = (x, y, x_test, *, sigma_w, width, temperature, parameterization, gamma, chi=1.0, n_threads=None, progress=None))]
 #[allow(clippy::too_many_arguments)]
 fn exact_linear_posterior<'py>(
     py: Python<'py>,
@@ -356,6 +361,7 @@ fn exact_linear_posterior<'py>(
     temperature: f64,
     parameterization: &str,
     gamma: f64,
+    chi: f64,
     n_threads: Option<usize>,
     progress: Option<Py<PyAny>>,
 ) -> PyResult<ExactLinear> {
@@ -369,7 +375,7 @@ fn exact_linear_posterior<'py>(
         sigma_w,
         width,
         temperature,
-        param: self::parameterization(parameterization, gamma)?,
+        param: self::parameterization(parameterization, gamma, chi)?,
     };
     let nt = threads(n_threads);
     let res = run(py, progress, |ctl| Ok(core_exact(&prob, nt, ctl)?))?;

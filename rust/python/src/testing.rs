@@ -30,7 +30,7 @@ fn potential_and_gradient<'py>(
 ) -> PyResult<(f64, Bound<'py, PyArray1<f64>>)> {
     let xv = view("X", &x)?;
     let yv = view("y", &y)?;
-    let fnet = finite_net(&net, xv.ncols(), yv.ncols(), widths, parameterization, gamma)?;
+    let fnet = finite_net(&net, xv.ncols(), yv.ncols(), widths, parameterization, gamma, 1.0)?;
     let t = theta_slice(&fnet, &theta)?;
     check_xy(py, xv, yv)?;
     let (u, g) = run(py, None, |_| {
@@ -65,7 +65,7 @@ fn langevin_step<'py>(
 ) -> PyResult<(Bound<'py, PyArray1<f64>>, f64)> {
     let xv = view("X", &x)?;
     let yv = view("y", &y)?;
-    let fnet = finite_net(&net, xv.ncols(), yv.ncols(), widths, parameterization, gamma)?;
+    let fnet = finite_net(&net, xv.ncols(), yv.ncols(), widths, parameterization, gamma, 1.0)?;
     let t = theta_slice(&fnet, &theta)?;
     let noise = slice1("xi", &xi)?;
     if noise.len() != t.len() {
@@ -112,7 +112,7 @@ fn gd_step<'py>(
 ) -> PyResult<Bound<'py, PyArray1<f64>>> {
     let xv = view("X", &x)?;
     let yv = view("y", &y)?;
-    let fnet = finite_net(&net, xv.ncols(), yv.ncols(), widths, parameterization, gamma)?;
+    let fnet = finite_net(&net, xv.ncols(), yv.ncols(), widths, parameterization, gamma, 1.0)?;
     let t = theta_slice(&fnet, &theta)?;
     check_xy(py, xv, yv)?;
     let cfg = GdConfig {
@@ -144,7 +144,7 @@ fn param_count(
     parameterization: &str,
     gamma: f64,
 ) -> PyResult<usize> {
-    Ok(finite_net(&net, d, n_out, widths, parameterization, gamma)?.layout().len)
+    Ok(finite_net(&net, d, n_out, widths, parameterization, gamma, 1.0)?.layout().len)
 }
 
 /// `(U(z), grad U(z))` of the tilted density in whitened coordinates `h = L z`, `C = L L^T`.

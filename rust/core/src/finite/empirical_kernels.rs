@@ -63,13 +63,13 @@ pub fn cross_kernels(
         .map(|l| ab_t(fa.a[l].as_ref(), fb.a[l].as_ref(), 1.0 / net.widths[l] as f64, par))
         .collect();
     let units = match net.param {
-        Parameterization::Standard => 1.0,
+        Parameterization::Standard { chi } => chi,
         Parameterization::MeanField { gamma } => gamma * gamma * net.widths[depth - 1] as f64,
     };
     let so = net.out_scale();
     let mut ntk = ab_t(fa.a[depth - 1].as_ref(), fb.a[depth - 1].as_ref(), so * so, par);
     if lay.b_out.is_some() {
-        let bb = net.sigma_b * net.sigma_b;
+        let bb = net.out_bias_scale() * net.out_bias_scale();
         ntk.col_iter_mut().for_each(|col| col.iter_mut().for_each(|v| *v += bb));
     }
     let (mut ja, mut jb) = (readout_jacobian(net, theta, &fa, c), readout_jacobian(net, theta, &fb, c));

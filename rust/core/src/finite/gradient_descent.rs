@@ -58,7 +58,7 @@ pub struct GdResult {
 /// The loss multiplier `beta` of gradient descent (see module docs).
 pub fn gd_loss_scale(net: &FiniteMlp) -> f64 {
     match net.param {
-        Parameterization::Standard => 1.0,
+        Parameterization::Standard { chi } => chi,
         Parameterization::MeanField { gamma } => *net.widths.last().unwrap() as f64 * gamma * gamma,
     }
 }

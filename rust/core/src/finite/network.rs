@@ -4,11 +4,13 @@
 //! parameterization, as in Lee et al. 2018 and the digests' `Norm(sqrt N)` layers):
 //! `h^1 = sigma_w W^0 x / sqrt(d) + sigma_b b^0`,
 //! `h^{l+1} = sigma_w W^l phi(h^l) / sqrt(N_l) + sigma_b b^l`,
-//! readout, standard: `f = sigma_w w . phi(h^L) / sqrt(N_L) + sigma_b b_out`;
+//! readout, standard with scale `chi` (default 1):
+//! `f = (sigma_w w . phi(h^L) / sqrt(N_L) + sigma_b b_out) / sqrt(chi)`;
 //! readout, mean field / muP with richness gamma: `f = w . phi(h^L) / (gamma N_L)` (no bias).
 //!
 //! The potential is `U = (beta/2) sum_{mu,c} (f_{mu c} - y_{mu c})^2 + (decay/2) |theta|^2`,
-//! with (beta, decay) = (1/T, 1) for the Bayesian posterior in standard scaling,
+//! with (beta, decay) = (chi/T, 1) for the Bayesian posterior in standard scaling (chi = 1 is
+//! the usual standard scaling; chi = N gamma^2 with sigma_w = 1 is the mean-field scaling below),
 //! (N_L gamma^2 / T, 1) in mean-field scaling (Lauditi, Bordelon, Pehlevan 2025), and
 //! (1, lambda) or (N_L gamma^2, lambda) for gradient descent with weight decay.
 use crate::kernels::activation::Activation;
@@ -17,7 +19,8 @@ use faer::{Accum, Mat, MatMut, MatRef, Par};
 
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub enum Parameterization {
-    Standard,
+    /// Standard scaling with the readout (and noise) divided by `chi` (1 = usual).
+    Standard { chi: f64 },
     MeanField { gamma: f64 },
 }
 
@@ -97,6 +100,9 @@ impl FiniteMlp {
         if !(self.sigma_b.is_finite() && self.sigma_b >= 0.0) {
             return Err(invalid("sigma_b", "must be finite and >= 0"));
         }
+        if let Parameterization::Standard { chi } = self.param {
+            crate::validate::chi(chi)?;
+        }
         if let Parameterization::MeanField { gamma } = self.param {
             if !(gamma.is_finite() && gamma > 0.0) {
                 return Err(invalid(
@@ -140,7 +146,7 @@ impl FiniteMlp {
         }
         let w_out = off;
         off += self.n_out * self.widths[self.depth() - 1];
-        let b_out = if bias && self.param == Parameterization::Standard {
+        let b_out = if bias && matches!(self.param, Parameterization::Standard { .. }) {
             let o = off;
             off += self.n_out;
             Some(o)
@@ -156,11 +162,11 @@ impl FiniteMlp {
         }
     }
 
-    /// Readout scale: `sigma_w / sqrt(N_L)` (standard) or `1 / (gamma N_L)` (mean field).
+    /// Readout scale: `sigma_w / sqrt(chi N_L)` (standard) or `1 / (gamma N_L)` (mean field).
     pub fn out_scale(&self) -> f64 {
         let n = *self.widths.last().unwrap() as f64;
         match self.param {
-            Parameterization::Standard => self.sigma_w / n.sqrt(),
+            Parameterization::Standard { chi } => self.sigma_w / (chi * n).sqrt(),
             Parameterization::MeanField { gamma } => 1.0 / (gamma * n),
         }
     }
@@ -169,8 +175,16 @@ impl FiniteMlp {
     pub fn loss_scale(&self, temperature: f64) -> f64 {
         let n = *self.widths.last().unwrap() as f64;
         match self.param {
-            Parameterization::Standard => 1.0 / temperature,
+            Parameterization::Standard { chi } => chi / temperature,
             Parameterization::MeanField { gamma } => n * gamma * gamma / temperature,
+        }
+    }
+
+    /// Scale of the readout bias: `sigma_b / sqrt(chi)` (standard; there is no bias otherwise).
+    pub fn out_bias_scale(&self) -> f64 {
+        match self.param {
+            Parameterization::Standard { chi } => self.sigma_b / chi.sqrt(),
+            Parameterization::MeanField { .. } => self.sigma_b,
         }
     }
 
@@ -260,7 +274,7 @@ impl FiniteMlp {
         if let Some(bo) = lay.b_out {
             for c in 0..self.n_out {
                 for i in 0..p {
-                    f[(i, c)] += self.sigma_b * theta[bo + c];
+                    f[(i, c)] += self.out_bias_scale() * theta[bo + c];
                 }
             }
         }
@@ -318,7 +332,7 @@ impl FiniteMlp {
         }
         if let Some(bo) = lay.b_out {
             for c in 0..self.n_out {
-                grad[bo + c] += self.sigma_b * (0..p).map(|i| r[(i, c)]).sum::<f64>();
+                grad[bo + c] += self.out_bias_scale() * (0..p).map(|i| r[(i, c)]).sum::<f64>();
             }
         }
         // delta = dU/dh^L = so (r w_out) * phi'(h^L)

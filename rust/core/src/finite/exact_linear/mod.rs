@@ -2,11 +2,12 @@
 //!
 //! Network (no biases, all parameters N(0, 1) a priori, input dimension d):
 //! `h_i(x) = s_w w_i.x / sqrt(d)` (i = 1..N), readout `v` in R^N;
-//! standard: `f = s_w v.h / sqrt(N)`, noise variance `kappa = T`;
+//! standard (scale chi, default 1): `f = s_w v.h / sqrt(chi N)`, posterior
+//! `∝ exp(-chi sum (f - y)^2 / (2T) - |theta|^2 / 2)`, i.e. noise variance `kappa = T / chi`;
 //! mean field (richness gamma): `f = v.h / (gamma N)`, `kappa = T / (N gamma^2)`.
 //!
 //! Given `v`, `f ~ GP(0, u K0)` with `K0 = s_w^2 X X^T / d` and `u = c |v|^2 / N`, where
-//! `c = s_w^2` (standard) or `c = 1 / (gamma^2 N)` (mean field). Hence (eq. numbers used below)
+//! `c = s_w^2 / chi` (standard) or `c = 1 / (gamma^2 N)` (mean field). Hence (eq. numbers used below)
 //!   (1) `u ~ Gamma(shape a = N/2, scale 2c/N)`            (prior mean c)
 //!   (2) `p(u | y) ∝ Gamma(u) prod_c N(y_c; 0, u K0 + kappa I)`
 //!   (3) `E[f(x*) | y] = E_u[u k*^T (u K0 + kappa I)^{-1} y]`
@@ -142,6 +143,9 @@ impl ExactLinearProblem<'_> {
                 format!("must be finite and > 0, got {}", self.temperature),
             ));
         }
+        if let Parameterization::Standard { chi } = self.param {
+            crate::validate::chi(chi)?;
+        }
         if let Parameterization::MeanField { gamma } = self.param {
             if !(gamma.is_finite() && gamma > 0.0) {
                 return Err(invalid(
@@ -157,7 +161,7 @@ impl ExactLinearProblem<'_> {
     pub fn scales(&self) -> (f64, f64) {
         let n = self.width as f64;
         match self.param {
-            Parameterization::Standard => (self.sigma_w * self.sigma_w, self.temperature),
+            Parameterization::Standard { chi } => (self.sigma_w * self.sigma_w / chi, self.temperature / chi),
             Parameterization::MeanField { gamma } => (
                 1.0 / (gamma * gamma * n),
                 self.temperature / (n * gamma * gamma),

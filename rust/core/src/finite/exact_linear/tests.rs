@@ -100,7 +100,7 @@ fn huge_width_gives_the_gp_posterior() {
     let (x, y, xt) = data(8, 3, 1);
     let sw = 1.3;
     for param in [
-        Parameterization::Standard,
+        Parameterization::Standard { chi: 1.0 },
         Parameterization::MeanField { gamma: 0.7 },
     ] {
         let prob = ExactLinearProblem {
@@ -117,7 +117,7 @@ fn huge_width_gives_the_gp_posterior() {
         let r = post.kernel_scale_mean / c;
         assert!(post.kernel_scale_std / post.kernel_scale_mean < 1e-3);
         match param {
-            Parameterization::Standard => assert!((r - 1.0).abs() < 1e-5, "{r}"),
+            Parameterization::Standard { .. } => assert!((r - 1.0).abs() < 1e-5, "{r}"),
             Parameterization::MeanField { gamma } => {
                 let d = x.ncols() as f64;
                 let k0 = Mat::from_fn(8, 8, |i, j| {
@@ -150,7 +150,7 @@ fn huge_width_gives_the_gp_posterior() {
                 tm[(i, 0)],
                 gm[i]
             );
-            if matches!(param, Parameterization::Standard) {
+            if matches!(param, Parameterization::Standard { .. }) {
                 assert!(
                     (tv[(i, 0)] - gv[i]).abs() < 1e-4 * gv[i],
                     "{} {}",
@@ -181,7 +181,7 @@ fn train_points_as_test_points_agree() {
         sigma_w: 1.0,
         width: 3,
         temperature: 0.01,
-        param: Parameterization::Standard,
+        param: Parameterization::Standard { chi: 1.0 },
     };
     let post = exact_linear_posterior(&prob, 1, no_control()).unwrap();
     let (tm, tv) = (post.test_mean.unwrap(), post.test_var.unwrap());
@@ -205,7 +205,7 @@ fn no_data_signal_gives_the_prior_and_evidence_integrates() {
             sigma_w: 1.0,
             width,
             temperature: 0.3,
-            param: Parameterization::Standard,
+            param: Parameterization::Standard { chi: 1.0 },
         };
         let post = exact_linear_posterior(&prob, 1, no_control()).unwrap();
         let n = width as f64;
@@ -258,7 +258,7 @@ fn bad_arguments_are_named() {
         sigma_w: 1.0,
         width: 3,
         temperature: 0.1,
-        param: Parameterization::Standard,
+        param: Parameterization::Standard { chi: 1.0 },
     };
     let name = |p: ExactLinearProblem<'_>| match exact_linear_posterior(&p, 1, no_control())
         .unwrap_err()

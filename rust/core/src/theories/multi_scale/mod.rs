@@ -1,0 +1,434 @@
+//! Multi-scale adaptive theory (Rubin, Fischer, Lindner, Dahmen, Seroussi, Ringel, Krämer,
+//! Helias, ICML 2025), reconstructed: one-hidden-layer *linear* networks, no bias.
+//!
+//! Convention (one knob `chi` for the continuum from standard to mean-field scaling): first
+//! layer `h = sigma_w W x / sqrt(d)`, readout `f = sigma_w v . h / sqrt(chi N)`, posterior
+//! `∝ exp(-chi sum (f - y)^2 / (2T) - |theta|^2 / 2)`. Given `v`, `f ~ GP(0, u K0)` with
+//! `K0 = sigma_w^2 X X^T / d`, `u = sigma_w^2 |v|^2 / (chi N)` (prior mean `c = sigma_w^2 / chi`),
+//! noise `kappa = T / chi`. Everything below is written in NNGP units: the scale
+//! `Q = u / c`, the NNGP kernel `Kn = sigma_w^2 K0`, `G(Q) = Q Kn + T I` (so that
+//! `u K0 + kappa I = G / chi`), `b = G^{-1} y`, and the training discrepancy `t = y - Q Kn b = T b`.
+//! With `Kn = V diag(lam) V^T`, `yk = V^T y`, `g_k = Q lam_k + T`:
+//!
+//! * action (minus the log evidence at the saddle, constants dropped)
+//!   (1) `S(Q) = N/2 (Q - ln Q) + chi/2 y^T G^{-1} y + [corrected] 1/2 ln det G`;
+//! * stationarity divided by `N/2 * 1/Q` — the scalar root solved here —
+//!   (2) `F(Q) = (Q - 1) - (chi Q / N) sum yk^2 lam / g^2 + [corrected] (Q / N) sum lam / g = 0`.
+//!   `order = Tree` is the tree level of the digest (the per-neuron tilted measure
+//!   `p(w) ∝ N(w; 0, I) exp[(a / 2) (t^T X w)^2]`, `a = sigma_w^4 chi / (N T^2 d)`, whose
+//!   rank-one adapted kernel `Kn + eps Q Kn t t^T Kn`, `eps = chi / (N T^2)`, gives the mean
+//!   `Q Kn G^{-1} y` exactly, with `Q = 1 / (1 - eps t^T Kn t)`, which is (2) without the trace);
+//!   `order = Corrected` adds the trace term, the standard-scaling correction. At `chi = 1`
+//!   (1)-(2) are the kernel-renormalization action and its stationarity (Li & Sompolinsky).
+//! * predictor: GP with kernel `kernel = Q Kn` (corrected) or the adapted rank-one kernel
+//!   (tree), noise `T`; the mean is `Q Kn G^{-1} y` at both orders; the variance of `f` is the
+//!   GP variance divided by `chi`, plus for `Corrected` the Laplace term of the scale mode
+//!   (3) `(d f / dQ)^2 / S''(Q)`, `d f / dQ = T k*^T G^{-2} y`,
+//!   `S'' = N / (2 Q^2) + chi sum yk^2 lam^2 / g^3 - [corrected] 1/2 sum lam^2 / g^2`;
+//! * first-layer weight covariance `E[W^T W] / N` (d x d; prior `I`):
+//!   (4) `Sigma_W = I + (sigma_w^4 Q / (N d)) X^T (chi b b^T - [corrected] G^{-1}) X`
+//!   (tree: the tilted measure's covariance `(I - a X^T t t^T X)^{-1}`, the same spike
+//!   `a Q X^T t t^T X`; corrected: the exact conditional formula at `u = u*`, with the
+//!   shrinkage `-G^{-1}` in the data subspace).
+//!
+//! `width = inf` pins `Q = 1` (the NNGP GP, for every `chi`).
+use crate::control::Control;
+use crate::error::{invalid, AkError, Result};
+use crate::kernels::input::input_kernel;
+use crate::kernels::net::Mlp;
+use crate::linalg::{matmul, symmetric_eigen};
+use crate::solve::path::Path;
+use crate::solve::report::SolveReport;
+use crate::threads::with_threads;
+use crate::validate;
+use faer::{Accum, Mat, MatRef, Par};
+
+mod root;
+#[cfg(test)]
+mod tests;
+
+/// Order of the expansion: the saddle point alone, or with the standard-scaling correction.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Order {
+    Tree,
+    Corrected,
+}
+
+impl Order {
+    pub fn name(self) -> &'static str {
+        match self {
+            Order::Tree => "tree",
+            Order::Corrected => "corrected",
+        }
+    }
+
+    pub fn from_name(name: &str) -> Result<Self> {
+        match name {
+            "tree" => Ok(Order::Tree),
+            "corrected" => Ok(Order::Corrected),
+            other => Err(invalid(
+                "order",
+                format!("expected 'corrected' or 'tree', got {other:?}"),
+            )),
+        }
+    }
+}
+
+/// Options of [`solve_path`] (the only place their defaults live).
+#[derive(Debug, Clone, Copy)]
+pub struct Options {
+    pub order: Order,
+    /// Convergence when `|F(Q)| < tol` (eq. (2), dimensionless).
+    pub tol: f64,
+    /// Safeguarded Newton iterations of the scalar root.
+    pub max_iter: usize,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Options {
+            order: Order::Corrected,
+            tol: 1e-12,
+            max_iter: 200,
+        }
+    }
+}
+
+impl Options {
+    fn validate(&self) -> Result<()> {
+        validate::tol(self.tol)?;
+        if self.max_iter == 0 {
+            return Err(invalid("max_iter", "must be >= 1"));
+        }
+        Ok(())
+    }
+}
+
+/// One point of a path.
+#[derive(Debug, Clone, Copy)]
+pub struct Point {
+    pub width: f64,
+    pub temperature: f64,
+    pub chi: f64,
+}
+
+/// The data of a fit: `Kn` and its eigendecomposition, `X`, `Y` (P x C).
+#[derive(Debug)]
+pub struct Problem<'a> {
+    pub x: MatRef<'a, f64>,
+    pub y: Mat<f64>,
+    pub sigma_w: f64,
+    /// NNGP readout kernel `Kn = sigma_w^4 X X^T / d` (P x P).
+    pub kn: Mat<f64>,
+    pub(crate) lam: Vec<f64>,
+    pub(crate) v: Mat<f64>,
+    /// `V^T Y` (P x C) and its squared row norms `r_k` (what the root needs).
+    pub(crate) yk: Mat<f64>,
+    pub(crate) r: Vec<f64>,
+}
+
+/// The solution at one point (NNGP units, module docs). Matrices with a column per output.
+#[derive(Debug, Clone)]
+pub struct Solution {
+    /// `Q = u / c`.
+    pub scale: f64,
+    /// `S(Q)` (eq. (1)).
+    pub action: f64,
+    /// `S''(Q)` (eq. (3)), the precision of the Laplace approximation of the scale mode.
+    pub curvature: f64,
+    /// Readout kernel of the predictor on the training points (P x P).
+    pub kernel: Mat<f64>,
+    /// `B = G^{-1} Y`, `G^{-1} B` (for `d f / dQ` at test points), the discrepancy `T B`,
+    /// the training mean `Y - T B` and the variance of `f` on the training points.
+    pub dual: Mat<f64>,
+    pub dual2: Mat<f64>,
+    pub discrepancy: Mat<f64>,
+    pub train_mean: Mat<f64>,
+    pub train_var: Mat<f64>,
+    /// Eigenvalues of `Sigma_W` (eq. (4)), descending, and `|cos|` of the top eigenvector
+    /// with `X^T t` (one output only; empty / NaN otherwise).
+    pub weight_eigenvalues: Vec<f64>,
+    pub weight_overlap: f64,
+    /// `Sigma_W` itself (d x d; 0 x 0 with several outputs).
+    pub weight_covariance: Mat<f64>,
+    /// Tree level, one output: the rank-one coefficient `eps Q` of the adapted kernel
+    /// `Kn + eps Q w w^T`, `w = Kn t` (0 otherwise: the kernel is `Q Kn`).
+    pub rank_one: f64,
+    pub report: SolveReport,
+}
+
+impl<'a> Problem<'a> {
+    pub fn new(net: &Mlp, x: MatRef<'a, f64>, y: MatRef<'_, f64>, par: Par) -> Result<Self> {
+        validate::multi_scale(net, 1.0, 1.0, 1.0)?;
+        validate::finite_mat("X", x)?;
+        validate::targets(y, x.nrows())?;
+        let s2 = net.sigma_w * net.sigma_w;
+        let mut kn = input_kernel(x, x, net.sigma_w, 0.0, par);
+        kn.col_iter_mut()
+            .for_each(|c| c.iter_mut().for_each(|v| *v *= s2));
+        let (lam, v) = symmetric_eigen("K", kn.as_ref(), par)?;
+        let lam: Vec<f64> = lam.into_iter().map(|l| l.max(0.0)).collect();
+        let mut yk = Mat::<f64>::zeros(lam.len(), y.ncols());
+        matmul(yk.as_mut(), Accum::Replace, v.transpose(), y, 1.0, par);
+        let r = (0..lam.len())
+            .map(|k| (0..y.ncols()).map(|c| yk[(k, c)] * yk[(k, c)]).sum())
+            .collect();
+        Ok(Problem {
+            x,
+            y: y.to_owned(),
+            sigma_w: net.sigma_w,
+            kn,
+            lam,
+            v,
+            yk,
+            r,
+        })
+    }
+
+    /// `V diag(f) V^T Y`: `V (f * yk)`.
+    fn spectral(&self, f: impl Fn(usize) -> f64, par: Par) -> Mat<f64> {
+        let scaled = Mat::from_fn(self.yk.nrows(), self.yk.ncols(), |k, c| {
+            f(k) * self.yk[(k, c)]
+        });
+        let mut out = Mat::<f64>::zeros(self.v.nrows(), self.yk.ncols());
+        matmul(
+            out.as_mut(),
+            Accum::Replace,
+            self.v.as_ref(),
+            scaled.as_ref(),
+            1.0,
+            par,
+        );
+        out
+    }
+
+    /// The spectral data of eq. (1)-(3) at `pt`.
+    fn spec(&self, pt: &Point, order: Order) -> root::Spec<'_> {
+        root::Spec {
+            lam: &self.lam,
+            r: &self.r,
+            nc: self.y.ncols(),
+            t: pt.temperature,
+            chi: pt.chi,
+            n: pt.width,
+            corr: order == Order::Corrected,
+        }
+    }
+
+    /// The full solution at scale `q` (module docs; `width` may be inf).
+    pub fn solution(
+        &self,
+        q: f64,
+        pt: &Point,
+        order: Order,
+        report: SolveReport,
+        par: Par,
+    ) -> Solution {
+        let (t, chi, n) = (pt.temperature, pt.chi, pt.width);
+        let (p, nc) = (self.y.nrows(), self.y.ncols());
+        let corr = order == Order::Corrected;
+        let g: Vec<f64> = self.lam.iter().map(|l| q * l + t).collect();
+        let dual = self.spectral(|k| 1.0 / g[k], par);
+        let dual2 = self.spectral(|k| 1.0 / (g[k] * g[k]), par);
+        let discrepancy = Mat::from_fn(p, nc, |i, c| t * dual[(i, c)]);
+        let train_mean = Mat::from_fn(p, nc, |i, c| self.y[(i, c)] - discrepancy[(i, c)]);
+        let sp = self.spec(pt, order);
+        let action = root::action(&sp, q);
+        let curvature = root::curvature(&sp, q);
+        let v2 = |i: usize, k: usize| self.v[(i, k)] * self.v[(i, k)];
+        let tree1 = !corr && nc == 1 && n.is_finite();
+        let (kernel, rank_one, train_var) = if !tree1 {
+            let kernel = Mat::from_fn(p, p, |i, j| q * self.kn[(i, j)]);
+            // GP part T sum_k V_ik^2 Q lam_k / g_k (/ chi); Laplace part (3), corrected only
+            let df = self.spectral(|k| t * self.lam[k] / (g[k] * g[k]), par);
+            let lap = corr && n.is_finite() && curvature > 0.0;
+            let gp: Vec<f64> = (0..p)
+                .map(|i| {
+                    (0..p)
+                        .map(|k| v2(i, k) * q * self.lam[k] * t / g[k])
+                        .sum::<f64>()
+                        / chi
+                })
+                .collect();
+            let var = Mat::from_fn(p, nc, |i, c| {
+                gp[i]
+                    + if lap {
+                        df[(i, c)] * df[(i, c)] / curvature
+                    } else {
+                        0.0
+                    }
+            });
+            (kernel, 0.0, var)
+        } else {
+            let eff = chi / (n * t * t) * q;
+            let w: Vec<f64> = (0..p)
+                .map(|i| (0..p).map(|j| self.kn[(i, j)] * discrepancy[(j, 0)]).sum())
+                .collect();
+            let kernel = Mat::from_fn(p, p, |i, j| self.kn[(i, j)] + eff * w[i] * w[j]);
+            // (K + T)^{-1} = A - eff a a^T / (1 + eff w.a), A = (Kn + T)^{-1}, a = A w
+            let wk: Vec<f64> = (0..p)
+                .map(|k| (0..p).map(|i| self.v[(i, k)] * w[i]).sum())
+                .collect();
+            let a: Vec<f64> = (0..p)
+                .map(|i| {
+                    (0..p)
+                        .map(|k| self.v[(i, k)] * wk[k] / (self.lam[k] + t))
+                        .sum()
+                })
+                .collect();
+            let wa: f64 = w.iter().zip(&a).map(|(w, a)| w * a).sum();
+            let var = Mat::from_fn(p, 1, |i, _| {
+                let aii: f64 = (0..p).map(|k| v2(i, k) / (self.lam[k] + t)).sum();
+                let inv = aii - eff * a[i] * a[i] / (1.0 + eff * wa);
+                (t - t * t * inv) / chi
+            });
+            (kernel, eff, var)
+        };
+        let (weight_covariance, weight_eigenvalues, weight_overlap) = if nc == 1 {
+            self.weight_covariance(
+                q,
+                pt,
+                corr,
+                dual.col(0).try_as_col_major().unwrap().as_slice(),
+                discrepancy.col(0).try_as_col_major().unwrap().as_slice(),
+                par,
+            )
+        } else {
+            (Mat::zeros(0, 0), Vec::new(), f64::NAN)
+        };
+        Solution {
+            scale: q,
+            action,
+            curvature,
+            kernel,
+            dual,
+            dual2,
+            discrepancy,
+            train_mean,
+            train_var,
+            weight_eigenvalues,
+            weight_overlap,
+            weight_covariance,
+            rank_one,
+            report,
+        }
+    }
+
+    /// Eq. (4), its spectrum (descending) and the top eigenvector's `|cos|` with `X^T t`.
+    fn weight_covariance(
+        &self,
+        q: f64,
+        pt: &Point,
+        corr: bool,
+        b: &[f64],
+        t: &[f64],
+        par: Par,
+    ) -> (Mat<f64>, Vec<f64>, f64) {
+        let (p, d) = (self.x.nrows(), self.x.ncols());
+        let n = pt.width;
+        let mut m = Mat::<f64>::zeros(p, p);
+        if n.is_finite() {
+            let coef = self.sigma_w.powi(4) * q / (n * d as f64);
+            for j in 0..p {
+                for i in 0..p {
+                    m[(i, j)] = coef * pt.chi * b[i] * b[j];
+                }
+            }
+            if corr {
+                // G^{-1} = V diag(1/g) V^T
+                let vs = Mat::from_fn(p, p, |i, k| {
+                    self.v[(i, k)] / (q * self.lam[k] + pt.temperature)
+                });
+                matmul(
+                    m.as_mut(),
+                    Accum::Add,
+                    vs.as_ref(),
+                    self.v.transpose(),
+                    -coef,
+                    par,
+                );
+            }
+        }
+        let mut mx = Mat::<f64>::zeros(p, d);
+        matmul(mx.as_mut(), Accum::Replace, m.as_ref(), self.x, 1.0, par);
+        let mut sw = Mat::<f64>::identity(d, d);
+        matmul(
+            sw.as_mut(),
+            Accum::Add,
+            self.x.transpose(),
+            mx.as_ref(),
+            1.0,
+            par,
+        );
+        for j in 0..d {
+            for i in 0..j {
+                let s = 0.5 * (sw[(i, j)] + sw[(j, i)]);
+                sw[(i, j)] = s;
+                sw[(j, i)] = s;
+            }
+        }
+        let xt: Vec<f64> = (0..d)
+            .map(|j| (0..p).map(|i| self.x[(i, j)] * t[i]).sum())
+            .collect();
+        let (eig, vecs) = match symmetric_eigen("weight_covariance", sw.as_ref(), par) {
+            Ok(r) => r,
+            Err(_) => return (sw, vec![f64::NAN; d], f64::NAN),
+        };
+        // symmetric_eigen returns ascending eigenvalues
+        let top = d - 1;
+        let nx = xt.iter().map(|v| v * v).sum::<f64>().sqrt();
+        let dot: f64 = (0..d).map(|i| vecs[(i, top)] * xt[i]).sum();
+        let overlap = if nx > 0.0 { (dot / nx).abs() } else { f64::NAN };
+        (sw, eig.into_iter().rev().collect(), overlap)
+    }
+}
+
+fn check(points: &[Point], net: &Mlp, opts: &Options) -> Result<()> {
+    opts.validate()?;
+    for pt in points {
+        validate::multi_scale(net, pt.width, pt.temperature, pt.chi)?;
+    }
+    Ok(())
+}
+
+/// Solutions along `points` in order (Algorithm 1 of the paper when the points are a grid in
+/// `chi`): the first from the NNGP (`Q = 1`), each next one warm-started from the previous
+/// scale. `q0` overrides the first start.
+pub fn solve_path(
+    prob: &Problem<'_>,
+    net: &Mlp,
+    points: &[Point],
+    opts: &Options,
+    q0: Option<f64>,
+    n_threads: usize,
+    ctl: &Control,
+) -> Result<Path<Solution>> {
+    check(points, net, opts)?;
+    if let Some(q) = q0 {
+        if !(q.is_finite() && q > 0.0) {
+            return Err(invalid("Q0", format!("must be finite and > 0, got {q}")));
+        }
+    }
+    with_threads(n_threads, |par| {
+        Path::walk(points, |pt, done: &[Solution]| {
+            ctl.checkpoint()?;
+            let start = done.last().map(|s| s.scale).or(q0).unwrap_or(1.0);
+            let (q, report) = if pt.width.is_infinite() {
+                (1.0, SolveReport::new("nngp", true, 0, 0, 0.0, vec![0.0]))
+            } else {
+                root::solve(&prob.spec(pt, opts.order), opts, start)?
+            };
+            if !q.is_finite() {
+                return Err(AkError::NonFinite {
+                    name: "scale",
+                    msg: format!("the scalar root diverged at chi = {}", pt.chi),
+                });
+            }
+            let mut report = report;
+            report.stages = vec![pt.chi];
+            let s = prob.solution(q, pt, opts.order, report, par);
+            ctl.advance(1); // one point solved
+            Ok(s)
+        })
+    })
+}

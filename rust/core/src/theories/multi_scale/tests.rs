@@ -1,0 +1,116 @@
+use super::*;
+use crate::control::no_control;
+use crate::kernels::activation::Activation;
+
+fn data(p: usize, d: usize) -> (Mat<f64>, Mat<f64>) {
+    let x = Mat::from_fn(p, d, |i, j| {
+        ((i * 7 + j * 13) % 11) as f64 / 5.0 - 1.0 + 0.1 * (i as f64 * 0.37 + j as f64).sin()
+    });
+    let y = Mat::from_fn(p, 1, |i, _| {
+        if (0..d).map(|j| x[(i, j)]).sum::<f64>() > 0.0 {
+            1.0
+        } else {
+            -1.0
+        }
+    });
+    (x, y)
+}
+
+fn solve_one(order: Order, chi: f64) -> (Problem<'static>, Solution, Point) {
+    let (x, y) = data(12, 9);
+    let x: &'static Mat<f64> = Box::leak(Box::new(x));
+    let net = Mlp::new(1, Activation::Linear, 1.3, 0.0);
+    let prob = Problem::new(&net, x.as_ref(), y.as_ref(), Par::Seq).unwrap();
+    let pt = Point {
+        width: 10.0,
+        temperature: 0.2,
+        chi,
+    };
+    let opts = Options {
+        order,
+        ..Options::default()
+    };
+    let path = solve_path(&prob, &net, &[pt], &opts, None, 1, no_control()).unwrap();
+    (prob, path.solutions.into_iter().next().unwrap(), pt)
+}
+
+#[test]
+fn the_root_converges_and_the_mean_is_the_rescaled_gp() {
+    for order in [Order::Tree, Order::Corrected] {
+        for chi in [1.0, 10.0, 100.0] {
+            let (prob, s, pt) = solve_one(order, chi);
+            assert!(s.report.converged, "{order:?} {chi}");
+            let (f, _) = root::residual(&prob.spec(&pt, order), s.scale);
+            assert!(f.abs() < 1e-10);
+            // the GP on `kernel` with noise T has mean y - t on the training points
+            let p = prob.y.nrows();
+            for i in 0..p {
+                let m: f64 = (0..p).map(|j| s.kernel[(i, j)] * s.dual[(j, 0)]).sum();
+                assert!(
+                    (m - s.train_mean[(i, 0)]).abs() < 1e-10,
+                    "{order:?} {chi}: {m} vs {}",
+                    s.train_mean[(i, 0)]
+                );
+            }
+        }
+    }
+}
+
+#[test]
+fn tree_level_weight_spike_is_the_scale() {
+    for chi in [1.0, 30.0] {
+        let (_, s, _) = solve_one(Order::Tree, chi);
+        assert!(
+            (s.weight_eigenvalues[0] - s.scale).abs() < 1e-9 * s.scale,
+            "{} vs {}",
+            s.weight_eigenvalues[0],
+            s.scale
+        );
+        assert!((s.weight_overlap - 1.0).abs() < 1e-9);
+        assert!(s.weight_eigenvalues[1..]
+            .iter()
+            .all(|e| (e - 1.0).abs() < 1e-9));
+    }
+}
+
+#[test]
+fn bad_points_name_the_argument() {
+    let (x, y) = data(5, 3);
+    let net = Mlp::new(1, Activation::Linear, 1.0, 0.0);
+    let prob = Problem::new(&net, x.as_ref(), y.as_ref(), Par::Seq).unwrap();
+    let opts = Options::default();
+    for (pt, name) in [
+        (
+            Point {
+                width: 5.0,
+                temperature: 0.1,
+                chi: 0.0,
+            },
+            "chi",
+        ),
+        (
+            Point {
+                width: 5.0,
+                temperature: -1.0,
+                chi: 1.0,
+            },
+            "temperature",
+        ),
+        (
+            Point {
+                width: f64::NAN,
+                temperature: 0.1,
+                chi: 1.0,
+            },
+            "width",
+        ),
+    ] {
+        let e = solve_path(&prob, &net, &[pt], &opts, None, 1, no_control()).unwrap_err();
+        assert!(e.to_string().starts_with(name), "{e}");
+    }
+    let relu = Mlp::new(1, Activation::Relu, 1.0, 0.0);
+    assert!(Problem::new(&relu, x.as_ref(), y.as_ref(), Par::Seq)
+        .unwrap_err()
+        .to_string()
+        .starts_with("net"));
+}
