@@ -4,6 +4,7 @@ pub mod dmft;
 pub mod forward_backward;
 pub mod kernel_renormalization;
 pub mod mean_field;
+pub mod tangent_features;
 
 #[cfg(test)]
 mod tests {
