@@ -29,19 +29,26 @@ from .exceptions import (
     NumericalJitterWarning,
     DeadNetworkWarning,
 )
-from .finite import (ExactLinearPosterior, PosteriorSamples, TrainedNetworks, exact_linear_posterior,
-                     sample_posterior, train_gd)
+from .finite import (ExactLinearPosterior, PosteriorSamples, TangentFeatures, TrainedNetworks,
+                     exact_linear_posterior, init_params, sample_posterior, tangent_features, train_gd)
 from .kernels import cka, criticality, kernel_alignment, kernel_diagonal, lazy_kernels, nngp_kernel, ntk_kernel
 from .mcmc import TiltedMoments, tilted_moments
 from .networks import MLP
 from .predictors import GaussianProcess, KernelRidge, NTKGradientFlow
-from .theories import BayesianMeanField, ForwardBackwardKernels, GradientFlowFixedPoint, KernelRenormalization
+from .theories import (AdaptiveTangentFeatures, BayesianMeanField, ForwardBackwardKernels, GradientFlowFixedPoint,
+                       KernelRenormalization, one_sided_penalty, two_sided_penalty)
 from . import studies
 from .studies import SerialExecutor, Table, compare_theories, sweep
 
 __version__ = _core.__version__
 
 __all__ = [
+    "init_params",
+    "TangentFeatures",
+    "tangent_features",
+    "AdaptiveTangentFeatures",
+    "one_sided_penalty",
+    "two_sided_penalty",
     "MLP",
     "nngp_kernel",
     "ntk_kernel",

@@ -9,5 +9,7 @@ from .dmft import GradientFlowFixedPoint
 from .forward_backward import ForwardBackwardKernels
 from .kernel_renormalization import KernelRenormalization
 from .mean_field import BayesianMeanField
+from .tangent_features import AdaptiveTangentFeatures, one_sided_penalty, two_sided_penalty
 
-__all__ = ["KernelRenormalization", "BayesianMeanField", "GradientFlowFixedPoint", "ForwardBackwardKernels"]
+__all__ = ["KernelRenormalization", "BayesianMeanField", "GradientFlowFixedPoint", "ForwardBackwardKernels",
+           "AdaptiveTangentFeatures", "one_sided_penalty", "two_sided_penalty"]

@@ -545,15 +545,7 @@ fn tangent_vjp<'py>(
     let vs = slice1("v", &v)?;
     let out = run(py, None, |_| {
         tangent::check_blocks("tf", &r, ta.n_params)?;
-        if vs.len() != r[0].backprop.nrows() || weights.len() != r.len() {
-            return Err(ak_core::error::shape("v", "needs one entry per (sample, output) row").into());
-        }
-        let mut out = vec![0.0; ta.n_params];
-        for (b, w) in r.iter().zip(&weights) {
-            let wv: Vec<f64> = vs.iter().map(|x| w * x).collect();
-            tangent::block_jt_vec(b, &wv, &mut out, ak_core::faer::Par::Seq);
-        }
-        Ok::<_, Failure>(out)
+        Ok::<_, Failure>(tangent::vjp(&r, vs, &weights, ta.n_params, ak_core::faer::Par::Seq)?)
     })?;
     Ok(out.into_pyarray(py))
 }

@@ -1,4 +1,4 @@
 """Reference of :mod:`adaptive_kernels.theories`: one module per theory."""
-from . import dmft, forward_backward, kernel_renormalization, mean_field
+from . import dmft, forward_backward, kernel_renormalization, mean_field, tangent_features
 
-__all__ = ["dmft", "forward_backward", "kernel_renormalization", "mean_field"]
+__all__ = ["dmft", "forward_backward", "kernel_renormalization", "mean_field", "tangent_features"]

@@ -250,6 +250,23 @@ pub fn block_jt_vec(b: &BlockRef<'_>, v: &[f64], out: &mut [f64], par: Par) {
     }
 }
 
+/// `sum_l weights[l] J_l^T v` (the flat parameter vector, length `n_params`).
+pub fn vjp(blocks: &[BlockRef<'_>], v: &[f64], weights: &[f64], n_params: usize, par: Par) -> Result<Vec<f64>> {
+    if v.len() != blocks[0].backprop.nrows() {
+        return Err(shape("v", format!("needs one entry per (sample, output) row, {}", blocks[0].backprop.nrows())));
+    }
+    if weights.len() != blocks.len() {
+        return Err(shape("layer_weights", format!("needs one weight per layer, {}", blocks.len())));
+    }
+    crate::validate::finite("v", v)?;
+    let mut out = vec![0.0; n_params];
+    for (b, w) in blocks.iter().zip(weights) {
+        let wv: Vec<f64> = v.iter().map(|x| w * x).collect();
+        block_jt_vec(b, &wv, &mut out, par);
+    }
+    Ok(out)
+}
+
 /// `J theta` restricted to one block's parameters (length nC).
 pub fn block_j_vec(b: &BlockRef<'_>, theta: &[f64], par: Par) -> Vec<f64> {
     let c = n_outputs(b);
