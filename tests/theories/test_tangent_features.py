@@ -52,9 +52,9 @@ def test_irls_matches_reference(width, d, n, n_out, sigma_b, reg, seed, structur
     np.testing.assert_allclose(m.objective_, hist[-1], rtol=1e-8)
     np.testing.assert_allclose(m.update_, theta, rtol=1e-4, atol=1e-6 * np.abs(theta).max())
     np.testing.assert_allclose(Phi @ m.update_, r, atol=1e-8 * (1 + np.abs(r).max()))
-    assert np.all(np.diff(m.objective_history_) <= 1e-12 * m.objective_history_[0])
+    assert np.all(np.diff(m.objective_history_) <= 1e-9 * m.objective_history_[0])
     np.testing.assert_allclose(m.adapted_kernel_, ref.adapted_kernel(Phi, m.update_, groups, reg),
-                               rtol=1e-6, atol=1e-10 * np.abs(m.kernel_).max())   # reference z: scalar minimiser, ~1e-8
+                               rtol=1e-8, atol=1e-10 * np.abs(m.kernel_).max())
 
 
 def test_joint_problem_by_generic_optimizer_equals_regularized_problem():

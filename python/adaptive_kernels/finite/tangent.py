@@ -91,6 +91,14 @@ class TangentFeatures:
         return _core.finite.tangent_vjp(self, v, w)
 
 
+    def jvp(self, theta) -> np.ndarray:
+        """``J theta`` (length n C) for a flat parameter vector ``theta`` (e.g. an update)."""
+        theta = np.ascontiguousarray(np.asarray(theta, dtype=float))
+        if theta.ndim != 1:
+            raise ValueError(f"theta: expected a flat parameter vector, got shape {theta.shape}")
+        return _core.finite.tangent_jvp(self, theta)
+
+
 def tangent_features(net: MLP, params, X, *, width, n_out: int = 1, parameterization: str = "standard",
                      gamma: float = 1.0, n_threads: int | None = None) -> TangentFeatures:
     """Tangent features of the finite MLP with parameters ``params`` (the flat vector of

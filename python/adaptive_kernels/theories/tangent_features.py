@@ -20,6 +20,16 @@ tangent-kernel regression), and with ``structure="full"`` the predictor *is* tha
 ``reg`` (``w`` is increasing), only the kernel changes. Solved by iteratively reweighted least
 squares in kernel form (convex; the objective never increases; ``report_.residual`` is the last
 relative decrease of the objective).
+
+``structure="layerwise"`` transforms each dense layer's update on both sides,
+``Theta_l = M2_l B_l M1_l^T`` (``M1`` on the layer's inputs, with the bias as an extra constant
+input, ``M2`` on its backprop vectors), cost ``|B|^2 + reg (|M1 - I|^2 + |M2 - I|^2)``: the
+equivalent problem penalises every singular value ``s`` of each layer's update by
+:func:`two_sided_penalty` (ridge-like for ``s << sqrt(reg)``, Schatten-2/3-like above: low-rank
+updates). Non-convex; solved by exact alternating minimisation (kernel interpolation with the
+transformed kernel, then the SVD-aligned transforms) from the identity (the lazy model); the
+objective never increases; convergence slows as ``reg -> 0`` (raise ``max_iter``, and check
+``report_``).
 """
 from __future__ import annotations
 
@@ -38,7 +48,7 @@ from ..finite.tangent import TangentFeatures
 __all__ = ["AdaptiveTangentFeatures", "one_sided_penalty", "two_sided_penalty"]
 
 _DEFAULTS = _core.tangent_features.defaults()
-_STRUCTURES = ("groups", "full")
+_STRUCTURES = ("groups", "full", "layerwise")
 
 
 def _penalty(fn, v, reg):
@@ -78,7 +88,8 @@ class AdaptiveTangentFeatures(TheoryEstimator):
     of a network (:func:`~adaptive_kernels.tangent_features`), ``predict(tf_test)``.
 
     Parameters: ``structure`` (``"groups"``: per-layer transforms, ``"full"``: one unstructured
-    transform), ``reg`` (> 0, ``inf`` allowed: the cost of transforming features), ``tol`` and
+    transform, ``"layerwise"``: two-sided per-layer transforms), ``reg`` (> 0, ``inf`` allowed: the
+    cost of transforming features), ``tol`` and
     ``max_iter`` of the IRLS (None: the core's defaults), ``n_threads``.
 
     Fitted: ``update_`` (the parameter update ``theta``, flat, in the network's layout),
@@ -90,6 +101,11 @@ class AdaptiveTangentFeatures(TheoryEstimator):
     same interpolant as ``adapted_kernel_``: only the function is identified, not the kernel),
     ``dual_coef_`` (``K_z^{-1} r``), ``objective_`` / ``action_`` and ``objective_history_``,
     ``feasibility_`` (``|Phi theta - r| / |r|``), ``report_``. Rows of kernels are (sample, output).
+    With ``structure="layerwise"``: ``transforms_`` holds per layer ``input_directions`` U
+    ((fan_in [+1 bias], k)), ``output_directions`` V ((fan_out, k)), ``scales`` z and
+    ``singular_values`` of the update (``M1 = I + U diag(z-1) U^T``, ``M2 = I + V diag(z-1) V^T``),
+    ``stable_ranks_`` the stable rank ``|Theta_l|_F^2 / |Theta_l|_2^2`` of each layer's update,
+    and ``weighted_kernel_`` is the adapted kernel.
     """
 
     def __init__(self, structure: str = "groups", reg: float = 1.0, *, tol: float | None = None,
@@ -124,17 +140,27 @@ class AdaptiveTangentFeatures(TheoryEstimator):
         self.tf_train_, self.y_train_, self._y_1d = tf, Y, np.ndim(y) == 1
         self._params = opts
         self.report_ = SolveReport.from_core(s.report)
-        groups = [[l] for l in range(len(tf.inputs))] if opts["structure"] == "groups" \
-            else [list(range(len(tf.inputs)))]
-        self._layer_weights = np.empty(len(tf.inputs))
-        for g, w in zip(groups, s.weights):
-            self._layer_weights[g] = w
         self.dual_coef_ = np.asarray(s.alpha)
         self.kernel_, self.kernels_ = s.kernel, list(s.layer_kernels)
         self.adapted_kernel_, self.weighted_kernel_ = s.adapted_kernel, s.weighted_kernel
         self.objective_ = self.action_ = float(s.objective)
         self.objective_history_ = np.asarray(s.objective_history)
         self.feasibility_ = float(s.feasibility)
+        if opts["structure"] == "layerwise":
+            self.update_ = np.asarray(s.update)
+            self.transforms_ = [dict(input_directions=u, output_directions=v, scales=np.asarray(z),
+                                     singular_values=np.asarray(sv), layer=l)
+                                for l, (u, v, z, sv) in enumerate(s.layer_transforms)]
+            self.stable_ranks_ = np.array([np.sum(t["singular_values"] ** 2) / t["singular_values"][0] ** 2
+                                           if t["singular_values"].size else 0.0 for t in self.transforms_])
+            if not self.converged_:
+                warnings.warn(self._nonconvergence_message(), ConvergenceWarning, stacklevel=2)
+            return self
+        groups = [[l] for l in range(len(tf.inputs))] if opts["structure"] == "groups" \
+            else [list(range(len(tf.inputs)))]
+        self._layer_weights = np.empty(len(tf.inputs))
+        for g, w in zip(groups, s.weights):
+            self._layer_weights[g] = w
         self.update_ = tf.vjp(self.dual_coef_, self._layer_weights)
         self.transforms_ = []
         for g, z, v in zip(groups, s.scales, s.norms):
@@ -157,9 +183,12 @@ class AdaptiveTangentFeatures(TheoryEstimator):
         tf = _check_tf("tf", tf)
         if return_std:
             raise ValueError("return_std: the adaptive tangent-feature model is not probabilistic")
-        ks = tf.layer_kernels(self.tf_train_, n_threads=self.n_threads)
-        k = sum(w * kl for w, kl in zip(self._layer_weights, ks))
-        mean = tf.f0 + (k @ self.dual_coef_).reshape(tf.f0.shape)
+        if self._params["structure"] == "layerwise":
+            mean = tf.f0 + tf.jvp(self.update_).reshape(tf.f0.shape)
+        else:
+            ks = tf.layer_kernels(self.tf_train_, n_threads=self.n_threads)
+            k = sum(w * kl for w, kl in zip(self._layer_weights, ks))
+            mean = tf.f0 + (k @ self.dual_coef_).reshape(tf.f0.shape)
         return mean[:, 0] if self._y_1d else mean
 
     def score(self, tf, y, sample_weight=None) -> float:

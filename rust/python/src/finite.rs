@@ -550,7 +550,25 @@ fn tangent_vjp<'py>(
     Ok(out.into_pyarray(py))
 }
 
+/// `J theta` (length n C) of a `TangentFeatures` for a flat parameter vector `theta`.
+#[pyfunction]
+fn tangent_jvp<'py>(
+    py: Python<'py>,
+    tf: Bound<'py, PyAny>,
+    theta: PyReadonlyArray1<'py, f64>,
+) -> PyResult<Bound<'py, PyArray1<f64>>> {
+    let ta = TangentArg::new("tf", &tf)?;
+    let r = ta.refs()?;
+    let t = slice1("theta", &theta)?;
+    let out = run(py, None, |_| {
+        tangent::check_blocks("tf", &r, ta.n_params)?;
+        Ok::<_, Failure>(tangent::jvp(&r, t, ta.n_params, ak_core::faer::Par::Seq)?)
+    })?;
+    Ok(out.into_pyarray(py))
+}
+
 pub(crate) fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    m.add_function(wrap_pyfunction!(tangent_jvp, m)?)?;
     m.add_function(wrap_pyfunction!(init_params, m)?)?;
     m.add_function(wrap_pyfunction!(tangent_features, m)?)?;
     m.add_function(wrap_pyfunction!(tangent_kernels, m)?)?;

@@ -5,7 +5,7 @@ use crate::finite::TangentArg;
 use crate::results::SolveReport;
 use crate::runtime::{run, threads};
 use ak_core::finite::tangent;
-use ak_core::theories::tangent_features::{self as atf, penalty, Structure};
+use ak_core::theories::tangent_features::{self as atf, layerwise, penalty, Structure};
 use ak_core::threads::with_threads;
 use numpy::{IntoPyArray, PyArray1, PyArray2, PyReadonlyArray1};
 use pyo3::prelude::*;
@@ -27,16 +27,17 @@ struct Solution {
     weighted_kernel: Py<PyArray2<f64>>,
     layer_kernels: Py<PyList>,
     report: Py<SolveReport>,
+    /// layerwise only: the flat update and per layer `(input_directions, output_directions,
+    /// scales, singular_values)`
+    update: Option<Py<PyArray1<f64>>>,
+    layer_transforms: Py<PyList>,
 }
 
 /// The core's default options.
 #[pyfunction]
 fn defaults(py: Python<'_>) -> PyResult<Bound<'_, PyDict>> {
     let d = atf::Options::default();
-    let structure = match d.structure {
-        Structure::Groups => "groups",
-        Structure::Full => "full",
-    };
+    let structure = d.structure.name();
     defaults_dict(
         py,
         &[
@@ -78,6 +79,48 @@ fn solve<'py>(
     let refs = ta.refs()?;
     let rs = slice1("y", &r)?;
     let nt = threads(n_threads);
+    if opts.structure == Structure::Layerwise {
+        let (ks, s, upd) = run(py, None, |ctl| {
+            tangent::check_blocks("tf", &refs, ta.n_params)?;
+            atf::Options::validate(&opts)?;
+            ak_core::validate::finite("y", rs)?;
+            if rs.len() != refs[0].backprop.nrows() {
+                return Err(ak_core::AkError::Shape { name: "y", msg: "needs one target per (sample, output) row".into() }.into());
+            }
+            let (ks, s) = with_threads(nt, |par| {
+                let ks = tangent::block_kernels(&refs, &refs, par);
+                (ks, layerwise::solve(&refs, rs, &opts, ctl, par))
+            });
+            let s = s?;
+            let upd = layerwise::flatten_updates(&refs, &s.updates, ta.n_params);
+            Ok::<_, Failure>((ks, s, upd))
+        })?;
+        let lt = PyList::empty(py);
+        for t in &s.transforms {
+            lt.append((
+                mat_to_numpy(py, t.input_directions.as_ref()),
+                mat_to_numpy(py, t.output_directions.as_ref()),
+                t.scales.clone().into_pyarray(py),
+                t.singular_values.clone().into_pyarray(py),
+            ))?;
+        }
+        return Ok(Solution {
+            alpha: s.alpha.into_pyarray(py).unbind(),
+            weights: vec![],
+            norms: vec![],
+            scales: vec![],
+            objective: s.objective,
+            objective_history: s.objective_history.into_pyarray(py).unbind(),
+            feasibility: s.feasibility,
+            kernel: mat_to_numpy(py, s.kernel.as_ref()).unbind(),
+            adapted_kernel: mat_to_numpy(py, s.adapted_kernel.as_ref()).unbind(),
+            weighted_kernel: mat_to_numpy(py, s.adapted_kernel.as_ref()).unbind(),
+            layer_kernels: mats_to_list(py, &ks)?.unbind(),
+            report: SolveReport::from_core(py, s.report)?,
+            update: Some(upd.into_pyarray(py).unbind()),
+            layer_transforms: lt.unbind(),
+        });
+    }
     let (ks, s) = run(py, None, |ctl| {
         tangent::check_blocks("tf", &refs, ta.n_params)?;
         let ks = with_threads(nt, |par| tangent::block_kernels(&refs, &refs, par));
@@ -97,6 +140,8 @@ fn solve<'py>(
         weighted_kernel: mat_to_numpy(py, s.weighted_kernel.as_ref()).unbind(),
         layer_kernels: mats_to_list(py, &ks)?.unbind(),
         report: SolveReport::from_core(py, s.report)?,
+        update: None,
+        layer_transforms: PyList::empty(py).unbind(),
     })
 }
 

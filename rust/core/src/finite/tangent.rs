@@ -178,18 +178,28 @@ fn n_outputs(b: &BlockRef<'_>) -> usize {
 
 /// Cross tangent kernel of one block between point sets `a` and `b`: (n_a C) x (n_b C).
 pub fn block_kernel(a: &BlockRef<'_>, b: &BlockRef<'_>, par: Par) -> Mat<f64> {
-    let c = n_outputs(a);
-    let ka = gram(a.inputs, b.inputs, par);
-    let mut k = gram(a.backprop, b.backprop, par);
+    let mut ka = gram(a.inputs, b.inputs, par);
     let bb = a.bias_scale * b.bias_scale;
-    for j in 0..k.ncols() {
-        let col = k.col_as_slice_mut(j);
+    ka.col_iter_mut().for_each(|col| col.iter_mut().for_each(|v| *v += bb));
+    expand_hadamard(&ka, gram(a.backprop, b.backprop, par), n_outputs(a))
+}
+
+/// `kg ∘ (ka ⊗ 1 1^T)`: the sample Gram `ka` (n_a x n_b) repeated over the C x C output pairs
+/// of the (sample, output) Gram `kg` (n_a C x n_b C), multiplied in place.
+pub fn expand_hadamard(ka: &Mat<f64>, mut kg: Mat<f64>, c: usize) -> Mat<f64> {
+    for j in 0..kg.ncols() {
+        let col = kg.col_as_slice_mut(j);
         let jj = j / c;
         for (i, v) in col.iter_mut().enumerate() {
-            *v *= ka[(i / c, jj)] + bb;
+            *v *= ka[(i / c, jj)];
         }
     }
-    k
+    kg
+}
+
+/// Number of outputs C of a block (rows of its backprop vectors per sample).
+pub fn block_outputs(b: &BlockRef<'_>) -> usize {
+    n_outputs(b)
 }
 
 /// Per-block cross kernels (the groups of the adaptive problem); their sum is the tangent kernel.
@@ -263,6 +273,21 @@ pub fn vjp(blocks: &[BlockRef<'_>], v: &[f64], weights: &[f64], n_params: usize,
     for (b, w) in blocks.iter().zip(weights) {
         let wv: Vec<f64> = v.iter().map(|x| w * x).collect();
         block_jt_vec(b, &wv, &mut out, par);
+    }
+    Ok(out)
+}
+
+/// `J theta` (length nC) for a flat parameter vector `theta` (length `n_params`).
+pub fn jvp(blocks: &[BlockRef<'_>], theta: &[f64], n_params: usize, par: Par) -> Result<Vec<f64>> {
+    if theta.len() != n_params {
+        return Err(shape("theta", format!("has {} entries, the network has {n_params} parameters", theta.len())));
+    }
+    crate::validate::finite("theta", theta)?;
+    let mut out = vec![0.0; blocks[0].backprop.nrows()];
+    for b in blocks {
+        for (o, x) in out.iter_mut().zip(block_j_vec(b, theta, par)) {
+            *o += x;
+        }
     }
     Ok(out)
 }

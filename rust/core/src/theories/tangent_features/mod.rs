@@ -18,11 +18,13 @@
 //! fixed tangent-feature (ridgeless tangent-kernel) interpolant. Stop when the relative
 //! decrease of the objective is below `tol` (the report's residual).
 //!
-//! Structures: `Groups` (one group per dense layer: its weights and bias) and `Full` (one
+//! Structures: `Groups` (one group per dense layer: its weights and bias), `Layerwise`
+//! (two-sided per-layer transforms, [`layerwise`]) and `Full` (one
 //! unstructured group, whose predictor is exactly ridgeless tangent-kernel regression, since
 //! `w1` is increasing). The adapted kernel reported is `Phi M M^T Phi^T =
 //! K0 + sum_k ((z_k^2 - 1) / |theta_k|^2) r_k r_k^T`, `r_k = Phi_k theta_k`; the reweighted
 //! kernel `K_z` gives the same interpolant (only the function is identified, not the kernel).
+pub mod layerwise;
 pub mod penalty;
 
 use crate::control::Control;
@@ -38,16 +40,27 @@ pub enum Structure {
     Groups,
     /// One unstructured transform of all tangent features.
     Full,
+    /// Two-sided transforms of every layer's inputs and backprop vectors ([`layerwise`]).
+    Layerwise,
 }
 
 impl Structure {
+    pub fn name(&self) -> &'static str {
+        match self {
+            Structure::Groups => "groups",
+            Structure::Full => "full",
+            Structure::Layerwise => "layerwise",
+        }
+    }
+
     pub fn from_name(name: &str) -> Result<Self> {
         match name {
             "groups" => Ok(Structure::Groups),
             "full" => Ok(Structure::Full),
+            "layerwise" => Ok(Structure::Layerwise),
             other => Err(invalid(
                 "structure",
-                format!("expected 'groups' or 'full', got {other:?}"),
+                format!("expected 'groups', 'full' or 'layerwise', got {other:?}"),
             )),
         }
     }
@@ -144,6 +157,9 @@ pub fn solve(block_kernels: &[Mat<f64>], r: &[f64], opts: &Options, ctl: &Contro
     let groups: &[Mat<f64>] = match opts.structure {
         Structure::Groups => block_kernels,
         Structure::Full => &full,
+        Structure::Layerwise => {
+            return Err(invalid("structure", "'layerwise' needs the tangent features (layerwise::solve)"))
+        }
     };
     let lam = opts.reg;
     let pen = |v: f64| if lam.is_infinite() { (v * v, 1.0) } else { penalty::one_sided(v, lam) };
