@@ -31,7 +31,8 @@ from .exceptions import (
 )
 from .finite import (ExactLinearPosterior, PosteriorSamples, TangentFeatures, TrainedNetworks,
                      exact_linear_posterior, init_params, sample_posterior, tangent_features, train_gd)
-from .kernels import cka, criticality, kernel_alignment, kernel_diagonal, lazy_kernels, nngp_kernel, ntk_kernel
+from .kernels import (KernelDecomposition, cka, criticality, kernel_alignment, kernel_decomposition, kernel_diagonal,
+                      lazy_kernels, nngp_kernel, ntk_kernel)
 from .mcmc import TiltedMoments, tilted_moments
 from .networks import MLP
 from .predictors import GaussianProcess, KernelRidge, NTKGradientFlow
@@ -49,6 +50,8 @@ __all__ = [
     "AdaptiveTangentFeatures",
     "one_sided_penalty",
     "two_sided_penalty",
+    "kernel_decomposition",
+    "KernelDecomposition",
     "MLP",
     "nngp_kernel",
     "ntk_kernel",
