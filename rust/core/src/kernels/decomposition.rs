@@ -37,7 +37,7 @@ pub fn kernel_decomposition(k: MatRef<'_, f64>, k0: MatRef<'_, f64>, ky: MatRef<
     let (a, b, d) = (inner(k0, k0), inner(k0, ky), inner(ky, ky));
     let (p, q) = (inner(k, k0), inner(k, ky));
     let det = a * d - b * b;
-    if !(det > 1e-14 * a * d) {
+    if det.is_nan() || det <= 1e-14 * a * d {
         return Err(invalid("Ky", "is (numerically) a multiple of K0 or zero: the decomposition is not unique"));
     }
     let c0 = (d * p - b * q) / det;

@@ -85,7 +85,7 @@ impl Default for Options {
 
 impl Options {
     pub fn validate(&self) -> Result<()> {
-        if !(self.reg > 0.0) || self.reg.is_nan() {
+        if self.reg.is_nan() || self.reg <= 0.0 {
             return Err(invalid("reg", format!("must be > 0 (inf allowed), got {}", self.reg)));
         }
         crate::validate::tol(self.tol)?;
@@ -121,19 +121,17 @@ pub struct Solution {
 }
 
 fn quad(k: &Mat<f64>, a: &[f64]) -> f64 {
-    let mut s = 0.0;
-    for j in 0..k.ncols() {
-        let col = k.col_as_slice(j);
-        s += a[j] * col.iter().zip(a).map(|(x, y)| x * y).sum::<f64>();
-    }
-    s
+    a.iter()
+        .enumerate()
+        .map(|(j, aj)| aj * k.col_as_slice(j).iter().zip(a).map(|(x, y)| x * y).sum::<f64>())
+        .sum()
 }
 
 fn mat_vec(k: &Mat<f64>, a: &[f64]) -> Vec<f64> {
     let mut out = vec![0.0; k.nrows()];
-    for j in 0..k.ncols() {
+    for (j, aj) in a.iter().enumerate() {
         for (o, x) in out.iter_mut().zip(k.col_as_slice(j)) {
-            *o += x * a[j];
+            *o += x * aj;
         }
     }
     out
