@@ -139,9 +139,10 @@ def test_penalties_against_reference_and_digest():
         np.testing.assert_allclose(w2, [ref.two_sided_penalty(x, reg)[0] for x in v], rtol=1e-9, atol=1e-14)
     np.testing.assert_allclose(ak.one_sided_penalty([0.1, 0.5, 1, 2, 5]), [0.00990, 0.21139, 0.66950, 1.86862, 6.24653],
                                atol=6e-6)
-    big = 1e6
-    assert abs(ak.one_sided_penalty(big, 1.0) / (2 * big) - 1) < 2e-3
-    assert abs(ak.two_sided_penalty(big, 1.0) / (3 * big ** (2 / 3)) - 1) < 2e-2
+    big = 1e8
+    for reg in (1.0, 3.0):   # large-v limits 2 sqrt(reg) v and 3 reg^(2/3) s^(2/3)
+        assert abs(ak.one_sided_penalty(big, reg) / (2 * np.sqrt(reg) * big) - 1) < 1e-3
+        assert abs(ak.two_sided_penalty(big, reg) / (3 * reg ** (2 / 3) * big ** (2 / 3)) - 1) < 1e-2
     with pytest.raises(ValueError, match="reg"):
         ak.one_sided_penalty(1.0, 0.0)
 

@@ -121,3 +121,13 @@ def test_layerwise_lazy_limit_and_low_rank_bias():
     # directions that are not r
     r = y - tf.f0[:, 0]
     assert ak.cka(m.adapted_kernel_, np.outer(r, r)) > ak.cka(m.kernel_, np.outer(r, r))
+
+
+@pytest.mark.filterwarnings("ignore::adaptive_kernels.ConvergenceWarning")
+def test_results_do_not_depend_on_the_thread_count():
+    tf, tt, Y = _problem(width=24, d=5, n=30, sigma_b=0.1, act="relu", seed=6, depth=2)
+    fits = [ak.AdaptiveTangentFeatures(s, reg=0.5, max_iter=50, n_threads=nt).fit(tf, Y[:, 0])
+            for s in ("layerwise", "groups") for nt in (1, 2)]
+    for a, b in (fits[:2], fits[2:]):
+        np.testing.assert_array_equal(a.update_, b.update_)
+        np.testing.assert_array_equal(a.adapted_kernel_, b.adapted_kernel_)

@@ -71,7 +71,7 @@ def one_sided_penalty(v, reg: float = 1.0, *, return_scale: bool = False):
 def two_sided_penalty(s, reg: float = 1.0, *, return_scale: bool = False):
     """Induced penalty on a singular value ``s`` of a layer update transformed on both sides
     (``M1 B M2``), ``w(s) = min_{z>0} 2 reg (z-1)^2 + s^2/z^4`` (symmetric optimum, stationary at
-    ``reg z^5 (z - 1) = s^2``); ``~ s^2`` small, ``~ 3 reg^(1/3) s^(2/3)`` large (Schatten-2/3).
+    ``reg z^5 (z - 1) = s^2``); ``~ s^2`` small, ``~ 3 reg^(2/3) s^(2/3)`` large (Schatten-2/3).
     With ``return_scale`` also the optimal ``z`` of each transform."""
     w, z = _penalty(_core.tangent_features.two_sided_penalty, s, reg)
     return (w, z) if return_scale else w

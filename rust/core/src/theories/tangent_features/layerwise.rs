@@ -73,15 +73,34 @@ fn matmul(a: MatRef<'_, f64>, b: MatRef<'_, f64>, par: Par) -> Mat<f64> {
     out
 }
 
-/// `F (I + U diag(d) U^T) F^T` for features `F` (rows) and a low-rank correction.
-fn transformed_gram(f: MatRef<'_, f64>, u: &Mat<f64>, d: &[f64], par: Par) -> Mat<f64> {
-    let mut k = matmul(f, f.transpose(), par);
+/// `F F^T + (F U) diag(d) (F U)^T`: the Gram `base = F F^T` plus a low-rank correction.
+fn transformed_gram(base: &Mat<f64>, f: MatRef<'_, f64>, u: &Mat<f64>, d: &[f64], par: Par) -> Mat<f64> {
+    let mut k = base.clone();
     if !d.is_empty() {
         let fu = matmul(f, u.as_ref(), par);
         let fud = Mat::from_fn(fu.nrows(), fu.ncols(), |i, j| fu[(i, j)] * d[j]);
         crate::linalg::matmul(k.as_mut(), Accum::Add, fud.as_ref(), fu.transpose(), 1.0, par);
     }
     k
+}
+
+/// Thin SVD `Theta = V diag(sigma) U^T` (V: fan_out side, U: fan_in side), singular values
+/// descending, those below `1e-7 sigma_max` dropped (their transforms are the identity to
+/// ~1e-14), from the symmetric eigendecomposition of the smaller Gram matrix (sequential, so
+/// independent of the thread count).
+fn svd(theta: &Mat<f64>, par: Par) -> Result<(Mat<f64>, Vec<f64>, Mat<f64>)> {
+    let tall = theta.nrows() <= theta.ncols(); // Gram on the fan_out side
+    let t = if tall { theta.as_ref() } else { theta.transpose() };
+    let gram = matmul(t, t.transpose(), par);
+    let gram = Mat::from_fn(gram.nrows(), gram.ncols(), |i, j| 0.5 * (gram[(i, j)] + gram[(j, i)]));
+    let (w, vecs) = crate::linalg::symmetric_eigen("layer update", gram.as_ref(), par)?;
+    let smax = w.last().copied().unwrap_or(0.0).max(0.0).sqrt();
+    let keep: Vec<usize> = (0..w.len()).rev().filter(|&j| w[j] > 0.0 && w[j].sqrt() > 1e-7 * smax).collect();
+    let sig: Vec<f64> = keep.iter().map(|&j| w[j].sqrt()).collect();
+    let left = Mat::from_fn(t.nrows(), keep.len(), |i, j| vecs[(i, keep[j])]);
+    let tl = matmul(t.transpose(), left.as_ref(), par);
+    let right = Mat::from_fn(t.ncols(), keep.len(), |i, j| tl[(i, j)] / sig[j]);
+    Ok(if tall { (left, sig, right) } else { (right, sig, left) })
 }
 
 /// `(I + U diag(d) U^T) S` (left) for a low-rank correction.
@@ -95,13 +114,16 @@ fn apply_left(u: &Mat<f64>, d: &[f64], s: &Mat<f64>, par: Par) -> Mat<f64> {
     out
 }
 
-fn kernel_of(blocks: &[BlockRef<'_>], aug: &[Mat<f64>], tr: &[LayerTransform], par: Par) -> Mat<f64> {
+/// Gram matrices `A' A'^T` and `G G^T` of every layer (the identity transforms' factors).
+type Grams = Vec<(Mat<f64>, Mat<f64>)>;
+
+fn kernel_of(blocks: &[BlockRef<'_>], aug: &[Mat<f64>], grams: &Grams, tr: &[LayerTransform], par: Par) -> Mat<f64> {
     let rows = blocks[0].backprop.nrows();
     let mut k = Mat::<f64>::zeros(rows, rows);
-    for ((b, a), t) in blocks.iter().zip(aug).zip(tr) {
+    for (((b, a), (ga, gg)), t) in blocks.iter().zip(aug).zip(grams).zip(tr) {
         let d: Vec<f64> = t.scales.iter().map(|z| z * z - 1.0).collect();
-        let ka = transformed_gram(a.as_ref(), &t.input_directions, &d, par);
-        let kg = transformed_gram(b.backprop, &t.output_directions, &d, par);
+        let ka = transformed_gram(ga, a.as_ref(), &t.input_directions, &d, par);
+        let kg = transformed_gram(gg, b.backprop, &t.output_directions, &d, par);
         k += &expand_hadamard(&ka, kg, block_outputs(b));
     }
     k
@@ -114,12 +136,17 @@ pub fn solve(blocks: &[BlockRef<'_>], r: &[f64], opts: &super::Options, ctl: &Co
     let aug: Vec<Mat<f64>> = blocks.iter().map(augmented).collect();
     let mut tr: Vec<LayerTransform> =
         aug.iter().zip(blocks).map(|(a, b)| LayerTransform::identity(a.ncols(), b.backprop.ncols())).collect();
-    let k0 = kernel_of(blocks, &aug, &tr, par);
+    let grams: Grams = blocks
+        .iter()
+        .zip(&aug)
+        .map(|(b, a)| (matmul(a.as_ref(), a.transpose(), par), matmul(b.backprop, b.backprop.transpose(), par)))
+        .collect();
+    let k0 = kernel_of(blocks, &aug, &grams, &tr, par);
     let (mut history, mut decreases): (Vec<f64>, Vec<f64>) = (Vec::new(), Vec::new());
     let (mut converged, mut n_iter) = (false, 0);
     loop {
         ctl.checkpoint()?;
-        let k = if n_iter == 0 { k0.clone() } else { kernel_of(blocks, &aug, &tr, par) };
+        let k = if n_iter == 0 { k0.clone() } else { kernel_of(blocks, &aug, &grams, &tr, par) };
         let l = cholesky(k.as_ref()).ok_or_else(|| AkError::NotPositiveDefinite {
             name: "tangent kernel",
             msg: "the (transformed) tangent kernel is singular: the tangent features cannot interpolate the targets"
@@ -139,18 +166,11 @@ pub fn solve(blocks: &[BlockRef<'_>], r: &[f64], opts: &super::Options, ctl: &Co
             let d: Vec<f64> = t.scales.iter().map(|z| z * z - 1.0).collect();
             let qs = apply_left(&t.output_directions, &d, &s, par);
             let theta = apply_left(&t.input_directions, &d, &qs.transpose().to_owned(), par).transpose().to_owned();
-            let svd = theta.as_ref().thin_svd().map_err(|_| AkError::LinAlg {
-                name: "layer update",
-                msg: "SVD did not converge".into(),
-            })?;
-            let sv = svd.S().column_vector();
-            let smax = if sv.nrows() > 0 { sv[0] } else { 0.0 };
-            let keep: Vec<usize> = (0..sv.nrows()).filter(|&j| sv[j] > 1e-13 * smax && sv[j] > 0.0).collect();
-            let sig: Vec<f64> = keep.iter().map(|&j| sv[j]).collect();
+            let (vout, sig, uin) = svd(&theta, par)?;
             obj += sig.iter().map(|&x| pen(x).0).sum::<f64>();
             next.push(LayerTransform {
-                input_directions: Mat::from_fn(theta.ncols(), keep.len(), |i, j| svd.V()[(i, keep[j])]),
-                output_directions: Mat::from_fn(theta.nrows(), keep.len(), |i, j| svd.U()[(i, keep[j])]),
+                input_directions: uin,
+                output_directions: vout,
                 scales: sig.iter().map(|&x| pen(x).1).collect(),
                 singular_values: sig,
             });
@@ -166,7 +186,7 @@ pub fn solve(blocks: &[BlockRef<'_>], r: &[f64], opts: &super::Options, ctl: &Co
             let kfit: Vec<f64> = (0..r.len()).map(|i| (0..r.len()).map(|j| k[(i, j)] * alpha[j]).sum()).collect();
             let rn = r.iter().map(|x| x * x).sum::<f64>().sqrt().max(f64::MIN_POSITIVE);
             let feasibility = kfit.iter().zip(r).map(|(a, b)| (a - b).powi(2)).sum::<f64>().sqrt() / rn;
-            let adapted = kernel_of(blocks, &aug, &next, par);
+            let adapted = kernel_of(blocks, &aug, &grams, &next, par);
             let residual = decreases.last().copied().unwrap_or(0.0).abs();
             return Ok(LayerwiseSolution {
                 alpha,

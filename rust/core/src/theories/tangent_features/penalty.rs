@@ -8,7 +8,7 @@
 //! 2 lam (z - 1)^2 + s^2 / z^4`, stationary at `lam z^5 (z - 1) = s^2` (root in
 //! `[1, 1 + sqrt(s / sqrt(lam))]`, see [`two_sided`]). Both are ridge-like (`v^2`) for
 //! `v << sqrt(lam)`; for large `v`, `w1 ~ 2 sqrt(lam) v` (group lasso / nuclear norm) and
-//! `w2 ~ 3 lam^(1/3) s^(2/3)` (Schatten-2/3). `w(sqrt(t))` is concave in `t` (a minimum of
+//! `w2 ~ 3 lam^(2/3) s^(2/3)` (Schatten-2/3). `w(sqrt(t))` is concave in `t` (a minimum of
 //! functions affine in `t`), with slope `1 / z*^2`.
 
 /// Root of `lam z^k (z - 1) = v^2` on `[1, hi]` (increasing there): bisection-safeguarded Newton.
