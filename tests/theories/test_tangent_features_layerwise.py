@@ -131,3 +131,20 @@ def test_results_do_not_depend_on_the_thread_count():
     for a, b in (fits[:2], fits[2:]):
         np.testing.assert_array_equal(a.update_, b.update_)
         np.testing.assert_array_equal(a.adapted_kernel_, b.adapted_kernel_)
+
+
+def test_path_continuation_in_reg_from_the_lazy_end():
+    tf, tt, Y = _problem(width=16, d=4, n=20, sigma_b=0.1, act="relu", seed=4, depth=2)
+    y, yt = Y[:, 0], np.sign(tt.f0[:, 0])
+    est = ak.AdaptiveTangentFeatures("layerwise", tol=1e-10, max_iter=5000)
+    path = est.path(tf, y, regs=[10.0, 1.0, 0.1], tf_test=tt, y_test=yt)
+    assert path.parameter == "reg" and path.converged.all() and len(path.models) == 3
+    assert path.test_loss.shape == (3,) and path.nngp_test_loss.shape == (3,)
+    cold = ak.AdaptiveTangentFeatures("layerwise", reg=0.1, tol=1e-10, max_iter=5000).fit(tf, y)
+    warm = path.models[-1]
+    assert warm.n_iter_ < cold.n_iter_
+    np.testing.assert_allclose(warm.objective_, cold.objective_, rtol=1e-4)
+    np.testing.assert_allclose(warm.predict(tt), cold.predict(tt), rtol=1e-2, atol=1e-3)
+    assert est.get_params()["warm_start"] is False    # path works on a clone
+    with pytest.raises(ValueError, match="regs"):
+        est.path(tf, y, regs=[])

@@ -33,15 +33,17 @@ objective never increases; convergence slows as ``reg -> 0`` (raise ``max_iter``
 """
 from __future__ import annotations
 
+import copy
 import warnings
 
 import numpy as np
+from sklearn.base import clone
 from sklearn.utils.validation import check_is_fitted
 
 from .. import _core
 from .._base import TheoryEstimator
-from .._results import SolveReport
-from .._validation import as_matrix, check_float, check_int, check_n_threads, r2_score
+from .._results import PathResult, SolveReport
+from .._validation import as_matrix, check_bool, check_float, check_int, check_n_threads, r2_score
 from ..exceptions import ConvergenceWarning
 from ..finite.tangent import TangentFeatures
 
@@ -90,7 +92,9 @@ class AdaptiveTangentFeatures(TheoryEstimator):
     Parameters: ``structure`` (``"groups"``: per-layer transforms, ``"full"``: one unstructured
     transform, ``"layerwise"``: two-sided per-layer transforms), ``reg`` (> 0, ``inf`` allowed: the
     cost of transforming features), ``tol`` and
-    ``max_iter`` of the IRLS (None: the core's defaults), ``n_threads``.
+    ``max_iter`` of the solver (None: the core's defaults), ``warm_start`` (layerwise: a refit on the
+    same tangent features starts from the fitted transforms; ``path`` uses it for a continuation
+    in ``reg`` from the lazy end), ``n_threads``.
 
     Fitted: ``update_`` (the parameter update ``theta``, flat, in the network's layout),
     ``transforms_`` (per group a dict ``scale`` ``z_k``, ``direction`` ``u_k`` (flat, zero outside
@@ -108,12 +112,15 @@ class AdaptiveTangentFeatures(TheoryEstimator):
     and ``weighted_kernel_`` is the adapted kernel.
     """
 
+    _path_parameters = {"regs": "reg"}
+
     def __init__(self, structure: str = "groups", reg: float = 1.0, *, tol: float | None = None,
-                 max_iter: int | None = None, n_threads: int | None = None):
+                 max_iter: int | None = None, warm_start: bool = False, n_threads: int | None = None):
         self.structure = structure
         self.reg = reg
         self.tol = tol
         self.max_iter = max_iter
+        self.warm_start = warm_start
         self.n_threads = n_threads
 
     def _check_params(self) -> dict:
@@ -136,7 +143,13 @@ class AdaptiveTangentFeatures(TheoryEstimator):
             raise ValueError(f"y: expected shape ({tf.n_samples}, {tf.n_outputs}) (samples, outputs of tf), "
                              f"got {Y.shape}")
         r = np.ascontiguousarray((Y - tf.f0).ravel())
-        s = _core.tangent_features.solve(tf, r, options=opts, n_threads=check_n_threads(self.n_threads))
+        init = None
+        if check_bool("warm_start", self.warm_start) and opts["structure"] == "layerwise" \
+                and getattr(self, "tf_train_", None) is tf and self._params.get("structure") == "layerwise":
+            init = [(np.ascontiguousarray(t["input_directions"]), np.ascontiguousarray(t["output_directions"]),
+                     [float(z) for z in t["scales"]]) for t in self.transforms_]
+        s = _core.tangent_features.solve(tf, r, options=opts, init_transforms=init,
+                                         n_threads=check_n_threads(self.n_threads))
         self.tf_train_, self.y_train_, self._y_1d = tf, Y, np.ndim(y) == 1
         self._params = opts
         self.report_ = SolveReport.from_core(s.report)
@@ -198,8 +211,33 @@ class AdaptiveTangentFeatures(TheoryEstimator):
         Y = as_matrix("y", y, allow_1d=True)
         return r2_score(Y, np.reshape(self.predict(tf), Y.shape))
 
-    def path(self, *args, **kwargs):
-        raise NotImplementedError("path: not available for AdaptiveTangentFeatures yet; fit a clone per reg")
+    def path(self, tf, y, *, tf_test=None, y_test=None, regs) -> PathResult:
+        """Fits along ``regs`` (order them from large to small: from the lazy end), each
+        layerwise solve warm-started from the previous transforms (``warm_start``); with
+        ``tf_test``/``y_test`` also the test loss (mean squared error) and that of the lazy
+        fixed tangent-feature model (``nngp_test_loss``)."""
+        try:
+            regs = [float(r) for r in regs]
+        except TypeError:
+            raise TypeError(f"regs: expected a sequence of values, got {type(regs).__name__}") from None
+        if not regs:
+            raise ValueError("regs: the path is empty")
+        est = clone(self).set_params(warm_start=True)
+        models = []
+        for reg in regs:
+            est.set_params(reg=reg).fit(tf, y)
+            models.append(copy.deepcopy(est))
+        test = lazy = None
+        if tf_test is not None and y_test is not None:
+            Yt = np.reshape(np.asarray(y_test, dtype=float), np.shape(models[0].predict(tf_test)))
+            test = np.array([np.mean((m.predict(tf_test) - Yt) ** 2) for m in models])
+            lz = clone(self).set_params(reg=np.inf, warm_start=False).fit(tf, y)
+            lazy = np.full(len(models), np.mean((lz.predict(tf_test) - Yt) ** 2))
+        return PathResult(parameter="reg", values=np.array(regs), models=models,
+                          action=np.array([m.action_ for m in models]),
+                          converged=np.array([m.converged_ for m in models]),
+                          n_iter=np.array([m.n_iter_ for m in models]),
+                          residual=np.array([m.residual_ for m in models]), test_loss=test, nngp_test_loss=lazy)
 
 
 def _layer_indices(tf: TangentFeatures, l: int) -> np.ndarray:

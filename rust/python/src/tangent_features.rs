@@ -1,5 +1,5 @@
 //! `adaptive_kernels._core.tangent_features` (see `adaptive_kernels.AdaptiveTangentFeatures`).
-use crate::convert::{defaults_dict, mat_to_numpy, mats_to_list, slice1, Options};
+use crate::convert::{defaults_dict, mat_to_numpy, mats_to_list, slice1, view, Options};
 use crate::errors::{to_pyerr, Failure};
 use crate::finite::TangentArg;
 use crate::results::SolveReport;
@@ -7,7 +7,7 @@ use crate::runtime::{run, threads};
 use ak_core::finite::tangent;
 use ak_core::theories::tangent_features::{self as atf, layerwise, penalty, Structure};
 use ak_core::threads::with_threads;
-use numpy::{IntoPyArray, PyArray1, PyArray2, PyReadonlyArray1};
+use numpy::{IntoPyArray, PyArray1, PyArray2, PyReadonlyArray1, PyReadonlyArray2};
 use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyList};
 
@@ -66,14 +66,31 @@ fn options_of(py: Python<'_>, opts: Option<Bound<'_, PyDict>>) -> PyResult<atf::
 /// Fits the adaptive tangent-feature model to the residual targets `r` (length n C, rows
 /// (sample, output)) on the tangent features `tf`.
 #[pyfunction]
-#[pyo3(signature = (tf, r, *, options=None, n_threads=None))]
+#[pyo3(signature = (tf, r, *, options=None, init_transforms=None, n_threads=None))]
+#[allow(clippy::type_complexity)]
 fn solve<'py>(
     py: Python<'py>,
     tf: Bound<'py, PyAny>,
     r: PyReadonlyArray1<'py, f64>,
     options: Option<Bound<'py, PyDict>>,
+    init_transforms: Option<Vec<(PyReadonlyArray2<'py, f64>, PyReadonlyArray2<'py, f64>, Vec<f64>)>>,
     n_threads: Option<usize>,
 ) -> PyResult<Solution> {
+    let init: Option<Vec<layerwise::LayerTransform>> = match &init_transforms {
+        None => None,
+        Some(list) => Some(
+            list.iter()
+                .map(|(u, v, z)| {
+                    Ok(layerwise::LayerTransform {
+                        input_directions: view("init_transforms", u)?.to_owned(),
+                        output_directions: view("init_transforms", v)?.to_owned(),
+                        scales: z.clone(),
+                        singular_values: vec![0.0; z.len()],
+                    })
+                })
+                .collect::<PyResult<Vec<_>>>()?,
+        ),
+    };
     let opts = options_of(py, options)?;
     let ta = TangentArg::new("tf", &tf)?;
     let refs = ta.refs()?;
@@ -89,7 +106,7 @@ fn solve<'py>(
             }
             let (ks, s) = with_threads(nt, |par| {
                 let ks = tangent::block_kernels(&refs, &refs, par);
-                (ks, layerwise::solve(&refs, rs, &opts, ctl, par))
+                (ks, layerwise::solve(&refs, rs, &opts, init.as_deref(), ctl, par))
             });
             let s = s?;
             let upd = layerwise::flatten_updates(&refs, &s.updates, ta.n_params);

@@ -129,8 +129,37 @@ fn kernel_of(blocks: &[BlockRef<'_>], aug: &[Mat<f64>], grams: &Grams, tr: &[Lay
     k
 }
 
-/// Solves the layerwise problem on the training blocks for residual targets `r`.
-pub fn solve(blocks: &[BlockRef<'_>], r: &[f64], opts: &super::Options, ctl: &Control, par: Par) -> Result<LayerwiseSolution> {
+/// Checks warm-start transforms (argument `init_transforms`) against the blocks.
+fn check_init(blocks: &[BlockRef<'_>], aug: &[Mat<f64>], init: &[LayerTransform]) -> Result<()> {
+    if init.len() != blocks.len() {
+        return Err(crate::error::invalid("init_transforms", format!("needs one transform per layer ({})", blocks.len())));
+    }
+    for ((t, b), a) in init.iter().zip(blocks).zip(aug) {
+        let k = t.scales.len();
+        let ok = t.input_directions.nrows() == a.ncols()
+            && t.output_directions.nrows() == b.backprop.ncols()
+            && t.input_directions.ncols() == k
+            && t.output_directions.ncols() == k
+            && t.scales.iter().all(|z| z.is_finite() && *z > 0.0);
+        if !ok {
+            return Err(crate::error::invalid("init_transforms", "transforms of a different network, or scales not > 0"));
+        }
+        crate::validate::finite_mat("init_transforms", t.input_directions.as_ref())?;
+        crate::validate::finite_mat("init_transforms", t.output_directions.as_ref())?;
+    }
+    Ok(())
+}
+
+/// Solves the layerwise problem on the training blocks for residual targets `r`, from the
+/// identity transforms or from `init` (a warm start, e.g. the solution at a larger `reg`).
+pub fn solve(
+    blocks: &[BlockRef<'_>],
+    r: &[f64],
+    opts: &super::Options,
+    init: Option<&[LayerTransform]>,
+    ctl: &Control,
+    par: Par,
+) -> Result<LayerwiseSolution> {
     let lam = opts.reg;
     let pen = |s: f64| if lam.is_infinite() { (s * s, 1.0) } else { penalty::two_sided(s, lam) };
     let aug: Vec<Mat<f64>> = blocks.iter().map(augmented).collect();
@@ -142,11 +171,16 @@ pub fn solve(blocks: &[BlockRef<'_>], r: &[f64], opts: &super::Options, ctl: &Co
         .map(|(b, a)| (matmul(a.as_ref(), a.transpose(), par), matmul(b.backprop, b.backprop.transpose(), par)))
         .collect();
     let k0 = kernel_of(blocks, &aug, &grams, &tr, par);
+    let warm = init.is_some();
+    if let Some(init) = init {
+        check_init(blocks, &aug, init)?;
+        tr = init.to_vec();
+    }
     let (mut history, mut decreases): (Vec<f64>, Vec<f64>) = (Vec::new(), Vec::new());
     let (mut converged, mut n_iter) = (false, 0);
     loop {
         ctl.checkpoint()?;
-        let k = if n_iter == 0 { k0.clone() } else { kernel_of(blocks, &aug, &grams, &tr, par) };
+        let k = if n_iter == 0 && !warm { k0.clone() } else { kernel_of(blocks, &aug, &grams, &tr, par) };
         let l = cholesky(k.as_ref()).ok_or_else(|| AkError::NotPositiveDefinite {
             name: "tangent kernel",
             msg: "the (transformed) tangent kernel is singular: the tangent features cannot interpolate the targets"
