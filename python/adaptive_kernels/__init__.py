@@ -30,7 +30,8 @@ from .exceptions import (
     DeadNetworkWarning,
 )
 from .finite import (ExactLinearPosterior, PosteriorSamples, TangentFeatures, TrainedNetworks,
-                     exact_linear_posterior, init_params, sample_posterior, tangent_features, train_gd)
+                     exact_linear_posterior, init_params, path_averaged_kernel, sample_posterior, tangent_features,
+                     train_gd)
 from .kernels import (KernelDecomposition, cka, criticality, kernel_alignment, kernel_decomposition, kernel_diagonal,
                       lazy_kernels, nngp_kernel, ntk_kernel)
 from .mcmc import TiltedMoments, tilted_moments
@@ -47,6 +48,7 @@ __all__ = [
     "init_params",
     "TangentFeatures",
     "tangent_features",
+    "path_averaged_kernel",
     "AdaptiveTangentFeatures",
     "one_sided_penalty",
     "two_sided_penalty",

@@ -114,3 +114,24 @@ def test_bad_input_names_the_argument():
     with pytest.raises(ValueError, match="v"):
         tf.vjp(np.ones(5))
     assert _core.finite.tangent_jacobian(tf).shape == (2, theta.size)
+
+
+def test_path_averaged_kernel():
+    """Against the dense reference, and the independent check that the network's change is
+    linear in the averaged features: f(theta1) - f(theta0) ~ Jbar (theta1 - theta0)."""
+    net, theta0, X, kw, tf = _setup(2, 6, 3, 5, 2, "tanh", 0.3)
+    theta1 = theta0 + 0.3 * np.random.default_rng(5).standard_normal(theta0.size)
+    K = ak.path_averaged_kernel(net, theta0, theta1, X, width=6, n_out=2, n_points=4)
+    np.testing.assert_allclose(K, ref_tangent.path_averaged_kernel(theta0, theta1, X, 4, **kw), rtol=1e-10,
+                               atol=1e-12)
+    Xt = X[:2] + 0.1
+    Kx = ak.path_averaged_kernel(net, theta0, theta1, Xt, X, width=6, n_out=2, n_points=4)
+    Jb = np.mean([ref_tangent.jacobian((1 - t) * theta0 + t * theta1, Xt, **kw)[1] for t in np.linspace(0, 1, 4)],
+                 axis=0)
+    Jx = np.mean([ref_tangent.jacobian((1 - t) * theta0 + t * theta1, X, **kw)[1] for t in np.linspace(0, 1, 4)], axis=0)
+    np.testing.assert_allclose(Kx, Jb @ Jx.T, rtol=1e-10, atol=1e-12)
+    ts = np.linspace(0, 1, 201)
+    df = np.mean([ak.tangent_features(net, (1 - t) * theta0 + t * theta1, X, width=6, n_out=2).jvp(theta1 - theta0)
+                  for t in ts], axis=0)
+    exact = (ref_net.forward(theta1, X, **kw)[0] - ref_net.forward(theta0, X, **kw)[0]).ravel()
+    np.testing.assert_allclose(df, exact, rtol=0, atol=2e-2 * np.abs(exact).max())

@@ -23,8 +23,9 @@ from __future__ import annotations
 from ._common import PARAMETERIZATIONS
 from .exact import ExactLinearPosterior, exact_linear_posterior
 from .sampling import PosteriorSamples, sample_posterior
-from .tangent import TangentFeatures, init_params, tangent_features
+from .tangent import TangentFeatures, init_params, path_averaged_kernel, tangent_features
 from .training import TrainedNetworks, train_gd
 
 __all__ = ["PARAMETERIZATIONS", "ExactLinearPosterior", "exact_linear_posterior", "PosteriorSamples",
-           "sample_posterior", "TrainedNetworks", "train_gd", "init_params", "TangentFeatures", "tangent_features"]
+           "sample_posterior", "TrainedNetworks", "train_gd", "init_params", "TangentFeatures", "tangent_features",
+           "path_averaged_kernel"]

@@ -21,7 +21,7 @@ from .._validation import as_matrix, check_int, check_n_threads
 from ..networks import MLP
 from ._common import net_args
 
-__all__ = ["init_params", "TangentFeatures", "tangent_features"]
+__all__ = ["init_params", "TangentFeatures", "tangent_features", "path_averaged_kernel"]
 
 
 def init_params(net: MLP, *, width, n_features: int, n_out: int = 1, seed: int = 0,
@@ -122,3 +122,30 @@ def tangent_features(net: MLP, params, X, *, width, n_out: int = 1, parameteriza
     return TangentFeatures(f0=f0, inputs=[b[0] for b in blocks], backprop=[b[1] for b in blocks],
                            bias_scales=[b[2] for b in blocks], w_offsets=[b[3] for b in blocks],
                            b_offsets=[b[4] for b in blocks], n_params=n_params)
+
+
+def path_averaged_kernel(net: MLP, params0, params1, X, X2=None, *, width, n_out: int = 1, n_points: int = 10,
+                         parameterization: str = "standard", gamma: float = 1.0,
+                         n_threads: int | None = None) -> np.ndarray:
+    """Path-averaged tangent kernel ``Jbar Jbar'^T`` with ``Jbar = mean_t J(theta_t)``,
+    ``theta_t = (1 - t) params0 + t params1`` on ``t = linspace(0, 1, n_points)`` (LeJeune &
+    Alemohammad's choice, 50 points there): since ``f(params1) - f(params0) = int_0^1 J(theta_t)
+    dt (params1 - params0)``, the change of the network is linear in the averaged features.
+    Computed as ``mean_{t,s} J(theta_t) J'(theta_s)^T`` from the structured features
+    (``n_points^2 / 2`` cross kernels, no dense Jacobian); ``X2``: second point set (default X)."""
+    n_points = check_int("n_points", n_points, minimum=1)
+    t0 = np.asarray(params0, dtype=float)
+    t1 = np.asarray(params1, dtype=float)
+    if t0.shape != t1.shape:
+        raise ValueError(f"params1: shape {t1.shape} does not match params0 {t0.shape}")
+    ts = np.linspace(0.0, 1.0, n_points) if n_points > 1 else np.array([0.5])
+    kw = dict(width=width, n_out=n_out, parameterization=parameterization, gamma=gamma, n_threads=n_threads)
+    tfa = [tangent_features(net, (1 - t) * t0 + t * t1, X, **kw) for t in ts]
+    same = X2 is None
+    tfb = tfa if same else [tangent_features(net, (1 - t) * t0 + t * t1, X2, **kw) for t in ts]
+    K = 0.0
+    for i, a in enumerate(tfa):
+        for j in range(i if same else 0, len(tfb)):
+            k = a.kernel(tfb[j], n_threads=n_threads)
+            K = K + (k + k.T if same and j > i else k)
+    return K / len(ts) ** 2

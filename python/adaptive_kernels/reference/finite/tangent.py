@@ -9,7 +9,7 @@ import numpy as np
 from ..kernels.lazy import activation_functions
 from .network import _out_scale, forward, unpack
 
-__all__ = ["jacobian", "kernel"]
+__all__ = ["jacobian", "kernel", "path_averaged_kernel"]
 
 
 def jacobian(theta, X, *, n_out, widths, activation, sigma_w, sigma_b, parameterization="standard", gamma=1.0):
@@ -46,3 +46,10 @@ def kernel(theta, X, **kw):
     """Tangent kernel ``J J^T`` (n C, n C)."""
     _, J = jacobian(theta, X, **kw)
     return J @ J.T
+
+
+def path_averaged_kernel(theta0, theta1, X, n_points, **kw):
+    """Jbar Jbar^T with Jbar the mean of the dense Jacobians on the straight path."""
+    ts = np.linspace(0.0, 1.0, n_points) if n_points > 1 else np.array([0.5])
+    Jbar = np.mean([jacobian((1 - t) * theta0 + t * theta1, X, **kw)[1] for t in ts], axis=0)
+    return Jbar @ Jbar.T
