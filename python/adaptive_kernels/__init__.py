@@ -29,20 +29,31 @@ from .exceptions import (
     NumericalJitterWarning,
     DeadNetworkWarning,
 )
-from .finite import (ExactLinearPosterior, PosteriorSamples, TrainedNetworks, exact_linear_posterior,
-                     sample_posterior, train_gd)
-from .kernels import cka, criticality, kernel_alignment, kernel_diagonal, lazy_kernels, nngp_kernel, ntk_kernel
+from .finite import (ExactLinearPosterior, PosteriorSamples, TangentFeatures, TrainedNetworks,
+                     exact_linear_posterior, init_params, path_averaged_kernel, sample_posterior, tangent_features,
+                     train_gd)
+from .kernels import (KernelDecomposition, cka, criticality, kernel_alignment, kernel_decomposition, kernel_diagonal,
+                      lazy_kernels, nngp_kernel, ntk_kernel)
 from .mcmc import TiltedMoments, tilted_moments
 from .networks import MLP
 from .predictors import GaussianProcess, KernelRidge, NTKGradientFlow
-from .theories import (BayesianMeanField, ForwardBackwardKernels, GradientFlowFixedPoint, KernelRenormalization,
-                       MultiScaleAdaptive)
+from .theories import (AdaptiveTangentFeatures, BayesianMeanField, ForwardBackwardKernels, GradientFlowFixedPoint,
+                       KernelRenormalization, MultiScaleAdaptive, one_sided_penalty, two_sided_penalty)
 from . import studies
 from .studies import SerialExecutor, Table, compare_theories, sweep
 
 __version__ = _core.__version__
 
 __all__ = [
+    "init_params",
+    "TangentFeatures",
+    "tangent_features",
+    "path_averaged_kernel",
+    "AdaptiveTangentFeatures",
+    "one_sided_penalty",
+    "two_sided_penalty",
+    "kernel_decomposition",
+    "KernelDecomposition",
     "MLP",
     "nngp_kernel",
     "ntk_kernel",

@@ -18,14 +18,17 @@ Network (all parameters ``theta ~ N(0, 1)`` a priori, scales explicit; widths ``
   ``f = w . phi(h^L) / (gamma N_L)``, posterior
   ``p(theta | D) ∝ exp(-(N_L gamma^2 / (2 T)) sum_mu (f_mu - y_mu)^2 - |theta|^2 / 2)``.
 
-Biases are simulated only when ``sigma_b > 0``.
+Biases are simulated only when ``sigma_b > 0``. ``init_params`` draws the initial flat parameter
+vector, ``tangent_features`` gives the network's Jacobian in structured form (empirical NTK).
 """
 from __future__ import annotations
 
 from ._common import PARAMETERIZATIONS
 from .exact import ExactLinearPosterior, exact_linear_posterior
 from .sampling import PosteriorSamples, sample_posterior
+from .tangent import TangentFeatures, init_params, path_averaged_kernel, tangent_features
 from .training import TrainedNetworks, train_gd
 
 __all__ = ["PARAMETERIZATIONS", "ExactLinearPosterior", "exact_linear_posterior", "PosteriorSamples",
-           "sample_posterior", "TrainedNetworks", "train_gd"]
+           "sample_posterior", "TrainedNetworks", "train_gd", "init_params", "TangentFeatures", "tangent_features",
+           "path_averaged_kernel"]

@@ -10,6 +10,7 @@ from .forward_backward import ForwardBackwardKernels
 from .kernel_renormalization import KernelRenormalization
 from .mean_field import BayesianMeanField
 from .multi_scale import MultiScaleAdaptive
+from .tangent_features import AdaptiveTangentFeatures, one_sided_penalty, two_sided_penalty
 
 __all__ = ["KernelRenormalization", "BayesianMeanField", "GradientFlowFixedPoint", "ForwardBackwardKernels",
-           "MultiScaleAdaptive"]
+           "MultiScaleAdaptive", "AdaptiveTangentFeatures", "one_sided_penalty", "two_sided_penalty"]

@@ -9,6 +9,7 @@ use ak_core::finite::exact_linear::{exact_linear_posterior as core_exact, ExactL
 use ak_core::finite::network::{FiniteMlp, Parameterization};
 use ak_core::finite::gradient_descent::{self, GdConfig};
 use ak_core::finite::posterior_sampling::{self, SamplerConfig, TRACE_NAMES};
+use ak_core::finite::tangent;
 use ak_core::threads::with_threads;
 use numpy::ndarray::{Array1, Array2};
 use numpy::{
@@ -395,7 +396,190 @@ fn exact_linear_posterior<'py>(
     })
 }
 
+/// `theta_0 ~ N(0, I)` of `train_gd`'s / `sample_posterior`'s member 0 with this `seed` (the
+/// same stream, `(seed, 0)`).
+#[pyfunction]
+#[pyo3(signature = (net, *, d, n_out, widths, parameterization, gamma, seed))]
+#[allow(clippy::too_many_arguments)]
+fn init_params<'py>(
+    py: Python<'py>,
+    net: Bound<'py, PyAny>,
+    d: usize,
+    n_out: usize,
+    widths: Vec<usize>,
+    parameterization: &str,
+    gamma: f64,
+    seed: u64,
+) -> PyResult<Bound<'py, PyArray1<f64>>> {
+    let fnet = finite_net(&net, d, n_out, widths, parameterization, gamma, 1.0)?;
+    let mut rng = ak_core::rng::Rng::new(seed, 0);
+    Ok(posterior_sampling::prior_draw(&fnet, &mut rng).into_pyarray(py))
+}
+
+/// Structured tangent features at `theta` on the rows of `x`: `(f0, blocks, n_params)`, each
+/// block `(inputs, backprop, bias_scale, w_offset, b_offset)` (see `ak_core::finite::tangent`).
+#[pyfunction]
+#[pyo3(signature = (theta, x, net, *, n_out, widths, parameterization, gamma, n_threads=None))]
+#[allow(clippy::too_many_arguments, clippy::type_complexity)]
+fn tangent_features<'py>(
+    py: Python<'py>,
+    theta: PyReadonlyArray1<'py, f64>,
+    x: PyReadonlyArray2<'py, f64>,
+    net: Bound<'py, PyAny>,
+    n_out: usize,
+    widths: Vec<usize>,
+    parameterization: &str,
+    gamma: f64,
+    n_threads: Option<usize>,
+) -> PyResult<(Bound<'py, PyArray2<f64>>, Bound<'py, PyList>, usize)> {
+    let xv = view("X", &x)?;
+    let fnet = finite_net(&net, xv.ncols(), n_out, widths, parameterization, gamma, 1.0)?;
+    let t = theta_slice(&fnet, &theta)?;
+    if x.shape()[0] == 0 {
+        return Err(PyValueError::new_err("X: must be non-empty"));
+    }
+    let nt = threads(n_threads);
+    let tf = run(py, None, |_| {
+        ak_core::validate::finite_mat("X", xv)?;
+        ak_core::validate::finite("params", t)?;
+        Ok::<_, Failure>(with_threads(nt, |par| fnet.tangent_features(t, xv, par)))
+    })?;
+    let blocks = PyList::empty(py);
+    for b in &tf.blocks {
+        blocks.append((
+            mat_to_numpy(py, b.inputs.as_ref()),
+            mat_to_numpy(py, b.backprop.as_ref()),
+            b.bias_scale,
+            b.w_offset,
+            b.b_offset,
+        ))?;
+    }
+    Ok((mat_to_numpy(py, tf.f0.as_ref()), blocks, tf.n_params))
+}
+
+/// The blocks of an `adaptive_kernels.TangentFeatures` object (argument `name`), borrowed.
+pub(crate) struct TangentArg<'py> {
+    inputs: Vec<PyReadonlyArray2<'py, f64>>,
+    backprop: Vec<PyReadonlyArray2<'py, f64>>,
+    bias: Vec<f64>,
+    w_off: Vec<usize>,
+    b_off: Vec<Option<usize>>,
+    pub(crate) n_params: usize,
+    name: &'static str,
+}
+
+impl<'py> TangentArg<'py> {
+    pub(crate) fn new(name: &'static str, tf: &Bound<'py, PyAny>) -> PyResult<Self> {
+        let arg = TangentArg {
+            inputs: tf.getattr("inputs")?.extract()?,
+            backprop: tf.getattr("backprop")?.extract()?,
+            bias: tf.getattr("bias_scales")?.extract()?,
+            w_off: tf.getattr("w_offsets")?.extract()?,
+            b_off: tf.getattr("b_offsets")?.extract()?,
+            n_params: tf.getattr("n_params")?.extract()?,
+            name,
+        };
+        let k = arg.inputs.len();
+        if [arg.backprop.len(), arg.bias.len(), arg.w_off.len(), arg.b_off.len()].iter().any(|&l| l != k) {
+            return Err(PyValueError::new_err(format!("{name}: inconsistent number of layers")));
+        }
+        Ok(arg)
+    }
+
+    pub(crate) fn refs(&self) -> PyResult<Vec<tangent::BlockRef<'_>>> {
+        let mut out = Vec::with_capacity(self.inputs.len());
+        for l in 0..self.inputs.len() {
+            out.push(tangent::BlockRef {
+                inputs: view(self.name, &self.inputs[l])?,
+                backprop: view(self.name, &self.backprop[l])?,
+                bias_scale: self.bias[l],
+                w_offset: self.w_off[l],
+                b_offset: self.b_off[l],
+            });
+        }
+        Ok(out)
+    }
+}
+
+/// Per-layer tangent kernels between `a` and `b` (both `TangentFeatures`), each
+/// `(n_a C, n_b C)`.
+#[pyfunction]
+#[pyo3(signature = (a, b, *, n_threads=None))]
+fn tangent_kernels<'py>(
+    py: Python<'py>,
+    a: Bound<'py, PyAny>,
+    b: Bound<'py, PyAny>,
+    n_threads: Option<usize>,
+) -> PyResult<Bound<'py, PyList>> {
+    let (ta, tb) = (TangentArg::new("tf", &a)?, TangentArg::new("other", &b)?);
+    let (ra, rb) = (ta.refs()?, tb.refs()?);
+    let nt = threads(n_threads);
+    let ks = run(py, None, |_| {
+        tangent::check_blocks("tf", &ra, ta.n_params)?;
+        tangent::check_blocks("other", &rb, tb.n_params)?;
+        tangent::check_compatible("other", &rb, &ra)?;
+        Ok::<_, Failure>(with_threads(nt, |par| tangent::block_kernels(&ra, &rb, par)))
+    })?;
+    mats_to_list(py, &ks)
+}
+
+/// Dense Jacobian `(n C, n_params)` of a `TangentFeatures`.
+#[pyfunction]
+fn tangent_jacobian<'py>(py: Python<'py>, tf: Bound<'py, PyAny>) -> PyResult<Bound<'py, PyArray2<f64>>> {
+    let ta = TangentArg::new("tf", &tf)?;
+    let r = ta.refs()?;
+    let j = run(py, None, |_| {
+        tangent::check_blocks("tf", &r, ta.n_params)?;
+        let rows = r[0].backprop.nrows();
+        ak_core::validate::dense_memory("tf", "the dense Jacobian", 1.0, rows, ta.n_params,
+                                        "use kernel() / the structured factors instead")?;
+        Ok::<_, Failure>(tangent::jacobian(&r, ta.n_params))
+    })?;
+    Ok(mat_to_numpy(py, j.as_ref()))
+}
+
+/// `sum_l weights[l] J_l^T v` (a flat parameter vector) of a `TangentFeatures`.
+#[pyfunction]
+fn tangent_vjp<'py>(
+    py: Python<'py>,
+    tf: Bound<'py, PyAny>,
+    v: PyReadonlyArray1<'py, f64>,
+    weights: Vec<f64>,
+) -> PyResult<Bound<'py, PyArray1<f64>>> {
+    let ta = TangentArg::new("tf", &tf)?;
+    let r = ta.refs()?;
+    let vs = slice1("v", &v)?;
+    let out = run(py, None, |_| {
+        tangent::check_blocks("tf", &r, ta.n_params)?;
+        Ok::<_, Failure>(tangent::vjp(&r, vs, &weights, ta.n_params, ak_core::faer::Par::Seq)?)
+    })?;
+    Ok(out.into_pyarray(py))
+}
+
+/// `J theta` (length n C) of a `TangentFeatures` for a flat parameter vector `theta`.
+#[pyfunction]
+fn tangent_jvp<'py>(
+    py: Python<'py>,
+    tf: Bound<'py, PyAny>,
+    theta: PyReadonlyArray1<'py, f64>,
+) -> PyResult<Bound<'py, PyArray1<f64>>> {
+    let ta = TangentArg::new("tf", &tf)?;
+    let r = ta.refs()?;
+    let t = slice1("theta", &theta)?;
+    let out = run(py, None, |_| {
+        tangent::check_blocks("tf", &r, ta.n_params)?;
+        Ok::<_, Failure>(tangent::jvp(&r, t, ta.n_params, ak_core::faer::Par::Seq)?)
+    })?;
+    Ok(out.into_pyarray(py))
+}
+
 pub(crate) fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    m.add_function(wrap_pyfunction!(tangent_jvp, m)?)?;
+    m.add_function(wrap_pyfunction!(init_params, m)?)?;
+    m.add_function(wrap_pyfunction!(tangent_features, m)?)?;
+    m.add_function(wrap_pyfunction!(tangent_kernels, m)?)?;
+    m.add_function(wrap_pyfunction!(tangent_jacobian, m)?)?;
+    m.add_function(wrap_pyfunction!(tangent_vjp, m)?)?;
     m.add_class::<Posterior>()?;
     m.add_class::<Trained>()?;
     m.add_class::<ExactLinear>()?;

@@ -113,6 +113,19 @@ fn cka(
     })
 }
 
+/// `K = c0 K0 + c1 Ky + K_rest` (Frobenius least squares): `(c0, c1, K_rest)`.
+#[pyfunction]
+fn kernel_decomposition<'py>(
+    py: Python<'py>,
+    k: PyReadonlyArray2<'py, f64>,
+    k0: PyReadonlyArray2<'py, f64>,
+    ky: PyReadonlyArray2<'py, f64>,
+) -> PyResult<(f64, f64, Bound<'py, numpy::PyArray2<f64>>)> {
+    let (a, b, c) = (view("K", &k)?, view("K0", &k0)?, view("Ky", &ky)?);
+    let d = run(py, None, |_| Ok(ak_core::kernels::decomposition::kernel_decomposition(a, b, c)?))?;
+    Ok((d.c0, d.c1, crate::convert::mat_to_numpy(py, d.rest.as_ref())))
+}
+
 /// Criticality of the NNGP layer map of `net` (see the core's `kernels::criticality`):
 /// `(q_star, chi_1, chi_q, critical_sigma_w, critical_q_star)`, the last two at `net.sigma_b`.
 #[pyfunction]
@@ -127,6 +140,7 @@ fn criticality(py: Python<'_>, net: Bound<'_, PyAny>) -> PyResult<(f64, f64, f64
 
 pub(crate) fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(criticality, m)?)?;
+    m.add_function(wrap_pyfunction!(kernel_decomposition, m)?)?;
     m.add_function(wrap_pyfunction!(lazy_kernels, m)?)?;
     m.add_function(wrap_pyfunction!(kernel_diagonal, m)?)?;
     m.add_function(wrap_pyfunction!(kernel_alignment, m)?)?;

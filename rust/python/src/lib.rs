@@ -1,7 +1,7 @@
 //! `adaptive_kernels._core`: the thin PyO3 layer over `adaptive-kernels-core`.
 //!
 //! One submodule per Python module (`kernels`, `linalg`, `predictors`, `finite`,
-//! `kernel_renormalization`, `mean_field`, `dmft`, `forward_backward`, `multi_scale`, `mcmc`), test-only entry points in `_testing`.
+//! `kernel_renormalization`, `mean_field`, `dmft`, `forward_backward`, `multi_scale`, `tangent_features`, `mcmc`), test-only entry points in `_testing`.
 //! Arrays cross without copies where possible (callers pass C-contiguous float64 arrays; the
 //! Python layer ensures that); the network is read from the `adaptive_kernels.MLP` object
 //! itself; solver settings are one `options` dict whose missing keys take the core's
@@ -25,6 +25,7 @@ mod multi_scale;
 mod predictors;
 mod results;
 mod runtime;
+mod tangent_features;
 mod testing;
 
 /// Threads used when `n_threads` is None: `AK_NUM_THREADS`, else all cores.
@@ -72,6 +73,7 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     submodule(m, "dmft", dmft::register)?;
     submodule(m, "forward_backward", forward_backward::register)?;
     submodule(m, "multi_scale", multi_scale::register)?;
+    submodule(m, "tangent_features", tangent_features::register)?;
     submodule(m, "_testing", testing::register)?;
     Ok(())
 }

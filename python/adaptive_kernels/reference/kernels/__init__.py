@@ -1,5 +1,5 @@
 """Reference of :mod:`adaptive_kernels.kernels`: the input kernel, Gaussian expectations by
-quadrature, the NNGP/NTK recursions and the alignment metrics."""
-from . import alignment, input, lazy, quadrature
+quadrature, the NNGP/NTK recursions and the alignment metrics and the kernel decomposition."""
+from . import alignment, decomposition, input, lazy, quadrature
 
-__all__ = ["alignment", "input", "lazy", "quadrature"]
+__all__ = ["alignment", "decomposition", "input", "lazy", "quadrature"]

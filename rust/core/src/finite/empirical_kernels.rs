@@ -21,7 +21,7 @@ fn ab_t(a: MatRef<'_, f64>, b: MatRef<'_, f64>, alpha: f64, par: Par) -> Mat<f64
 }
 
 /// `df/dh^L = so w_out[c] * phi'(h^L)` (P x N_L) from a forward pass.
-fn readout_jacobian(net: &FiniteMlp, theta: &[f64], fw: &Forward, c: usize) -> Mat<f64> {
+pub(crate) fn readout_jacobian(net: &FiniteMlp, theta: &[f64], fw: &Forward, c: usize) -> Mat<f64> {
     let lay = net.layout();
     let depth = net.depth();
     let nl = net.widths[depth - 1];
@@ -32,7 +32,7 @@ fn readout_jacobian(net: &FiniteMlp, theta: &[f64], fw: &Forward, c: usize) -> M
 }
 
 /// Back-propagates `jac = df/dh^{l+1}` to `df/dh^l` through `W^l` (l >= 1).
-fn backprop(net: &FiniteMlp, theta: &[f64], fw: &Forward, l: usize, jac: &Mat<f64>, par: Par) -> Mat<f64> {
+pub(crate) fn backprop(net: &FiniteMlp, theta: &[f64], fw: &Forward, l: usize, jac: &Mat<f64>, par: Par) -> Mat<f64> {
     let (off, rows, cols) = net.layout().w[l];
     let alpha = net.sigma_w / (cols as f64).sqrt();
     let w = MatRef::from_column_major_slice(&theta[off..off + rows * cols], rows, cols);

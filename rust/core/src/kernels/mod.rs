@@ -4,6 +4,7 @@
 pub mod activation;
 pub mod alignment;
 pub mod criticality;
+pub mod decomposition;
 pub mod hermite;
 pub mod input;
 pub mod lazy;

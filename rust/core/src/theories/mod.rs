@@ -5,6 +5,7 @@ pub mod forward_backward;
 pub mod kernel_renormalization;
 pub mod mean_field;
 pub mod multi_scale;
+pub mod tangent_features;
 
 #[cfg(test)]
 mod tests {
