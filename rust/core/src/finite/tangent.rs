@@ -323,7 +323,7 @@ mod tests {
             activation: Activation::Tanh,
             sigma_w: 1.3,
             sigma_b,
-            param: Parameterization::Standard,
+            param: Parameterization::Standard { chi: 1.0 },
         }
     }
 
