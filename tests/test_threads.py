@@ -60,6 +60,14 @@ CASES = {
                                        steps=100, n_ensemble=3, seed=2, n_threads=nt).theta,
     "exact_linear_posterior": lambda nt: (lambda r: (r.mean, r.var))(ak.exact_linear_posterior(
         ak.MLP(depth=1, activation="linear"), X[:300], Y[:300], XT, width=20, temperature=0.1, n_threads=nt)),
+    "tangent_features": lambda nt: (lambda tf: (tf.f0, tf.kernel(n_threads=nt), ak.AdaptiveTangentFeatures(
+        structure="layerwise", reg=1.0, max_iter=30, n_threads=nt).fit(tf, Y[:60]).predict(tf)))(ak.tangent_features(
+        ak.MLP(depth=2, activation="relu"), ak.init_params(ak.MLP(depth=2, activation="relu"), width=48,
+                                                           n_features=X.shape[1], seed=3), X[:60], width=48,
+        n_threads=nt)),
+    "multi_scale": lambda nt: (lambda m: (m.predict(XT), m.kernel_))(ak.MultiScaleAdaptive(
+        ak.MLP(depth=1, activation="erf"), width=20, temperature=0.1, chi=5.0, order="tree",
+        sampler_options=dict(n_samples=200), n_threads=nt).fit(X[:30], Y[:30])),
 }
 
 
