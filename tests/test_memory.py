@@ -53,6 +53,14 @@ CASES = {
                      ".fit(rng.standard_normal((10, 2)), np.ones(10)))",
     "exact_linear_posterior": "refused(lambda: ak.exact_linear_posterior(ak.MLP(depth=1, activation='linear'), "
                               "rng.standard_normal((100_000, 2)), np.ones(100_000), width=10, temperature=0.1))",
+    "multi_scale": "refused(lambda: ak.MultiScaleAdaptive(ak.MLP(depth=1, activation='linear'), width=10, "
+                   "temperature=0.1).fit(rng.standard_normal((60_000, 2)), np.ones(60_000)))",
+    "tangent_kernel": "tf = ak.tangent_features(ak.MLP(depth=1, activation='relu'), ak.init_params(ak.MLP(depth=1, "
+                      "activation='relu'), width=4, n_features=2), rng.standard_normal((60_000, 2)), width=4)\n"
+                      "refused(tf.kernel)\n"
+                      "refused(lambda: ak.AdaptiveTangentFeatures().fit(tf, np.ones(60_000)))\n"
+                      "refused(lambda: ak.AdaptiveTangentFeatures(structure='layerwise').fit(tf, np.ones(60_000)))\n"
+                      "refused(tf.jacobian)",
 }
 
 

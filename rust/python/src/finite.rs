@@ -518,6 +518,7 @@ fn tangent_kernels<'py>(
         tangent::check_blocks("tf", &ra, ta.n_params)?;
         tangent::check_blocks("other", &rb, tb.n_params)?;
         tangent::check_compatible("other", &rb, &ra)?;
+        tangent::check_kernel_memory("tf", &ra, &rb, 1)?;
         Ok::<_, Failure>(with_threads(nt, |par| tangent::block_kernels(&ra, &rb, par)))
     })?;
     mats_to_list(py, &ks)

@@ -100,6 +100,7 @@ fn solve<'py>(
         let (ks, s, upd) = run(py, None, |ctl| {
             tangent::check_blocks("tf", &refs, ta.n_params)?;
             atf::Options::validate(&opts)?;
+            tangent::check_kernel_memory("tf", &refs, &refs, 4)?;
             ak_core::validate::finite("y", rs)?;
             if rs.len() != refs[0].backprop.nrows() {
                 return Err(ak_core::AkError::Shape { name: "y", msg: "needs one target per (sample, output) row".into() }.into());
@@ -140,6 +141,7 @@ fn solve<'py>(
     }
     let (ks, s) = run(py, None, |ctl| {
         tangent::check_blocks("tf", &refs, ta.n_params)?;
+        tangent::check_kernel_memory("tf", &refs, &refs, 6)?;
         let ks = with_threads(nt, |par| tangent::block_kernels(&refs, &refs, par));
         let s = atf::solve(&ks, rs, &opts, ctl)?;
         Ok::<_, Failure>((ks, s))

@@ -154,6 +154,15 @@ pub fn check_blocks(name: &'static str, blocks: &[BlockRef<'_>], n_params: usize
     Ok(())
 }
 
+/// Refuses (before allocating) the per-layer kernels between `a` and `b` plus `extra` more
+/// matrices of that size (a solve's work matrices) when they do not fit in memory.
+pub fn check_kernel_memory(name: &'static str, a: &[BlockRef<'_>], b: &[BlockRef<'_>], extra: usize) -> Result<()> {
+    let (ra, rb) = (a.first().map_or(0, |x| x.backprop.nrows()), b.first().map_or(0, |x| x.backprop.nrows()));
+    // one kernel per layer, and the Gram pair of the layer being formed
+    let count = (a.len() + 2 + extra) as f64;
+    crate::validate::dense_memory(name, "storing the per-layer tangent kernels", count, ra, rb, "use fewer samples")
+}
+
 /// Checks that two sets of blocks (argument `name` against the training set) come from the same
 /// network: same layers, fan-ins, fan-outs and number of outputs.
 pub fn check_compatible(name: &'static str, a: &[BlockRef<'_>], b: &[BlockRef<'_>]) -> Result<()> {

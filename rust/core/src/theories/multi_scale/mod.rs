@@ -162,6 +162,8 @@ impl<'a> Problem<'a> {
         validate::multi_scale(net, 1.0, 1.0, 1.0)?;
         validate::finite_mat("X", x)?;
         validate::targets(y, x.nrows())?;
+        // the kernel, its eigenvectors and the eigensolver's work matrices
+        validate::dense_memory("X", "the kernel and its eigendecomposition", 4.0, x.nrows(), x.nrows(), "use fewer samples")?;
         let s2 = net.sigma_w * net.sigma_w;
         let mut kn = input_kernel(x, x, net.sigma_w, 0.0, par);
         kn.col_iter_mut()
