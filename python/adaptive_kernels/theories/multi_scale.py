@@ -218,7 +218,9 @@ class MultiScaleAdaptive(TheoryEstimator):
             self.X_train_, self.y_train_, [self._phi], self._samples, self._weights, X, net,
             temperature=p["temperature"] / net.sigma_w ** 2, seed=int(p["options"]["seed"]), return_var=return_std,
             n_threads=p["threads"])
-        std = np.sqrt(np.maximum(var, 0.0) * net.sigma_w ** 2 / p["chi"]) if return_std else None
+        # the chi the continuation reached (the requested one unless it stopped early)
+        chi = p["chi"] if np.isinf(p["width"]) else p["width"] * (self.gamma_reached_ * net.sigma_w) ** 2
+        std = np.sqrt(np.maximum(var, 0.0) * net.sigma_w ** 2 / chi) if return_std else None
         return np.asarray(mean), std
 
     def _store(self, s) -> None:
