@@ -87,3 +87,19 @@ def test_sampled_refusals_name_the_argument():
     with pytest.raises(ValueError, match="no_such_knob"):
         ak.MultiScaleAdaptive(ERF, width=10, temperature=0.1, order="tree",
                               sampler_options={"no_such_knob": 1}).fit(X, y)
+
+
+def test_std_uses_the_chi_reached_when_the_continuation_stops_early():
+    """Stopped at max_stages, the predictive std is that of the saddle reached (the mean-field
+    solver stopped at the same gamma), not rescaled by the requested chi."""
+    X, y, Xt = _data(10, 6)
+    N, T, chi = 15, 0.05, 60.0
+    opts = dict(max_stages=2)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        m = ak.MultiScaleAdaptive(ERF, width=N, temperature=T, chi=chi, order="tree", sampler_options=opts).fit(X, y)
+        b = ak.BayesianMeanField(ERF, gamma=np.sqrt(chi / N) / ERF.sigma_w, temperature=T / ERF.sigma_w ** 2,
+                                 solver="sampled", width=N, solver_options=opts).fit(X, y)
+    assert not m.converged_ and m.gamma_reached_ < np.sqrt(chi / N) / ERF.sigma_w
+    np.testing.assert_allclose(m.predict(Xt), b.predict(Xt), rtol=1e-12, atol=1e-14)
+    np.testing.assert_allclose(m.predict(Xt, return_std=True)[1], b.predict(Xt, return_std=True)[1], rtol=1e-10)

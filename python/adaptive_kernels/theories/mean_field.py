@@ -382,7 +382,9 @@ class BayesianMeanField(TheoryEstimator):
             mean, var = _core.mean_field.predict(self._mean_state, self.X_train_, X,
                                                  variance_state=self._variance_state if return_std else None,
                                                  n_threads=p["threads"])
-        std = np.sqrt(var / (p["gamma"] ** 2 * check_int("width", self.width, minimum=1))) if return_std else None
+        # at the gamma the continuation reached (the requested one unless it stopped early)
+        gamma = getattr(self, "gamma_reached_", p["gamma"]) if p["sampled"] else p["gamma"]
+        std = np.sqrt(var / (gamma ** 2 * check_int("width", self.width, minimum=1))) if return_std else None
         return mean, std
 
     def _baseline(self, X, Y, X_test, params):
