@@ -55,6 +55,19 @@ CASES = {
                               "rng.standard_normal((100_000, 2)), np.ones(100_000), width=10, temperature=0.1))",
     "multi_scale": "refused(lambda: ak.MultiScaleAdaptive(ak.MLP(depth=1, activation='linear'), width=10, "
                    "temperature=0.1).fit(rng.standard_normal((60_000, 2)), np.ones(60_000)))",
+    "forward_backward": f"refused(lambda: ak.ForwardBackwardKernels({LIN}, width=10, temperature=0.1)"
+                        ".fit(rng.standard_normal((60_000, 2)), np.ones(60_000)))",
+    "kernel_ridge": f"refused(lambda: ak.KernelRidge({RELU}).fit(rng.standard_normal((200_000, 2)), np.ones(200_000)))",
+    "ntk_flow": f"refused(lambda: ak.NTKGradientFlow({RELU}).fit(rng.standard_normal((100_000, 2)), np.ones(100_000)))",
+    "mean_field_concave": "refused(lambda: ak.BayesianMeanField(ak.MLP(depth=1, activation='relu'), temperature=0.1, "
+                          "solver='concave').fit(rng.standard_normal((60_000, 2)), np.ones(60_000)))",
+    "tilted_moments": "refused(lambda: ak.tilted_moments(np.eye(300), -0.001 * np.eye(300), n_chains=64, "
+                      "n_samples=10**8))",
+    "init_params": "refused(lambda: ak.init_params(ak.MLP(depth=2, activation='relu'), width=10**7, n_features=3))",
+    "path_averaged_kernel": "p0 = ak.init_params(ak.MLP(depth=1, activation='relu'), width=4, n_features=2)\n"
+                            "refused(lambda: ak.path_averaged_kernel(ak.MLP(depth=1, activation='relu'), p0, p0, "
+                            "rng.standard_normal((60_000, 2)), width=4, n_points=2))",
+    "teacher_student": "refused(lambda: ak.datasets.teacher_student(n_train=10, n_test=10, dim=10**12))",
     "tangent_kernel": "tf = ak.tangent_features(ak.MLP(depth=1, activation='relu'), ak.init_params(ak.MLP(depth=1, "
                       "activation='relu'), width=4, n_features=2), rng.standard_normal((60_000, 2)), width=4)\n"
                       "refused(tf.kernel)\n"

@@ -65,6 +65,17 @@ CASES = {
         ak.MLP(depth=2, activation="relu"), ak.init_params(ak.MLP(depth=2, activation="relu"), width=48,
                                                            n_features=X.shape[1], seed=3), X[:60], width=48,
         n_threads=nt)),
+    "forward_backward": lambda nt: (lambda m: (m.kernels_, m.predict(XT, return_std=True)))(ak.ForwardBackwardKernels(
+        ak.MLP(depth=2, activation="linear"), width=200, temperature=0.1, n_threads=nt).fit(X[:400], Y[:400])),
+    "mean_field_concave": lambda nt: (lambda m: (m.kernels_, m.predict(XS[:20])))(ak.BayesianMeanField(
+        ak.MLP(depth=1, activation="relu"), gamma=0.5, temperature=0.1, solver="concave", seed=4, n_threads=nt)
+        .fit(XS[:60], YS[:60])),
+    "kernel_ridge": lambda nt: ak.KernelRidge(RELU, kernel="ntk", ridge=0.05, n_threads=nt).fit(X, Y).predict(XT),
+    "path_averaged_kernel": lambda nt: ak.path_averaged_kernel(
+        ak.MLP(depth=2, activation="tanh"), ak.init_params(ak.MLP(depth=2, activation="tanh"), width=32,
+                                                           n_features=X.shape[1], seed=1),
+        ak.init_params(ak.MLP(depth=2, activation="tanh"), width=32, n_features=X.shape[1], seed=2), X[:300],
+        width=32, n_points=3, n_threads=nt),
     "multi_scale": lambda nt: (lambda m: (m.predict(XT), m.kernel_))(ak.MultiScaleAdaptive(
         ak.MLP(depth=1, activation="erf"), width=20, temperature=0.1, chi=5.0, order="tree",
         sampler_options=dict(n_samples=200), n_threads=nt).fit(X[:30], Y[:30])),

@@ -71,11 +71,24 @@ class TheoryEstimator(RegressorMixin, BaseEstimator):
     def residual_history_(self) -> np.ndarray:
         return self.report_.residual_history
 
+    #: The constructor argument holding a dict of expert options for the core (its errors say
+    #: "options: ..."; re-raised under this name).
+    _options_param: str | None = None
+
+    def _solve_named(self, X, Y, points):
+        try:
+            return self._solve(X, Y, points)
+        except ValueError as exc:
+            msg = str(exc)
+            if self._options_param is None or not msg.startswith("options:"):
+                raise
+            raise ValueError(self._options_param + msg[len("options"):]) from None
+
     # -- scikit-learn API -----------------------------------------------------------------------
     def fit(self, X, y):
         params = self._check_params()
         X, Y = fit_data(X, y)
-        states, interrupted = self._solve(X, Y, [params])
+        states, interrupted = self._solve_named(X, Y, [params])
         if interrupted:   # Ctrl-C after the solve, while its predictor was built: still a stop
             raise KeyboardInterrupt(f"{type(self).__name__}.fit interrupted")
         state = states[0]
@@ -149,7 +162,7 @@ class TheoryEstimator(RegressorMixin, BaseEstimator):
         models = [clone(self).set_params(**{name: v}) for v in vals]
         points = [m._check_params() for m in models]
         X, Y = fit_data(X, y)
-        states, interrupted = self._solve(X, Y, points)
+        states, interrupted = self._solve_named(X, Y, points)
         models, points = models[:len(states)], points[:len(states)]
         for m, p, s in zip(models, points, states):
             m._set_fitted(X, Y, np.ndim(y) == 1, p, s)
@@ -170,7 +183,7 @@ class TheoryEstimator(RegressorMixin, BaseEstimator):
             if y_test is None:
                 raise ValueError("y_test: required with X_test")
             Xt, Yt = as_xy(X_test, y_test)
-            check_same_features("X_test", Xt, X.shape[1])
+            check_same_features("X_test", Xt, X.shape[1], "X")
             out.test_loss = np.array([float(np.mean((np.asarray(m.predict(Xt)).reshape(Yt.shape) - Yt) ** 2))
                                       for m in models])
             lazy = {}

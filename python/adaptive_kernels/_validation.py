@@ -15,7 +15,10 @@ def as_matrix(name: str, x: Any, *, allow_1d: bool = False) -> np.ndarray:
     """
     if x is None:
         raise TypeError(f"{name}: expected an array, got None")
-    arr = np.asarray(x)
+    try:
+        arr = np.asarray(x)
+    except (TypeError, ValueError) as exc:   # ragged nested lists, objects numpy cannot stack
+        raise TypeError(f"{name}: expected a rectangular numeric array ({exc})") from None
     # bool, signed/unsigned integer and real floating dtypes only: object, strings, bytes,
     # void/structured, datetime64 and timedelta64 (which numpy counts as integer) are refused.
     if arr.dtype.kind == "c":
@@ -33,6 +36,15 @@ def as_matrix(name: str, x: Any, *, allow_1d: bool = False) -> np.ndarray:
     if not np.isfinite(arr).all():
         raise ValueError(f"{name}: contains NaN or inf")
     return arr
+
+
+def check_target_scale(name: str, Y: np.ndarray) -> np.ndarray:
+    """Targets whose squared losses and quadratic forms ``y^T A^-1 y`` stay in float64's range."""
+    scale = float(np.max(np.abs(Y)))
+    if not np.isfinite(scale * scale * Y.size):
+        raise ValueError(f"{name}: values up to {scale:.3g} overflow float64 in squared losses and quadratic "
+                         f"forms; rescale {name}")
+    return Y
 
 
 def as_square(name: str, k: Any) -> np.ndarray:
@@ -77,6 +89,15 @@ def check_bool(name: str, value: Any) -> bool:
     return bool(value)
 
 
+def check_options(name: str, value: Any) -> dict:
+    """A dict of expert solver options (None: empty) with string keys; the core checks the keys."""
+    if value is None:
+        return {}
+    if not isinstance(value, dict) or not all(isinstance(k, str) for k in value):
+        raise TypeError(f"{name}: expected a dict of option names to values, got {type(value).__name__}")
+    return dict(value)
+
+
 def check_n_threads(n_threads: Any) -> int | None:
     """`None` means the default (env var AK_NUM_THREADS, else all cores)."""
     if n_threads is None:
@@ -93,15 +114,15 @@ def check_n_threads(n_threads: Any) -> int | None:
     return check_int(name, n_threads, minimum=1, maximum=4096)
 
 
-def check_same_features(name: str, x: np.ndarray, n_features: int) -> None:
+def check_same_features(name: str, x: np.ndarray, n_features: int, other: str = "the training inputs") -> None:
     if x.shape[1] != n_features:
-        raise ValueError(f"{name}: has {x.shape[1]} features, expected {n_features}")
+        raise ValueError(f"{name}: has {x.shape[1]} features, expected {n_features} like {other}")
 
 
 def as_xy(X: Any, y: Any) -> tuple[np.ndarray, np.ndarray]:
     """Inputs (P, d) and targets as a (P, C) matrix (a 1-D ``y`` becomes one column)."""
     X = as_matrix("X", X)
-    Y = as_matrix("y", y, allow_1d=True)
+    Y = check_target_scale("y", as_matrix("y", y, allow_1d=True))
     if Y.shape[0] != X.shape[0]:
         raise ValueError(f"y: has {Y.shape[0]} rows but X has {X.shape[0]} samples")
     return X, Y

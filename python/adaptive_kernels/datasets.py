@@ -12,6 +12,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ._validation import check_bool, check_float, check_int
+from .exceptions import InsufficientMemoryError
 
 __all__ = ["Dataset", "load_digits", "load_mnist5k", "teacher_student"]
 
@@ -269,7 +270,12 @@ def teacher_student(kind="linear", n_train=200, n_test=200, dim=20, noise=0.0, s
     seed = check_int("seed", seed, minimum=0)
     rng = np.random.default_rng(seed)
     n = n_train + n_test
-    X = rng.standard_normal((n, dim))
+    try:
+        X = rng.standard_normal((n, dim))
+    except MemoryError:
+        raise InsufficientMemoryError(
+            f"dim: {n} x {dim} inputs (n_train + n_test rows) needs about {8 * n * dim / 2**30:.3g} GiB, more than "
+            f"the memory available; use fewer samples (n_train, n_test) or a smaller dim") from None
     w = rng.standard_normal(dim)
     if kind != "linear":
         w *= np.sqrt(dim) / np.linalg.norm(w)
@@ -283,6 +289,8 @@ def teacher_student(kind="linear", n_train=200, n_test=200, dim=20, noise=0.0, s
         coef[degree] = 1.0
         y = np.polynomial.hermite_e.hermeval(z, coef) / math.sqrt(math.factorial(degree))
     y = y + noise * rng.standard_normal(n)
+    if not np.all(np.isfinite(y)):
+        raise FloatingPointError(f"noise: {noise:g} makes the targets overflow float64; use a smaller noise")
     description = (f"{kind} teacher (degree {degree})" if kind == "polynomial"
                    else f"{kind} teacher") + f", dim {dim}, noise {noise}, seed {seed}"
     return Dataset(_as_array(X[:n_train]), _as_array(y[:n_train]), _as_array(X[n_train:]),

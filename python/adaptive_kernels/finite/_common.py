@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .._validation import as_matrix, check_float, check_int, check_same_features
+from .._validation import as_matrix, check_float, check_int, check_same_features, check_target_scale
 from ..networks import ACTIVATIONS, MLP, check_net
 
 PARAMETERIZATIONS = ("standard", "mean_field")
@@ -40,11 +40,11 @@ def net_args(net: MLP, width, parameterization: str, gamma: float) -> dict:
 
 def finite_data(X, y, X_test):
     X = as_matrix("X", X)
-    Y = as_matrix("y", y, allow_1d=True)
+    Y = check_target_scale("y", as_matrix("y", y, allow_1d=True))
     if Y.shape[0] != X.shape[0]:
         raise ValueError(f"y: has {Y.shape[0]} rows but X has {X.shape[0]} samples")
     if X_test is not None:
         X_test = as_matrix("X_test", X_test)
-        check_same_features("X_test", X_test, X.shape[1])
+        check_same_features("X_test", X_test, X.shape[1], "X")
     return X, Y, X_test
 

@@ -99,6 +99,21 @@ class TangentFeatures:
         return _core.finite.tangent_jvp(self, theta)
 
 
+def _as_params(name: str, params) -> np.ndarray:
+    """A finite flat float64 parameter vector (the layout of :func:`init_params`)."""
+    if params is None:
+        raise TypeError(f"{name}: expected a flat parameter vector (ak.init_params), got None")
+    try:
+        theta = np.ascontiguousarray(np.asarray(params, dtype=float))
+    except (TypeError, ValueError) as exc:
+        raise TypeError(f"{name}: expected a flat numeric parameter vector ({exc})") from None
+    if theta.ndim != 1:
+        raise ValueError(f"{name}: expected a flat parameter vector, got shape {theta.shape}")
+    if not np.all(np.isfinite(theta)):
+        raise ValueError(f"{name}: contains NaN or inf")
+    return theta
+
+
 def tangent_features(net: MLP, params, X, *, width, n_out: int = 1, parameterization: str = "standard",
                      gamma: float = 1.0, n_threads: int | None = None) -> TangentFeatures:
     """Tangent features of the finite MLP with parameters ``params`` (the flat vector of
@@ -107,9 +122,7 @@ def tangent_features(net: MLP, params, X, *, width, n_out: int = 1, parameteriza
     args = net_args(net, width, parameterization, gamma)
     X = as_matrix("X", X)
     n_out = check_int("n_out", n_out, minimum=1)
-    theta = np.ascontiguousarray(np.asarray(params, dtype=float))
-    if theta.ndim != 1:
-        raise ValueError(f"params: expected a flat parameter vector, got shape {theta.shape}")
+    theta = _as_params("params", params)
     try:
         f0, blocks, n_params = _core.finite.tangent_features(
             theta, X, args["net"], n_out=n_out, widths=args["widths"], parameterization=args["parameterization"],
@@ -119,6 +132,8 @@ def tangent_features(net: MLP, params, X, *, width, n_out: int = 1, parameteriza
         if msg.startswith("theta:"):
             raise ValueError("params:" + msg[len("theta:"):]) from None
         raise
+    if not (np.all(np.isfinite(f0)) and all(np.all(np.isfinite(b[0])) and np.all(np.isfinite(b[1])) for b in blocks)):
+        raise FloatingPointError("X: the network's outputs or tangent features overflow float64; rescale X or params")
     return TangentFeatures(f0=f0, inputs=[b[0] for b in blocks], backprop=[b[1] for b in blocks],
                            bias_scales=[b[2] for b in blocks], w_offsets=[b[3] for b in blocks],
                            b_offsets=[b[4] for b in blocks], n_params=n_params)
@@ -133,9 +148,9 @@ def path_averaged_kernel(net: MLP, params0, params1, X, X2=None, *, width, n_out
     dt (params1 - params0)``, the change of the network is linear in the averaged features.
     Computed as ``mean_{t,s} J(theta_t) J'(theta_s)^T`` from the structured features
     (``n_points^2 / 2`` cross kernels, no dense Jacobian); ``X2``: second point set (default X)."""
-    n_points = check_int("n_points", n_points, minimum=1)
-    t0 = np.asarray(params0, dtype=float)
-    t1 = np.asarray(params1, dtype=float)
+    n_points = check_int("n_points", n_points, minimum=1, maximum=100_000)
+    t0 = _as_params("params0", params0)
+    t1 = _as_params("params1", params1)
     if t0.shape != t1.shape:
         raise ValueError(f"params1: shape {t1.shape} does not match params0 {t0.shape}")
     ts = np.linspace(0.0, 1.0, n_points) if n_points > 1 else np.array([0.5])

@@ -28,12 +28,8 @@ def kernel_decomposition(K, K0, Ky) -> KernelDecomposition:
     ((P, P)), or targets / output changes ``y`` ((P,) or (P, C)), for which ``Ky = y y^T``."""
     K = as_square("K", K)
     K0 = as_square("K0", K0)
-    Ky = np.asarray(Ky, dtype=float)
-    if Ky.ndim == 1 or (Ky.ndim == 2 and Ky.shape[0] != Ky.shape[1]):
-        Y = as_matrix("Ky", Ky, allow_1d=True)
-        Ky = np.ascontiguousarray(Y @ Y.T)
-    else:
-        Ky = as_square("Ky", Ky)
+    Y = as_matrix("Ky", Ky, allow_1d=True)   # a kernel, or targets y (1-D or non-square 2-D)
+    Ky = Y if (np.ndim(Ky) == 2 and Y.shape[0] == Y.shape[1]) else np.ascontiguousarray(Y @ Y.T)
     c0, c1, rest = _core.kernels.kernel_decomposition(K, K0, Ky)
     return KernelDecomposition(c0=float(c0), c1=float(c1), rest=rest,
                                rest_fraction=float(np.linalg.norm(rest) / max(np.linalg.norm(K), np.finfo(float).tiny)))

@@ -9,7 +9,7 @@ import numpy as np
 
 from .. import _core
 from .._progress import progress_bar
-from .._validation import as_matrix, check_n_threads, check_same_features
+from .._validation import as_matrix, check_bool, check_n_threads, check_same_features
 from ..networks import MLP, check_net
 
 _KERNELS = ("nngp", "ntk")
@@ -45,8 +45,9 @@ def lazy_kernels(net: MLP, X1, X2=None, *, ntk: bool = True, scales=None, n_thre
     X1 = as_matrix("X1", X1)
     if X2 is not None:
         X2 = as_matrix("X2", X2)
-        check_same_features("X2", X2, X1.shape[1])
+        check_same_features("X2", X2, X1.shape[1], "X1")
     n_threads = check_n_threads(n_threads)
+    ntk = check_bool("ntk", ntk)
     scales = _check_scales(scales, net, ntk)
     p2 = X1.shape[0] if X2 is None else X2.shape[0]
     work = X1.shape[0] * p2 * max(net.depth, 1) * (500 if net.method == "quadrature" else 1)

@@ -53,6 +53,7 @@ import numpy as np
 from ..finite import sample_posterior, train_gd
 from ..kernels.alignment import cka, kernel_alignment
 from ..kernels.lazy import lazy_kernels
+from .._validation import as_matrix, as_xy, check_same_features
 from ..networks import MLP, check_net
 from ..predictors import GaussianProcess, KernelRidge
 from ..theories import BayesianMeanField, GradientFlowFixedPoint, KernelRenormalization
@@ -166,6 +167,11 @@ def compare_theories(net: MLP, X, y, X_test, y_test, *, theories=None, simulate=
                 raise ValueError(f"theories: {n} {why}")
     sims = _check_names("simulate", simulate or {}, SIMULATIONS)
     weight_decay = temperature if weight_decay is None else weight_decay
+    X_arr, _ = as_xy(X, y)
+    X_test_arr = as_matrix("X_test", X_test)
+    check_same_features("X_test", X_test_arr, X_arr.shape[1], "X")
+    if as_matrix("y_test", y_test, allow_1d=True).shape[0] != X_test_arr.shape[0]:
+        raise ValueError(f"y_test: has {np.shape(y_test)[0]} rows but X_test has {X_test_arr.shape[0]} samples")
     X, X_test = np.asarray(X, dtype=float), np.asarray(X_test, dtype=float)
     y, y_test = np.asarray(y, dtype=float), np.asarray(y_test, dtype=float)
     models = {n: _estimator(n, net, kw, width, temperature, gamma, weight_decay, n_threads) for n, kw in chosen.items()}

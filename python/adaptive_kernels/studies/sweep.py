@@ -28,6 +28,7 @@ from sklearn.base import clone
 
 from ._cells import (EMPTY_FIT, VERSION, canonical, cell_key, display, expand_grid, fingerprint, run_cells,
                      worker_init)
+from .._validation import as_matrix
 from ._store import ParquetStore
 from ._table import Table
 
@@ -70,13 +71,14 @@ def _default_executor(max_workers: int | None, n_tasks: int) -> cf.Executor:
                                   initializer=worker_init, initargs=(1,))
 
 
-def _as_data(name, a):
+def _as_data(name, a, required=False):
+    """Data as a finite C-contiguous float64 array, 1-D targets kept 1-D (cells refit on it)."""
     if a is None:
+        if required:
+            raise TypeError(f"{name}: expected an array, got None")
         return None
-    a = np.asarray(a, dtype=np.float64)
-    if a.ndim not in (1, 2):
-        raise ValueError(f"{name}: expected a 1-D or 2-D array, got shape {a.shape}")
-    return np.ascontiguousarray(a)
+    checked = as_matrix(name, a, allow_1d=name.startswith("y"))
+    return checked[:, 0].copy() if np.ndim(a) == 1 else checked
 
 
 def _chain_parameter(estimator, chain: str, names: set) -> str:
@@ -160,7 +162,8 @@ def sweep(estimator, grid, X, y, X_test=None, y_test=None, *, executor: cf.Execu
                                  f"valid parameters: {sorted(valid)}")
             if k not in names:
                 names.append(k)
-    X, y, X_test, y_test = (_as_data(n, a) for n, a in (("X", X), ("y", y), ("X_test", X_test), ("y_test", y_test)))
+    X, y, X_test, y_test = (_as_data(n, a, n in ("X", "y"))
+                            for n, a in (("X", X), ("y", y), ("X_test", X_test), ("y_test", y_test)))
     if (X_test is None) != (y_test is None):
         raise ValueError("y_test: give X_test and y_test together")
     plural = _chain_parameter(estimator, chain, set(names)) if chain is not None else None

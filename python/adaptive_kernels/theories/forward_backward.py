@@ -26,6 +26,17 @@ _DEFAULTS = _core.forward_backward.defaults()
 _METHODS = ("full", "perturbative")
 
 
+def _alignment(K, target, layer) -> float:
+    """CKA of a layer kernel with Y Y^T; NaN (with a warning) where it is undefined: a kernel
+    constant after centring (e.g. constant inputs)."""
+    try:
+        return cka(K, target)
+    except ValueError as exc:
+        warnings.warn(f"X: the CKA of layer {layer}'s kernel with Y Y^T is undefined ({exc}); alignment_ is NaN there",
+                      RuntimeWarning, stacklevel=3)
+        return float("nan")
+
+
 class ForwardBackwardKernels(TheoryEstimator):
     """MAP kernels of every layer of a Bayesian deep linear network (Fischer et al. 2024).
 
@@ -151,9 +162,17 @@ class ForwardBackwardKernels(TheoryEstimator):
         self.dual_coef_ = np.asarray(s.dual_coef)
         self._K0 = self._lazy(0, self.X_train_)
         self.nngp_kernels_ = [self._lazy(depth, self.X_train_) for depth in range(1, net.depth + 1)]
-        target = self.y_train_ @ self.y_train_.T
-        self.alignment_ = np.array([cka(k, target) for k in self.kernels_])
-        self.nngp_alignment_ = np.array([cka(k, target) for k in self.nngp_kernels_])
+        Yc = self.y_train_ - self.y_train_.mean(axis=0)
+        if np.max(np.abs(Yc)) > 0:
+            Yc = Yc / np.max(np.abs(Yc))   # CKA is scale invariant; this keeps Y Y^T finite for huge y
+            target = Yc @ Yc.T
+            self.alignment_ = np.array([_alignment(k, target, l) for l, k in enumerate(self.kernels_, 1)])
+            self.nngp_alignment_ = np.array([_alignment(k, target, l) for l, k in enumerate(self.nngp_kernels_, 1)])
+        else:
+            warnings.warn("y: constant targets; the alignment with Y Y^T is undefined (alignment_ is NaN)",
+                          RuntimeWarning, stacklevel=2)
+            self.alignment_ = np.full(len(self.kernels_), np.nan)
+            self.nngp_alignment_ = np.full(len(self.nngp_kernels_), np.nan)
 
     def _lazy(self, depth, A, B=None):
         """The library's NNGP kernel of the linear net truncated to ``depth`` layers (``K^0`` at 0)."""

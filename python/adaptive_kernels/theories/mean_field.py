@@ -15,7 +15,7 @@ from .. import _core
 from .._base import TheoryEstimator
 from .._diagnostics import chain_drift
 from .._progress import progress_bar
-from .._validation import as_matrix, check_float, check_int, check_n_threads
+from .._validation import as_matrix, check_float, check_int, check_n_threads, check_options
 from ..exceptions import ConvergenceWarning, NumericalJitterWarning
 from ..kernels.lazy import nngp_feature_kernel, nngp_predict
 from ..networks import MLP, check_net
@@ -135,6 +135,8 @@ class BayesianMeanField(TheoryEstimator):
     weighted samples, used by ``predict``).
     """
 
+    _options_param = "solver_options"
+
     _path_parameters = {"gammas": "gamma"}
 
     def __init__(self, net: MLP, *, gamma: float = 1.0, temperature: float, width: int | None = None,
@@ -189,7 +191,7 @@ class BayesianMeanField(TheoryEstimator):
         dflt = _SAMPLED if sampled else _LINEAR
         tol = check_float("tol", dflt["tol"] if self.tol is None else self.tol, minimum=0.0, strict=True)
         max_iter = check_int("max_iter", dflt["max_iter"] if self.max_iter is None else self.max_iter, minimum=1)
-        extra = {} if self.solver_options is None else dict(self.solver_options)
+        extra = check_options("solver_options", self.solver_options)
         options = dict(extra, tol=tol, max_iter=max_iter)
         if sampled:
             mk = check_float("min_kish", self.min_kish, minimum=0.0, strict=True)
@@ -209,7 +211,7 @@ class BayesianMeanField(TheoryEstimator):
     def _check_concave(self, net, gamma, T) -> dict:
         if net.depth != 1:
             raise ValueError(f"solver: 'concave' needs one hidden layer (depth 1), got depth {net.depth}")
-        options = {} if self.solver_options is None else dict(self.solver_options)
+        options = check_options("solver_options", self.solver_options)
         rtol = check_float("rtol", _CONCAVE["rtol"] if self.rtol is None else self.rtol, minimum=0.0, strict=True)
         if rtol >= 1:
             raise ValueError(f"rtol: must be in (0, 1), got {rtol}")

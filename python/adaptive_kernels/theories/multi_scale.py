@@ -18,7 +18,7 @@ from scipy.linalg import solve_triangular
 from .. import _core
 from .._base import TheoryEstimator
 from .._progress import progress_bar
-from .._validation import check_float, check_int, check_n_threads
+from .._validation import check_float, check_int, check_n_threads, check_options
 from ..exceptions import NumericalJitterWarning
 from ..kernels.lazy import kernel_diagonal, nngp_kernel
 from ..networks import MLP, check_net
@@ -104,6 +104,8 @@ class MultiScaleAdaptive(TheoryEstimator):
     derivative), report_, converged_, n_iter_, residual_, X_train_, y_train_, n_features_in_.
     """
 
+    _options_param = "sampler_options"
+
     _path_parameters = {"chis": "chi", "widths": "width", "temperatures": "temperature"}
 
     def __init__(self, net: MLP, *, width, temperature: float, chi: float = 1.0, order: str = _DEFAULTS["order"],
@@ -145,7 +147,7 @@ class MultiScaleAdaptive(TheoryEstimator):
                                  "use order='tree' (exact as chi / N grows)")
             if not np.isfinite(width):
                 raise ValueError("width: the sampled tree level needs a finite width (width=inf is the NNGP)")
-            options = dict(_SAMPLED, **({} if self.sampler_options is None else dict(self.sampler_options)))
+            options = dict(_SAMPLED, **check_options("sampler_options", self.sampler_options))
         return dict(net=net, width=width, temperature=T, chi=chi, q0=q0, options=options, sampled=sampled,
                     threads=check_n_threads(self.n_threads), progress=self.progress)
 

@@ -43,7 +43,7 @@ from sklearn.utils.validation import check_is_fitted
 from .. import _core
 from .._base import TheoryEstimator
 from .._results import PathResult, SolveReport
-from .._validation import as_matrix, check_bool, check_float, check_int, check_n_threads, r2_score
+from .._validation import as_matrix, check_bool, check_float, check_int, check_n_threads, check_target_scale, r2_score
 from ..exceptions import ConvergenceWarning
 from ..finite.tangent import TangentFeatures
 
@@ -53,12 +53,18 @@ _DEFAULTS = _core.tangent_features.defaults()
 _STRUCTURES = ("groups", "full", "layerwise")
 
 
-def _penalty(fn, v, reg):
+def _penalty(fn, name, v, reg):
     reg = check_float("reg", reg, minimum=0.0, strict=True)
-    v = np.asarray(v, dtype=float)
+    try:
+        v = np.asarray(v, dtype=float)
+    except (TypeError, ValueError) as exc:
+        raise TypeError(f"{name}: expected real numbers ({exc})") from None
     if not np.all(np.isfinite(v)):
-        raise ValueError("v: contains NaN or inf")
+        raise ValueError(f"{name}: contains NaN or inf")
     w, z = fn(np.abs(v).ravel().tolist(), reg)
+    if not np.all(np.isfinite(w)):
+        raise FloatingPointError(f"{name}: the penalty or its optimal scale leaves the float64 range at reg = {reg:g} "
+                                 f"({name} / sqrt(reg) too large); rescale {name} or reg")
     return np.reshape(w, v.shape), np.reshape(z, v.shape)
 
 
@@ -66,7 +72,7 @@ def one_sided_penalty(v, reg: float = 1.0, *, return_scale: bool = False):
     """Induced penalty of a one-sided feature transform, ``w(v) = min_{z>0} reg (z-1)^2 + v^2/z^2``
     (stationary at ``reg z^3 (z - 1) = v^2``); ``~ v^2`` for ``v << sqrt(reg)``,
     ``~ 2 sqrt(reg) v`` for ``v >> sqrt(reg)``. With ``return_scale`` also the optimal ``z``."""
-    w, z = _penalty(_core.tangent_features.one_sided_penalty, v, reg)
+    w, z = _penalty(_core.tangent_features.one_sided_penalty, "v", v, reg)
     return (w, z) if return_scale else w
 
 
@@ -75,7 +81,7 @@ def two_sided_penalty(s, reg: float = 1.0, *, return_scale: bool = False):
     (``M1 B M2``), ``w(s) = min_{z>0} 2 reg (z-1)^2 + s^2/z^4`` (symmetric optimum, stationary at
     ``reg z^5 (z - 1) = s^2``); ``~ s^2`` small, ``~ 3 reg^(2/3) s^(2/3)`` large (Schatten-2/3).
     With ``return_scale`` also the optimal ``z`` of each transform."""
-    w, z = _penalty(_core.tangent_features.two_sided_penalty, s, reg)
+    w, z = _penalty(_core.tangent_features.two_sided_penalty, "s", s, reg)
     return (w, z) if return_scale else w
 
 
@@ -138,7 +144,7 @@ class AdaptiveTangentFeatures(TheoryEstimator):
         """Fit to targets ``y`` ((n,) or (n, C)) on the training tangent features ``tf``."""
         opts = self._check_params()
         tf = _check_tf("tf", tf)
-        Y = np.array(as_matrix("y", y, allow_1d=True), copy=True)
+        Y = np.array(check_target_scale("y", as_matrix("y", y, allow_1d=True)), copy=True)
         if Y.shape != tf.f0.shape:
             raise ValueError(f"y: expected shape ({tf.n_samples}, {tf.n_outputs}) (samples, outputs of tf), "
                              f"got {Y.shape}")

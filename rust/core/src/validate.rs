@@ -41,13 +41,8 @@ pub fn gamma_temperature(gamma: f64, t: f64) -> Result<()> {
             format!("must be finite and > 0, got {gamma}"),
         ));
     }
-    if !(t.is_finite() && t > 0.0) {
-        return Err(invalid(
-            "temperature",
-            format!("must be finite and > 0, got {t}"),
-        ));
-    }
-    Ok(())
+    scale("gamma", gamma)?;
+    temperature(t)
 }
 
 /// `temperature`: finite and > 0.
@@ -56,6 +51,23 @@ pub fn temperature(t: f64) -> Result<()> {
         return Err(invalid(
             "temperature",
             format!("must be finite and > 0, got {t}"),
+        ));
+    }
+    scale("temperature", t)
+}
+
+/// The range of the scalar knobs `gamma`, `chi` and `temperature`: beyond it the loss scales
+/// (`chi / T`, `N gamma^2 / T`) and the kernels' quadratic forms leave float64's range.
+pub const SCALE_RANGE: (f64, f64) = (1e-100, 1e100);
+
+/// [`SCALE_RANGE`] check of a positive finite knob.
+pub fn scale(name: &'static str, v: f64) -> Result<()> {
+    if !(SCALE_RANGE.0..=SCALE_RANGE.1).contains(&v) {
+        return Err(invalid(
+            name,
+            format!(
+                "must be in [1e-100, 1e100] (beyond, the loss scales and quadratic forms leave float64's range), got {v}"
+            ),
         ));
     }
     Ok(())
@@ -69,7 +81,7 @@ pub fn chi(chi: f64) -> Result<()> {
             format!("must be finite and > 0, got {chi}"),
         ));
     }
-    Ok(())
+    scale("chi", chi)
 }
 
 /// A solver tolerance `tol`: finite and > 0.

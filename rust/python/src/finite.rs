@@ -312,7 +312,7 @@ pub(crate) fn theta_slice<'a>(
     let n = net.layout().len;
     if t.len() != n {
         return Err(PyValueError::new_err(format!(
-            "theta: has {} entries, the network has {n} parameters",
+            "theta: has {} entries, the net (at this width and n_out, with the number of columns of X) has {n} parameters",
             t.len()
         )));
     }

@@ -119,6 +119,16 @@ fn run_member(
         obj0.get_or_insert(obj);
         // Diverged: non-finite, or the objective a million times its initial value (a stable
         // step size decreases it; an unstable one grows it geometrically long before overflow).
+        if !obj0.unwrap().is_finite() {
+            return Err(AkError::NonFinite {
+                name: "X",
+                msg: format!(
+                    "the objective at initialization is not finite ({:.3e}, member {member}); rescale the data X \
+                     and y, weight_decay or gamma",
+                    obj0.unwrap()
+                ),
+            });
+        }
         if !obj.is_finite() || !g.is_finite() || obj > DIVERGED * obj0.unwrap().max(f64::MIN_POSITIVE) {
             return Err(AkError::NonFinite {
                 name: "lr",

@@ -63,10 +63,7 @@ impl FiniteMlp {
     /// memory: `copies` parameter vectors, the forward activations on `p` points, and
     /// `p x p` kernels (`kernels` of them) and `N_L x N_L` / `d x d` weight moments if stored.
     pub fn check_memory(&self, members: usize, copies: usize, p: usize, kernels: usize, moments: bool) -> Result<()> {
-        let n_params = self.d as f64 * self.widths[0] as f64
-            + self.widths.windows(2).map(|w| w[0] as f64 * w[1] as f64).sum::<f64>()
-            + (*self.widths.last().unwrap_or(&0)) as f64 * self.n_out as f64
-            + self.widths.iter().sum::<usize>() as f64;
+        let n_params = self.n_params_f64();
         let acts = 4.0 * p as f64 * self.widths.iter().sum::<usize>() as f64;
         let mut per = copies as f64 * n_params + acts + kernels as f64 * (p * p) as f64;
         if moments {
@@ -77,8 +74,17 @@ impl FiniteMlp {
             "width",
             "the network's parameters, activations and stored kernels",
             8.0 * members as f64 * per,
-            "use narrower layers, fewer chains / ensemble members, or store_kernels=False, store_weights=False",
+            "use narrower layers (width), fewer inputs or outputs (n_features / n_out, the columns of X and y), fewer \
+             chains or ensemble members (n_chains, n_ensemble), or store_kernels=False, store_weights=False",
         )
+    }
+
+    /// The number of parameters, in f64 (no usize overflow for absurd widths).
+    fn n_params_f64(&self) -> f64 {
+        self.d as f64 * self.widths[0] as f64
+            + self.widths.windows(2).map(|w| w[0] as f64 * w[1] as f64).sum::<f64>()
+            + (*self.widths.last().unwrap_or(&0)) as f64 * self.n_out as f64
+            + self.widths.iter().map(|&w| w as f64).sum::<f64>()
     }
 
     pub fn validate(&self) -> Result<()> {
@@ -110,9 +116,16 @@ impl FiniteMlp {
                     format!("must be finite and > 0, got {gamma}"),
                 ));
             }
+            crate::validate::scale("gamma", gamma)?;
         }
         if self.n_out == 0 || self.d == 0 {
             return Err(shape("y", "need at least one output and one input feature"));
+        }
+        // A parameter vector must fit (and its length must not overflow `layout`'s usize
+        // arithmetic) before anything sizes a buffer from the layout; small nets skip the check
+        // (it keeps a per-thread reserve that a tight address-space cap would exhaust).
+        if self.n_params_f64() > (1u64 << 25) as f64 {
+            self.check_memory(1, 1, 0, 0, false)?;
         }
         Ok(())
     }

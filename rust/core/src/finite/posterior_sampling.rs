@@ -192,6 +192,15 @@ fn run_chain(
         net.layout().w_out
     };
     let (mut u, _, mut fw) = net.potential_and_gradient(&theta, x, y, beta, 1.0, &mut grad, par);
+    if !(u.is_finite() && grad.iter().all(|g| g.is_finite())) {
+        return Err(AkError::NonFinite {
+            name: "temperature",
+            msg: format!(
+                "the log posterior at the prior draw is not finite (loss scale chi/T or N gamma^2/T = {beta:.3e}); \
+                 rescale temperature, chi or gamma, or the data X and y"
+            ),
+        });
+    }
     grad[..frozen].fill(0.0);
     let (p, c) = (x.nrows(), net.n_out);
     let q = x_test.map_or(0, |t| t.nrows());

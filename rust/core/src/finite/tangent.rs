@@ -289,7 +289,7 @@ pub fn vjp(blocks: &[BlockRef<'_>], v: &[f64], weights: &[f64], n_params: usize,
 /// `J theta` (length nC) for a flat parameter vector `theta` (length `n_params`).
 pub fn jvp(blocks: &[BlockRef<'_>], theta: &[f64], n_params: usize, par: Par) -> Result<Vec<f64>> {
     if theta.len() != n_params {
-        return Err(shape("theta", format!("has {} entries, the network has {n_params} parameters", theta.len())));
+        return Err(shape("theta", format!("has {} entries, the net (at this width and n_out, with the number of columns of X) has {n_params} parameters", theta.len())));
     }
     crate::validate::finite("theta", theta)?;
     let mut out = vec![0.0; blocks[0].backprop.nrows()];

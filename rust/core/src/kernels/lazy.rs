@@ -33,7 +33,7 @@ pub(crate) fn all_finite(x: &[f64]) -> bool {
 pub(crate) fn overflow(name: &'static str) -> AkError {
     AkError::NonFinite {
         name,
-        msg: "the kernel overflowed (non-finite values); rescale the inputs or sigma_w \
+        msg: "the kernel overflowed (non-finite values); rescale the inputs (X, or X1 and X2) or sigma_w \
               (the input-layer kernel is sigma_w^2 x.x'/d + sigma_b^2)"
             .into(),
     }
@@ -113,7 +113,7 @@ pub fn check_memory(net: &Mlp, p1: usize, p2: usize, outputs: usize) -> Result<(
         "X",
         &format!("{outputs} kernel matrices of {p1} x {p2} and the per-layer diagonals"),
         8.0 * (outputs as f64 * p1 as f64 * p2 as f64 + 2.0 * net.depth as f64 * (p1 + p2) as f64),
-        "use fewer points (kernel_diagonal gives the diagonal in O(P)), or fewer layers",
+        "use fewer points (kernel_diagonal gives the diagonal in O(P)), or fewer layers (the net's depth)",
     )
 }
 

@@ -43,7 +43,19 @@ impl TiltedDensity<'_> {
     pub fn sample(&self, cfg: &TiltConfig, ctl: &Control) -> Result<Samples> {
         check_config(cfg)?;
         let (p, r) = (self.dim(), self.l.rank());
-        let steps = cfg.burn_in + cfg.n_samples * cfg.thin;
+        // the chains' stored draws, then the assembled sample matrix
+        crate::validate::memory(
+            "n_samples",
+            "the stored draws of the tilted density",
+            16.0 * cfg.n_chains as f64 * cfg.n_samples as f64 * p as f64,
+            "use fewer samples or chains (n_samples, n_chains)",
+        )?;
+        let steps = cfg
+            .n_samples
+            .checked_mul(cfg.thin)
+            .and_then(|s| s.checked_add(cfg.burn_in))
+            .filter(|s| s.checked_mul(cfg.n_chains).is_some())
+            .ok_or_else(|| invalid("n_samples", "burn_in + n_samples * thin (times n_chains) overflows"))?;
         ctl.add_total((steps * cfg.n_chains) as u64);
         type Chain = (Vec<f64>, f64, f64, Vec<f64>);
         // chains advance in lockstep in fixed blocks of CHAIN_BLOCK (one batched potential per

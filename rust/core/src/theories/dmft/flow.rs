@@ -216,7 +216,7 @@ fn finish(
     if !(feature_kernels.iter().all(finite) && ntk.iter().all(finite) && finite(&fw.f)) {
         return Err(AkError::NonFinite {
             name: "X",
-            msg: "the fixed point's kernels or outputs are not finite; rescale the inputs or targets".into(),
+            msg: "the fixed point's kernels or outputs are not finite; rescale the inputs or targets (X, y), gamma or weight_decay".into(),
         });
     }
     let phi_l = feature_kernels.last().unwrap();

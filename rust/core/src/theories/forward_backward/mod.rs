@@ -194,6 +194,15 @@ impl Problem {
         }
         validate::finite_mat("X", x)?;
         validate::targets(y, x.nrows())?;
+        // K^0, per layer C^l and its conjugate, and the Newton-Krylov / factorization work matrices
+        validate::dense_memory(
+            "X",
+            "the layer kernels, their conjugates and the Newton-Krylov work matrices",
+            (3 * net.depth + 6) as f64,
+            x.nrows(),
+            x.nrows(),
+            "use fewer samples or fewer layers",
+        )?;
         Ok(Problem {
             depth: net.depth,
             k0: input_kernel(x, x, net.sigma_w, net.sigma_b, par),

@@ -39,20 +39,28 @@ fn root(lam: f64, k: i32, v2: f64, hi: f64) -> f64 {
     z
 }
 
-/// One-sided induced penalty: `(w1(v), z*)` (module docs). `lam > 0`, `v >= 0`.
+/// Beyond this `q = v / sqrt(lam)` the root's `z^(k+1)` would leave f64's range; there the
+/// leading asymptotic root `z = q^(2/(k+1))` is used, exact to `O(1/z)` in `z` and, `w` being
+/// stationary in `z`, to `O(1/z^2)` (below 1e-60) in `w`.
+const Q_ASYMPTOTIC: f64 = 1e100;
+
+/// One-sided induced penalty: `(w1(v), z*)` (module docs). `lam > 0`, `v >= 0`. Computed in
+/// `q = v / sqrt(lam)` (`z^3 (z - 1) = q^2`, `w1 = lam ((z - 1)^2 + q^2 / z^2)`), so that neither
+/// `v^2` nor `lam` overflows; `w1` is infinite only when it exceeds f64's range.
 pub fn one_sided(v: f64, lam: f64) -> (f64, f64) {
-    let v = v.abs();
-    let z = root(lam, 3, v * v, 1.0 + v / lam.sqrt() + 1e-300);
-    (lam * (z - 1.0).powi(2) + (v / z).powi(2), z)
+    let q = v.abs() / lam.sqrt();
+    let z = if q > Q_ASYMPTOTIC { q.sqrt() } else { root(1.0, 3, q * q, 1.0 + q + 1e-300) };
+    (lam * ((z - 1.0).powi(2) + (q / z).powi(2)), z)
 }
 
 /// Two-sided induced penalty of a singular value `s`: `(w2(s), z*)` (module docs); the optimum
-/// is symmetric in the two transforms. Upper bracket: at `z = 1 + t`, `t = sqrt(s / sqrt(lam))`,
-/// `lam z^5 (z - 1) >= lam t^2 z^4 >= lam t^4 = s^2`.
+/// is symmetric in the two transforms. In `q = s / sqrt(lam)`: `z^5 (z - 1) = q^2`,
+/// `w2 = lam (2 (z - 1)^2 + q^2 / z^4)`. Upper bracket: at `z = 1 + t`, `t = sqrt(q)`,
+/// `z^5 (z - 1) >= t^2 z^4 >= t^4 = q^2`.
 pub fn two_sided(s: f64, lam: f64) -> (f64, f64) {
-    let s = s.abs();
-    let z = root(lam, 5, s * s, 1.0 + (s / lam.sqrt()).sqrt() + 1e-300);
-    (2.0 * lam * (z - 1.0).powi(2) + s * s / z.powi(4), z)
+    let q = s.abs() / lam.sqrt();
+    let z = if q > Q_ASYMPTOTIC { q.cbrt() } else { root(1.0, 5, q * q, 1.0 + q.sqrt() + 1e-300) };
+    (lam * (2.0 * (z - 1.0).powi(2) + (q / (z * z)).powi(2)), z)
 }
 
 #[cfg(test)]
