@@ -15,7 +15,7 @@ import warnings
 import numpy as np
 from scipy.linalg import solve_triangular
 
-from .. import _core
+from .. import _core, tilted
 from .._base import TheoryEstimator
 from .._progress import progress_bar
 from .._validation import check_float, check_int, check_n_threads
@@ -27,7 +27,7 @@ from ..predictors import GaussianProcess
 _DEFAULTS = _core.multi_scale.defaults()
 _ORDERS = ("corrected", "tree")
 _SOLVERS = ("auto", "closed_form", "sampled")
-_SAMPLED = _core.mean_field.sampled_defaults()
+_SAMPLED = tilted.DEFAULTS
 
 
 class MultiScaleAdaptive(TheoryEstimator):
@@ -61,9 +61,9 @@ class MultiScaleAdaptive(TheoryEstimator):
     ``b = (K + T I)^{-1} y``, ``K = sigma_w^2 <phi(h) phi(h)^T>``; the self-consistency in the
     P-vector ``t = T b`` is exactly the one-hidden-layer saddle point of Lauditi et al.'s
     Bayesian mean-field theory at ``gamma = sqrt(chi / N) / sigma_w`` and temperature
-    ``T / sigma_w^2`` (substitute ``Phi = K / sigma_w^2``). It is solved by that library code
-    (the tilted-density MCMC with reweighting, Newton-Krylov on the conjugate, continuation in
-    ``gamma``, i.e. in ``chi``), with ``sampler_options`` as for
+    ``T / sigma_w^2`` (substitute ``Phi = K / sigma_w^2``). It is solved by the tilted fixed point
+    both theories share (:mod:`adaptive_kernels.tilted`: the tilted-density MCMC with reweighting,
+    Newton-Krylov on the conjugate, continuation in ``gamma``, i.e. in ``chi``), with ``sampler_options`` as for
     ``BayesianMeanField(solver="sampled")``; for a linear ``net`` it reproduces the closed
     form (Monte-Carlo error). ``scale_`` is NaN there (the adaptation is no rescaling), and
     ``weight_covariance_`` is ``E[W^T W] / N = I - Pi + X'^+ <h h^T> X'^{+T}`` from the tilted
@@ -85,7 +85,7 @@ class MultiScaleAdaptive(TheoryEstimator):
     solver : {"auto", "closed_form", "sampled"}
         ``"auto"``: the closed form for linear nets, the sampled tree level otherwise.
     sampler_options : dict, optional
-        Settings of the sampled solver (``_core.mean_field.sampled_defaults()`` where left out).
+        Settings of the sampled solver (``adaptive_kernels.tilted.DEFAULTS`` where left out).
     tol, max_iter : scalar-root settings (default: the core's)
     Q0 : float, optional
         Start of the root (default 1, the NNGP).
@@ -170,11 +170,10 @@ class MultiScaleAdaptive(TheoryEstimator):
         gammas, temps = zip(*(self._mean_field_point(p) for p in points))
         if len(set(temps)) != 1:
             raise ValueError("temperatures: a sampled path needs one temperature (its points are a continuation in chi)")
-        o = p0["options"]
-        work = float(X.shape[0]) ** 2 * o["n_chains"] * (o["burn_in"] + o["n_samples"] * o["thin"]) * 30
+        work = tilted.expected_work(X, p0["net"], p0["options"])
         with progress_bar(p0["progress"], "multi-scale adaptive (sampled tree level)", work, unit="steps") as cb:
-            return _core.mean_field.solve_sampled(X, Y, p0["net"], gammas=list(gammas), temperature=temps[0],
-                                                  options=o, n_threads=p0["threads"], progress=cb)
+            return tilted.solve(X, Y, p0["net"], gammas=gammas, temperature=temps[0], options=p0["options"],
+                                n_threads=p0["threads"], progress=cb)
 
     def _store_sampled(self, s) -> None:
         p = self._params
@@ -214,7 +213,7 @@ class MultiScaleAdaptive(TheoryEstimator):
     def _predict_sampled(self, X, return_std):
         p = self._params
         net = p["net"]
-        mean, var = _core.mean_field.predict_sampled(
+        mean, var = tilted.predict(
             self.X_train_, self.y_train_, [self._phi], self._samples, self._weights, X, net,
             temperature=p["temperature"] / net.sigma_w ** 2, seed=int(p["options"]["seed"]), return_var=return_std,
             n_threads=p["threads"])
