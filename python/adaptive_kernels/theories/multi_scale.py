@@ -25,7 +25,7 @@ from ..networks import MLP, check_net
 from ..predictors import GaussianProcess
 
 _DEFAULTS = _core.multi_scale.defaults()
-_ORDERS = ("corrected", "tree")
+_ORDERS = ("auto", "corrected", "tree")
 _SOLVERS = ("auto", "closed_form", "sampled")
 _SAMPLED = tilted.DEFAULTS
 
@@ -81,7 +81,10 @@ class MultiScaleAdaptive(TheoryEstimator):
     width : float > 0 (``inf`` allowed)
     temperature : float > 0
     chi : float > 0
-    order : {"corrected", "tree"}
+    order : {"auto", "corrected", "tree"}
+        ``"auto"`` (the core's default): ``"corrected"`` where it is implemented (linear nets, closed
+        form), ``"tree"`` on the sampled tree level (nonlinear nets, or ``solver="sampled"``).
+        ``order_`` is the order solved.
     solver : {"auto", "closed_form", "sampled"}
         ``"auto"``: the closed form for linear nets, the sampled tree level otherwise.
     sampler_options : dict, optional
@@ -100,7 +103,8 @@ class MultiScaleAdaptive(TheoryEstimator):
     train_mean_, train_std_, weight_covariance_ (``E[W^T W] / N``, d x d, prior ``I``: tree
     level the tilted measure's covariance, corrected the exact conditional formula at the
     saddle ``Q``), weight_eigenvalues_ (descending), weight_overlap_ (``|cos|`` of the top
-    eigenvector with ``X^T t``), action_ (the action at ``Q``), curvature_ (its second
+    eigenvector with ``X^T t``), order_ (the order solved: ``order`` with "auto" resolved),
+    action_ (the action at ``Q``), curvature_ (its second
     derivative), report_, converged_, n_iter_, residual_, X_train_, y_train_, n_features_in_.
     """
 
@@ -130,23 +134,24 @@ class MultiScaleAdaptive(TheoryEstimator):
         if not isinstance(self.order, str) or self.order not in _ORDERS:
             raise ValueError(f"order: expected one of {_ORDERS}, got {self.order!r}")
         q0 = None if self.Q0 is None else check_float("Q0", self.Q0, minimum=0.0, strict=True)
-        options = dict(order=self.order, tol=check_float("tol", self.tol, minimum=0.0, strict=True),
-                       max_iter=check_int("max_iter", self.max_iter, minimum=1))
         if not isinstance(self.solver, str) or self.solver not in _SOLVERS:
             raise ValueError(f"solver: expected one of {_SOLVERS}, got {self.solver!r}")
         sampled = self.solver == "sampled" or (self.solver == "auto" and net.activation != "linear")
         if self.solver == "closed_form" and net.activation != "linear":
             raise ValueError("solver: 'closed_form' needs activation='linear'; use 'sampled' (or 'auto')")
+        order = _core.multi_scale.resolve_order(self.order, sampled)   # "auto": the core's rule
+        options = dict(order=order, tol=check_float("tol", self.tol, minimum=0.0, strict=True),
+                       max_iter=check_int("max_iter", self.max_iter, minimum=1))
         if sampled:
             if net.depth != 1 or net.sigma_b != 0 or not isinstance(net.activation, str):
                 raise ValueError("net: the sampled tree level needs MLP(depth=1, sigma_b=0) with a built-in activation")
-            if self.order != "tree":
+            if order != "tree":
                 raise ValueError("order: the standard-scaling correction of nonlinear networks is not implemented; "
-                                 "use order='tree' (exact as chi / N grows)")
+                                 "use order='tree' or 'auto' (exact as chi / N grows)")
             if not np.isfinite(width):
                 raise ValueError("width: the sampled tree level needs a finite width (width=inf is the NNGP)")
             options = dict(_SAMPLED, **({} if self.sampler_options is None else dict(self.sampler_options)))
-        return dict(net=net, width=width, temperature=T, chi=chi, q0=q0, options=options, sampled=sampled,
+        return dict(net=net, width=width, temperature=T, chi=chi, q0=q0, options=options, sampled=sampled, order=order,
                     threads=check_n_threads(self.n_threads), progress=self.progress)
 
     def _solve(self, X, Y, points):
@@ -180,6 +185,7 @@ class MultiScaleAdaptive(TheoryEstimator):
         net, T = p["net"], p["temperature"]
         s2 = net.sigma_w ** 2
         self.report_ = self._report(s.report)
+        self.order_ = p["order"]
         self.scale_ = float("nan")
         self.action_ = None
         self.curvature_ = float("nan")
@@ -226,6 +232,7 @@ class MultiScaleAdaptive(TheoryEstimator):
         if self._params["sampled"]:
             return self._store_sampled(s)
         self.report_ = self._report(s.report)
+        self.order_ = self._params["order"]
         self.scale_ = float(s.scale)
         self.action_ = float(s.action)
         self.curvature_ = float(s.curvature)
@@ -282,7 +289,7 @@ class MultiScaleAdaptive(TheoryEstimator):
         if not return_std:
             return mean, None
         var = np.maximum(var, 0.0) / chi
-        if p["options"]["order"] == "corrected" and np.isfinite(p["width"]) and self.curvature_ > 0:
+        if p["order"] == "corrected" and np.isfinite(p["width"]) and self.curvature_ > 0:
             df = T * (kc.T @ self._dual2)   # (Q, C)
             var = var + (df[:, 0] ** 2 if self._y_1d else np.mean(df ** 2, axis=1)) / self.curvature_
         return mean, np.sqrt(var)
