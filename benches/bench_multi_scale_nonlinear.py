@@ -2,7 +2,7 @@
 reference in one run, on the unit of work of the sampled solver (one outer iteration = the
 conjugate fixed-point map on a fixed sample set; every Newton-Krylov vector and line-search trial
 costs one). The multi-scale tree level *is* this solver at gamma = sqrt(chi / N) / sigma_w
-(``theories/multi_scale.py``), so the map is what a fit at P in {500, 2000} spends its time on.
+(``theories/multi_scale.py`` calls the shared ``adaptive_kernels.tilted``), so the map is what a fit at P in {500, 2000} spends its time on.
 S = 16 x 500 prior draws of the preactivations (the cost does not depend on how they were drawn),
 Gaussian inputs d = P + 20, sign labels, T = 0.05, chi = N (gamma = 1).
 
@@ -16,7 +16,8 @@ import time
 import numpy as np
 
 from adaptive_kernels import _core
-from adaptive_kernels.reference.theories import mean_field as ref
+from adaptive_kernels.reference import tilted as ref
+from adaptive_kernels.reference.kernels.input import input_kernel
 
 if __name__ == "__main__":
     ap = argparse.ArgumentParser()
@@ -33,7 +34,7 @@ if __name__ == "__main__":
         rng = np.random.default_rng(0)
         X = rng.standard_normal((P, P + 20))
         Y = np.sign(X[:, :1])
-        K0 = ref.input_kernel(X, sw, sb)
+        K0 = input_kernel(X, sigma_w=sw, sigma_b=sb)
         h1 = rng.standard_normal((a.samples, P)) @ np.linalg.cholesky(K0).T
         zero = np.zeros((P, P))
         A = 0.01 * rng.standard_normal((P, 1))

@@ -195,7 +195,7 @@ def test_python_defaults_are_the_cores():
     for k, v in _core.dmft.defaults().items():
         assert gf[k] == v or (k == "dt" and v == 0.0 and gf[k] is None)
     mf = ak.BayesianMeanField(TANH, temperature=0.1).get_params()
-    for k, v in _core.mean_field.sampled_defaults().items():
+    for k, v in _core.tilted.defaults().items():
         if k in mf and mf[k] is not None:   # None: the core's default for the chosen solver
             assert mf[k] == v
     import inspect

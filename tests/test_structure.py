@@ -50,6 +50,45 @@ def test_python_no_theory_imports_another():
         assert not bad, f"theories/{t}.py imports {sorted(bad)}: a piece two theories need moves down"
 
 
+def _core_submodules_used(path: pathlib.Path) -> set[str]:
+    """The ``_core`` submodules (``_core.NAME``) that a Python file refers to."""
+    return set(re.findall(r"\b_core\.(\w+)", path.read_text()))
+
+
+def test_python_no_theory_calls_another_theorys_core_module():
+    """A theory that runs another theory's solver (``_core.<other theory>``) depends on it as
+    much as by an import: the shared piece moves below the theories first (as ``_core.tilted``)."""
+    theories = _python_theories()
+    for t in theories:
+        bad = _core_submodules_used(PACKAGE / "theories" / f"{t}.py") & (set(theories) - {t})
+        assert not bad, (f"theories/{t}.py calls _core.{sorted(bad)} (another theory's core module): "
+                         "a piece two theories need moves down")
+
+
+def test_python_no_theory_core_module_used_below():
+    theories = set(_python_theories())
+    for path in PACKAGE.rglob("*.py"):
+        rel = path.relative_to(PACKAGE)
+        if rel.parts[0] in ("theories", "reference", "studies") or rel.name in ("__init__.py", "cli.py", "_core.pyi"):
+            continue
+        bad = _core_submodules_used(path) & theories
+        assert not bad, f"{rel} calls theory core modules {sorted(bad)}: dependencies point down"
+
+
+def test_binding_of_a_theory_uses_only_its_own_theory():
+    """The binding file of theory t (``rust/python/src/t.rs``, ``t_*.rs``) reaches into
+    ``ak_core::theories::t`` only; the binding files of modules below the theories into none."""
+    src = ROOT / "rust" / "python" / "src"
+    theories = sorted(p.name if p.is_dir() else p.stem for p in (CORE / "theories").iterdir() if p.name != "mod.rs")
+    for path in src.glob("*.rs"):
+        used = set(re.findall(r"ak_core::theories::(\w+)", path.read_text()))
+        own = {t for t in theories if path.stem == t or path.stem.startswith(t + "_")}
+        if path.stem == "testing":   # test-only entry points may reach any theory
+            continue
+        bad = used - own
+        assert not bad, f"rust/python/src/{path.name} uses core theories {sorted(bad)}; known: {theories}"
+
+
 def test_python_nothing_below_imports_a_theory():
     for path in PACKAGE.rglob("*.py"):
         rel = path.relative_to(PACKAGE)
@@ -90,3 +129,6 @@ def test_reference_mirrors_the_package():
     for sub in ("kernels", "finite"):
         assert (ref / sub / "__init__.py").exists(), f"reference/{sub}/ missing"
     assert (ref / "predictors.py").exists() and (ref / "mcmc.py").exists()
+    for mod in PACKAGE.glob("*.py"):   # every public module beside the theories (tilted, mcmc, ...)
+        if mod.stem in ("mcmc", "predictors", "tilted"):
+            assert (ref / mod.name).exists(), f"{mod.name} has no reference/{mod.name}"

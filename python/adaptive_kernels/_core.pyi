@@ -1,7 +1,7 @@
 """Type stubs of the Rust extension (thin binding over adaptive-kernels-core).
 
 The extension has one submodule per Python module (``kernels``, ``linalg``, ``predictors``,
-``finite``, ``kernel_renormalization``, ``forward_backward``, ``tangent_features``, ``mean_field``, ``mcmc``) and the test-only ``_testing``;
+``finite``, ``kernel_renormalization``, ``forward_backward``, ``tangent_features``, ``mean_field``, ``tilted``, ``mcmc``) and the test-only ``_testing``;
 their functions are documented in their docstrings (``help(_core.kernels.lazy_kernels)``).
 """
 from types import ModuleType
@@ -31,5 +31,6 @@ forward_backward: ModuleType
 multi_scale: ModuleType
 tangent_features: ModuleType
 mean_field: ModuleType
+tilted: ModuleType
 mcmc: ModuleType
 _testing: ModuleType

@@ -135,3 +135,38 @@ def test_path_averaged_kernel():
                   for t in ts], axis=0)
     exact = (ref_net.forward(theta1, X, **kw)[0] - ref_net.forward(theta0, X, **kw)[0]).ravel()
     np.testing.assert_allclose(df, exact, rtol=0, atol=2e-2 * np.abs(exact).max())
+
+
+@pytest.mark.parametrize("chi", [0.3, 5.0])
+def test_chi_divides_readout_and_jacobian_by_sqrt_chi(chi):
+    """``chi`` as in ``sample_posterior``: f = (sigma_w w . phi / sqrt(N) + sigma_b b) / sqrt(chi),
+    so f0, J (readout bias included) are the chi = 1 reference's divided by sqrt(chi)."""
+    net, theta, X, kw, _ = _setup(2, 5, 3, 4, 2, "tanh", 0.4)
+    tf = ak.tangent_features(net, theta, X, width=5, n_out=2, chi=chi)
+    f0, J = ref_tangent.jacobian(theta, X, **kw)
+    np.testing.assert_allclose(tf.f0, f0 / np.sqrt(chi), rtol=1e-12, atol=1e-13)
+    np.testing.assert_allclose(tf.jacobian(), J / np.sqrt(chi), rtol=1e-11, atol=1e-13)
+    np.testing.assert_allclose(tf.kernel(), J @ J.T / chi, rtol=1e-10, atol=1e-12)
+    K = ak.path_averaged_kernel(net, theta, theta, X, width=5, n_out=2, n_points=1, chi=chi)
+    np.testing.assert_allclose(K, tf.kernel(), rtol=1e-12, atol=1e-13)
+    with pytest.raises(ValueError, match=r"^chi: "):
+        ak.tangent_features(net, theta, X, width=5, n_out=2, chi=0.0)
+    with pytest.raises(ValueError, match=r"^chi: "):
+        ak.tangent_features(net, theta, X, width=5, n_out=2, chi=2.0, parameterization="mean_field")
+
+
+def test_f0_is_the_sampled_networks_output_at_chi():
+    """Parameters from ``sample_posterior(chi=5)``: ``tangent_features(..., chi=5).f0`` is that
+    network's output (the sampler's trace of the mean training output at its last state); at the
+    default chi = 1 it would be sqrt(5) times too large."""
+    net = ak.MLP(depth=1, activation="erf", sigma_w=1.2, sigma_b=0.3)
+    rng = np.random.default_rng(3)
+    X = rng.standard_normal((6, 3))
+    y = np.sign(X[:, 0])
+    s = ak.sample_posterior(net, X, y, width=7, temperature=0.1, chi=5.0, n_chains=1, n_samples=4, thin=1,
+                            burn_in=6, seed=0, n_threads=1)
+    out = s.traces[0][list(s.trace_names).index("mean_train_output")][-1]
+    tf = ak.tangent_features(net, s.final_theta[0], X, width=7, chi=5.0)
+    assert tf.f0.mean() == pytest.approx(out, rel=1e-12, abs=1e-14)
+    wrong = ak.tangent_features(net, s.final_theta[0], X, width=7)
+    np.testing.assert_allclose(wrong.f0, np.sqrt(5.0) * tf.f0, rtol=1e-12)

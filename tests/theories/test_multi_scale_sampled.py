@@ -77,7 +77,7 @@ def test_mean_field_scaling_against_mala():
 def test_sampled_refusals_name_the_argument():
     X, y, _ = _data(8, 4)
     with pytest.raises(ValueError, match=r"^order: "):
-        ak.MultiScaleAdaptive(ERF, width=10, temperature=0.1).fit(X, y)   # corrected: linear only
+        ak.MultiScaleAdaptive(ERF, width=10, temperature=0.1, order="corrected").fit(X, y)   # linear only
     with pytest.raises(ValueError, match=r"^solver: "):
         ak.MultiScaleAdaptive(ERF, width=10, temperature=0.1, order="tree", solver="closed_form").fit(X, y)
     with pytest.raises(ValueError, match=r"^width: "):
@@ -87,6 +87,28 @@ def test_sampled_refusals_name_the_argument():
     with pytest.raises(ValueError, match="no_such_knob"):
         ak.MultiScaleAdaptive(ERF, width=10, temperature=0.1, order="tree",
                               sampler_options={"no_such_knob": 1}).fit(X, y)
+
+
+def test_default_order_auto_is_corrected_for_linear_and_tree_for_nonlinear():
+    """The default (read from the core) is "auto": the closed form's corrected order for linear
+    nets, the sampled tree level for nonlinear ones (bitwise the explicit orders)."""
+    from adaptive_kernels import _core
+    assert _core.multi_scale.defaults()["order"] == "auto"
+    assert ak.MultiScaleAdaptive(ERF, width=10, temperature=0.1).get_params()["order"] == "auto"
+    X, y, Xt = _data(10, 6)
+    opts = dict(n_chains=4, n_samples=100, burn_in=50)
+    auto = ak.MultiScaleAdaptive(ERF, width=15, temperature=0.1, chi=6.0, sampler_options=opts).fit(X, y)
+    tree = ak.MultiScaleAdaptive(ERF, width=15, temperature=0.1, chi=6.0, order="tree", sampler_options=opts).fit(X, y)
+    assert auto.order_ == "tree"
+    np.testing.assert_array_equal(auto.predict(Xt, return_std=True)[1], tree.predict(Xt, return_std=True)[1])
+    lin = ak.MLP(depth=1, activation="linear", sigma_w=1.2)
+    auto = ak.MultiScaleAdaptive(lin, width=15, temperature=0.1, chi=6.0).fit(X, y)
+    corr = ak.MultiScaleAdaptive(lin, width=15, temperature=0.1, chi=6.0, order="corrected").fit(X, y)
+    assert auto.order_ == "corrected" and auto.scale_ == corr.scale_
+    np.testing.assert_array_equal(auto.predict(Xt, return_std=True)[1], corr.predict(Xt, return_std=True)[1])
+    # solver="sampled" on a linear net: only the tree level exists there
+    s = ak.MultiScaleAdaptive(lin, width=15, temperature=0.1, chi=6.0, solver="sampled", sampler_options=opts).fit(X, y)
+    assert s.order_ == "tree"
 
 
 def test_std_uses_the_chi_reached_when_the_continuation_stops_early():

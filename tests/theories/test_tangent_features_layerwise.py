@@ -148,3 +148,17 @@ def test_path_continuation_in_reg_from_the_lazy_end():
     assert est.get_params()["warm_start"] is False    # path works on a clone
     with pytest.raises(ValueError, match="regs"):
         est.path(tf, y, regs=[])
+
+
+@pytest.mark.parametrize("n_out,sigma_b", [(1, 0.0), (2, 0.5)])
+def test_layer_kernels_come_from_the_solve(n_out, sigma_b):
+    """``kernels_`` of the layerwise fit are the solve's own per-layer Gram products: they sum
+    (in layer order) exactly to ``kernel_`` and equal the structured ``J_l J_l^T``."""
+    tf, _, Y = _problem(width=4, d=3, n=4, n_out=n_out, sigma_b=sigma_b, depth=2)
+    m = ak.AdaptiveTangentFeatures("layerwise", reg=1.0).fit(tf, Y)
+    total = np.zeros_like(m.kernel_)
+    for k in m.kernels_:
+        total = total + k
+    np.testing.assert_array_equal(total, m.kernel_)
+    for a, b in zip(m.kernels_, tf.layer_kernels()):
+        np.testing.assert_allclose(a, b, rtol=1e-12, atol=1e-13 * np.abs(b).max())

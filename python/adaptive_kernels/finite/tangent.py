@@ -19,7 +19,7 @@ import numpy as np
 from .. import _core
 from .._validation import as_matrix, check_int, check_n_threads
 from ..networks import MLP
-from ._common import net_args
+from ._common import check_chi, net_args
 
 __all__ = ["init_params", "TangentFeatures", "tangent_features", "path_averaged_kernel"]
 
@@ -115,18 +115,22 @@ def _as_params(name: str, params) -> np.ndarray:
 
 
 def tangent_features(net: MLP, params, X, *, width, n_out: int = 1, parameterization: str = "standard",
-                     gamma: float = 1.0, n_threads: int | None = None) -> TangentFeatures:
+                     gamma: float = 1.0, chi: float = 1.0, n_threads: int | None = None) -> TangentFeatures:
     """Tangent features of the finite MLP with parameters ``params`` (the flat vector of
-    :func:`init_params` / ``TrainedNetworks.theta[m]``) on the rows of ``X``: one forward pass
-    storing each layer's inputs and one backward pass per output (module docs)."""
+    :func:`init_params` / ``TrainedNetworks.theta[m]`` / ``PosteriorSamples.final_theta[c]``) on
+    the rows of ``X``: one forward pass storing each layer's inputs and one backward pass per
+    output (module docs). ``chi``: the scaling knob of :func:`sample_posterior` and
+    :func:`exact_linear_posterior` (standard parameterization only: readout and its bias divided
+    by ``sqrt(chi)``); parameters sampled at ``chi != 1`` need the same ``chi`` here."""
     args = net_args(net, width, parameterization, gamma)
+    chi = check_chi(chi, parameterization)
     X = as_matrix("X", X)
     n_out = check_int("n_out", n_out, minimum=1)
     theta = _as_params("params", params)
     try:
         f0, blocks, n_params = _core.finite.tangent_features(
             theta, X, args["net"], n_out=n_out, widths=args["widths"], parameterization=args["parameterization"],
-            gamma=args["gamma"], n_threads=check_n_threads(n_threads))
+            gamma=args["gamma"], chi=chi, n_threads=check_n_threads(n_threads))
     except ValueError as e:   # the binding calls the parameter vector theta
         msg = str(e)
         if msg.startswith("theta:"):
@@ -140,21 +144,22 @@ def tangent_features(net: MLP, params, X, *, width, n_out: int = 1, parameteriza
 
 
 def path_averaged_kernel(net: MLP, params0, params1, X, X2=None, *, width, n_out: int = 1, n_points: int = 10,
-                         parameterization: str = "standard", gamma: float = 1.0,
+                         parameterization: str = "standard", gamma: float = 1.0, chi: float = 1.0,
                          n_threads: int | None = None) -> np.ndarray:
     """Path-averaged tangent kernel ``Jbar Jbar'^T`` with ``Jbar = mean_t J(theta_t)``,
     ``theta_t = (1 - t) params0 + t params1`` on ``t = linspace(0, 1, n_points)`` (LeJeune &
     Alemohammad's choice, 50 points there): since ``f(params1) - f(params0) = int_0^1 J(theta_t)
     dt (params1 - params0)``, the change of the network is linear in the averaged features.
     Computed as ``mean_{t,s} J(theta_t) J'(theta_s)^T`` from the structured features
-    (``n_points^2 / 2`` cross kernels, no dense Jacobian); ``X2``: second point set (default X)."""
+    (``n_points^2 / 2`` cross kernels, no dense Jacobian); ``X2``: second point set (default X);
+    ``chi`` as in :func:`tangent_features`."""
     n_points = check_int("n_points", n_points, minimum=1, maximum=100_000)
     t0 = _as_params("params0", params0)
     t1 = _as_params("params1", params1)
     if t0.shape != t1.shape:
         raise ValueError(f"params1: shape {t1.shape} does not match params0 {t0.shape}")
     ts = np.linspace(0.0, 1.0, n_points) if n_points > 1 else np.array([0.5])
-    kw = dict(width=width, n_out=n_out, parameterization=parameterization, gamma=gamma, n_threads=n_threads)
+    kw = dict(width=width, n_out=n_out, parameterization=parameterization, gamma=gamma, chi=chi, n_threads=n_threads)
     tfa = [tangent_features(net, (1 - t) * t0 + t * t1, X, **kw) for t in ts]
     same = X2 is None
     tfb = tfa if same else [tangent_features(net, (1 - t) * t0 + t * t1, X2, **kw) for t in ts]

@@ -11,7 +11,7 @@ import warnings
 
 import numpy as np
 
-from .. import _core
+from .. import _core, tilted
 from .._base import TheoryEstimator
 from .._diagnostics import chain_drift
 from .._progress import progress_bar
@@ -22,7 +22,7 @@ from ..networks import MLP, check_net
 
 _SOLVERS = ("auto", "closed_form", "lbfgs", "sampled", "concave")
 _LINEAR = _core.mean_field.defaults()
-_SAMPLED = _core.mean_field.sampled_defaults()
+_SAMPLED = tilted.DEFAULTS
 _CONCAVE = _core.mean_field.concave_defaults()
 
 
@@ -97,7 +97,7 @@ class BayesianMeanField(TheoryEstimator):
         (default: the core's, ``_core.mean_field.concave_defaults()``).
     tol : float, optional
         Default: the core's for the chosen solver (``_core.mean_field.defaults()`` /
-        ``sampled_defaults()``). L-BFGS stops when ``max_l max |B_l^T G_l B_l| < tol`` (``G_l = dF/dPhi^l``,
+        ``adaptive_kernels.tilted.DEFAULTS``). L-BFGS stops when ``max_l max |B_l^T G_l B_l| < tol`` (``G_l = dF/dPhi^l``,
         ``B_l B_l^T = Phi^l``): the stationarity condition relative to the current kernel.
     max_iter : int, optional
         Default: the core's for the chosen solver.
@@ -240,11 +240,10 @@ class BayesianMeanField(TheoryEstimator):
                     return sols, True
             return sols, False
         if p0["sampled"]:
-            o = p0["options"]
-            work = float(X.shape[0]) ** 2 * o["n_chains"] * (o["burn_in"] + o["n_samples"] * o["thin"]) * 10
-            with progress_bar(p0["progress"], "mean-field saddle point (sampled)", work * net.depth * 3, unit="steps") as cb:
-                return _core.mean_field.solve_sampled(X, Y, net, gammas=gammas, temperature=p0["temperature"],
-                                                      options=o, n_threads=p0["threads"], progress=cb)
+            work = tilted.expected_work(X, net, p0["options"])
+            with progress_bar(p0["progress"], "mean-field saddle point (sampled)", work, unit="steps") as cb:
+                return tilted.solve(X, Y, net, gammas=gammas, temperature=p0["temperature"], options=p0["options"],
+                                    n_threads=p0["threads"], progress=cb)
         work = float(X.shape[0]) ** 3 * net.depth * len(gammas) * 100
         with progress_bar(p0["progress"], "mean-field saddle point", work, unit="iterations") as cb:
             return _core.mean_field.solve(X, Y, net, gammas=gammas, temperatures=[p["temperature"] for p in points],
@@ -372,7 +371,7 @@ class BayesianMeanField(TheoryEstimator):
             mean, _, var = self._predict_concave(X, return_std)
             mean = mean[:, None]
         elif p["sampled"]:
-            mean, var = _core.mean_field.predict_sampled(
+            mean, var = tilted.predict(
                 self.X_train_, self.y_train_, self.kernels_, self.samples_, self.weights_, X, p["net"],
                 temperature=p["temperature"], seed=int(p["options"]["seed"]), return_var=return_std,
                 n_threads=p["threads"])

@@ -15,7 +15,7 @@ import warnings
 import numpy as np
 from scipy.linalg import solve_triangular
 
-from .. import _core
+from .. import _core, tilted
 from .._base import TheoryEstimator
 from .._progress import progress_bar
 from .._validation import check_float, check_int, check_n_threads, check_options
@@ -25,9 +25,9 @@ from ..networks import MLP, check_net
 from ..predictors import GaussianProcess
 
 _DEFAULTS = _core.multi_scale.defaults()
-_ORDERS = ("corrected", "tree")
+_ORDERS = ("auto", "corrected", "tree")
 _SOLVERS = ("auto", "closed_form", "sampled")
-_SAMPLED = _core.mean_field.sampled_defaults()
+_SAMPLED = tilted.DEFAULTS
 
 
 class MultiScaleAdaptive(TheoryEstimator):
@@ -61,9 +61,9 @@ class MultiScaleAdaptive(TheoryEstimator):
     ``b = (K + T I)^{-1} y``, ``K = sigma_w^2 <phi(h) phi(h)^T>``; the self-consistency in the
     P-vector ``t = T b`` is exactly the one-hidden-layer saddle point of Lauditi et al.'s
     Bayesian mean-field theory at ``gamma = sqrt(chi / N) / sigma_w`` and temperature
-    ``T / sigma_w^2`` (substitute ``Phi = K / sigma_w^2``). It is solved by that library code
-    (the tilted-density MCMC with reweighting, Newton-Krylov on the conjugate, continuation in
-    ``gamma``, i.e. in ``chi``), with ``sampler_options`` as for
+    ``T / sigma_w^2`` (substitute ``Phi = K / sigma_w^2``). It is solved by the tilted fixed point
+    both theories share (:mod:`adaptive_kernels.tilted`: the tilted-density MCMC with reweighting,
+    Newton-Krylov on the conjugate, continuation in ``gamma``, i.e. in ``chi``), with ``sampler_options`` as for
     ``BayesianMeanField(solver="sampled")``; for a linear ``net`` it reproduces the closed
     form (Monte-Carlo error). ``scale_`` is NaN there (the adaptation is no rescaling), and
     ``weight_covariance_`` is ``E[W^T W] / N = I - Pi + X'^+ <h h^T> X'^{+T}`` from the tilted
@@ -81,11 +81,14 @@ class MultiScaleAdaptive(TheoryEstimator):
     width : float > 0 (``inf`` allowed)
     temperature : float > 0
     chi : float > 0
-    order : {"corrected", "tree"}
+    order : {"auto", "corrected", "tree"}
+        ``"auto"`` (the core's default): ``"corrected"`` where it is implemented (linear nets, closed
+        form), ``"tree"`` on the sampled tree level (nonlinear nets, or ``solver="sampled"``).
+        ``order_`` is the order solved.
     solver : {"auto", "closed_form", "sampled"}
         ``"auto"``: the closed form for linear nets, the sampled tree level otherwise.
     sampler_options : dict, optional
-        Settings of the sampled solver (``_core.mean_field.sampled_defaults()`` where left out).
+        Settings of the sampled solver (``adaptive_kernels.tilted.DEFAULTS`` where left out).
     tol, max_iter : scalar-root settings (default: the core's)
     Q0 : float, optional
         Start of the root (default 1, the NNGP).
@@ -100,7 +103,8 @@ class MultiScaleAdaptive(TheoryEstimator):
     train_mean_, train_std_, weight_covariance_ (``E[W^T W] / N``, d x d, prior ``I``: tree
     level the tilted measure's covariance, corrected the exact conditional formula at the
     saddle ``Q``), weight_eigenvalues_ (descending), weight_overlap_ (``|cos|`` of the top
-    eigenvector with ``X^T t``), action_ (the action at ``Q``), curvature_ (its second
+    eigenvector with ``X^T t``), order_ (the order solved: ``order`` with "auto" resolved),
+    action_ (the action at ``Q``), curvature_ (its second
     derivative), report_, converged_, n_iter_, residual_, X_train_, y_train_, n_features_in_.
     """
 
@@ -132,23 +136,24 @@ class MultiScaleAdaptive(TheoryEstimator):
         if not isinstance(self.order, str) or self.order not in _ORDERS:
             raise ValueError(f"order: expected one of {_ORDERS}, got {self.order!r}")
         q0 = None if self.Q0 is None else check_float("Q0", self.Q0, minimum=0.0, strict=True)
-        options = dict(order=self.order, tol=check_float("tol", self.tol, minimum=0.0, strict=True),
-                       max_iter=check_int("max_iter", self.max_iter, minimum=1))
         if not isinstance(self.solver, str) or self.solver not in _SOLVERS:
             raise ValueError(f"solver: expected one of {_SOLVERS}, got {self.solver!r}")
         sampled = self.solver == "sampled" or (self.solver == "auto" and net.activation != "linear")
         if self.solver == "closed_form" and net.activation != "linear":
             raise ValueError("solver: 'closed_form' needs activation='linear'; use 'sampled' (or 'auto')")
+        order = _core.multi_scale.resolve_order(self.order, sampled)   # "auto": the core's rule
+        options = dict(order=order, tol=check_float("tol", self.tol, minimum=0.0, strict=True),
+                       max_iter=check_int("max_iter", self.max_iter, minimum=1))
         if sampled:
             if net.depth != 1 or net.sigma_b != 0 or not isinstance(net.activation, str):
                 raise ValueError("net: the sampled tree level needs MLP(depth=1, sigma_b=0) with a built-in activation")
-            if self.order != "tree":
+            if order != "tree":
                 raise ValueError("order: the standard-scaling correction of nonlinear networks is not implemented; "
-                                 "use order='tree' (exact as chi / N grows)")
+                                 "use order='tree' or 'auto' (exact as chi / N grows)")
             if not np.isfinite(width):
                 raise ValueError("width: the sampled tree level needs a finite width (width=inf is the NNGP)")
             options = dict(_SAMPLED, **check_options("sampler_options", self.sampler_options))
-        return dict(net=net, width=width, temperature=T, chi=chi, q0=q0, options=options, sampled=sampled,
+        return dict(net=net, width=width, temperature=T, chi=chi, q0=q0, options=options, sampled=sampled, order=order,
                     threads=check_n_threads(self.n_threads), progress=self.progress)
 
     def _solve(self, X, Y, points):
@@ -172,17 +177,17 @@ class MultiScaleAdaptive(TheoryEstimator):
         gammas, temps = zip(*(self._mean_field_point(p) for p in points))
         if len(set(temps)) != 1:
             raise ValueError("temperatures: a sampled path needs one temperature (its points are a continuation in chi)")
-        o = p0["options"]
-        work = float(X.shape[0]) ** 2 * o["n_chains"] * (o["burn_in"] + o["n_samples"] * o["thin"]) * 30
+        work = tilted.expected_work(X, p0["net"], p0["options"])
         with progress_bar(p0["progress"], "multi-scale adaptive (sampled tree level)", work, unit="steps") as cb:
-            return _core.mean_field.solve_sampled(X, Y, p0["net"], gammas=list(gammas), temperature=temps[0],
-                                                  options=o, n_threads=p0["threads"], progress=cb)
+            return tilted.solve(X, Y, p0["net"], gammas=gammas, temperature=temps[0], options=p0["options"],
+                                n_threads=p0["threads"], progress=cb)
 
     def _store_sampled(self, s) -> None:
         p = self._params
         net, T = p["net"], p["temperature"]
         s2 = net.sigma_w ** 2
         self.report_ = self._report(s.report)
+        self.order_ = p["order"]
         self.scale_ = float("nan")
         self.action_ = None
         self.curvature_ = float("nan")
@@ -216,7 +221,7 @@ class MultiScaleAdaptive(TheoryEstimator):
     def _predict_sampled(self, X, return_std):
         p = self._params
         net = p["net"]
-        mean, var = _core.mean_field.predict_sampled(
+        mean, var = tilted.predict(
             self.X_train_, self.y_train_, [self._phi], self._samples, self._weights, X, net,
             temperature=p["temperature"] / net.sigma_w ** 2, seed=int(p["options"]["seed"]), return_var=return_std,
             n_threads=p["threads"])
@@ -229,6 +234,7 @@ class MultiScaleAdaptive(TheoryEstimator):
         if self._params["sampled"]:
             return self._store_sampled(s)
         self.report_ = self._report(s.report)
+        self.order_ = self._params["order"]
         self.scale_ = float(s.scale)
         self.action_ = float(s.action)
         self.curvature_ = float(s.curvature)
@@ -285,7 +291,7 @@ class MultiScaleAdaptive(TheoryEstimator):
         if not return_std:
             return mean, None
         var = np.maximum(var, 0.0) / chi
-        if p["options"]["order"] == "corrected" and np.isfinite(p["width"]) and self.curvature_ > 0:
+        if p["order"] == "corrected" and np.isfinite(p["width"]) and self.curvature_ > 0:
             df = T * (kc.T @ self._dual2)   # (Q, C)
             var = var + (df[:, 0] ** 2 if self._y_1d else np.mean(df ** 2, axis=1)) / self.curvature_
         return mean, np.sqrt(var)

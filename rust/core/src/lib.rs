@@ -3,7 +3,7 @@
 //! Dense linear algebra uses faer; parallel loops run on one Rayon pool per call
 //! ([`threads::with_threads`]). Nothing here depends on Python.
 //!
-//! Layers, dependencies pointing down: `linalg`, `kernels`, `optim`, `solve`, `mcmc` (building
+//! Layers, dependencies pointing down: `linalg`, `kernels`, `optim`, `solve`, `mcmc`, `tilted` (building
 //! blocks) < `finite` (finite-width networks) and `predictors` < `theories` (one module per
 //! theory, none importing another); `validate` holds the argument checks shared by all.
 pub mod control;
@@ -18,6 +18,7 @@ pub mod rng;
 pub mod solve;
 pub mod theories;
 pub mod threads;
+pub mod tilted;
 pub mod validate;
 
 pub use error::{AkError, Result};

@@ -279,3 +279,17 @@ pub(crate) fn factor_and_solve(
 pub(crate) fn square_to_numpy<'py>(py: Python<'py>, v: Vec<f64>, n: usize) -> Bound<'py, PyArray2<f64>> {
     Array2::from_shape_vec((n, n), v).expect("n x n buffer").into_pyarray(py)
 }
+
+/// The fitted readout predictor at a solution: `factor` (`U = L^T` of `Phi^L + T I`),
+/// `factor_jitter` and `dual_coef` (`(Phi^L + T I)^{-1} Y`).
+pub(crate) fn readout_state(
+    kl: &Mat<f64>,
+    t: f64,
+    y: MatRef<'_, f64>,
+    nt: usize,
+) -> ak_core::Result<(Vec<f64>, f64, Mat<f64>)> {
+    let p = kl.nrows();
+    // Row-major copy read column-major, as a C-ordered NumPy array is read by `view_t`.
+    let buf: Vec<f64> = (0..p * p).map(|k| kl[(k / p, k % p)]).collect();
+    ak_core::threads::with_threads(nt, |par| factor_and_solve(MatRef::from_column_major_slice(&buf, p, p), t, y, par))
+}

@@ -416,10 +416,11 @@ fn init_params<'py>(
     Ok(posterior_sampling::prior_draw(&fnet, &mut rng).into_pyarray(py))
 }
 
-/// Structured tangent features at `theta` on the rows of `x`: `(f0, blocks, n_params)`, each
+/// Structured tangent features at `theta` on the rows of `x` (the network at `chi`, as
+/// `sample_posterior`): `(f0, blocks, n_params)`, each
 /// block `(inputs, backprop, bias_scale, w_offset, b_offset)` (see `ak_core::finite::tangent`).
 #[pyfunction]
-#[pyo3(signature = (theta, x, net, *, n_out, widths, parameterization, gamma, n_threads=None))]
+#[pyo3(signature = (theta, x, net, *, n_out, widths, parameterization, gamma, chi=1.0, n_threads=None))]
 #[allow(clippy::too_many_arguments, clippy::type_complexity)]
 fn tangent_features<'py>(
     py: Python<'py>,
@@ -430,10 +431,11 @@ fn tangent_features<'py>(
     widths: Vec<usize>,
     parameterization: &str,
     gamma: f64,
+    chi: f64,
     n_threads: Option<usize>,
 ) -> PyResult<(Bound<'py, PyArray2<f64>>, Bound<'py, PyList>, usize)> {
     let xv = view("X", &x)?;
-    let fnet = finite_net(&net, xv.ncols(), n_out, widths, parameterization, gamma, 1.0)?;
+    let fnet = finite_net(&net, xv.ncols(), n_out, widths, parameterization, gamma, chi)?;
     let t = theta_slice(&fnet, &theta)?;
     if x.shape()[0] == 0 {
         return Err(PyValueError::new_err("X: must be non-empty"));

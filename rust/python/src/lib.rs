@@ -1,7 +1,7 @@
 //! `adaptive_kernels._core`: the thin PyO3 layer over `adaptive-kernels-core`.
 //!
 //! One submodule per Python module (`kernels`, `linalg`, `predictors`, `finite`,
-//! `kernel_renormalization`, `mean_field`, `dmft`, `forward_backward`, `multi_scale`, `tangent_features`, `mcmc`), test-only entry points in `_testing`.
+//! `kernel_renormalization`, `mean_field`, `dmft`, `forward_backward`, `multi_scale`, `tangent_features`, `mcmc`, `tilted`), test-only entry points in `_testing`.
 //! Arrays cross without copies where possible (callers pass C-contiguous float64 arrays; the
 //! Python layer ensures that); the network is read from the `adaptive_kernels.MLP` object
 //! itself; solver settings are one `options` dict whose missing keys take the core's
@@ -27,6 +27,7 @@ mod results;
 mod runtime;
 mod tangent_features;
 mod testing;
+mod tilted;
 
 /// Threads used when `n_threads` is None: `AK_NUM_THREADS`, else all cores.
 #[pyfunction]
@@ -70,6 +71,7 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     submodule(m, "kernel_renormalization", kernel_renormalization::register)?;
     submodule(m, "mean_field", mean_field::register)?;
     submodule(m, "mcmc", mcmc::register)?;
+    submodule(m, "tilted", tilted::register)?;
     submodule(m, "dmft", dmft::register)?;
     submodule(m, "forward_backward", forward_backward::register)?;
     submodule(m, "multi_scale", multi_scale::register)?;

@@ -1,36 +1,21 @@
 //! `adaptive_kernels._core.mean_field` (see `adaptive_kernels.BayesianMeanField`): the deep
-//! linear saddle point (closed form, L-BFGS) and the sampled solver of nonlinear networks.
+//! linear saddle point (closed form, L-BFGS) and the concave L = 1 solver; nonlinear networks'
+//! sampled solver is `_core.tilted` (shared with the multi-scale theory).
 use crate::convert::{
-    defaults_dict, factor_and_solve, mat_to_numpy, mats_to_list, slice, slice1, square_to_numpy,
-    view, views, NetArg, Options,
+    defaults_dict, mat_to_numpy, mats_to_list, readout_state, slice, slice1, square_to_numpy, view,
+    views, NetArg, Options,
 };
 use crate::errors::{to_pyerr, Failure};
 use crate::results::SolveReport;
 use crate::runtime::{run, run_interruptible, threads};
 use ak_core::theories::mean_field::linear::{self, Point, Problem, Solver};
-use ak_core::theories::mean_field::sampled::{self, SampledOptions as TiltedOptions};
 use ak_core::control::Control;
 use ak_core::faer::{Mat, MatRef};
 use ak_core::kernels::net::Rows;
-use ak_core::threads::with_threads;
 use numpy::ndarray::Array2;
 use numpy::{IntoPyArray, PyArray1, PyArray2, PyReadonlyArray1, PyReadonlyArray2, PyUntypedArrayMethods};
 use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyList};
-
-/// The fitted readout predictor at a solution: `factor` (`U = L^T` of `Phi^L + T I`),
-/// `factor_jitter` and `dual_coef` (`(Phi^L + T I)^{-1} Y`).
-fn readout_state(
-    kl: &Mat<f64>,
-    t: f64,
-    y: MatRef<'_, f64>,
-    nt: usize,
-) -> ak_core::Result<(Vec<f64>, f64, Mat<f64>)> {
-    let p = kl.nrows();
-    // Row-major copy read column-major, as a C-ordered NumPy array is read by `view_t`.
-    let buf: Vec<f64> = (0..p * p).map(|k| kl[(k / p, k % p)]).collect();
-    with_threads(nt, |par| factor_and_solve(MatRef::from_column_major_slice(&buf, p, p), t, y, par))
-}
 
 /// One deep-linear saddle point: `kernels`, `conjugates` (lists of (P, P)), `action`, `kappa`
 /// (closed form, else None), `stationary` ((k, 2): kappa and F1 at every stationary point of the
@@ -52,30 +37,6 @@ struct LinearSolution {
     mean_predictor: Py<PyDict>,
 }
 
-/// One sampled saddle point: `gamma` (reached), `kernels`, `conjugates`, `dual` (the iterate's
-/// `A`), `kish`, `ess`, `acceptance` (per layer and chain), `n_draws`, `chain_radius` ((L, 2)),
-/// `samples` (S x P per layer) and `weights`, `rank`, `report` (with the continuation `stages`),
-/// and the readout predictor (`factor`, `factor_jitter`, `dual_coef`).
-#[pyclass(frozen, get_all, module = "adaptive_kernels._core.mean_field")]
-struct SampledSolution {
-    gamma: f64,
-    kernels: Py<PyList>,
-    conjugates: Py<PyList>,
-    dual: Py<PyArray2<f64>>,
-    kish: Py<PyArray1<f64>>,
-    ess: Py<PyArray1<f64>>,
-    acceptance: Py<PyList>,
-    n_draws: usize,
-    chain_radius: Py<PyArray2<f64>>,
-    samples: Py<PyList>,
-    weights: Py<PyList>,
-    rank: usize,
-    report: Py<SolveReport>,
-    factor: Py<PyArray2<f64>>,
-    factor_jitter: f64,
-    dual_coef: Py<PyArray2<f64>>,
-}
-
 /// The core's default options of the deep-linear solver (`tol`, `max_iter`, `solver`, `memory`).
 #[pyfunction]
 fn defaults(py: Python<'_>) -> PyResult<Bound<'_, PyDict>> {
@@ -91,24 +52,6 @@ fn defaults(py: Python<'_>) -> PyResult<Bound<'_, PyDict>> {
     )
 }
 
-/// The core's default options of the sampled solver (sampler and Newton-Krylov settings).
-#[pyfunction]
-fn sampled_defaults(py: Python<'_>) -> PyResult<Bound<'_, PyDict>> {
-    let d = TiltedOptions::default();
-    let mut items = crate::mcmc::tilt_items(py, &d.sampler)?;
-    items.extend([
-        ("tol", d.tol.into_pyobject(py)?.into_any()),
-        ("max_iter", d.max_iter.into_pyobject(py)?.into_any()),
-        ("krylov", d.krylov.into_pyobject(py)?.into_any()),
-        ("forcing", d.forcing.into_pyobject(py)?.into_any()),
-        ("min_kish", d.min_kish.into_pyobject(py)?.into_any()),
-        ("min_trial_kish", d.min_trial_kish.into_pyobject(py)?.into_any()),
-        ("max_refresh", d.max_refresh.into_pyobject(py)?.into_any()),
-        ("max_stages", d.max_stages.into_pyobject(py)?.into_any()),
-    ]);
-    defaults_dict(py, &items)
-}
-
 fn linear_options(py: Python<'_>, opts: Option<Bound<'_, PyDict>>) -> PyResult<linear::Options> {
     let o = Options::new(opts)?;
     let d = linear::Options::default();
@@ -118,24 +61,6 @@ fn linear_options(py: Python<'_>, opts: Option<Bound<'_, PyDict>>) -> PyResult<l
         max_iter: o.get("max_iter", d.max_iter)?,
         solver: Solver::from_name(&solver).map_err(|e| to_pyerr(py, e.into()))?,
         memory: o.get("memory", d.memory)?,
-    };
-    o.finish()?;
-    Ok(out)
-}
-
-fn sampled_options(opts: Option<Bound<'_, PyDict>>) -> PyResult<TiltedOptions> {
-    let o = Options::new(opts)?;
-    let d = TiltedOptions::default();
-    let out = TiltedOptions {
-        sampler: crate::mcmc::tilt_config(&o, &d.sampler)?,
-        tol: o.get("tol", d.tol)?,
-        max_iter: o.get("max_iter", d.max_iter)?,
-        krylov: o.get("krylov", d.krylov)?,
-        forcing: o.get("forcing", d.forcing)?,
-        min_kish: o.get("min_kish", d.min_kish)?,
-        min_trial_kish: o.get("min_trial_kish", d.min_trial_kish)?,
-        max_refresh: o.get("max_refresh", d.max_refresh)?,
-        max_stages: o.get("max_stages", d.max_stages)?,
     };
     o.finish()?;
     Ok(out)
@@ -404,143 +329,13 @@ fn predict<'py>(
     Ok((mat_to_numpy(py, mean.as_ref()), var.map(|v| v.into_pyarray(py))))
 }
 
-/// Sampled saddle points of a nonlinear network along `gammas` (continuation in gamma from the
-/// NNGP, warm-started along the list); options left out take the core's defaults. Returns the
-/// solutions and whether a Ctrl-C stopped the path early (as `solve`).
-#[pyfunction]
-#[pyo3(signature = (x, y, net, *, gammas, temperature, options=None, n_threads=None, progress=None))]
-#[allow(clippy::too_many_arguments)]
-fn solve_sampled<'py>(
-    py: Python<'py>,
-    x: PyReadonlyArray2<'py, f64>,
-    y: PyReadonlyArray2<'py, f64>,
-    net: Bound<'py, PyAny>,
-    gammas: Vec<f64>,
-    temperature: f64,
-    options: Option<Bound<'py, PyDict>>,
-    n_threads: Option<usize>,
-    progress: Option<Py<PyAny>>,
-) -> PyResult<(Vec<SampledSolution>, bool)> {
-    let arg = NetArg::new(&net)?;
-    let opts = sampled_options(options)?;
-    let (p, d) = (x.shape()[0], x.shape()[1]);
-    let xs = slice("X", &x)?;
-    let yv = view("y", &y)?;
-    let nt = threads(n_threads);
-    let ((sols, cut), interrupted) = run_interruptible(py, progress, |ctl: &Control| {
-        let rows = Rows::new("X", xs, p, d)?;
-        let path = sampled::solve_path(&arg.net, &rows, yv, &gammas, temperature, &opts, nt, ctl)
-            .map_err(|e| arg.failure(e))?;
-        let sols = path
-            .solutions
-            .into_iter()
-            .map(|s| {
-                let st = readout_state(s.kernels.last().unwrap(), temperature, yv, nt)?;
-                Ok::<_, Failure>((s, st))
-            })
-            .collect::<Result<Vec<_>, Failure>>()?;
-        Ok((sols, path.interrupted))
-    })?;
-    let sols = sols
-        .into_iter()
-        .map(|(s, (u, jit, dual))| {
-            let cr = Array2::from_shape_fn((s.chain_radius.len(), 2), |(i, j)| s.chain_radius[i][j]);
-            Ok(SampledSolution {
-                gamma: s.gamma,
-                kernels: mats_to_list(py, &s.kernels)?.unbind(),
-                conjugates: mats_to_list(py, &s.conjugates)?.unbind(),
-                dual: mat_to_numpy(py, s.a.as_ref()).unbind(),
-                kish: s.kish.into_pyarray(py).unbind(),
-                ess: s.ess.into_pyarray(py).unbind(),
-                acceptance: PyList::new(py, s.acceptance.into_iter().map(|a| a.into_pyarray(py)))?
-                    .unbind(),
-                n_draws: s.n_draws,
-                chain_radius: cr.into_pyarray(py).unbind(),
-                samples: mats_to_list(py, &s.samples)?.unbind(),
-                weights: PyList::new(py, s.weights.into_iter().map(|w| w.into_pyarray(py)))?
-                    .unbind(),
-                rank: s.support_rank,
-                report: SolveReport::from_core(py, s.report)?,
-                factor: square_to_numpy(py, u, p).unbind(),
-                factor_jitter: jit,
-                dual_coef: mat_to_numpy(py, dual.as_ref()).unbind(),
-            })
-        })
-        .collect::<PyResult<Vec<_>>>()?;
-    Ok((sols, interrupted || cut))
-}
-
-/// Predictive mean (Q, C) and optionally the adapted-kernel variance (Q,) of a sampled saddle
-/// point: test rows conditionally Gaussian given each layer's weighted training samples.
-#[pyfunction]
-#[pyo3(signature = (x, y, kernels, samples, weights, x_test, net, *, temperature, seed, return_var=false, n_threads=None))]
-#[allow(clippy::type_complexity)]
-#[allow(clippy::too_many_arguments)]
-fn predict_sampled<'py>(
-    py: Python<'py>,
-    x: PyReadonlyArray2<'py, f64>,
-    y: PyReadonlyArray2<'py, f64>,
-    kernels: Vec<PyReadonlyArray2<'py, f64>>,
-    samples: Vec<PyReadonlyArray2<'py, f64>>,
-    weights: Vec<PyReadonlyArray1<'py, f64>>,
-    x_test: PyReadonlyArray2<'py, f64>,
-    net: Bound<'py, PyAny>,
-    temperature: f64,
-    seed: u64,
-    return_var: bool,
-    n_threads: Option<usize>,
-) -> PyResult<(Bound<'py, PyArray2<f64>>, Option<Bound<'py, PyArray1<f64>>>)> {
-    let arg = NetArg::new(&net)?;
-    let (p, d) = (x.shape()[0], x.shape()[1]);
-    let (q, dt) = (x_test.shape()[0], x_test.shape()[1]);
-    let xs = slice("X", &x)?;
-    let xts = slice("X_test", &x_test)?;
-    let yv = view("y", &y)?;
-    let kv = views("kernels", &kernels)?;
-    let sv: Vec<MatRef<f64>> = samples
-        .iter()
-        .map(|m| view("samples", m))
-        .collect::<PyResult<_>>()?;
-    let wv: Vec<&[f64]> = weights
-        .iter()
-        .map(|w| slice1("weights", w))
-        .collect::<PyResult<_>>()?;
-    let nt = threads(n_threads);
-    let (mean, var) = run(py, None, |_: &Control| {
-        let rows = Rows::new("X", xs, p, d)?;
-        let trows = Rows::new("X_test", xts, q, dt)?;
-        sampled::predict_rows(
-            &arg.net,
-            &rows,
-            &trows,
-            &kv,
-            &sv,
-            &wv,
-            yv,
-            temperature,
-            seed,
-            return_var,
-            nt,
-        )
-        .map_err(|e| arg.failure(e))
-    })?;
-    Ok((
-        mat_to_numpy(py, mean.as_ref()),
-        var.map(|v| v.into_pyarray(py)),
-    ))
-}
-
 pub(crate) fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<LinearSolution>()?;
-    m.add_class::<SampledSolution>()?;
     m.add_function(wrap_pyfunction!(defaults, m)?)?;
-    m.add_function(wrap_pyfunction!(sampled_defaults, m)?)?;
     m.add_function(wrap_pyfunction!(solve, m)?)?;
     m.add_function(wrap_pyfunction!(action, m)?)?;
     m.add_function(wrap_pyfunction!(predict, m)?)?;
     m.add_function(wrap_pyfunction!(variance_predictor, m)?)?;
-    m.add_function(wrap_pyfunction!(solve_sampled, m)?)?;
-    m.add_function(wrap_pyfunction!(predict_sampled, m)?)?;
     crate::mean_field_concave::register(m)?;
     Ok(())
 }

@@ -53,6 +53,14 @@ fn defaults(py: Python<'_>) -> PyResult<Bound<'_, PyDict>> {
     )
 }
 
+/// The order a fit solves: `order` ("auto", "corrected" or "tree") resolved for the route,
+/// `sampled` (the sampled tree level) or the closed form; "auto" is the core's rule.
+#[pyfunction]
+fn resolve_order(py: Python<'_>, order: &str, sampled: bool) -> PyResult<&'static str> {
+    let o = Order::from_name(order).map_err(|e| to_pyerr(py, e.into()))?;
+    Ok(o.resolve(sampled).name())
+}
+
 fn options_of(py: Python<'_>, opts: Option<Bound<'_, PyDict>>) -> PyResult<ms::Options> {
     let o = Options::new(opts)?;
     let d = ms::Options::default();
@@ -152,6 +160,7 @@ fn solve<'py>(
 pub(crate) fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<Solution>()?;
     m.add_function(wrap_pyfunction!(defaults, m)?)?;
+    m.add_function(wrap_pyfunction!(resolve_order, m)?)?;
     m.add_function(wrap_pyfunction!(solve, m)?)?;
     Ok(())
 }

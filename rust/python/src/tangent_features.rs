@@ -97,7 +97,7 @@ fn solve<'py>(
     let rs = slice1("y", &r)?;
     let nt = threads(n_threads);
     if opts.structure == Structure::Layerwise {
-        let (ks, s, upd) = run(py, None, |ctl| {
+        let (s, upd) = run(py, None, |ctl| {
             tangent::check_blocks("tf", &refs, ta.n_params)?;
             atf::Options::validate(&opts)?;
             tangent::check_kernel_memory("tf", &refs, &refs, 4)?;
@@ -105,13 +105,10 @@ fn solve<'py>(
             if rs.len() != refs[0].backprop.nrows() {
                 return Err(ak_core::AkError::Shape { name: "y", msg: "needs one target per (sample, output) row".into() }.into());
             }
-            let (ks, s) = with_threads(nt, |par| {
-                let ks = tangent::block_kernels(&refs, &refs, par);
-                (ks, layerwise::solve(&refs, rs, &opts, init.as_deref(), ctl, par))
-            });
-            let s = s?;
+            // the per-layer kernels come from the solve (it forms the same Gram matrices)
+            let s = with_threads(nt, |par| layerwise::solve(&refs, rs, &opts, init.as_deref(), ctl, par))?;
             let upd = layerwise::flatten_updates(&refs, &s.updates, ta.n_params);
-            Ok::<_, Failure>((ks, s, upd))
+            Ok::<_, Failure>((s, upd))
         })?;
         let lt = PyList::empty(py);
         for t in &s.transforms {
@@ -133,7 +130,7 @@ fn solve<'py>(
             kernel: mat_to_numpy(py, s.kernel.as_ref()).unbind(),
             adapted_kernel: mat_to_numpy(py, s.adapted_kernel.as_ref()).unbind(),
             weighted_kernel: mat_to_numpy(py, s.adapted_kernel.as_ref()).unbind(),
-            layer_kernels: mats_to_list(py, &ks)?.unbind(),
+            layer_kernels: mats_to_list(py, &s.layer_kernels)?.unbind(),
             report: SolveReport::from_core(py, s.report)?,
             update: Some(upd.into_pyarray(py).unbind()),
             layer_transforms: lt.unbind(),

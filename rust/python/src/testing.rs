@@ -201,7 +201,7 @@ fn tilted_map<'py>(
     repeat: usize,
     n_threads: Option<usize>,
 ) -> PyResult<Bound<'py, PyDict>> {
-    use ak_core::theories::mean_field::sampled::{LayerSamples, Setup};
+    use ak_core::tilted::{LayerSamples, Setup};
     let act = ak_core::kernels::activation::Activation::from_name(activation)
         .map_err(|e| to_pyerr(py, e.into()))?;
     if samples.len() != c_refs.len() || samples.len() != hat_refs.len() || samples.is_empty() {

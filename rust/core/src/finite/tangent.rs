@@ -120,7 +120,8 @@ impl FiniteMlp {
         blocks.push(TangentBlock {
             inputs: Mat::from_fn(n, nl, |i, k| so * last[(i, k)]),
             backprop: Mat::from_fn(n * c_out, c_out, |r, c| if r % c_out == c { 1.0 } else { 0.0 }),
-            bias_scale: if lay.b_out.is_some() { self.sigma_b } else { 0.0 },
+            // the readout bias enters as `out_bias_scale() b_out` (`sigma_b / sqrt(chi)` standard)
+            bias_scale: if lay.b_out.is_some() { self.out_bias_scale() } else { 0.0 },
             w_offset: lay.w_out,
             b_offset: lay.b_out,
         });

@@ -18,7 +18,7 @@ mod tests {
         assert_eq!((kr.tol, kr.max_iter), (1e-10, 200));
         let lin = super::mean_field::linear::Options::default();
         assert_eq!((lin.tol, lin.max_iter, lin.memory), (1e-10, 5000, 0));
-        let s = super::mean_field::sampled::SampledOptions::default();
+        let s = crate::tilted::Options::default();
         assert_eq!((s.tol, s.max_iter, s.krylov, s.forcing), (1e-8, 50, 30, 1e-2));
         assert_eq!((s.min_kish, s.min_trial_kish, s.max_refresh, s.max_stages), (0.5, 0.1, 8, 40));
         let c = s.sampler;

@@ -47,9 +47,13 @@ mod root;
 #[cfg(test)]
 mod tests;
 
-/// Order of the expansion: the saddle point alone, or with the standard-scaling correction.
+/// Order of the expansion: the saddle point alone, or with the standard-scaling correction;
+/// `Auto` (the default) is the most accurate order the solver implements: `Corrected` for the
+/// closed form (linear nets), `Tree` for the sampled tree level (nonlinear nets, whose
+/// standard-scaling correction is not implemented).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Order {
+    Auto,
     Tree,
     Corrected,
 }
@@ -57,6 +61,7 @@ pub enum Order {
 impl Order {
     pub fn name(self) -> &'static str {
         match self {
+            Order::Auto => "auto",
             Order::Tree => "tree",
             Order::Corrected => "corrected",
         }
@@ -64,12 +69,23 @@ impl Order {
 
     pub fn from_name(name: &str) -> Result<Self> {
         match name {
+            "auto" => Ok(Order::Auto),
             "tree" => Ok(Order::Tree),
             "corrected" => Ok(Order::Corrected),
             other => Err(invalid(
                 "order",
-                format!("expected 'corrected' or 'tree', got {other:?}"),
+                format!("expected 'auto', 'corrected' or 'tree', got {other:?}"),
             )),
+        }
+    }
+
+    /// The order actually solved: `Auto` becomes `Tree` on the sampled tree level (`sampled`)
+    /// and `Corrected` on the closed form; `Tree` and `Corrected` stay.
+    pub fn resolve(self, sampled: bool) -> Order {
+        match self {
+            Order::Auto if sampled => Order::Tree,
+            Order::Auto => Order::Corrected,
+            o => o,
         }
     }
 }
@@ -87,7 +103,7 @@ pub struct Options {
 impl Default for Options {
     fn default() -> Self {
         Options {
-            order: Order::Corrected,
+            order: Order::Auto,
             tol: 1e-12,
             max_iter: 200,
         }
@@ -409,6 +425,8 @@ pub fn solve_path(
     ctl: &Control,
 ) -> Result<Path<Solution>> {
     check(points, net, opts)?;
+    // this solver is the closed form (linear nets)
+    let order = opts.order.resolve(false);
     if let Some(q) = q0 {
         if !(q.is_finite() && q > 0.0) {
             return Err(invalid("Q0", format!("must be finite and > 0, got {q}")));
@@ -421,7 +439,7 @@ pub fn solve_path(
             let (q, report) = if pt.width.is_infinite() {
                 (1.0, SolveReport::new("nngp", true, 0, 0, 0.0, vec![0.0]))
             } else {
-                root::solve(&prob.spec(pt, opts.order), opts, start)?
+                root::solve(&prob.spec(pt, order), opts, start)?
             };
             if !q.is_finite() {
                 return Err(AkError::NonFinite {
@@ -431,7 +449,7 @@ pub fn solve_path(
             }
             let mut report = report;
             report.stages = vec![pt.chi];
-            let s = prob.solution(q, pt, opts.order, report, par);
+            let s = prob.solution(q, pt, order, report, par);
             ctl.advance(1); // one point solved
             Ok(s)
         })

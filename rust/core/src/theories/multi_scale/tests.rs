@@ -114,3 +114,16 @@ fn bad_points_name_the_argument() {
         .to_string()
         .starts_with("net"));
 }
+
+#[test]
+fn auto_order_is_the_default_and_the_closed_form_solves_it_corrected() {
+    assert_eq!(Options::default().order, Order::Auto);
+    assert_eq!(Order::Auto.resolve(false), Order::Corrected);
+    assert_eq!(Order::Auto.resolve(true), Order::Tree);
+    assert_eq!(Order::Tree.resolve(false), Order::Tree);
+    assert_eq!(Order::Corrected.resolve(true), Order::Corrected);
+    let (_, auto, _) = solve_one(Order::Auto, 3.0);
+    let (_, corr, _) = solve_one(Order::Corrected, 3.0);
+    assert_eq!(auto.scale.to_bits(), corr.scale.to_bits());
+    assert!(Order::from_name("auto").is_ok() && Order::from_name("loop").is_err());
+}

@@ -56,6 +56,8 @@ pub struct LayerwiseSolution {
     pub feasibility: f64,
     /// Initial tangent kernel and the adapted kernel `Phi M M^T Phi^T` of the final transforms.
     pub kernel: Mat<f64>,
+    /// Per-layer initial tangent kernels `J_l J_l^T` (their sum, in layer order, is `kernel`).
+    pub layer_kernels: Vec<Mat<f64>>,
     pub adapted_kernel: Mat<f64>,
     pub report: SolveReport,
 }
@@ -170,7 +172,14 @@ pub fn solve(
         .zip(&aug)
         .map(|(b, a)| (matmul(a.as_ref(), a.transpose(), par), matmul(b.backprop, b.backprop.transpose(), par)))
         .collect();
-    let k0 = kernel_of(blocks, &aug, &grams, &tr, par);
+    // the identity transforms' kernel, layer by layer (as `kernel_of` sums it)
+    let layer_kernels: Vec<Mat<f64>> =
+        blocks.iter().zip(&grams).map(|(b, (ga, gg))| expand_hadamard(ga, gg.clone(), block_outputs(b))).collect();
+    let rows = blocks[0].backprop.nrows();
+    let mut k0 = Mat::<f64>::zeros(rows, rows);
+    for kl in &layer_kernels {
+        k0 += kl;
+    }
     let warm = init.is_some();
     if let Some(init) = init {
         check_init(blocks, &aug, init)?;
@@ -230,6 +239,7 @@ pub fn solve(
                 objective_history: history,
                 feasibility,
                 kernel: k0,
+                layer_kernels,
                 adapted_kernel: adapted,
                 report: SolveReport::new("alternating", converged, n_iter, n_iter + 1, residual, decreases),
             });

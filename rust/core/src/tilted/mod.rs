@@ -1,7 +1,13 @@
-//! Bayesian mean-field saddle point of *nonlinear* networks (Lauditi, Bordelon, Pehlevan 2025;
-//! digest `lauditi_bordelon_pehlevan_2025.md` §2.2, §2.5, §4.3): conventions of the linear
-//! module [`super::linear`] (mean-field readout `f = w . phi(h^L) / (gamma N)`, temperature T,
-//! `C^{l-1} = sigma_w^2 Phi^{l-1} + sigma_b^2`, `C^0 = K^0`).
+//! The tilted fixed point: the saddle point of a network whose layers' single-site densities
+//! over the P training preactivations are Gaussian priors tilted by the readout (Lauditi, Bordelon,
+//! Pehlevan 2025; digest `lauditi_bordelon_pehlevan_2025.md` §2.2, §2.5, §4.3), sampled by MCMC
+//! ([`crate::mcmc::tilted`]) and solved by Newton-Krylov with continuation in the tilt strength.
+//! It sits below the theories because several use it: the nonlinear Bayesian mean-field theory
+//! (`theories::mean_field`, any depth) and the tree level of the multi-scale theory
+//! (`theories::multi_scale`, one hidden layer, at `gamma = sqrt(chi / N) / sigma_w` and
+//! temperature `T / sigma_w^2`). Conventions of the mean-field theory (deep linear closed form in
+//! `theories::mean_field::linear`): readout `f = w . phi(h^L) / (gamma N)`, temperature T,
+//! `C^{l-1} = sigma_w^2 Phi^{l-1} + sigma_b^2`, `C^0 = K^0`.
 //!
 //! # Equations (digest §2.2, derived there; stationarity of the min-max action)
 //! Layer l's single-site density over the P training preactivations of one neuron is tilted:
@@ -89,7 +95,7 @@ pub use solve::solve;
 
 /// Settings of the sampled solver.
 #[derive(Debug, Clone, Copy)]
-pub struct SampledOptions {
+pub struct Options {
     pub sampler: TiltConfig,
     /// Converged when the dimensionless fixed-point residual is below `tol`.
     pub tol: f64,
@@ -107,11 +113,11 @@ pub struct SampledOptions {
     pub max_stages: usize,
 }
 
-impl Default for SampledOptions {
+impl Default for Options {
     fn default() -> Self {
         // the Newton-Krylov settings are the optimizer's defaults
         let nk = crate::optim::newton_krylov::Options::default();
-        SampledOptions {
+        Options {
             sampler: TiltConfig::default(),
             tol: nk.tol,
             max_iter: nk.max_iter,
@@ -127,7 +133,7 @@ impl Default for SampledOptions {
 
 /// A fitted saddle point.
 #[derive(Debug, Clone)]
-pub struct SampledSolution {
+pub struct Solution {
     pub gamma: f64,
     pub kernels: Vec<Mat<f64>>,
     /// `hatPhi_1 .. hatPhi_L` (the last is `-gamma^2 A A^T`).
@@ -161,10 +167,10 @@ pub fn solve_path(
     y: MatRef<'_, f64>,
     gammas: &[f64],
     temperature: f64,
-    opts: &SampledOptions,
+    opts: &Options,
     n_threads: usize,
     ctl: &Control,
-) -> Result<Path<SampledSolution>> {
+) -> Result<Path<Solution>> {
     validate::mean_field_net(net, false)?;
     validate::targets(y, x.rows)?;
     let (p, s) = (x.rows as f64, (opts.sampler.n_chains * opts.sampler.n_samples) as f64);
@@ -202,7 +208,7 @@ pub fn solve_path(
     crate::threads::with_threads(n_threads, |par| {
         let k0 = input_kernel(x.mat(), x.mat(), net.sigma_w, net.sigma_b, par);
         let k0f = CovFactor::psd("X", k0.as_ref(), par)?;
-        Path::walk(gammas, |&g, out: &[SampledSolution]| {
+        Path::walk(gammas, |&g, out: &[Solution]| {
             let setup = Setup {
                 act: &net.activation,
                 k0: k0.as_ref(),

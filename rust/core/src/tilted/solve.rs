@@ -3,7 +3,7 @@
 #![allow(clippy::neg_cmp_op_on_partial_ord)]
 use super::map::{measure, pack, unpack, MapOut, Setup};
 use super::samples::LayerSamples;
-use super::{SampledOptions, SampledSolution};
+use super::{Options, Solution};
 use crate::control::Control;
 use crate::error::{invalid, AkError, Result};
 use crate::linalg::symmetrize;
@@ -76,11 +76,11 @@ enum StageEnd {
 pub fn solve(
     setup: &Setup,
     depth: usize,
-    opts: &SampledOptions,
-    init: Option<(&SampledSolution, f64)>,
+    opts: &Options,
+    init: Option<(&Solution, f64)>,
     par: Par,
     ctl: &Control,
-) -> Result<SampledSolution> {
+) -> Result<Solution> {
     let p = setup.k0.nrows();
     let c = setup.y.ncols();
     let target = setup.gamma;
@@ -293,7 +293,7 @@ pub fn solve(
             chain_radius(&s.q_ref, opts.sampler.n_chains, r)
         })
         .collect();
-    Ok(SampledSolution {
+    Ok(Solution {
         chain_radius,
         gamma: g_done,
         kernels: out.kernels,
