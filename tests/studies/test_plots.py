@@ -126,6 +126,9 @@ def test_kernel_convergence_and_alignment_figures():
     (line,) = fig.axes[0].get_lines()
     np.testing.assert_allclose(line.get_ydata(), est.report_.residual_history)
     assert len(line.get_ydata()) > 0 and fig.axes[0].get_yscale() == "log"
+    fig = ak.studies.plot_convergence([est, est.report_])
+    assert [ln.get_label() for ln in fig.axes[0].get_lines()] == ["KernelRenormalization #0",
+                                                                  f"{est.report_.solver} #1"]
 
     fig = ak.studies.plot_alignment({"renorm": est, "nngp": [ak.nngp_kernel(ak.MLP(depth=d, activation="relu",
                                                                                      sigma_w=2 ** 0.5), ds[0])

@@ -207,8 +207,9 @@ def plot_convergence(reports, *, title: str | None = None):
     one, a list, or a dict label -> estimator/report."""
     if not isinstance(reports, dict):
         reports = list(reports) if isinstance(reports, (list, tuple)) else [reports]
-        reports = {(getattr(r, "solver", None) or type(r).__name__) + (f" #{i}" if len(reports) > 1 else ""): r
-                   for i, r in enumerate(reports)}
+        def name(r):
+            return type(r).__name__ if hasattr(r, "report_") else str(getattr(r, "solver", type(r).__name__))
+        reports = {name(r) + (f" #{i}" if len(reports) > 1 else ""): r for i, r in enumerate(reports)}
     fig = _figure(figsize=(6.4, 4.4), layout="constrained")
     ax = fig.add_subplot()
     for label, r in reports.items():
