@@ -4,6 +4,8 @@
 (lazy NNGP/NTK predictors next to the adaptive theories, same data, same ridge).
 ``adaptive-kernels sweep study.toml``: the sweep a TOML file describes (see
 :mod:`adaptive_kernels.studies.config`), resumable through its store.
+``adaptive-kernels plot results.parquet --x width``: a learning curve of a store (or Parquet
+file) written to a PNG (needs matplotlib).
 """
 from __future__ import annotations
 
@@ -100,6 +102,34 @@ def _sweep(args: argparse.Namespace) -> int:
     return 1 if failed else 0
 
 
+RESULT_COLUMNS = {"key", "estimator", "model", "kind", "converged", "n_iter", "residual", "action", "alignment",
+                  "train_loss", "test_loss", "fit_time", "error", "warnings", "version", "seed", "cka_nngp"}
+
+
+def _plot(args: argparse.Namespace) -> int:
+    import pathlib
+
+    from .studies.plots import _rows, plot_learning_curve
+
+    rows = _rows(args.table)
+    if not rows:
+        raise ValueError(f"table: {args.table!r} has no rows")
+    x = args.x
+    if x is None:
+        # the one numeric parameter column that varies
+        cols = [c for c in rows[0] if c not in RESULT_COLUMNS and not c.startswith(("cka_", "max_dist_"))]
+        cand = [c for c in cols if all(isinstance(r.get(c), (int, float)) and not isinstance(r.get(c), bool)
+                                       for r in rows) and len({r.get(c) for r in rows}) > 1]
+        if len(cand) != 1:
+            raise ValueError(f"--x: give the column to plot against (numeric columns that vary: {cand or 'none'})")
+        x = cand[0]
+    fig = plot_learning_curve(rows, x, args.y, by=args.by, logx=args.logx, logy=args.logy, title=args.title)
+    out = pathlib.Path(args.out) if args.out else pathlib.Path(str(args.table).rstrip("/")).with_suffix(".png")
+    fig.savefig(out, dpi=args.dpi)
+    print(f"wrote {out}")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="adaptive-kernels", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -116,11 +146,23 @@ def main(argv: list[str] | None = None) -> int:
                       help="relu, erf, linear use closed forms; tanh, gelu, softplus use quadrature (slower)")
     sw = sub.add_parser("sweep", help="run the sweep a study TOML file describes (resumable through its store)")
     sw.add_argument("study", help="path of the study .toml file")
+    pl = sub.add_parser("plot", help="learning curve of a results store (sweep/compare tables) as a PNG")
+    pl.add_argument("table", help="a Parquet store directory (sweep's store=) or a Parquet file")
+    pl.add_argument("--x", help="column on the x axis (default: the one numeric parameter that varies)")
+    pl.add_argument("--y", default="test_loss", help="column on the y axis (default test_loss)")
+    pl.add_argument("--by", nargs="+", help="columns that name a curve (default: model, where present)")
+    pl.add_argument("--logx", action="store_true")
+    pl.add_argument("--logy", action="store_true")
+    pl.add_argument("--title")
+    pl.add_argument("--dpi", type=int, default=120)
+    pl.add_argument("--out", help="output image (default: the table's path with .png)")
     args = parser.parse_args(argv)
     if args.command == "demo":
         return _demo(args)
     if args.command == "sweep":
         return _sweep(args)
+    if args.command == "plot":
+        return _plot(args)
     return 2
 
 

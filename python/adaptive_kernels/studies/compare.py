@@ -145,7 +145,7 @@ def _simulate(name, kw, net, X, y, X_test, width, temperature, gamma, weight_dec
 
 def compare_theories(net: MLP, X, y, X_test, y_test, *, theories=None, simulate=None, width=None,
                      temperature: float = 1e-2, gamma: float = 1.0, weight_decay: float | None = None,
-                     n_threads: int | None = None) -> Table:
+                     n_threads: int | None = None, plot: bool = False):
     """Fit the theories that apply to ``net`` (and the finite networks in ``simulate``) on the
     same data; one row per model (see the module docstring for the models, their defaults and
     the columns).
@@ -155,6 +155,9 @@ def compare_theories(net: MLP, X, y, X_test, y_test, *, theories=None, simulate=
     ``simulate``: a dict ``{"sample_posterior": {...}, "train_gd": {...}}`` (or a list of names,
     with the defaults). A model that fails has its ``error`` column set; bad arguments raise
     ``ValueError`` naming the argument.
+
+    Returns the :class:`Table`; with ``plot=True`` the pair ``(table, figure)``, the figure
+    :func:`~adaptive_kernels.studies.plots.plot_comparison` draws of it (needs matplotlib).
     """
     net = check_net(net)
     if theories is None:
@@ -225,7 +228,11 @@ def compare_theories(net: MLP, X, y, X_test, y_test, *, theories=None, simulate=
                                                         - np.asarray(preds[s]).reshape(y_test.shape)))))
     columns = ["model", "kind", "test_loss", "train_loss", "alignment", "cka_nngp",
                *[c for s in sims for c in (f"cka_{s}", f"max_dist_{s}")], "fit_time", "converged", "error", "warnings"]
-    return Table(rows, columns)
+    table = Table(rows, columns)
+    if plot:
+        from .plots import plot_comparison
+        return table, plot_comparison(table)
+    return table
 
 
 __all__ = ["compare_theories", "THEORIES", "SIMULATIONS"]

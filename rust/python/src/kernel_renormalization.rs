@@ -105,8 +105,20 @@ fn solve<'py>(
             let (u, jit, dual) = with_threads(nt, |par| factor_and_solve(kv, pt.temperature, yv, par))?;
             Ok((k, u, jit, dual))
         };
-        solve_path_then(&prob, &points, q0.as_deref(), &opts, nt, ctl, finish)
-            .map_err(|e| arg.failure(e))
+        if points.len() > 1 {
+            return solve_path_then(&prob, &points, q0.as_deref(), &opts, nt, ctl, finish)
+                .map_err(|e| arg.failure(e));
+        }
+        // one point (fit): the problem's M^1 is freed before the predictor's K^L and factor
+        // are built, so the peak stays at two P x P buffers
+        let path = kr::solve_path(&prob, &points, q0.as_deref(), &opts, nt, ctl).map_err(|e| arg.failure(e))?;
+        drop(prob);
+        let mut solutions = Vec::with_capacity(path.solutions.len());
+        for s in path.solutions {
+            let extra = ctl.quietly(|| finish(&points[0], &s))?;
+            solutions.push((s, extra));
+        }
+        Ok(ak_core::solve::Path { solutions, interrupted: path.interrupted })
     })?;
     let sols = path
         .solutions

@@ -74,10 +74,26 @@ pub fn cholesky_with_jitter(
     name: &'static str,
     a: MatRef<'_, f64>,
     ridge: f64,
+    l: MatMut<'_, f64>,
+    par: Par,
+) -> Result<CholeskyInfo> {
+    cholesky_scaled_with_jitter(name, a, 1.0, ridge, l, par)
+}
+
+/// [`cholesky_with_jitter`] of `scale * A` (`scale > 0`), read from `a` without a scaled copy:
+/// callers that hold `A` factor `scale * A + ridge I` into `l` with no third P x P buffer.
+pub fn cholesky_scaled_with_jitter(
+    name: &'static str,
+    a: MatRef<'_, f64>,
+    scale_a: f64,
+    ridge: f64,
     mut l: MatMut<'_, f64>,
     par: Par,
 ) -> Result<CholeskyInfo> {
     check_symmetric(name, a)?;
+    if !(scale_a.is_finite() && scale_a > 0.0) {
+        return Err(invalid("scale", format!("must be finite and > 0, got {scale_a}")));
+    }
     let n = a.nrows();
     if l.nrows() != n || l.ncols() != n {
         return Err(shape(
@@ -91,7 +107,7 @@ pub fn cholesky_with_jitter(
             format!("must be finite and >= 0, got {ridge}"),
         ));
     }
-    let mean_diag = (0..n).map(|i| a[(i, i)].abs()).sum::<f64>() / n as f64;
+    let mean_diag = scale_a * (0..n).map(|i| a[(i, i)].abs()).sum::<f64>() / n as f64;
     let scale = if mean_diag > 0.0 { mean_diag } else { 1.0 };
     let mut mem = MemBuffer::new(cholesky_in_place_scratch::<f64>(
         n,
@@ -104,7 +120,7 @@ pub fn cholesky_with_jitter(
         attempts += 1;
         for j in 0..n {
             for i in j..n {
-                l[(i, j)] = a[(i, j)];
+                l[(i, j)] = scale_a * a[(i, j)];
             }
             l[(j, j)] += ridge + jitter;
         }

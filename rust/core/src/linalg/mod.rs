@@ -9,7 +9,8 @@ mod matmul;
 mod psd;
 
 pub use cholesky::{
-    check_factor, cholesky, cholesky_solve_in_place, cholesky_with_jitter, lower_solve_in_place,
+    check_factor, cholesky, cholesky_scaled_with_jitter, cholesky_solve_in_place, cholesky_with_jitter,
+    lower_solve_in_place,
     scaled_update, CholeskyInfo, JITTER_MAX, JITTER_START,
 };
 pub use dense::{a_at, at_b, check_symmetric, frob2, lower_solve, scale_rows, symmetrize, tril_product};

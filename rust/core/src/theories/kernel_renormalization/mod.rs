@@ -123,8 +123,6 @@ pub struct Problem<'a> {
     net: &'a Mlp,
     p: usize,
     c: usize,
-    /// `K^0` (P x P row-major).
-    k0: Vec<f64>,
     y: MatRef<'a, f64>,
     rule: PolarRule,
     /// `M^1 = sigma_w^2 E[phi phi](K^0) + sigma_b^2`, the same at every `Q`.
@@ -257,6 +255,18 @@ pub fn solve_path_then<T: Send>(
         validate::temperature(pt.temperature)?;
     }
     validate::tol(opts.tol)?;
+    if points.len() > 1 {
+        // beyond the problem's buffers: the eigendecomposition of the spectral evaluator (K^L,
+        // its eigenvectors, workspace), or each point's predictor while M^1 is kept
+        validate::dense_memory(
+            "X",
+            "kernel renormalization's path (eigendecomposition, per-point predictors)",
+            4.0,
+            prob.p,
+            prob.p,
+            "use fewer training points, or fit the points one at a time",
+        )?;
+    }
     let first = match q0 {
         Some(q) => {
             if q.len() != depth || q.iter().any(|v| !(v.is_finite() && *v > 0.0)) {

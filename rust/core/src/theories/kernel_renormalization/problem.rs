@@ -9,7 +9,7 @@ use crate::kernels::hermite::HermiteTable;
 use crate::kernels::input::input_kernel_symmetric;
 use crate::kernels::net::{mirror_lower, mirror_upper, Mlp, Rows};
 use crate::kernels::quadrature::PolarRule;
-use crate::linalg::{cholesky_solve_in_place, cholesky_with_jitter};
+use crate::linalg::{cholesky_scaled_with_jitter, cholesky_solve_in_place, solve_lower_triangular_in_place};
 use crate::threads::with_threads;
 use crate::validate;
 use faer::linalg::matmul::triangular::{self, BlockStructure};
@@ -38,11 +38,16 @@ impl<'a> Problem<'a> {
         if p == 0 || d == 0 {
             return Err(shape("X", format!("must be non-empty, got ({p}, {d})")));
         }
-        // K^0, M^1, per evaluation K^L, A and its factor, G, the layer maps and their derivatives
+        // Peak P x P buffers of a fit (measured: benches/README.md, bench_large_p.py). One
+        // hidden layer: M^1 and the factor of A (tr A^{-1} by blocks), then the predictor's K^L
+        // and factor after M^1 is freed: 2 (+ P x 256). Deeper: M^1, per layer >= 2 its map and
+        // two derivative buffers, then A's factor, its inverse, G and the reverse pass: ~3L.
+        // Paths add their own check (solve_path_then).
+        let count = if net.depth == 1 { 2.5 } else { (3 * net.depth + 1) as f64 };
         validate::dense_memory(
             "X",
             "kernel renormalization's P x P matrices",
-            (2 * net.depth + 8) as f64,
+            count,
             p,
             p,
             "use fewer training points",
@@ -57,7 +62,6 @@ impl<'a> Problem<'a> {
             net,
             p,
             c: y.ncols(),
-            k0,
             y,
             // with the expansions, the quadrature only computes the entries that miss its bound
             rule: PolarRule::new(net.quadrature_order),
@@ -66,7 +70,8 @@ impl<'a> Problem<'a> {
         if prob.uses_hermite() {
             prob.rule = PolarRule::new(net.hermite_fallback_order());
         }
-        prob.m1 = with_threads(n_threads, |_| prob.layer_map(&prob.k0, false, ctl))?.0;
+        // K^0 is not kept: only M^1 depends on it (and the readout kernels are rebuilt from X)
+        prob.m1 = with_threads(n_threads, |_| prob.layer_map(&k0, false, ctl))?.0;
         Ok(prob)
     }
 
@@ -189,18 +194,15 @@ impl<'a> Problem<'a> {
         Ok((m, out))
     }
 
-    /// Renormalized kernels `[K^0, K^1, .., K^L]` of the training points at `q`.
-    pub fn forward(&self, q: &[f64], ctl: &Control) -> Result<Vec<Vec<f64>>> {
-        let mut layers = vec![
-            self.k0.clone(),
-            self.m1.iter().map(|v| q[0] * v).collect::<Vec<f64>>(),
-        ];
+    /// The renormalized readout kernel `K^L(q)` of the training points (P x P row-major).
+    pub fn readout_kernel(&self, q: &[f64], ctl: &Control) -> Result<Vec<f64>> {
+        let mut k: Vec<f64> = self.m1.iter().map(|v| q[0] * v).collect();
         for &ql in &q[1..] {
             ctl.checkpoint()?;
-            let (m, _) = self.layer_map(layers.last().unwrap(), false, ctl)?;
-            layers.push(m.into_iter().map(|v| ql * v).collect());
+            let (m, _) = self.layer_map(&k, false, ctl)?;
+            k = m.into_iter().map(|v| ql * v).collect();
         }
-        Ok(layers)
+        Ok(k)
     }
 
     /// `(S(Q), dS/dQ)` at a user-given `q` (validated: `Q`, `width`, `temperature`) with the
@@ -233,39 +235,100 @@ impl<'a> Problem<'a> {
     ) -> Result<(f64, Vec<f64>, f64)> {
         let (p, c, depth) = (self.p, self.c, self.net.depth);
         // Forward: M^1 is fixed (K^0 does not depend on Q); layers l >= 2 also keep the
-        // derivatives of their map for the reverse pass.
+        // derivatives of their map for the reverse pass. K^l = Q_l M^l is formed only as the
+        // input of the next map: A = Q_L M^L + T I is factored straight from M^L.
         let mut ms: Vec<Vec<f64>> = Vec::with_capacity(depth);
         let mut derivs = Vec::with_capacity(depth.saturating_sub(1));
-        let mut kl: Vec<f64> = self.m1.iter().map(|v| q[0] * v).collect();
-        for &ql in &q[1..] {
+        let mut kl: Vec<f64> = if depth > 1 {
+            self.m1.iter().map(|v| q[0] * v).collect()
+        } else {
+            Vec::new()
+        };
+        for (l, &ql) in q.iter().enumerate().skip(1) {
             ctl.checkpoint()?;
             let (m, d) = self.layer_map(&kl, true, ctl)?;
-            kl = m.iter().map(|v| ql * v).collect();
+            kl = if l + 1 < depth {
+                m.iter().map(|v| ql * v).collect()
+            } else {
+                Vec::new()
+            };
             ms.push(m);
             derivs.push(d.unwrap());
         }
-        // Cholesky of A = K^L + T I.
+        drop(kl);
+        let ml: &[f64] = if depth == 1 { &self.m1 } else { &ms[depth - 2] };
+        // Cholesky of A = Q_L M^L + T I (column-major view of the symmetric M^L: the
+        // factorization copies contiguous columns, scaled)
         let mut lf = Mat::<f64>::zeros(p, p);
-        // (column-major view of the symmetric K^L: the factorization copies contiguous columns)
-        let info = cholesky_with_jitter(
+        let info = cholesky_scaled_with_jitter(
             "A",
-            MatRef::from_column_major_slice(&kl, p, p),
+            MatRef::from_column_major_slice(ml, p, p),
+            q[depth - 1],
             t,
             lf.as_mut(),
             par,
         )?;
-        drop(kl);
         ctl.checkpoint()?;
         let mut z = self.y.to_owned();
         cholesky_solve_in_place(lf.as_ref(), z.as_mut(), par)?;
-        let mut data = 0.0;
+        let (mut data, mut zz) = (0.0, 0.0);
         for j in 0..c {
             for i in 0..p {
                 data += self.y[(i, j)] * z[(i, j)];
+                zz += z[(i, j)] * z[(i, j)];
             }
         }
+        let yz = data;
         let logdet: f64 = 2.0 * (0..p).map(|i| lf[(i, i)].ln()).sum::<f64>();
         data += c as f64 * logdet;
+        let s2w = self.net.sigma_w * self.net.sigma_w;
+        let mut grad = vec![0.0; depth];
+        if depth == 1 {
+            // dS_data/dQ = 1/2 tr(G M^1) with G = C A^{-1} - Z Z^T needs no P x P buffer beyond
+            // the factor: A = Q M^1 + t' I (t' = T + jitter) gives tr(A^{-1} M^1) =
+            // (P - t' tr A^{-1}) / Q and tr(Z^T M^1 Z) = (tr(Y^T Z) - t' |Z|^2) / Q, with
+            // tr A^{-1} = |L^{-1}|_F^2 (block triangular solves).
+            let tp = t + info.jitter;
+            let tr_inv = inverse_frobenius2(lf.as_ref(), par);
+            drop(lf);
+            grad[0] = 0.5 * (c as f64 * (p as f64 - tp * tr_inv) - (yz - tp * zz)) / q[0];
+        } else {
+            self.reverse(&mut grad, lf, &z, &ms, &derivs, q, s2w, par, ctl)?;
+        }
+        let mut s = 0.5 * data;
+        for l in 0..depth {
+            if widths[l].is_finite() {
+                s += 0.5 * widths[l] * (q[l] - q[l].ln());
+                grad[l] += 0.5 * widths[l] * (1.0 - 1.0 / q[l]);
+            } else {
+                grad[l] = 0.0;
+            }
+        }
+        if !s.is_finite() || grad.iter().any(|g| !g.is_finite()) {
+            return Err(AkError::NonFinite {
+                name: "action",
+                msg: format!("non-finite action or gradient at Q = {q:?}"),
+            });
+        }
+        Ok((s, grad, info.jitter))
+    }
+
+    /// The reverse pass of a deep net (depth >= 2): `grad[l-1] = 1/2 tr(G_l M^l)` from the
+    /// factor `lf` of `A` and `Z = A^{-1} Y`.
+    #[allow(clippy::too_many_arguments)]
+    fn reverse(
+        &self,
+        grad: &mut [f64],
+        lf: Mat<f64>,
+        z: &Mat<f64>,
+        ms: &[Vec<f64>],
+        derivs: &[(Vec<f64>, Vec<f64>)],
+        q: &[f64],
+        s2w: f64,
+        par: Par,
+        ctl: &Control,
+    ) -> Result<()> {
+        let (p, c, depth) = (self.p, self.c, self.net.depth);
         // A^{-1} = L^{-T} L^{-1}: triangular inverse, then a triangular product (P^3 / 3 each).
         let mut w = Mat::<f64>::zeros(p, p);
         invert_lower_triangular(w.as_mut(), lf.as_ref(), par); // writes the lower triangle; the upper stays 0
@@ -302,8 +365,6 @@ impl<'a> Problem<'a> {
         drop(w);
         mirror_upper(&mut gbar, p);
         // Reverse accumulation (with the 1/2 of the action): dS/dQ_l = 1/2 tr(G_l M^l).
-        let s2w = self.net.sigma_w * self.net.sigma_w;
-        let mut grad = vec![0.0; depth];
         for l in (1..=depth).rev() {
             ctl.checkpoint()?;
             let ml: &[f64] = if l == 1 { &self.m1 } else { &ms[l - 2] };
@@ -337,21 +398,31 @@ impl<'a> Problem<'a> {
             });
             gbar = next;
         }
-        let mut s = 0.5 * data;
-        for l in 0..depth {
-            if widths[l].is_finite() {
-                s += 0.5 * widths[l] * (q[l] - q[l].ln());
-                grad[l] += 0.5 * widths[l] * (1.0 - 1.0 / q[l]);
-            } else {
-                grad[l] = 0.0;
-            }
-        }
-        if !s.is_finite() || grad.iter().any(|g| !g.is_finite()) {
-            return Err(AkError::NonFinite {
-                name: "action",
-                msg: format!("non-finite action or gradient at Q = {q:?}"),
-            });
-        }
-        Ok((s, grad, info.jitter))
+        Ok(())
     }
+}
+
+/// `|L^{-1}|_F^2 = tr (L L^T)^{-1}` for a lower-triangular `l`, by triangular solves on blocks
+/// of 256 columns of the identity (column j of `L^{-1}` vanishes above row j: each block is
+/// solved with the trailing submatrix only, P^3 / 3 flops in all), P x 256 of memory per
+/// thread. Blocks run in parallel (each solve sequential) and their sums are added in block
+/// order: the result does not depend on the number of threads.
+fn inverse_frobenius2(l: MatRef<'_, f64>, par: Par) -> f64 {
+    const B: usize = 256;
+    let p = l.nrows();
+    let block = |j0: usize| -> f64 {
+        let (n, w) = (p - j0, B.min(p - j0));
+        let mut blk = Mat::<f64>::zeros(n, w);
+        for k in 0..w {
+            blk[(k, k)] = 1.0;
+        }
+        solve_lower_triangular_in_place(l.submatrix(j0, j0, n, n), blk.as_mut(), Par::Seq);
+        (0..w).map(|j| blk.col(j).iter().map(|v| v * v).sum::<f64>()).sum()
+    };
+    let starts: Vec<usize> = (0..p).step_by(B).collect();
+    let sums: Vec<f64> = match par {
+        Par::Seq => starts.iter().map(|&j0| block(j0)).collect(),
+        _ => starts.par_iter().map(|&j0| block(j0)).collect(),
+    };
+    sums.iter().sum()
 }

@@ -18,9 +18,9 @@ impl Spectrum {
     pub(super) fn new(prob: &Problem<'_>, par: Par, ctl: &Control) -> Result<Self> {
         let p = prob.p;
         let ones = vec![1.0; prob.net.depth];
-        let layers = prob.forward(&ones, ctl)?;
-        let b = &layers[prob.net.depth];
-        let (lam, v) = symmetric_eigen("K", MatRef::from_row_major_slice(b, p, p), par)?;
+        let b = prob.readout_kernel(&ones, ctl)?;
+        let (lam, v) = symmetric_eigen("K", MatRef::from_row_major_slice(&b, p, p), par)?;
+        drop(b);
         let mut vy = Mat::<f64>::zeros(p, prob.c);
         matmul(vy.as_mut(), Accum::Replace, v.transpose(), prob.y, 1.0, par);
         let r = (0..p)
