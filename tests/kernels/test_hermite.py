@@ -96,3 +96,27 @@ def test_core_matches_numpy_reference(a, b, rho, act):
     K = ak.nngp_kernel(ak.MLP(depth=1, activation=act, method="hermite", quadrature_order=128), x)
     scale = np.sqrt(abs(K[0, 0] * K[1, 1]))
     assert abs(K[0, 1] - e) <= 1e-10 * scale + bound
+
+
+@pytest.mark.parametrize("activation", ["tanh", "softplus"])
+def test_equal_norm_rows_share_coefficients(activation):
+    """Rows normalized to a common norm (variances equal up to rounding) share one table per layer
+    (variance groups of relative width 1e-13 in the core); points scaled by 1 + 1e-6 and an exact
+    duplicate sit next to them. Against the NumPy reference (one table per point) to 1e-12 and the
+    order-128 quadrature (independent) to 1e-10."""
+    from adaptive_kernels.reference.kernels import lazy as lk
+    rng = np.random.default_rng(7)
+    Z = rng.standard_normal((12, 5))
+    Z *= np.sqrt(5) / np.linalg.norm(Z, axis=1, keepdims=True)
+    assert np.ptp(np.einsum("ij,ij->i", Z, Z)) > 0     # equal only up to rounding
+    Z = np.vstack([Z, Z[:3] * (1 + 1e-6), Z[4:5]])
+    kw = dict(depth=2, activation=activation, sigma_w=1.1, sigma_b=0.2)
+    her = ak.MLP(**kw, method="hermite", quadrature_order=128)
+    K = ak.nngp_kernel(her, Z)
+    Kref = lk.nngp_kernel(Z, **kw, method="hermite", order=128)
+    assert _rel(K, Kref) < 1e-12, _rel(K, Kref)
+    Kq = ak.nngp_kernel(ak.MLP(**kw, method="quadrature", quadrature_order=128), Z)
+    assert _rel(K, Kq) < 1e-10, _rel(K, Kq)
+    Th = ak.ntk_kernel(her, Z)
+    Thq = ak.ntk_kernel(ak.MLP(**kw, method="quadrature", quadrature_order=128), Z)
+    assert _rel(Th, Thq) < 1e-10, _rel(Th, Thq)

@@ -145,6 +145,7 @@ pub struct HermiteTable {
 }
 
 /// Coefficients, second moment and tails of one function at one variance.
+#[derive(Clone)]
 pub(crate) struct PointCoeffs {
     pub(crate) c: Vec<f64>,
     pub(crate) m0: f64,
@@ -265,9 +266,44 @@ fn derivative_k(act: &Activation, x: f64, k: u8) -> f64 {
     }
 }
 
+/// Variances within this relative distance of the smallest one of their group share its
+/// coefficients (see [`variance_groups`]).
+pub const VARIANCE_MERGE: f64 = 1e-13;
+
+/// Groups of (nearly) equal variances: `(representatives, group of each point)`. Sorted
+/// ascending, a group starts at a variance `s0` and takes every following `s <= s0 (1 +`
+/// [`VARIANCE_MERGE`]`)`; its representative is `s0`. Rows normalized to a common norm give
+/// one group per layer (variances equal up to rounding), so the tables cost one point instead
+/// of P. Replacing `s` by `s0` changes an entry by about `|dE/da| s VARIANCE_MERGE`, ~1e-13 of
+/// its scale (`dE/da = E[phi''(u) phi(v)] / 2`). Deterministic: independent of threads.
+pub(crate) fn variance_groups(s: &[f64]) -> (Vec<f64>, Vec<usize>) {
+    let mut idx: Vec<usize> = (0..s.len()).collect();
+    idx.sort_by(|&i, &j| s[i].total_cmp(&s[j]).then(i.cmp(&j)));
+    let (mut reps, mut group) = (Vec::new(), vec![0; s.len()]);
+    for &i in &idx {
+        let start = reps.last().copied();
+        match start {
+            Some(s0) if s[i] <= s0 + VARIANCE_MERGE * f64::abs(s0) => {}
+            _ => reps.push(s[i]),
+        }
+        group[i] = reps.len() - 1;
+    }
+    (reps, group)
+}
+
 /// Coefficients of the `k`-th derivative of phi (k = 0, 1, 2; k = 2 only for the smooth
-/// built-in activations) at the variances `s`.
+/// built-in activations) at the variances `s`: computed once per group of nearly equal
+/// variances ([`variance_groups`]).
 pub(crate) fn point_coeffs_k(act: &Activation, s: &[f64], k: u8) -> Result<Vec<PointCoeffs>> {
+    let (reps, group) = variance_groups(s);
+    if reps.len() == s.len() {
+        return point_coeffs_distinct(act, s, k);
+    }
+    let pcs = point_coeffs_distinct(act, &reps, k)?;
+    Ok(group.iter().map(|&g| pcs[g].clone()).collect())
+}
+
+fn point_coeffs_distinct(act: &Activation, s: &[f64], k: u8) -> Result<Vec<PointCoeffs>> {
     let derivative = k == 1;
     if k == 2 && (matches!(act, Activation::Relu | Activation::Custom(_))) {
         return Err(AkError::InvalidArgument {

@@ -94,3 +94,18 @@ fn fallback_takes_the_1d_rule_for_phi_even_when_phi_prime_needs_the_quadrature()
     assert_eq!(e[0], o[0]);
     assert_eq!(d[0], qd[0]);
 }
+
+#[test]
+fn variance_groups_merge_rounding_level_differences_only() {
+    let s = [1.0, 2.0, 1.0 + 1e-15, 2.0 * (1.0 + 1e-10), 1.0 - 1e-16, 2.0];
+    let (reps, group) = variance_groups(&s);
+    assert_eq!(reps, vec![1.0 - 1e-16, 2.0, 2.0 * (1.0 + 1e-10)]);
+    assert_eq!(group, vec![0, 1, 0, 2, 0, 1]);
+    // a shared table equals the per-point one to ~1e-13 of the scale
+    let act = Activation::Tanh;
+    let merged = HermiteTable::new(&act, &[1.0, 1.0 + 5e-14], true).unwrap();
+    let alone = HermiteTable::new(&act, &[1.0 + 5e-14], true).unwrap();
+    for n in 0..=MAX_ORDER {
+        assert!((merged.c[n * 2 + 1] - alone.c[n]).abs() <= 1e-13, "n={n}");
+    }
+}
