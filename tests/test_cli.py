@@ -45,7 +45,8 @@ def test_demo_defaults_show_an_adaptive_theory_below_the_lazy_ones(capsys):
     out = capsys.readouterr().out
     assert rc == 0
     rows = _rows(out)
-    assert set(rows) == ({(a, d, k) for a in ("linear", "relu") for d in (1, 3) for k in ("nngp", "ntk", "renorm")}
+    assert set(rows) == ({(a, d, k) for a in ("linear", "relu", "tanh") for d in (1, 3)
+                          for k in ("nngp", "ntk", "renorm")}
                          | {("linear", d, "meanfield") for d in (1, 3)})
     # the measured headline (see the README): kernel renormalization of the linear nets
     for d in (1, 3):

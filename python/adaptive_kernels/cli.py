@@ -142,8 +142,8 @@ def main(argv: list[str] | None = None) -> int:
     demo.add_argument("--alpha", type=float, default=4.0, help="load P/N of the finite-width theories")
     demo.add_argument("--gamma", type=float, default=1.0, help="richness of the mean-field theory")
     demo.add_argument("--depths", type=int, nargs="+", default=[1, 3])
-    demo.add_argument("--activations", nargs="+", default=["linear", "relu"],
-                      help="relu, erf, linear use closed forms; tanh, gelu, softplus use quadrature (slower)")
+    demo.add_argument("--activations", nargs="+", default=["linear", "relu", "tanh"],
+                      help="relu, erf, linear use closed forms; tanh, gelu, softplus Hermite expansions")
     sw = sub.add_parser("sweep", help="run the sweep a study TOML file describes (resumable through its store)")
     sw.add_argument("study", help="path of the study .toml file")
     pl = sub.add_parser("plot", help="learning curve of a results store (sweep/compare tables) as a PNG")

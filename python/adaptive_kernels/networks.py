@@ -32,12 +32,13 @@ class MLP:
     method : {"auto", "quadrature", "hermite"}
         ``"auto"`` uses closed forms for linear, relu (arc-cosine) and erf, and for every other
         activation (tanh, gelu, softplus, callables) the Hermite (Mehler) expansion in the lazy
-        kernels (``nngp_kernel``, ``ntk_kernel``, ``lazy_kernels``, ``kernel_diagonal``), the polar
-        quadrature elsewhere (kernel renormalization's layer maps on the training set,
-        mean-field theories, criticality). ``"quadrature"`` forces quadrature everywhere (to check
-        the closed forms). ``"hermite"`` uses the expansion also for relu, erf and linear, and in
-        kernel renormalization's layer maps for tanh, gelu and softplus (slow where many training
-        pairs have |rho| near 1: those entries use the order-128 quadrature).
+        kernels (``nngp_kernel``, ``ntk_kernel``, ``lazy_kernels``, ``kernel_diagonal``) and, for
+        tanh, gelu and softplus, in kernel renormalization's layer maps on the training set; the
+        polar quadrature elsewhere (callables in kernel renormalization, mean-field theories,
+        criticality). ``"quadrature"`` forces quadrature everywhere (to check the closed forms).
+        ``"hermite"`` uses the expansion also for relu, erf and linear. Slow where many entries
+        miss the expansion's bound (large layer variances, |rho| near 1 with slowly decaying
+        coefficients): those entries use the order-128 quadrature.
         The expansion uses per-point Hermite coefficients (no transcendental functions per entry;
         for tanh at P = 4000 three orders of magnitude faster than quadrature,
         benches/bench_hermite.py): an entry's truncation error is bounded by ``1e-12`` relative to

@@ -86,7 +86,7 @@ def test_auto_fallback_is_accurate_near_rho_one():
 
 
 @settings(max_examples=40, deadline=None)
-@given(a=st.floats(0.2, 2.5), b=st.floats(0.2, 2.5), rho=st.floats(-0.97, 0.97),
+@given(a=st.floats(0.2, 2.5), b=st.floats(0.2, 2.5), rho=st.floats(-0.9995, 0.9995),
        act=st.sampled_from(["tanh", "gelu", "softplus", "erf"]))
 def test_core_matches_numpy_reference(a, b, rho, act):
     # two points in d = 2 with K^0 = [[a, c], [c, b]] (sigma_w = 1, sigma_b = 0)
@@ -96,3 +96,51 @@ def test_core_matches_numpy_reference(a, b, rho, act):
     K = ak.nngp_kernel(ak.MLP(depth=1, activation=act, method="hermite", quadrature_order=128), x)
     scale = np.sqrt(abs(K[0, 0] * K[1, 1]))
     assert abs(K[0, 1] - e) <= 1e-10 * scale + bound
+
+
+@pytest.mark.parametrize("activation", ["tanh", "softplus"])
+def test_equal_norm_rows_share_coefficients(activation):
+    """Rows normalized to a common norm (variances equal up to rounding) share one table per layer
+    (variance groups of relative width 1e-13 in the core); points scaled by 1 + 1e-6 and an exact
+    duplicate sit next to them. Against the NumPy reference (one table per point) to 1e-12 and the
+    order-128 quadrature (independent) to 1e-10."""
+    from adaptive_kernels.reference.kernels import lazy as lk
+    rng = np.random.default_rng(7)
+    Z = rng.standard_normal((12, 5))
+    Z *= np.sqrt(5) / np.linalg.norm(Z, axis=1, keepdims=True)
+    assert np.ptp(np.einsum("ij,ij->i", Z, Z)) > 0     # equal only up to rounding
+    Z = np.vstack([Z, Z[:3] * (1 + 1e-6), Z[4:5]])
+    kw = dict(depth=2, activation=activation, sigma_w=1.1, sigma_b=0.2)
+    her = ak.MLP(**kw, method="hermite", quadrature_order=128)
+    K = ak.nngp_kernel(her, Z)
+    Kref = lk.nngp_kernel(Z, **kw, method="hermite", order=128)
+    assert _rel(K, Kref) < 1e-12, _rel(K, Kref)
+    Kq = ak.nngp_kernel(ak.MLP(**kw, method="quadrature", quadrature_order=128), Z)
+    assert _rel(K, Kq) < 1e-10, _rel(K, Kq)
+    Th = ak.ntk_kernel(her, Z)
+    Thq = ak.ntk_kernel(ak.MLP(**kw, method="quadrature", quadrature_order=128), Z)
+    assert _rel(Th, Thq) < 1e-10, _rel(Th, Thq)
+
+
+@settings(max_examples=30, deadline=None)
+@given(a=st.floats(0.2, 1.5), b=st.floats(0.2, 1.5), one_minus=st.floats(1e-6, 0.1), sign=st.sampled_from([1, -1]),
+       act=st.sampled_from(["tanh", "gelu", "softplus"]))
+def test_near_collinear_entries_match_conditional_rule(a, b, one_minus, sign, act):
+    """|rho| in [0.9, 1 - 1e-6], where the expansion now accepts entries its error bound covers (the
+    tails without cancellation, see hermite.rs residual_tails; before, the tails' rounding floor sent
+    every entry above |rho| ~0.91 to the order-128 quadrature). Independent check: the conditional
+    product rule v = sqrt(b) (rho x + sqrt(1 - rho^2) z), 400 x 200 Gauss-Hermite nodes."""
+    from scipy import special
+    from adaptive_kernels.reference.kernels.lazy import activation_functions
+    rho = sign * (1.0 - one_minus)
+    x = np.array([[np.sqrt(2 * a), 0.0], [np.sqrt(2 * b) * rho, np.sqrt(2 * b) * np.sqrt(1 - rho ** 2)]])
+    c = x[0] @ x[1] / 2
+    rho = c / np.sqrt(a * b)
+    phi, _ = activation_functions(act)
+    zo, wo = special.roots_hermitenorm(400)
+    zi, wi = special.roots_hermitenorm(200)
+    wo, wi = wo / wo.sum(), wi / wi.sum()
+    inner = phi(np.sqrt(b) * (rho * zo[:, None] + np.sqrt(max(1 - rho ** 2, 0.0)) * zi[None, :])) @ wi
+    want = wo @ (phi(np.sqrt(a) * zo) * inner)
+    K = ak.nngp_kernel(ak.MLP(depth=1, activation=act, method="hermite", quadrature_order=128), x)
+    assert abs(K[0, 1] - want) <= 1e-10 * np.sqrt(abs(K[0, 0] * K[1, 1])), (K[0, 1], want)

@@ -258,3 +258,26 @@ def test_hermite_layer_maps_match_high_order_quadrature(act):
         fd = (m.action(Q + e)[0] - m.action(Q - e)[0]) / (2 * h)
         assert abs(fd - g[l]) <= 1e-6 * np.abs(g).max()
     np.testing.assert_allclose(m.Q_, q.Q_, rtol=1e-8)
+
+
+def test_auto_layer_maps_are_hermite_on_equal_norm_rows(activation="tanh"):
+    """method="auto" (the Hermite layer maps since issue #20) on rows of a common norm (one shared
+    table per layer in the core): action and gradient equal the NumPy reference's, and equal the
+    order-128 quadrature's layer maps (independent) to 1e-9; identical for 1 and 2 threads."""
+    X, Y = _data(11, p=12, c=2)
+    X = X * np.sqrt(X.shape[1]) / np.linalg.norm(X, axis=1, keepdims=True)
+    kw = dict(depth=2, activation=activation, sigma_w=1.2, sigma_b=0.1)
+    Q, widths, T = np.array([1.2, 0.8]), [15.0, 25.0], 0.05
+    m = ak.KernelRenormalization(ak.MLP(**kw), width=widths, temperature=T, n_threads=1).fit(X, Y)
+    S, g = m.action(Q)
+    np.testing.assert_allclose(S, ref.action(ak.MLP(**kw), X, Y, Q, widths, T), rtol=1e-10)
+    g_ref = ref.action_gradient(ak.MLP(**kw), X, Y, Q, widths, T)
+    np.testing.assert_allclose(g, g_ref, rtol=1e-8, atol=1e-9 * np.abs(g_ref).max())
+    mq = ak.KernelRenormalization(ak.MLP(**kw, method="quadrature", quadrature_order=128), width=widths,
+                                  temperature=T).fit(X, Y)
+    Sq, gq = mq.action(Q)
+    np.testing.assert_allclose(S, Sq, rtol=1e-9)
+    np.testing.assert_allclose(g, gq, rtol=1e-7, atol=1e-9 * np.abs(gq).max())
+    np.testing.assert_allclose(m.Q_, mq.Q_, rtol=1e-8)
+    m2 = ak.KernelRenormalization(ak.MLP(**kw), width=widths, temperature=T, n_threads=2).fit(X, Y)
+    assert np.array_equal(m.Q_, m2.Q_) and m.action(Q)[0] == m2.action(Q)[0]

@@ -123,9 +123,9 @@ def test_unit_Q_gives_nngp_kernels(activation, method):
     net = _net(3, activation, sigma_w=1.4, sigma_b=0.5, method=method)
     Ks = kr.renormalized_kernels(net, X, np.ones(3), Xt)
     Z = np.vstack([X, Xt])
-    # with "auto", kernel renormalization's layer maps of tanh are the quadrature (the Hermite maps
-    # only with "hermite"), while the lazy kernels' "auto" is the expansion
-    lazy_method = "quadrature" if (activation, method) == ("tanh", "auto") else method
+    # with "auto", kernel renormalization's layer maps of tanh are the Hermite maps, as the lazy
+    # kernels' "auto"
+    lazy_method = method
     for l, K in enumerate(Ks):
         ref = lk.nngp_kernel(Z, depth=l, activation=activation, sigma_w=1.4, sigma_b=0.5, method=lazy_method)
         _close(K, ref, 1e-12)

@@ -43,16 +43,18 @@ _SECOND_DERIVATIVES = {
 
 def _opts(net):
     method = getattr(net, "method", "auto")
-    if not isinstance(net.activation, str) or (method == "auto" and net.activation not in ("linear", "relu", "erf")):
-        # the core's layer maps: the quadrature for callables (phi'' by differences) and, with
-        # "auto", for the smooth named activations (the Hermite maps only with "hermite")
+    if not isinstance(net.activation, str):
+        # the core's layer maps: the quadrature for callables (phi'' by differences)
         method = "quadrature"
+    elif method == "auto" and net.activation not in ("linear", "relu", "erf"):
+        # and, with "auto", the Hermite maps for the smooth named activations (as "hermite")
+        method = "hermite"
     return dict(method=method, order=getattr(net, "quadrature_order", 32),
                 derivative=getattr(net, "activation_derivative", None))
 
 
 def _hermite(net):
-    """Whether the layer maps use the Hermite expansion (smooth named activations, method="hermite")."""
+    """Whether the layer maps use the Hermite expansion (smooth named activations, "auto" or "hermite")."""
     return isinstance(net.activation, str) and net.activation in _SECOND_DERIVATIVES \
         and net.activation not in ("linear", "erf") and _opts(net)["method"] == "hermite"
 

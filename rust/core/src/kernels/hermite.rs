@@ -11,7 +11,8 @@
 //! of [`GH_NODES`] nodes (relu: closed forms), up to order [`MAX_ORDER`]. An entry is then a
 //! polynomial in `rho` (Horner, no transcendental functions).
 //!
-//! Error bound: with `T(N) = E[phi^2] - sum_{n<=N} c_n^2` (the tail), Cauchy-Schwarz and
+//! Error bound: with `T(N) = E[phi^2] - sum_{n<=N} c_n^2` (the tail, computed without
+//! cancellation as the rule's mean square of the residual, [`residual_tails`]), Cauchy-Schwarz and
 //! `|rho| <= 1` bound the truncation error of an entry by `|rho|^{N+1} sqrt(T_a(N) T_b(N))`.
 //! An entry is accepted when this is at most [`TOL`] `sqrt(E[phi(u)^2] E[phi(v)^2])` (and the same
 //! for phi' when the derivative kernel is wanted); otherwise (|rho| -> 1 with slowly decaying
@@ -43,6 +44,9 @@ pub const GH_CHECK_NODES: usize = 320;
 /// by ~1e-5. (At 1e-12 every point of a moderate-variance tanh layer was "unreliable" and all
 /// entries went to the order-128 quadrature: 300x slower.)
 const RULE_CHECK: f64 = 1e-8;
+/// Disagreement of the two rules' `E[phi^2]` (relative) taken for rounding: below it the
+/// relative tails have no floor (see [`residual_tails`]).
+const ROUNDING: f64 = 1e-13;
 
 /// A symmetric Gauss-Hermite rule for `E[f(z)]`, `z ~ N(0, 1)`: positive nodes and their
 /// weights (each node stands for `+z` and `-z`; the weights sum to 1/2).
@@ -103,6 +107,8 @@ pub(crate) struct Rules {
     check: HalfRule,
     /// `hw[n][k] = w_k h_n(z_k)` of the main rule (n-major), for n = 0..=MAX_ORDER.
     hw: Vec<f64>,
+    /// `h[n][k] = h_n(z_k)` of the main rule (n-major): the residuals of the tails.
+    h: Vec<f64>,
 }
 
 pub(crate) fn rules() -> &'static Rules {
@@ -112,14 +118,16 @@ pub(crate) fn rules() -> &'static Rules {
         let check = gauss_hermite(GH_CHECK_NODES);
         let k = main.z.len();
         let mut hw = vec![0.0; (MAX_ORDER + 1) * k];
+        let mut hv = vec![0.0; (MAX_ORDER + 1) * k];
         let mut h = vec![0.0; MAX_ORDER + 1];
         for (i, (&z, &w)) in main.z.iter().zip(&main.w).enumerate() {
             hermite_values(z, MAX_ORDER, &mut h);
             for n in 0..=MAX_ORDER {
                 hw[n * k + i] = w * h[n];
+                hv[n * k + i] = h[n];
             }
         }
-        Rules { main, check, hw }
+        Rules { main, check, hw, h: hv }
     })
 }
 
@@ -145,6 +153,7 @@ pub struct HermiteTable {
 }
 
 /// Coefficients, second moment and tails of one function at one variance.
+#[derive(Clone)]
 pub(crate) struct PointCoeffs {
     pub(crate) c: Vec<f64>,
     pub(crate) m0: f64,
@@ -182,13 +191,38 @@ fn coeffs_from_values(fp: &[f64], fm: &[f64], gp: &[f64], gm: &[f64]) -> PointCo
         && (c[1] - c1_check).abs() <= RULE_CHECK * m0.sqrt();
     let mut tails = vec![f64::INFINITY; MAX_ORDER + 1];
     if reliable {
-        let mut s = 0.0;
-        for n in 0..=MAX_ORDER {
-            s += c[n] * c[n];
-            tails[n] = if m0 > 0.0 { ((m0 - s).max(0.0) / m0).sqrt() } else { 0.0 };
-        }
+        residual_tails(&c, m0, fp, fm, &mut tails);
+        // the tails are the rule's: where the two rules disagree beyond rounding, the main rule's
+        // own error (about the size of the disagreement) bounds how far they can be trusted
+        let excess = ((m0 - m0_check).abs() - ROUNDING * m0).max(0.0);
+        let floor = if m0 > 0.0 { (excess / m0).sqrt() } else { 0.0 };
+        tails.iter_mut().for_each(|t| *t = t.max(floor));
     }
     PointCoeffs { c, m0, tails }
+}
+
+/// Relative tails `sqrt(T(N) / E[phi^2])` for N = 0..=MAX_ORDER, `T(N)` as the rule's mean square
+/// of the residual `phi - sum_{n<=N} c_n h_n` at its nodes `+-z_k` (values `fp`, `fm`). By the
+/// rule's discrete orthogonality this equals `E[phi^2] - sum_{n<=N} c_n^2`, but without its
+/// cancellation: that difference cannot resolve tails below ~1e-16 E[phi^2] (relative tails
+/// ~1e-8), so entries with |rho| above ~0.91 missed the bound even where the series had converged
+/// to machine precision. Rounding of the residuals: ~1e-16 sqrt(N) relative (Cramer's bound
+/// `sqrt(w_k) |h_n(z_k)| = O(1)`).
+fn residual_tails(c: &[f64], m0: f64, fp: &[f64], fm: &[f64], tails: &mut [f64]) {
+    let r = rules();
+    let k = fp.len();
+    let (mut rp, mut rm) = (fp.to_vec(), fm.to_vec());
+    for n in 0..=MAX_ORDER {
+        let h = &r.h[n * k..(n + 1) * k];
+        let (cp, cm) = (c[n], if n % 2 == 0 { c[n] } else { -c[n] });
+        let mut t = 0.0;
+        for q in 0..k {
+            rp[q] -= cp * h[q];
+            rm[q] -= cm * h[q];
+            t += r.main.w[q] * (rp[q] * rp[q] + rm[q] * rm[q]);
+        }
+        tails[n] = if m0 > 0.0 { (t / m0).sqrt() } else { 0.0 };
+    }
 }
 
 /// Dot product with four accumulators (fixed order: independent of threads).
@@ -265,9 +299,44 @@ fn derivative_k(act: &Activation, x: f64, k: u8) -> f64 {
     }
 }
 
+/// Variances within this relative distance of the smallest one of their group share its
+/// coefficients (see [`variance_groups`]).
+pub const VARIANCE_MERGE: f64 = 1e-13;
+
+/// Groups of (nearly) equal variances: `(representatives, group of each point)`. Sorted
+/// ascending, a group starts at a variance `s0` and takes every following `s <= s0 (1 +`
+/// [`VARIANCE_MERGE`]`)`; its representative is `s0`. Rows normalized to a common norm give
+/// one group per layer (variances equal up to rounding), so the tables cost one point instead
+/// of P. Replacing `s` by `s0` changes an entry by about `|dE/da| s VARIANCE_MERGE`, ~1e-13 of
+/// its scale (`dE/da = E[phi''(u) phi(v)] / 2`). Deterministic: independent of threads.
+pub(crate) fn variance_groups(s: &[f64]) -> (Vec<f64>, Vec<usize>) {
+    let mut idx: Vec<usize> = (0..s.len()).collect();
+    idx.sort_by(|&i, &j| s[i].total_cmp(&s[j]).then(i.cmp(&j)));
+    let (mut reps, mut group) = (Vec::new(), vec![0; s.len()]);
+    for &i in &idx {
+        let start = reps.last().copied();
+        match start {
+            Some(s0) if s[i] <= s0 + VARIANCE_MERGE * f64::abs(s0) => {}
+            _ => reps.push(s[i]),
+        }
+        group[i] = reps.len() - 1;
+    }
+    (reps, group)
+}
+
 /// Coefficients of the `k`-th derivative of phi (k = 0, 1, 2; k = 2 only for the smooth
-/// built-in activations) at the variances `s`.
+/// built-in activations) at the variances `s`: computed once per group of nearly equal
+/// variances ([`variance_groups`]).
 pub(crate) fn point_coeffs_k(act: &Activation, s: &[f64], k: u8) -> Result<Vec<PointCoeffs>> {
+    let (reps, group) = variance_groups(s);
+    if reps.len() == s.len() {
+        return point_coeffs_distinct(act, s, k);
+    }
+    let pcs = point_coeffs_distinct(act, &reps, k)?;
+    Ok(group.iter().map(|&g| pcs[g].clone()).collect())
+}
+
+fn point_coeffs_distinct(act: &Activation, s: &[f64], k: u8) -> Result<Vec<PointCoeffs>> {
     let derivative = k == 1;
     if k == 2 && (matches!(act, Activation::Relu | Activation::Custom(_))) {
         return Err(AkError::InvalidArgument {

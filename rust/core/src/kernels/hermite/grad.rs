@@ -39,7 +39,8 @@ impl GradTable {
         let d = pack(&pd, d_order);
         let (e, _, e_rt) = pack(&pe, e_order);
         let r = rules();
-        let cross: Vec<f64> = s
+        let (reps, group) = variance_groups(s);
+        let cross: Vec<f64> = reps
             .par_iter()
             .map(|&s| {
                 let q = s.max(0.0).sqrt();
@@ -55,6 +56,7 @@ impl GradTable {
                     .sum::<f64>()
             })
             .collect();
+        let cross: Vec<f64> = group.iter().map(|&g| cross[g]).collect();
         let p = s.len();
         Ok(GradTable {
             t: HermiteTable {

@@ -83,13 +83,13 @@ impl<'a> Problem<'a> {
     }
 
     /// Whether the layer maps use the Hermite expansions ([`crate::kernels::hermite::grad`]):
-    /// with `method = "hermite"` for the smooth built-in activations (closed forms stay closed
-    /// forms; callables keep the quadrature, whose phi'' is a difference quotient). Not with
-    /// "auto" yet: on real data (digits, MNIST) most training pairs have |rho| near 1 after a
-    /// layer, where the tanh series misses its bound and the order-128 fallback costs ~1000x the
-    /// erf closed form (benches/README.md, issue #20).
+    /// with `method = "auto"` or `"hermite"` for the smooth built-in activations (closed forms
+    /// stay closed forms; callables keep the quadrature, whose phi'' is a difference quotient).
+    /// Entries that miss the series' error bound (|rho| -> 1) take the 1-D rule (collinear) or
+    /// the order-128 polar rule.
     pub fn uses_hermite(&self) -> bool {
-        self.net.method == crate::kernels::activation::Method::Hermite
+        use crate::kernels::activation::Method;
+        matches!(self.net.method, Method::Hermite | Method::Auto)
             && !self.net.activation.has_closed_form()
             && !matches!(self.net.activation, Activation::Custom(_))
     }
