@@ -90,6 +90,8 @@ impl<'a> TiltedDensity<'a> {
                 format!("must be square and non-empty, got ({p}, {})", c.ncols()),
             ));
         }
+        // the factor, the factorization's work copy and the tilt in the factor's coordinates
+        crate::validate::dense_memory("C", "the factor of C and the tilt in its coordinates", 3.0, p, p, "use fewer points")?;
         let mut l = Mat::<f64>::zeros(p, p);
         cholesky_with_jitter("C", c, 0.0, l.as_mut(), par)?;
         Self::with_factor(act, CovFactor::Cholesky(l), phat)
