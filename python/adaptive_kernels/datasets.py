@@ -272,7 +272,7 @@ def teacher_student(kind="linear", n_train=200, n_test=200, dim=20, noise=0.0, s
     n = n_train + n_test
     try:
         X = rng.standard_normal((n, dim))
-    except MemoryError:
+    except (MemoryError, ValueError):   # ValueError: numpy's "array is too big" beyond the address space
         raise InsufficientMemoryError(
             f"dim: {n} x {dim} inputs (n_train + n_test rows) needs about {8 * n * dim / 2**30:.3g} GiB, more than "
             f"the memory available; use fewer samples (n_train, n_test) or a smaller dim") from None

@@ -126,6 +126,8 @@ class GaussianProcess(_KernelPredictor):
     def fit(self, X, y) -> "GaussianProcess":
         self._check_params()
         ridge = check_float("ridge", self.ridge, minimum=0.0)
+        if ridge > 1e100:
+            raise ValueError(f"ridge: must be <= 1e100 (larger values overflow the kernel's spectrum), got {ridge}")
         Y = self._store_train(X, y)
         K = self._kernel(self.X_train_)
         U, jitter, _ = _core.linalg.cholesky(K, ridge, n_threads=self._threads)
@@ -204,6 +206,8 @@ class NTKGradientFlow(_KernelPredictor):
         check_float("lr", self.lr, minimum=0.0, strict=True)
         check_float("time", self.time, minimum=0.0, allow_inf=True)
         ridge = check_float("ridge", self.ridge, minimum=0.0)
+        if ridge > 1e100:
+            raise ValueError(f"ridge: must be <= 1e100 (larger values overflow the kernel's spectrum), got {ridge}")
         self._store_train(X, y)
         Th = self._kernel(self.X_train_)
         if ridge:

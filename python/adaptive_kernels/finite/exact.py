@@ -141,6 +141,8 @@ def exact_linear_posterior(net: MLP, X, y, X_test=None, *, width: int, temperatu
         r = _core.finite.exact_linear_posterior(X, Y, X_test, sigma_w=net.sigma_w, width=width, temperature=temperature,
                                          parameterization=parameterization, gamma=gamma, chi=chi, n_threads=n_threads,
                                          progress=cb)
+    if X_test is not None and not (np.all(np.isfinite(r.test_mean)) and np.all(np.isfinite(r.test_var))):
+        raise FloatingPointError("X_test: the test predictions overflow float64; rescale X_test (and X)")
     squeeze = (lambda a: np.asarray(a)[:, 0]) if np.ndim(y) == 1 else np.asarray
     return ExactLinearPosterior(
         mean=squeeze(r.test_mean) if X_test is not None else None,

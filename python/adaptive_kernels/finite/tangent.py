@@ -72,7 +72,10 @@ class TangentFeatures:
     def layer_kernels(self, other: "TangentFeatures | None" = None, *, n_threads: int | None = None) -> list:
         """Per-layer tangent kernels ``J_l J_l'^T``, each (n C, n' C) (``other``: the second point
         set; default these points)."""
-        return _core.finite.tangent_kernels(self, self._other(other), n_threads=check_n_threads(n_threads))
+        ks = _core.finite.tangent_kernels(self, self._other(other), n_threads=check_n_threads(n_threads))
+        if not all(np.all(np.isfinite(k)) for k in ks):
+            raise FloatingPointError("X: the tangent kernel overflows float64; rescale X or the parameters")
+        return ks
 
     def kernel(self, other: "TangentFeatures | None" = None, *, n_threads: int | None = None) -> np.ndarray:
         """Tangent kernel (empirical NTK) ``K0 = J J'^T``, (n C, n' C), from the structure."""

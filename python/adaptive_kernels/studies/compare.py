@@ -143,6 +143,17 @@ def _simulate(name, kw, net, X, y, X_test, width, temperature, gamma, weight_dec
     return gd.train_output.mean(0), gd.test_output.mean(0), Phi, args["parameterization"], bool(gd.converged.all())
 
 
+def _undefined_as_nan(measure, *args) -> float:
+    """An alignment measure, NaN where it is undefined (a kernel that is zero or constant after
+    centring, e.g. all-zero inputs): a table cell, not a reason to fail the comparison."""
+    try:
+        return float(measure(*args))
+    except ValueError as exc:
+        if "undefined" in str(exc):
+            return float("nan")
+        raise
+
+
 def compare_theories(net: MLP, X, y, X_test, y_test, *, theories=None, simulate=None, width=None,
                      temperature: float = 1e-2, gamma: float = 1.0, weight_decay: float | None = None,
                      n_threads: int | None = None, plot: bool = False):
@@ -170,11 +181,14 @@ def compare_theories(net: MLP, X, y, X_test, y_test, *, theories=None, simulate=
                 raise ValueError(f"theories: {n} {why}")
     sims = _check_names("simulate", simulate or {}, SIMULATIONS)
     weight_decay = temperature if weight_decay is None else weight_decay
-    X_arr, _ = as_xy(X, y)
+    X_arr, Y_arr = as_xy(X, y)
     X_test_arr = as_matrix("X_test", X_test)
     check_same_features("X_test", X_test_arr, X_arr.shape[1], "X")
-    if as_matrix("y_test", y_test, allow_1d=True).shape[0] != X_test_arr.shape[0]:
-        raise ValueError(f"y_test: has {np.shape(y_test)[0]} rows but X_test has {X_test_arr.shape[0]} samples")
+    Y_test_arr = as_matrix("y_test", y_test, allow_1d=True)
+    if Y_test_arr.shape[0] != X_test_arr.shape[0]:
+        raise ValueError(f"y_test: has {Y_test_arr.shape[0]} rows but X_test has {X_test_arr.shape[0]} samples")
+    if Y_test_arr.shape[1] != Y_arr.shape[1] or np.ndim(y_test) != np.ndim(y):
+        raise ValueError(f"y_test: shape {np.shape(y_test)} does not match y's outputs (shape {np.shape(y)})")
     X, X_test = np.asarray(X, dtype=float), np.asarray(X_test, dtype=float)
     y, y_test = np.asarray(y, dtype=float), np.asarray(y_test, dtype=float)
     models = {n: _estimator(n, net, kw, width, temperature, gamma, weight_decay, n_threads) for n, kw in chosen.items()}
@@ -196,8 +210,8 @@ def compare_theories(net: MLP, X, y, X_test, y_test, *, theories=None, simulate=
         row = dict(model=name, kind=kind,
                    test_loss=None if test is None else _mse(test, y_test),
                    train_loss=None if train is None else _mse(train, y),
-                   alignment=None if K is None else float(kernel_alignment(K, y)),
-                   cka_nngp=None if K is None else float(cka(K, K_nngp)),
+                   alignment=None if K is None else _undefined_as_nan(kernel_alignment, K, y),
+                   cka_nngp=None if K is None else _undefined_as_nan(cka, K, K_nngp),
                    fit_time=time.perf_counter() - t0, converged=ok, error=err, warnings=_warning_text(caught))
         rows.append(row)
         preds[name], kernels[name] = test, K
@@ -222,7 +236,7 @@ def compare_theories(net: MLP, X, y, X_test, y_test, *, theories=None, simulate=
     for row in rows:
         for s in sims:
             K, f = kernels[row["model"]], preds[row["model"]]
-            row[f"cka_{s}"] = None if K is None or kernels[s] is None else float(cka(K, kernels[s]))
+            row[f"cka_{s}"] = None if K is None or kernels[s] is None else _undefined_as_nan(cka, K, kernels[s])
             row[f"max_dist_{s}"] = (None if f is None or preds[s] is None else
                                     float(np.max(np.abs(np.asarray(f).reshape(y_test.shape)
                                                         - np.asarray(preds[s]).reshape(y_test.shape)))))

@@ -134,7 +134,7 @@ fn run_member(
                 name: "lr",
                 msg: format!(
                     "gradient descent diverged at step {steps} (member {member}): objective {obj:.3e}, \
-                     initially {:.3e}; reduce lr (now {})",
+                     initially {:.3e}; reduce lr (now {}; stable steps need lr < 2 / (weight_decay + curvature))",
                     obj0.unwrap(),
                     cfg.lr
                 ),

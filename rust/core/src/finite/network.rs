@@ -74,7 +74,7 @@ impl FiniteMlp {
             "width",
             "the network's parameters, activations and stored kernels",
             8.0 * members as f64 * per,
-            "use narrower layers (width), fewer inputs or outputs (n_features / n_out, the columns of X and y), fewer \
+            "use narrower layers (width; n_particles of a gradient-flow fixed point), fewer inputs or outputs (n_features / n_out, the columns of X and y), fewer \
              chains or ensemble members (n_chains, n_ensemble), or store_kernels=False, store_weights=False",
         )
     }

@@ -350,6 +350,9 @@ pub fn exact_linear_posterior(
             }
         }
         ctl.checkpoint()?;
+        if !k0.col_iter().all(|c| c.iter().all(|v| v.is_finite())) {
+            return Err(crate::kernels::lazy::overflow("X"));
+        }
         let (lam, v) = symmetric_eigen("K0", k0.as_ref(), par)?;
         // Eigenvalues below P eps lam_max are rounding noise of null directions: set them to 0.
         // (At small kappa, Y_k lam_k u / kappa^2 makes the weights sensitive to that noise.)

@@ -53,7 +53,9 @@ fn ridge_solve(k: &Mat<f64>, ridge: f64, b: MatRef<'_, f64>, par: Par) -> Result
     let a = Mat::from_fn(p, p, |i, j| k[(i, j)] + if i == j { ridge } else { 0.0 });
     let l = crate::linalg::cholesky(a.as_ref()).ok_or_else(|| AkError::NonFinite {
         name: "X",
-        msg: "the fixed point's kernel plus the ridge is not positive definite (non-finite kernels?)".into(),
+        msg: "the fixed point's kernel plus the ridge is not positive definite (non-finite kernels, or a weight_decay \
+              too small for a rank-deficient kernel)"
+            .into(),
     })?;
     let mut out = b.to_owned();
     crate::linalg::cholesky_solve_in_place(l.as_ref(), out.as_mut(), par)?;
@@ -124,7 +126,10 @@ pub fn fixed_point(
             if !jt.is_finite() || jt > DIVERGED * j0.max(f64::MIN_POSITIVE) {
                 return Err(AkError::NonFinite {
                     name: "dt",
-                    msg: format!("the particle flow diverged at step {steps} even at the smallest step {dt:.3e}"),
+                    msg: format!(
+                        "the particle flow diverged at step {steps} even at the smallest step {dt:.3e}; \
+                         check the scale of weight_decay, gamma and the data X and y"
+                    ),
                 });
             }
             streak += 1;

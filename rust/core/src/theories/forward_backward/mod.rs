@@ -203,9 +203,13 @@ impl Problem {
             x.nrows(),
             "use fewer samples or fewer layers",
         )?;
+        let k0 = input_kernel(x, x, net.sigma_w, net.sigma_b, par);
+        if !k0.col_iter().all(|c| c.iter().all(|v| v.is_finite())) {
+            return Err(crate::kernels::lazy::overflow("X"));
+        }
         Ok(Problem {
             depth: net.depth,
-            k0: input_kernel(x, x, net.sigma_w, net.sigma_b, par),
+            k0,
             y: y.to_owned(),
             g: net.sigma_w * net.sigma_w,
             b: net.sigma_b * net.sigma_b,

@@ -214,6 +214,9 @@ impl<'a> Problem<'a> {
         with_threads(n_threads, |par| {
             let mut k0 = input_kernel(x.mat(), x.mat(), sw, sb, par);
             symmetrize(&mut k0);
+            if !k0.col_iter().all(|c| c.iter().all(|v| v.is_finite())) {
+                return Err(crate::kernels::lazy::overflow("X"));
+            }
             let (lam, vecs) = symmetric_eigen("K", k0.as_ref(), par)?;
             let lmax = lam.iter().cloned().fold(0.0, f64::max);
             if !(lmax > 0.0) || !lmax.is_finite() {
@@ -438,7 +441,19 @@ impl<'a> Problem<'a> {
             };
             Path::walk(points, |&pt, done: &[Solution]| {
                 let start = done.last().map(|s| &s.a[..]).or(first.as_deref());
-                self.solve_point(pt, start, solver, opts, par, ctl)
+                // the solver's own kernels (not an argument) overflowing: name the knobs that scale them
+                self.solve_point(pt, start, solver, opts, par, ctl).map_err(|e| match e {
+                    AkError::NonFinite { name: "kernels", msg }
+                    | AkError::InvalidArgument { name: "kernels", msg } => AkError::NonFinite {
+                        name: "gamma",
+                        msg: format!(
+                            "the saddle point's kernels overflow at gamma = {}, temperature = {} ({msg}); \
+                             rescale gamma, temperature or the data X and y",
+                            pt.gamma, pt.temperature
+                        ),
+                    },
+                    e => e,
+                })
             })
         })
     }
