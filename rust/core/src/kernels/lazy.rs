@@ -39,6 +39,15 @@ pub(crate) fn overflow(name: &'static str) -> AkError {
     }
 }
 
+/// [`overflow`] naming `name` if the kernel `k`, computed from finite inputs, holds a non-finite value.
+pub(crate) fn check_overflow(name: &'static str, k: faer::MatRef<'_, f64>) -> Result<()> {
+    if k.col_iter().all(|c| c.iter().all(|v| v.is_finite())) {
+        Ok(())
+    } else {
+        Err(overflow(name))
+    }
+}
+
 /// Diagonals `K^l(x_i, x_i)` for l = 0..depth-1 (the inputs of each hidden layer).
 /// Fails with [`AkError::NonFinite`] naming `name` if a diagonal overflows.
 fn diagonal_path(

@@ -350,9 +350,7 @@ pub fn exact_linear_posterior(
             }
         }
         ctl.checkpoint()?;
-        if !k0.col_iter().all(|c| c.iter().all(|v| v.is_finite())) {
-            return Err(crate::kernels::lazy::overflow("X"));
-        }
+        crate::kernels::lazy::check_overflow("X", k0.as_ref())?;
         let (lam, v) = symmetric_eigen("K0", k0.as_ref(), par)?;
         // Eigenvalues below P eps lam_max are rounding noise of null directions: set them to 0.
         // (At small kappa, Y_k lam_k u / kappa^2 makes the weights sensitive to that noise.)

@@ -204,9 +204,7 @@ impl Problem {
             "use fewer samples or fewer layers",
         )?;
         let k0 = input_kernel(x, x, net.sigma_w, net.sigma_b, par);
-        if !k0.col_iter().all(|c| c.iter().all(|v| v.is_finite())) {
-            return Err(crate::kernels::lazy::overflow("X"));
-        }
+        crate::kernels::lazy::check_overflow("X", k0.as_ref())?;
         Ok(Problem {
             depth: net.depth,
             k0,

@@ -184,9 +184,7 @@ impl<'a> Problem<'a> {
         let mut kn = input_kernel(x, x, net.sigma_w, 0.0, par);
         kn.col_iter_mut()
             .for_each(|c| c.iter_mut().for_each(|v| *v *= s2));
-        if !kn.col_iter().all(|c| c.iter().all(|v| v.is_finite())) {
-            return Err(crate::kernels::lazy::overflow("X"));
-        }
+        crate::kernels::lazy::check_overflow("X", kn.as_ref())?;
         let (lam, v) = symmetric_eigen("K", kn.as_ref(), par)?;
         let lam: Vec<f64> = lam.into_iter().map(|l| l.max(0.0)).collect();
         let mut yk = Mat::<f64>::zeros(lam.len(), y.ncols());

@@ -214,9 +214,7 @@ impl<'a> Problem<'a> {
         with_threads(n_threads, |par| {
             let mut k0 = input_kernel(x.mat(), x.mat(), sw, sb, par);
             symmetrize(&mut k0);
-            if !k0.col_iter().all(|c| c.iter().all(|v| v.is_finite())) {
-                return Err(crate::kernels::lazy::overflow("X"));
-            }
+            crate::kernels::lazy::check_overflow("X", k0.as_ref())?;
             let (lam, vecs) = symmetric_eigen("K", k0.as_ref(), par)?;
             let lmax = lam.iter().cloned().fold(0.0, f64::max);
             if !(lmax > 0.0) || !lmax.is_finite() {
