@@ -106,8 +106,9 @@ def gaussian_expectations(activation, a, b, c, *, method="auto", order=32, deriv
         from .hermite import hermite_or_quadrature
         if isinstance(activation, str):   # the core's fallback order for the named activations
             order = max(order, 128)
-        e = hermite_or_quadrature(phi, a, b, c, order)
-        return e, (hermite_or_quadrature(dphi, a, b, c, order) if need_derivative else None)
+        builtin = isinstance(activation, str)   # the core's mesh rule, else Gauss-Hermite
+        e = hermite_or_quadrature(phi, a, b, c, order, builtin=builtin)
+        return e, (hermite_or_quadrature(dphi, a, b, c, order, builtin=builtin) if need_derivative else None)
     e = np.empty_like(c)
     ed = np.empty_like(c) if need_derivative else None
     for idx in np.ndindex(c.shape):

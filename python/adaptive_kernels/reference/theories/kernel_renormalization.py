@@ -124,7 +124,7 @@ def expectation_derivatives(net, a, b, c):
     phi, _ = activation_functions(net.activation, o["derivative"])
     ddphi = _second_derivative(net)
     if _hermite(net):    # Mehler's formula for the pair (phi'', phi)
-        return Ec, 0.5 * hermite_or_quadrature(ddphi, a, b, c, max(o["order"], 128), psi=phi)
+        return Ec, 0.5 * hermite_or_quadrature(ddphi, a, b, c, max(o["order"], 128), psi=phi, builtin=True)
     Ea = np.empty_like(c)
     for idx in np.ndindex(c.shape):
         Ea[idx] = 0.5 * polar_expectation(ddphi, phi, a[idx], b[idx], c[idx], o["order"])
@@ -145,7 +145,7 @@ def _diagonal_derivative(net, k):
     phi, dphi = activation_functions(net.activation, o["derivative"])
     ddphi = _second_derivative(net)
     if _hermite(net):
-        return gaussian_mean(lambda x: dphi(x) ** 2 + phi(x) * ddphi(x), k, 400)
+        return gaussian_mean(lambda x: dphi(x) ** 2 + phi(x) * ddphi(x), k, builtin=True)
     return np.array([polar_expectation(dphi, dphi, x, x, x, o["order"])
                      + polar_expectation(phi, ddphi, x, x, x, o["order"]) for x in k])
 

@@ -11,8 +11,9 @@
 //! * the critical `sigma_w` at the net's `sigma_b`: the root of `chi_1(sigma_w) = 1` (chi_1 grows
 //!   with sigma_w for the usual activations; +inf counts as above 1).
 //!
-//! The expectations are the library's own (closed forms for linear/relu/erf; the 1-D
-//! Gauss-Hermite rule of the Hermite expansion where the lazy kernels use it; the polar
+//! The expectations are the library's own (closed forms for linear/relu/erf; the 1-D rule of
+//! the Hermite expansion where the lazy kernels use it (the mesh rule of the built-in
+//! activations, Gauss-Hermite for callables); the polar
 //! quadrature at perfect correlation with `method="quadrature"`), so these are the slopes of the
 //! very maps the lazy kernels iterate.
 use crate::error::{invalid, Result};
@@ -32,7 +33,7 @@ pub struct Criticality {
 fn moments(net: &Mlp, rule: &PolarRule, q: f64) -> Result<(f64, f64)> {
     let q = q.max(1e-300); // at q = 0 the relu closed form divides 0 by 0
     if net.lazy_uses_hermite() {
-        // the diagonal of the Hermite lazy kernels: the 1-D Gauss-Hermite rule
+        // the diagonal of the Hermite lazy kernels: their 1-D rule
         let t = HermiteTable::new(&net.activation, &[q], true)?;
         let d = t.d.as_ref().map_or(f64::NAN, |d| d.1[0]);
         return Ok((t.m0[0], d));

@@ -191,7 +191,7 @@ pub fn lazy_kernels_scaled(
             (0..p1).map(|i| input.of_row(x1.row(i))).collect()
         };
         if net.lazy_uses_hermite() {
-            let fallback_rule = PolarRule::new(net.hermite_fallback_order());
+            let fallback_rule = net.hermite_fallback_rule();
             let want_d = ntk.is_some();
             let side1 = diagonal_tables("X1", net, scales, diag1, want_d)?;
             let side2 = if sym {

@@ -48,7 +48,7 @@ pub(crate) fn diagonal_tables(
 }
 
 /// The expectations of the entries that miss the expansion's bound: the closed form where there
-/// is one (linear, relu, erf), else the polar `rule` ([`Mlp::hermite_fallback_order`]).
+/// is one (linear, relu, erf), else the polar `rule` ([`Mlp::hermite_fallback_rule`]).
 pub(crate) fn fallback_expectation<'a>(net: &'a Mlp, rule: &'a PolarRule) -> Expectation<'a> {
     Expectation {
         act: &net.activation,

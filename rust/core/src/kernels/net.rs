@@ -69,15 +69,16 @@ impl Mlp {
             }
     }
 
-    /// Order of the polar rule for the entries that miss the Hermite expansion's error bound
-    /// (|rho| -> 1): the highest one for the built-in activations (order 32 is only ~1e-4
-    /// accurate for tanh at variances ~3, and an expansion/quadrature switch must not
-    /// make the kernel jump by more than the expansion's own error); `quadrature_order` for
-    /// callables (a non-smooth callable sends every entry there, as with "quadrature").
-    pub fn hermite_fallback_order(&self) -> usize {
+    /// The polar rule of the entries that miss the Hermite expansion's error bound (|rho| -> 1):
+    /// the graded rule for the built-in activations (the order-128 rule is ~1e-13 accurate for
+    /// tanh at variance 2 but 3e-7 at 10 and 3e-4 at 50; an expansion/quadrature switch must not
+    /// make the kernel jump by more than the expansion's own error); the rule of
+    /// `quadrature_order` for callables (a non-smooth callable sends every entry there, as with
+    /// "quadrature", and its transitions need not lie at 0).
+    pub fn hermite_fallback_rule(&self) -> PolarRule {
         match self.activation {
-            Activation::Custom(_) => self.quadrature_order,
-            _ => self.quadrature_order.max(MAX_QUADRATURE_ORDER),
+            Activation::Custom(_) => PolarRule::new(self.quadrature_order),
+            _ => PolarRule::graded(),
         }
     }
 

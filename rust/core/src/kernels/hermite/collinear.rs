@@ -1,4 +1,4 @@
-//! Collinear entries (`rho = +-1`) as 1-D Gauss-Hermite integrals, and the values of the entries
+//! Collinear entries (`rho = +-1`) as 1-D integrals (mesh rule; Gauss-Hermite for callables), and the values of the entries
 //! that miss the expansion's error bound (the 1-D rule where collinear, else the closed form or
 //! the polar quadrature).
 use super::*;
@@ -17,9 +17,16 @@ pub fn is_collinear(r: f64) -> bool {
 }
 
 /// `E[phi^(kf)(sqrt(a) z) phi^(kg)(sign sqrt(b) z)]` (`phi^(k)` the k-th derivative; k <= 1 for
-/// callables), `z ~ N(0, 1)`, by the main Gauss-Hermite rule, for each `(a[k], b[k], sign[k])`:
-/// the collinear (`rho = +-1`) bivariate expectation as a 1-D integral.
+/// callables), `z ~ N(0, 1)`, for each `(a[k], b[k], sign[k])`: the collinear (`rho = +-1`)
+/// bivariate expectation as a 1-D integral, by the mesh rule ([`mesh`]) for the built-in
+/// activations and the main Gauss-Hermite rule for callables.
 pub fn collinear(act: &Activation, a: &[f64], b: &[f64], sign: &[f64], (kf, kg): (u8, u8), out: &mut [f64]) -> Result<()> {
+    if !matches!(act, Activation::Custom(_)) {
+        for (k, o) in out.iter_mut().enumerate() {
+            *o = mesh::mesh_collinear(act, a[k], b[k], sign[k], (kf, kg));
+        }
+        return Ok(());
+    }
     let r = rules();
     let km = r.main.z.len();
     let mut x = vec![0.0; 4 * km];

@@ -7,10 +7,10 @@
 //! (Price's theorem), `dE/da = E[phi''(u) phi(v)] / 2 = 1/2 sum e_n(a) c_n(b) rho^n`,
 //!
 //! with the same truncation rule and error bound as [`super::entries`] (the bound of each pair
-//! is the product of its two relative tails). Entries that miss it use the polar quadrature;
-//! the diagonal entries (`c = a = b`) are the 1-D rule's `E[phi^2]`, `E[phi'^2]` and
+//! is the product of its two relative tails). Entries that miss it use the graded polar rule;
+//! the diagonal entries (`c = a = b`) are the 1-D (mesh) rule's `E[phi^2]`, `E[phi'^2]` and
 //! `E[phi'' phi] / 2`. Only for the smooth built-in activations (tanh, gelu, softplus; phi''
-//! is needed at the Gauss-Hermite nodes).
+//! is needed at the rule's nodes).
 use super::*;
 use crate::kernels::activation::{Expectation, ExpectationGrad};
 
@@ -38,24 +38,8 @@ impl GradTable {
         let (c, m0, rt) = pack(&pc, order);
         let d = pack(&pd, d_order);
         let (e, _, e_rt) = pack(&pe, e_order);
-        let r = rules();
         let (reps, group) = variance_groups(s);
-        let cross: Vec<f64> = reps
-            .par_iter()
-            .map(|&s| {
-                let q = s.max(0.0).sqrt();
-                r.main
-                    .z
-                    .iter()
-                    .zip(&r.main.w)
-                    .map(|(&z, &w)| {
-                        let (x, y) = (q * z, -q * z);
-                        w * (act.ddphi(x).unwrap() * act.phi(x).unwrap()
-                            + act.ddphi(y).unwrap() * act.phi(y).unwrap())
-                    })
-                    .sum::<f64>()
-            })
-            .collect();
+        let cross: Vec<f64> = reps.par_iter().map(|&s| mesh::mesh_collinear(act, s, s, 1.0, (2, 0))).collect();
         let cross: Vec<f64> = group.iter().map(|&g| cross[g]).collect();
         let p = s.len();
         Ok(GradTable {

@@ -54,13 +54,28 @@ fn matches_closed_forms_and_quadrature() {
     }
 }
 
+/// tanh as a callable: the Gauss-Hermite rule and its check (the built-in tanh has the mesh rule).
+struct TanhCallable;
+
+impl crate::kernels::activation::ElementwiseFn for TanhCallable {
+    fn eval(&self, x: &[f64], out: &mut [f64]) -> std::result::Result<(), String> {
+        out.iter_mut().zip(x).for_each(|(o, x)| *o = x.tanh());
+        Ok(())
+    }
+    fn eval_derivative(&self, x: &[f64], out: &mut [f64]) -> std::result::Result<(), String> {
+        out.iter_mut().zip(x).for_each(|(o, x)| *o = 1.0 - x.tanh() * x.tanh());
+        Ok(())
+    }
+}
+
 #[test]
 fn an_unreliable_point_falls_back_even_against_a_zero_tail() {
-    // tanh' at variance 5.35 fails the 1-D rule check (infinite tail); at 0.25 its tail is ~0
-    // (rounding of the residual): the product must not be 0 x inf = NaN (which passed the bound
-    // before) nor a tiny finite number
+    // tanh' as a callable at variance 5.35 fails the Gauss-Hermite rule check (infinite tail); at
+    // 0.25 its tail is ~0 (rounding of the residual): the product must not be 0 x inf = NaN (which
+    // passed the bound before) nor a tiny finite number
     let (a, b) = (5.348387306158891, 0.24858448563804544);
-    let t = HermiteTable::new(&Activation::Tanh, &[a, b], true).unwrap();
+    let act = Activation::Custom(std::sync::Arc::new(TanhCallable));
+    let t = HermiteTable::new(&act, &[a, b], true).unwrap();
     let d = t.d.as_ref().unwrap();
     assert!(d.2[0].is_infinite() && d.2[1] <= 1e-12, "{:?}", (d.2[0], d.2[1]));
     let c = 0.9992 * (a * b).sqrt();
@@ -109,4 +124,17 @@ fn variance_groups_merge_rounding_level_differences_only() {
     for n in 0..=MAX_ORDER {
         assert!((merged.c[n * 2 + 1] - alone.c[n]).abs() <= 1e-13, "n={n}");
     }
+}
+
+#[test]
+fn builtin_tables_are_reliable_at_large_variances() {
+    // the mesh rule: finite tails (no rule check), and E[tanh^2] at q = 200 against adaptive
+    // quadrature (scipy quad split at 0, +-1, +-5, +-40 over sqrt(q), epsrel 2e-14:
+    // 0.9436965507960997); the Gauss-Hermite rule (400 nodes) was 1.2e-2 off
+    let t = HermiteTable::new(&Activation::Tanh, &[200.0, 1e6], true).unwrap();
+    assert!(t.rt.iter().chain(&t.d.as_ref().unwrap().2).all(|r| r.is_finite()));
+    assert!((t.m0[0] - 0.9436965507960997).abs() <= 1e-14);
+    let mut h = [0.0];
+    collinear(&Activation::Tanh, &[200.0], &[200.0], &[1.0], (0, 0), &mut h).unwrap();
+    assert_eq!(h[0], t.m0[0]);
 }

@@ -68,7 +68,7 @@ impl<'a> Problem<'a> {
             m1: Vec::new(),
         };
         if prob.uses_hermite() {
-            prob.rule = PolarRule::new(net.hermite_fallback_order());
+            prob.rule = net.hermite_fallback_rule();
         }
         // K^0 is not kept: only M^1 depends on it (and the readout kernels are rebuilt from X)
         prob.m1 = with_threads(n_threads, |_| prob.layer_map(&k0, false, ctl))?.0;
