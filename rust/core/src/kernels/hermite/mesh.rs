@@ -20,7 +20,7 @@
 //! with a mesh of half the panel widths to <= 5e-16 of `sqrt(E[f^2])` for q from 1e-2 to 1e30,
 //! coefficients included; tests against adaptive quadrature in `tests/kernels/test_hermite.py`).
 //! Callables keep the Gauss-Hermite rule (their transitions may lie anywhere) and its check.
-use super::{derivative_k, hermite_values, PointCoeffs, MAX_ORDER};
+use super::{derivative_k, dot, PointCoeffs, MAX_ORDER};
 use crate::kernels::activation::Activation;
 use crate::kernels::quadrature::gauss_legendre;
 use std::sync::OnceLock;
@@ -40,6 +40,8 @@ struct Unit {
     /// The unit panels' positive nodes and weights (the density included).
     z: Vec<f64>,
     wz: Vec<f64>,
+    /// `h_n(z_k)` at those nodes, n-major ([`hermite_table`]).
+    h: Vec<f64>,
 }
 
 fn unit() -> &'static Unit {
@@ -50,8 +52,28 @@ fn unit() -> &'static Unit {
         for j in 1..MESH_ZMAX {
             panel(j as f64, (j + 1) as f64, &x, &w, &mut z, &mut wz);
         }
-        Unit { x, w, z, wz }
+        let h = hermite_table(&z);
+        Unit { x, w, z, wz, h }
     })
+}
+
+/// `h_n(z_k)` for n = 0..=MAX_ORDER, n-major (`h[n * z.len() + k]`): the normalized recurrence
+/// `h_{n+1} = (z h_n - sqrt(n) h_{n-1}) / sqrt(n+1)` run over all nodes at once (its constants
+/// precomputed; the same values as [`hermite_values`] to rounding).
+fn hermite_table(z: &[f64]) -> Vec<f64> {
+    let k = z.len();
+    let mut h = vec![0.0; (MAX_ORDER + 1) * k];
+    h[..k].fill(1.0);
+    h[k..2 * k].copy_from_slice(z);
+    for n in 1..MAX_ORDER {
+        let (a, b) = (1.0 / ((n + 1) as f64).sqrt(), (n as f64).sqrt());
+        let (lo, hi) = h.split_at_mut((n + 1) * k);
+        let (prev, cur) = (&lo[(n - 1) * k..n * k], &lo[n * k..]);
+        for (o, ((&z, &c), &p)) in hi[..k].iter_mut().zip(z.iter().zip(cur).zip(prev)) {
+            *o = (z * c - b * p) * a;
+        }
+    }
+    h
 }
 
 /// Appends the nodes and density-weighted weights of `[lo, hi]` (`pdf(z) = e^{-z^2/2}/sqrt(2 pi)`).
@@ -77,54 +99,73 @@ fn level(sq: f64) -> i32 {
 /// weights sum to 1/2) of the mesh rule for the scale `sq = sqrt(q)`.
 pub fn mesh_rule(sq: f64) -> (Vec<f64>, Vec<f64>) {
     let u = unit();
+    let (mut z, mut wz) = graded_part(sq);
+    z.extend_from_slice(&u.z);
+    wz.extend_from_slice(&u.wz);
+    (z, wz)
+}
+
+/// The graded panels `[0, 2^-K], .., [1/2, 1]` of the scale `sq`: positive nodes and weights.
+fn graded_part(sq: f64) -> (Vec<f64>, Vec<f64>) {
+    let u = unit();
     let k = level(sq);
-    let n = (k as usize + 1) * MESH_GL + u.z.len();
-    let (mut z, mut wz) = (Vec::with_capacity(n), Vec::with_capacity(n));
+    let (mut z, mut wz) = (Vec::with_capacity((k as usize + 1) * MESH_GL), Vec::new());
     let mut hi = 2f64.powi(-k);
     panel(0.0, hi, &u.x, &u.w, &mut z, &mut wz);
     while hi < 1.0 {
         panel(hi, 2.0 * hi, &u.x, &u.w, &mut z, &mut wz);
         hi *= 2.0;
     }
-    z.extend_from_slice(&u.z);
-    wz.extend_from_slice(&u.wz);
     (z, wz)
 }
 
 /// Coefficients `c_n = E[f(sqrt(s) z) h_n(z)]`, `E[f^2]` and the relative tails of the
-/// `k`-th derivative `f` of a built-in activation, by the mesh rule. The tails are the rule's
-/// mean square of the residual `f - sum_{n<=N} c_n h_n` (no cancellation), exact to the rule's
-/// discrete orthogonality (~3e-15 relative, far below the accepted `TOL`).
+/// `k`-th derivative `f` of a built-in activation, by the mesh rule (the graded panels' Hermite
+/// values computed per point, the unit panels' shared). The tails are the rule's mean square of
+/// the residual `f - sum_{n<=N} c_n h_n` (no cancellation), exact to the rule's discrete
+/// orthogonality (~3e-15 relative, far below the accepted `TOL`).
 pub(crate) fn mesh_coeffs(act: &Activation, s: f64, k: u8) -> PointCoeffs {
     let sq = s.max(0.0).sqrt();
-    let (z, w) = mesh_rule(sq);
-    let fp: Vec<f64> = z.iter().map(|&z| derivative_k(act, sq * z, k)).collect();
-    let fm: Vec<f64> = z.iter().map(|&z| derivative_k(act, -sq * z, k)).collect();
+    let u = unit();
+    let (zg, wg) = graded_part(sq);
+    let hg = hermite_table(&zg);
+    // the two segments: (nodes, weights, Hermite values)
+    let segs = [(&zg[..], &wg[..], &hg[..]), (&u.z[..], &u.wz[..], &u.h[..])];
+    let vals: Vec<(Vec<f64>, Vec<f64>)> = segs
+        .iter()
+        .map(|(z, _, _)| {
+            let fp = z.iter().map(|&z| derivative_k(act, sq * z, k)).collect();
+            let fm = z.iter().map(|&z| derivative_k(act, -sq * z, k)).collect();
+            (fp, fm)
+        })
+        .collect();
     let mut c = vec![0.0; MAX_ORDER + 1];
-    let mut h = vec![0.0; MAX_ORDER + 1];
     let mut m0 = 0.0;
-    for q in 0..z.len() {
-        hermite_values(z[q], MAX_ORDER, &mut h);
-        let (even, odd) = (w[q] * (fp[q] + fm[q]), w[q] * (fp[q] - fm[q]));
-        for n in (0..=MAX_ORDER).step_by(2) {
-            c[n] += even * h[n];
+    for ((_, w, h), (fp, fm)) in segs.iter().zip(&vals) {
+        let nk = w.len();
+        let even: Vec<f64> = (0..nk).map(|q| w[q] * (fp[q] + fm[q])).collect();
+        let odd: Vec<f64> = (0..nk).map(|q| w[q] * (fp[q] - fm[q])).collect();
+        for (n, cn) in c.iter_mut().enumerate() {
+            *cn += dot(&h[n * nk..(n + 1) * nk], if n % 2 == 0 { &even } else { &odd });
         }
-        for n in (1..=MAX_ORDER).step_by(2) {
-            c[n] += odd * h[n];
-        }
-        m0 += w[q] * (fp[q] * fp[q] + fm[q] * fm[q]);
+        m0 += (0..nk).map(|q| w[q] * (fp[q] * fp[q] + fm[q] * fm[q])).sum::<f64>();
     }
-    let mut t = vec![0.0; MAX_ORDER + 1];
     let finite = m0.is_finite() && c.iter().all(|v| v.is_finite());
+    let mut t = vec![0.0; MAX_ORDER + 1];
     if finite {
-        for q in 0..z.len() {
-            hermite_values(z[q], MAX_ORDER, &mut h);
-            let (mut rp, mut rm) = (fp[q], fm[q]);
-            for n in 0..=MAX_ORDER {
-                let ch = c[n] * h[n];
-                rp -= ch;
-                rm -= if n % 2 == 0 { ch } else { -ch };
-                t[n] += w[q] * (rp * rp + rm * rm);
+        for ((_, w, h), (fp, fm)) in segs.iter().zip(&vals) {
+            let nk = w.len();
+            let (mut rp, mut rm) = (fp.clone(), fm.clone());
+            for (n, tn) in t.iter_mut().enumerate() {
+                let hn = &h[n * nk..(n + 1) * nk];
+                let (cp, cm) = (c[n], if n % 2 == 0 { c[n] } else { -c[n] });
+                let mut acc = 0.0;
+                for q in 0..nk {
+                    rp[q] -= cp * hn[q];
+                    rm[q] -= cm * hn[q];
+                    acc += w[q] * (rp[q] * rp[q] + rm[q] * rm[q]);
+                }
+                *tn += acc;
             }
         }
     }
@@ -151,6 +192,7 @@ pub(crate) fn mesh_collinear(act: &Activation, a: f64, b: f64, sign: f64, (kf, k
 
 #[cfg(test)]
 mod tests {
+    use super::super::hermite_values;
     use super::*;
 
     #[test]
