@@ -144,7 +144,20 @@ pub fn sample_features(act: &Activation, c: MatRef<'_, f64>, z: MatRef<'_, f64>,
     })?;
     let mut h = Mat::zeros(z.nrows(), p);
     matmul(h.as_mut(), Accum::Replace, z, l.transpose(), 1.0, par);
-    Ok(crate::mcmc::tilted::apply_phi(act, h.as_ref()))
+    match act {
+        Activation::Custom(f) => {
+            // one call of the (Python) callable for all samples
+            let flat: Vec<f64> = (0..p).flat_map(|j| (0..h.nrows()).map(move |s| (s, j))).map(|(s, j)| h[(s, j)]).collect();
+            let mut out = vec![0.0; flat.len()];
+            f.eval(&flat, &mut out).map_err(crate::error::AkError::Callback)?;
+            if out.iter().any(|v| !v.is_finite()) {
+                return Err(invalid("activation", "the callable returned non-finite values at Gaussian samples"));
+            }
+            let s = h.nrows();
+            Ok(Mat::from_fn(s, p, |r, j| out[j * s + r]))
+        }
+        _ => Ok(crate::mcmc::tilted::apply_phi(act, h.as_ref())),
+    }
 }
 
 /// Monte-Carlo `V[M] = Cov(phi phi^T, phi^T M phi)` from features `phi` (S x P):
