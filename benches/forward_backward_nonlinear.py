@@ -41,6 +41,24 @@ def measures(C, K, y):
     return float(np.sum((C - K) * Y) / np.sum(Y * Y)), float(ak.cka(C, Y))
 
 
+def prior_kernels(net, X, N, R=2000, seed=0):
+    """Prior mean of C^l over R random width-N networks (direct simulation; the NNGP kernel K^l is
+    its N -> inf limit, and E C^l - K^l = O(1/N) for l >= 2 with a nonlinear phi), and its
+    standard error per layer as a list of (mean, se-array)."""
+    from scipy.special import erf
+    phi = {"erf": erf, "linear": lambda h: h, "tanh": np.tanh}[net.activation_name]
+    rng = np.random.default_rng(seed)
+    g, b, (P, d) = net.sigma_w ** 2, net.sigma_b ** 2, X.shape
+    acc = [[] for _ in range(net.depth)]
+    for _ in range(R):
+        h = net.sigma_w * X @ rng.standard_normal((d, N)) / np.sqrt(d) + net.sigma_b * rng.standard_normal(N)
+        for l in range(net.depth):
+            f = phi(h)
+            acc[l].append(g * f @ f.T / N + b)
+            h = net.sigma_w * f @ rng.standard_normal((N, N)) / np.sqrt(N) + net.sigma_b * rng.standard_normal(N)
+    return [np.array(a) for a in acc]
+
+
 def compare(net, X, y, N, seeds, n_samples):
     g, b = net.sigma_w ** 2, net.sigma_b ** 2
     th = ak.ForwardBackwardKernels(net, width=N, temperature=T, method="perturbative", n_samples=50_000).fit(X, y)
@@ -50,15 +68,18 @@ def compare(net, X, y, N, seeds, n_samples):
         ps = ak.sample_posterior(net, X, y, width=N, temperature=T, n_chains=4, n_samples=n_samples, thin=5,
                                  seed=100 + s, store_weights=False)
         samp.append(([g * k + b for k in ps.kernels], float(np.nanmax(ps.rhat))))
+    prior = prior_kernels(net, X, N)
     for l in range(net.depth):
         K = th.nngp_kernels_[l]
         p_th, c_th = measures(th.kernels_[l], K, y)
+        pv = np.array([measures(c, K, y)[0] for c in prior[l]])
         vals = np.array([measures(ks[l], K, y) for ks, _ in samp])
         se = vals.std(axis=0, ddof=1) / np.sqrt(len(vals)) if len(vals) > 1 else np.full(2, np.nan)
         rows.append(dict(layer=l + 1, cka_nngp=measures(K, K, y)[1], proj_theory=p_th, cka_theory=c_th,
                          proj_samples=float(vals[:, 0].mean()), proj_se=float(se[0]),
                          cka_samples=float(vals[:, 1].mean()), cka_se=float(se[1]),
-                         rhat_max=max(r for _, r in samp)))
+                         rhat_max=max(r for _, r in samp), proj_prior=float(pv.mean()),
+                         proj_prior_se=float(pv.std(ddof=1) / np.sqrt(len(pv)))))
     return rows
 
 
@@ -76,7 +97,7 @@ def samples(args):
                     r.update(task=tname, act=act, alpha=alpha, N=N)
                     out.append(r)
                     print(f"{tname:8s} {act:6s} alpha {alpha:4} layer {r['layer']}: proj theory {r['proj_theory']:.4f} "
-                          f"samples {r['proj_samples']:.4f} +- {r['proj_se']:.4f} | CKA nngp {r['cka_nngp']:.3f} "
+                          f"samples {r['proj_samples']:.4f} +- {r['proj_se']:.4f} prior bias {r['proj_prior']:.4f} +- {r['proj_prior_se']:.4f} | CKA nngp {r['cka_nngp']:.3f} "
                           f"theory {r['cka_theory']:.3f} samples {r['cka_samples']:.3f} +- {r['cka_se']:.3f} "
                           f"(R-hat {r['rhat_max']:.2f}, {time.time() - t0:.0f} s)", flush=True)
     return out
@@ -106,7 +127,7 @@ def criticality(args):
                      cka_gain_theory=r["cka_theory"] - r["cka_nngp"], cka_gain_samples=r["cka_samples"] - r["cka_nngp"])
             out.append(r)
             print(f"sampled sigma_w^2 {g}: layer {r['layer']} proj theory {r['proj_theory']:.4f} samples "
-                  f"{r['proj_samples']:.4f} +- {r['proj_se']:.4f}; CKA gain theory {r['cka_gain_theory']:.4f} "
+                  f"{r['proj_samples']:.4f} +- {r['proj_se']:.4f} (prior bias {r['proj_prior']:.4f}); CKA gain theory {r['cka_gain_theory']:.4f} "
                   f"samples {r['cka_gain_samples']:.4f} +- {r['cka_se']:.4f} (R-hat {r['rhat_max']:.2f})", flush=True)
     return out
 
