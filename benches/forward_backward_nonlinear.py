@@ -159,20 +159,21 @@ def criticality(args):
     sb = np.sqrt(0.1)
     N = args.P   # alpha = 1
     out = []
-    for g in np.linspace(0.6, 3.0, 13):
-        net = ak.MLP(depth=2, activation="erf", sigma_w=np.sqrt(g), sigma_b=sb)
+    L, act = args.depth, args.act
+    for g in np.linspace(0.6, 3.0, 13) if act == "erf" else np.linspace(0.8, 3.6, 15):
+        net = ak.MLP(depth=L, activation=act, sigma_w=np.sqrt(g), sigma_b=sb)
         chi1 = ak.criticality(net).chi_1
         th = ak.ForwardBackwardKernels(net, width=N, temperature=T, method="perturbative", n_samples=50_000).fit(X, y)
-        for l in range(2):
+        for l in range(L):
             K = th.nngp_kernels_[l]
             p, c = measures(th.kernels_[l], K, y)
             out.append(dict(g=float(g), chi_1=float(chi1), layer=l + 1, proj_theory=p,
                             cka_gain_theory=c - measures(K, K, y)[1]))
         print(f"sigma_w^2 {g:.2f} chi_1 {chi1:.3f}: proj theory " +
-              " ".join(f"{r['proj_theory']:.4f}" for r in out[-2:]) + " | CKA gain " +
-              " ".join(f"{r['cka_gain_theory']:.4f}" for r in out[-2:]), flush=True)
+              " ".join(f"{r['proj_theory']:.4f}" for r in out[-L:]) + " | CKA gain " +
+              " ".join(f"{r['cka_gain_theory']:.4f}" for r in out[-L:]), flush=True)
     for g in args.sample_g:
-        net = ak.MLP(depth=2, activation="erf", sigma_w=np.sqrt(g), sigma_b=sb)
+        net = ak.MLP(depth=L, activation=act, sigma_w=np.sqrt(g), sigma_b=sb)
         for r in compare(net, X, y, N, args.seeds, args.n_samples):
             r.update(g=g, chi_1=float(ak.criticality(net).chi_1), sampled=True,
                      cka_gain_theory=r["cka_theory"] - r["cka_nngp"], cka_gain_samples=r["cka_samples"] - r["cka_nngp"])
@@ -183,7 +184,7 @@ def criticality(args):
     return out
 
 
-def figure(mode, out):
+def figure(mode, out, tag=""):
     try:
         import matplotlib
         matplotlib.use("Agg")
@@ -203,7 +204,8 @@ def figure(mode, out):
             ax.legend(fontsize=7)
     else:
         fig, axes = plt.subplots(1, 2, figsize=(10, 4))
-        for l, c in ((1, "C0"), (2, "C3")):
+        for l in sorted({r["layer"] for r in out}):
+            c = f"C{l - 1}"
             rs = [r for r in out if r["layer"] == l and not r.get("sampled")]
             ss = [r for r in out if r["layer"] == l and r.get("sampled")]
             axes[0].plot([r["chi_1"] for r in rs], [r["proj_theory"] for r in rs], "-", color=c, label=f"layer {l} theory")
@@ -214,10 +216,10 @@ def figure(mode, out):
                              fmt="o", color=c, label=f"layer {l} samples")
         for ax, lab in zip(axes, ("proj of C - K on y y^T", "CKA gain over NNGP")):
             ax.axvline(1.0, color="k", lw=0.5)
-            ax.set(xlabel="chi_1 (erf, sigma_b^2 = 0.1, sigma_w^2 swept)", ylabel=lab)
+            ax.set(xlabel=f"chi_1 ({tag or 'erf'}, sigma_b^2 = 0.1, sigma_w^2 swept)", ylabel=lab)
             ax.legend(fontsize=7)
     fig.tight_layout()
-    fig.savefig(HERE / "figures" / f"forward_backward_nonlinear_{mode}.png", dpi=110)
+    fig.savefig(HERE / "figures" / f"forward_backward_nonlinear_{mode}{'_' + tag if tag else ''}.png", dpi=110)
 
 
 def main():
@@ -228,12 +230,16 @@ def main():
     ap.add_argument("--seeds", type=int, default=3)
     ap.add_argument("--n-samples", type=int, default=2000)
     ap.add_argument("--sample-g", type=float, nargs="*", default=[0.8, 1.5625, 2.6])
+    ap.add_argument("--act", default="erf", help="criticality: erf or tanh")
+    ap.add_argument("--depth", type=int, default=2, help="criticality: number of hidden layers")
     args = ap.parse_args()
     out = {"samples": samples, "criticality": criticality, "importance": importance_check}[args.mode](args)
     (HERE / "results").mkdir(exist_ok=True)
-    (HERE / "results" / f"forward_backward_nonlinear_{args.mode}.json").write_text(json.dumps(out, indent=1))
+    tag = "" if args.mode != "criticality" or (args.act, args.depth) == ("erf", 2) else f"{args.act}_L{args.depth}"
+    (HERE / "results" / f"forward_backward_nonlinear_{args.mode}{'_' + tag if tag else ''}.json").write_text(
+        json.dumps(out, indent=1))
     if args.mode != "importance":
-        figure(args.mode, out)
+        figure(args.mode, out, tag)
 
 
 if __name__ == "__main__":
