@@ -14,7 +14,7 @@ import numpy as np
 from ._validation import check_bool, check_float, check_int
 from .exceptions import InsufficientMemoryError
 
-__all__ = ["Dataset", "load_digits", "load_mnist5k", "teacher_student"]
+__all__ = ["Dataset", "load_digits", "load_mnist5k", "teacher_student", "xor"]
 
 
 @dataclass(frozen=True)
@@ -295,3 +295,42 @@ def teacher_student(kind="linear", n_train=200, n_test=200, dim=20, noise=0.0, s
                    else f"{kind} teacher") + f", dim {dim}, noise {noise}, seed {seed}"
     return Dataset(_as_array(X[:n_train]), _as_array(y[:n_train]), _as_array(X[n_train:]),
                    _as_array(y[n_train:]), f"teacher_{kind}", description)
+
+
+def xor(n_train=100, n_test=100, noise=0.1, dim=2, seed=0):
+    """XOR of four Gaussian clusters (the task of Refinetti et al. 2021 used by Fischer et al. 2024).
+
+    Cluster centres ``(+-1, +-1)`` in the first two coordinates (the others zero), each point a
+    centre chosen uniformly plus ``noise`` times standard normal noise in all ``dim``
+    coordinates; label ``+1`` for the centres ``(1, 1)`` and ``(-1, -1)``, ``-1`` for the other
+    two (the label is the sign of the product of the centre's coordinates, not of the noisy point).
+
+    Parameters
+    ----------
+    n_train, n_test : int >= 1
+    noise : float >= 0
+        Standard deviation of the noise around each centre.
+    dim : int >= 2
+        Input dimension.
+    seed : int >= 0
+        Seed of ``numpy.random.default_rng``; draws the centres, then the noise.
+
+    Returns
+    -------
+    Dataset
+        Targets of shape (n,) in {-1, +1}.
+    """
+    n_train, n_test = (check_int(name, value, minimum=1) for name, value in (("n_train", n_train), ("n_test", n_test)))
+    dim = check_int("dim", dim, minimum=2)
+    noise = check_float("noise", noise, minimum=0.0)
+    seed = check_int("seed", seed, minimum=0)
+    rng = np.random.default_rng(seed)
+    n = n_train + n_test
+    signs = rng.choice([-1.0, 1.0], size=(n, 2))
+    X = np.zeros((n, dim))
+    X[:, :2] = signs
+    X = X + noise * rng.standard_normal((n, dim))
+    y = signs[:, 0] * signs[:, 1]
+    description = f"XOR of four Gaussian clusters at (+-1, +-1), noise {noise}, dim {dim}, seed {seed}"
+    return Dataset(_as_array(X[:n_train]), _as_array(y[:n_train]), _as_array(X[n_train:]),
+                   _as_array(y[n_train:]), "xor", description)

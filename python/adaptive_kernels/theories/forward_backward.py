@@ -3,7 +3,8 @@
 The prior of a Bayesian MLP's layer kernels is a superposition of Gaussian processes whose
 kernels fluctuate by O(1/sqrt(N)); a large-deviation (saddle-point) treatment at fixed
 alpha = P/N gives forward-backward equations for the maximum-a-posteriori kernels of every
-layer at once. Implemented for deep linear networks.
+layer at once. Implemented for deep linear networks (full and first order) and for nonlinear
+activations to first order in 1/N (``method="perturbative"``).
 """
 from __future__ import annotations
 
@@ -38,7 +39,7 @@ def _alignment(K, target, layer) -> float:
 
 
 class ForwardBackwardKernels(TheoryEstimator):
-    """MAP kernels of every layer of a Bayesian deep linear network (Fischer et al. 2024).
+    """MAP kernels of every layer of a Bayesian deep network (Fischer et al. 2024).
 
     Model (standard scaling, as :func:`adaptive_kernels.sample_posterior` with
     ``parameterization="standard"``): L hidden layers of width ``N``, Gaussian likelihood of
@@ -62,6 +63,19 @@ class ForwardBackwardKernels(TheoryEstimator):
     ``g = 1, b = 0`` it is Zavatone-Veth et al.'s ``K + (l/N) K Phi K``,
     ``Phi = Z Z^T - C G^{-1}``. ``width=inf`` gives the NNGP kernels exactly.
 
+    **Nonlinear activations** (``method="perturbative"`` only): with
+    ``W_l(Ct | C) = b 1^T Ct 1 + ln E_{h ~ N(0, C)} exp(g phi^T Ct phi)`` the forward map is the
+    tilted expectation ``g <phi phi^T> + b`` under ``N(h; 0, C) exp(+g phi^T Ct phi)``. To first
+    order around the NNGP kernels ``K^l = F(K^{l-1})``, ``F(C) = g E[phi phi^T] + b``:
+    ``Ct^L`` from the terminal map at ``K^L``, ``Ct^{l-1} = J_l^T[Ct^l]`` (adjoint Jacobian of
+    ``F`` at ``K^{l-1}``, Price's theorem), ``C^l = K^l + dC^l`` with
+    ``dC^l = J_l[dC^{l-1}] + g^2 V_l[Ct^l]``, ``V[A]_ab = Cov(phi_a phi_b, phi^T A phi)`` under
+    ``N(0, K^{l-1})``: the prior's kernel covariance applied to the log-likelihood gradient.
+    ``V`` is estimated by Monte Carlo (``n_samples`` Gaussian samples, ``seed``; common random
+    numbers, so the result is a deterministic function of the seed); its relative error is
+    ``O(1/sqrt(n_samples))``. ``report_.residual`` is NaN there (the full nonlinear equations
+    are not solved).
+
     ``predict`` is GP regression with the MAP readout kernel ``C^L`` and noise ``T`` (test rows
     from the forward equations on train + test with ``Ct`` zero on test rows). **It is not the
     posterior mean**: for one hidden layer, where the exact posterior is known
@@ -73,7 +87,7 @@ class ForwardBackwardKernels(TheoryEstimator):
 
     Parameters
     ----------
-    net : MLP (depth >= 1, activation "linear")
+    net : MLP (depth >= 1; any activation with ``method="perturbative"``, linear with "full")
     width : float > 0 (``inf`` allowed)
     temperature : float > 0
     method : {"full", "perturbative"}
@@ -81,6 +95,8 @@ class ForwardBackwardKernels(TheoryEstimator):
         when ``max_l |C^l - F_l|_F / |C^l|_F < tol`` at the target width.
     start, n_anneal, max_stages : annealing from width ``N * start`` with ``n_anneal`` initial
         steps in log width, at most ``max_stages`` stages.
+    n_samples, seed : Monte-Carlo samples and seed of the 4-point covariance (nonlinear
+        activations only).
     n_threads : int, optional
     progress : bool, optional
 
@@ -99,7 +115,8 @@ class ForwardBackwardKernels(TheoryEstimator):
                  tol: float = _DEFAULTS["tol"], max_iter: int = _DEFAULTS["max_iter"],
                  krylov: int = _DEFAULTS["krylov"], forcing: float = _DEFAULTS["forcing"],
                  start: float = _DEFAULTS["start"], n_anneal: int = _DEFAULTS["n_anneal"],
-                 max_stages: int = _DEFAULTS["max_stages"], n_threads: int | None = None,
+                 max_stages: int = _DEFAULTS["max_stages"], n_samples: int = _DEFAULTS["n_samples"],
+                 seed: int = _DEFAULTS["seed"], n_threads: int | None = None,
                  progress: bool | None = None):
         self.net = net
         self.width = width
@@ -112,6 +129,8 @@ class ForwardBackwardKernels(TheoryEstimator):
         self.start = start
         self.n_anneal = n_anneal
         self.max_stages = max_stages
+        self.n_samples = n_samples
+        self.seed = seed
         self.n_threads = n_threads
         self.progress = progress
 
@@ -119,12 +138,13 @@ class ForwardBackwardKernels(TheoryEstimator):
         net = check_net(self.net)
         if net.depth < 1:
             raise ValueError("net: the forward-backward kernels need at least one hidden layer (depth >= 1)")
-        if net.activation != "linear":
-            raise ValueError(f"net: only activation='linear' is implemented, got {net.activation_name!r}")
         width = check_float("width", self.width, minimum=0.0, strict=True, allow_inf=True)
         T = check_float("temperature", self.temperature, minimum=0.0, strict=True)
         if not isinstance(self.method, str) or self.method not in _METHODS:
             raise ValueError(f"method: expected one of {_METHODS}, got {self.method!r}")
+        if net.activation != "linear" and self.method == "full" and not np.isinf(width):
+            raise ValueError(f"method: method='full' is implemented for activation='linear' only, got "
+                             f"{net.activation_name!r}; use method='perturbative' (first order in 1/N)")
         options = dict(method=self.method,
                        tol=check_float("tol", self.tol, minimum=0.0, strict=True),
                        max_iter=check_int("max_iter", self.max_iter, minimum=1),
@@ -132,7 +152,9 @@ class ForwardBackwardKernels(TheoryEstimator):
                        forcing=check_float("forcing", self.forcing, minimum=0.0, strict=True),
                        start=check_float("start", self.start, minimum=1.0),
                        n_anneal=check_int("n_anneal", self.n_anneal, minimum=1),
-                       max_stages=check_int("max_stages", self.max_stages, minimum=1))
+                       max_stages=check_int("max_stages", self.max_stages, minimum=1),
+                       n_samples=check_int("n_samples", self.n_samples, minimum=2),
+                       seed=check_int("seed", self.seed, minimum=0))
         return dict(net=net, width=width, temperature=T, options=options,
                     threads=check_n_threads(self.n_threads), progress=self.progress)
 
@@ -199,6 +221,14 @@ class ForwardBackwardKernels(TheoryEstimator):
         diag = kernel_diagonal(replace(net, depth=0), X, n_threads=self._params["threads"])
         K0 = self._K0
         out = []
+        if net.activation != "linear":
+            # first order on train + test (Ct zero on the test rows; same samples on the train block)
+            Xj = np.ascontiguousarray(np.vstack([self.X_train_, X]))
+            P = len(self.X_train_)
+            Cs = _core.forward_backward.perturbative_forward(
+                Xj, [np.ascontiguousarray(c) for c in self.conjugates_], net,
+                options=self._params["options"], n_threads=self._params["threads"])
+            return [(np.asarray(C)[:P, P:], np.diag(np.asarray(C))[P:].copy()) for C in Cs]
         if self.report_.solver == "perturbative":
             kc = cross
             for K, Ct in zip([K0] + self.nngp_kernels_[:-1], self.conjugates_):

@@ -5,7 +5,7 @@ use crate::convert::{
 };
 use crate::errors::to_pyerr;
 use crate::results::SolveReport;
-use crate::runtime::{run_interruptible, threads};
+use crate::runtime::{run, run_interruptible, threads};
 use ak_core::control::Control;
 use ak_core::faer::Mat;
 use ak_core::theories::forward_backward::{self as fb, solve_path, Method, Point, Problem};
@@ -43,6 +43,8 @@ fn defaults(py: Python<'_>) -> PyResult<Bound<'_, PyDict>> {
             ("n_anneal", d.n_anneal.into_pyobject(py)?.into_any()),
             ("max_stages", d.max_stages.into_pyobject(py)?.into_any()),
             ("method", d.method.name().into_pyobject(py)?.into_any()),
+            ("n_samples", d.n_samples.into_pyobject(py)?.into_any()),
+            ("seed", d.seed.into_pyobject(py)?.into_any()),
         ],
     )
 }
@@ -60,6 +62,8 @@ fn options_of(py: Python<'_>, opts: Option<Bound<'_, PyDict>>) -> PyResult<fb::O
         n_anneal: o.get("n_anneal", d.n_anneal)?,
         max_stages: o.get("max_stages", d.max_stages)?,
         method: Method::from_name(&method).map_err(|e| to_pyerr(py, e.into()))?,
+        n_samples: o.get("n_samples", d.n_samples)?,
+        seed: o.get("seed", d.seed)?,
     };
     o.finish()?;
     Ok(out)
@@ -135,9 +139,41 @@ fn solve<'py>(
     Ok((sols, interrupted || path_interrupted))
 }
 
+/// First-order kernels `C^1..C^L` of a nonlinear net on the joint set `x` (training rows
+/// first) from the training conjugates `Ct^1..Ct^L`, zero-padded on the other rows (the
+/// predictions of `method="perturbative"`; the training block equals the fit's kernels).
+#[pyfunction]
+#[pyo3(signature = (x, conjugates, net, *, options=None, n_threads=None))]
+fn perturbative_forward<'py>(
+    py: Python<'py>,
+    x: PyReadonlyArray2<'py, f64>,
+    conjugates: Vec<PyReadonlyArray2<'py, f64>>,
+    net: Bound<'py, PyAny>,
+    options: Option<Bound<'py, PyDict>>,
+    n_threads: Option<usize>,
+) -> PyResult<Bound<'py, PyList>> {
+    let arg = NetArg::new(&net)?;
+    let opts = options_of(py, options)?;
+    let xv = view("X", &x)?;
+    let cts = conjugates
+        .iter()
+        .map(|c| view("conjugates", c).map(|v| v.to_owned()))
+        .collect::<PyResult<Vec<Mat<f64>>>>()?;
+    let nt = threads(n_threads);
+    let out = run(py, None, |_ctl: &Control| {
+        with_threads(nt, |par| {
+            let k0 = ak_core::kernels::input::input_kernel(xv, xv, arg.net.sigma_w, arg.net.sigma_b, par);
+            fb::nonlinear::joint_first_order(&arg.net, &k0, &cts, opts.n_samples, opts.seed, par)
+        })
+        .map_err(|e| arg.failure(e))
+    })?;
+    mats_to_list(py, &out)
+}
+
 pub(crate) fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<Solution>()?;
     m.add_function(wrap_pyfunction!(defaults, m)?)?;
     m.add_function(wrap_pyfunction!(solve, m)?)?;
+    m.add_function(wrap_pyfunction!(perturbative_forward, m)?)?;
     Ok(())
 }

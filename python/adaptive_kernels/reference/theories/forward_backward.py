@@ -1,4 +1,4 @@
-"""Forward-backward MAP kernels of deep linear networks (Fischer et al., ICML 2024): a NumPy reference.
+"""Forward-backward MAP kernels (Fischer et al., ICML 2024): a NumPy reference (deep linear nets; nonlinear to first order at the end).
 
 Conventions (standard scaling, as ``ak.sample_posterior(parameterization="standard")``; depth L
 hidden layers of width N, noise variance T, ``g = sigma_w^2``, ``b = sigma_b^2``, targets Y (P, C)):
@@ -27,7 +27,8 @@ import numpy as np
 from scipy import linalg, optimize
 
 __all__ = ["input_kernel", "nngp_kernels", "terminal", "backward", "backward_stein", "forward", "residual",
-           "objective", "solve", "perturbative", "joint_kernels", "predict", "alignment"]
+           "objective", "solve", "perturbative", "joint_kernels", "predict", "alignment",
+           "nl_layer_map", "nl_jvp", "nl_vjp", "nl_fluctuation", "nl_perturbative"]
 
 
 def input_kernel(X, sigma_w=1.0, sigma_b=0.0):
@@ -181,3 +182,70 @@ def alignment(K, Y):
     H = np.eye(P) - 1.0 / P
     A, B = H @ K @ H, H @ Y @ Y.T @ H
     return float(np.sum(A * B) / np.sqrt(np.sum(A * A) * np.sum(B * B)))
+
+
+# -- nonlinear activations, first order in 1/N ------------------------------------------------
+#
+#   W_l(Ct | C) = b 1^T Ct 1 + ln E_{h ~ N(0, C)} exp(g phi(h)^T Ct phi(h))
+#   F(C) = g E[phi phi^T] + b                      (NNGP map; K^l = F(K^{l-1}))
+#   Ct^L = terminal(K^L),  Ct^{l-1} = J_l^T[Ct^l]  (gradient of tr(Ct F(C)) in C at K^{l-1})
+#   C^l = K^l + dC^l,  dC^l = J_l[dC^{l-1}] + g^2 V_l[Ct^l],  V[A] = Cov(phi phi^T, phi^T A phi)
+#
+# Here F by tensor Gauss-Hermite on each 2x2 block, J and J^T by central differences of F
+# (an independent route from the core's Price-theorem coefficients), V by Monte Carlo.
+
+def nl_layer_map(C, phi, g, b, n=128):
+    """``F(C) = g E[phi(u) phi(v)] + b`` entrywise, ``(u, v) ~ N(0, C[[a, b]][:, [a, b]])``."""
+    x, w = np.polynomial.hermite_e.hermegauss(n)
+    w = w / w.sum()
+    d = np.sqrt(np.maximum(np.diag(C), 0.0))
+    rho = np.clip(C / np.maximum(np.outer(d, d), 1e-300), -1.0, 1.0)
+    u = d[:, None, None, None] * x[None, None, :, None]                       # (P, 1, n, 1)
+    v = d[None, :, None, None] * (rho[:, :, None, None] * x[None, None, :, None]
+                                  + np.sqrt(1 - rho ** 2)[:, :, None, None] * x[None, None, None, :])
+    E = np.einsum("i,j,abij->ab", w, w, phi(u) * phi(v))
+    return g * _sym(E) + b
+
+
+def nl_jvp(C, dC, phi, g, b, eps=1e-5):
+    """``J[dC]``: central difference of :func:`nl_layer_map`."""
+    return (nl_layer_map(C + eps * dC, phi, g, b) - nl_layer_map(C - eps * dC, phi, g, b)) / (2 * eps)
+
+
+def nl_vjp(C, M, phi, g, b, eps=1e-5):
+    """``J^T[M]``: the gradient of ``tr(M F(C))`` over symmetric ``C`` (entrywise differences)."""
+    P = len(C)
+    G = np.zeros_like(C)
+    for i in range(P):
+        for j in range(i, P):
+            E = np.zeros_like(C)
+            E[i, j] = E[j, i] = 1.0
+            d = np.sum(M * nl_jvp(C, E, phi, g, b, eps))
+            G[i, j] = G[j, i] = d if i == j else d / 2
+    return G
+
+
+def nl_fluctuation(C, A, phi, n_samples=100_000, seed=0):
+    """Monte-Carlo ``V[A] = Cov(phi phi^T, phi^T A phi)``, ``h ~ N(0, C)``."""
+    rng = np.random.default_rng(seed)
+    w, U = np.linalg.eigh(C)
+    h = rng.standard_normal((n_samples, len(C))) * np.sqrt(np.maximum(w, 0.0)) @ U.T
+    f = phi(h)
+    u = np.einsum("si,ij,sj->s", f, A, f)
+    return _sym(f.T @ (f * (u - u.mean())[:, None]) / n_samples)
+
+
+def nl_perturbative(K0, Y, depth, phi, g, b, T, N, n_samples=100_000, seed=0):
+    """First-order kernels ``C^1..C^L`` and conjugates ``Ct^1..Ct^L`` for any activation."""
+    K = [K0]
+    for _ in range(depth):
+        K.append(nl_layer_map(K[-1], phi, g, b))
+    Ct = [None] * depth
+    Ct[-1] = terminal(K[-1], Y, T, N)
+    for l in range(depth - 1, 0, -1):
+        Ct[l - 1] = nl_vjp(K[l], Ct[l], phi, g, b)
+    Cs, dC = [], np.zeros_like(K0)
+    for l in range(depth):
+        dC = nl_jvp(K[l], dC, phi, g, b) + g * g * nl_fluctuation(K[l], Ct[l], phi, n_samples, seed + l)
+        Cs.append(K[l + 1] + dC)
+    return Cs, Ct

@@ -1,5 +1,6 @@
 //! Forward-backward equations for the MAP kernels of all layers in the proportional limit
-//! (Fischer et al., ICML 2024; digest `helias_ringel_fischer_rubin.md` §3), deep linear networks.
+//! (Fischer et al., ICML 2024; digest `helias_ringel_fischer_rubin.md` §3): deep linear networks
+//! (full and first order), nonlinear activations to first order ([`nonlinear`]).
 //!
 //! Standard scaling (as `sample_posterior(parameterization="standard")`), L hidden layers of
 //! width N, `g = sigma_w^2`, `b = sigma_b^2`, noise variance `T`, targets `Y` (P x C):
@@ -30,18 +31,24 @@ use crate::error::{invalid, Result};
 use crate::kernels::activation::Activation;
 use crate::kernels::input::input_kernel;
 use crate::kernels::net::Mlp;
+use crate::kernels::quadrature::PolarRule;
 use crate::linalg::matmul;
 use crate::linalg::{cholesky, cholesky_solve_in_place};
 use crate::optim::newton_krylov::{self, newton_krylov};
 use crate::solve::continuation::Continuation;
-use crate::solve::{Path, SolveReport};
-use crate::threads::with_threads;
+use crate::solve::SolveReport;
 use crate::validate;
 use faer::linalg::solvers::Solve;
 use faer::{Accum, Mat, MatRef, Par};
 
+pub mod nonlinear;
+mod path;
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod tests_nonlinear;
+
+pub use path::solve_path;
 
 /// `(C^1..C^L, Ct^1..Ct^L)`.
 pub type KernelsAndConjugates = (Vec<Mat<f64>>, Vec<Mat<f64>>);
@@ -90,6 +97,10 @@ pub struct Options {
     /// Most stages (converged and failed) of one annealing.
     pub max_stages: usize,
     pub method: Method,
+    /// Monte-Carlo samples of the 4-point covariance of nonlinear activations (perturbative).
+    pub n_samples: usize,
+    /// Seed of those samples.
+    pub seed: u64,
 }
 
 impl Default for Options {
@@ -104,6 +115,8 @@ impl Default for Options {
             n_anneal: 8,
             max_stages: 60,
             method: Method::Full,
+            n_samples: 20_000,
+            seed: 0,
         }
     }
 }
@@ -135,6 +148,9 @@ pub struct Problem {
     pub y: Mat<f64>,
     pub g: f64,
     pub b: f64,
+    pub act: Activation,
+    /// Polar rule of the per-pair expectations of nonlinear activations.
+    pub rule: PolarRule,
 }
 
 fn sym(m: &mut Mat<f64>) {
@@ -174,22 +190,13 @@ fn is_psd(a: &Mat<f64>) -> bool {
 }
 
 impl Problem {
-    /// Validates the network (linear activation) and the targets.
+    /// Validates the network and the targets.
     pub fn new(net: &Mlp, x: MatRef<'_, f64>, y: MatRef<'_, f64>, par: Par) -> Result<Self> {
         net.validate()?;
         if net.depth < 1 {
             return Err(invalid(
                 "net",
                 "the forward-backward kernels need at least one hidden layer (depth >= 1)",
-            ));
-        }
-        if !matches!(net.activation, Activation::Linear) {
-            return Err(invalid(
-                "net",
-                format!(
-                    "only activation='linear' is implemented, got {:?}",
-                    net.activation.name()
-                ),
             ));
         }
         validate::finite_mat("X", x)?;
@@ -211,6 +218,8 @@ impl Problem {
             y: y.to_owned(),
             g: net.sigma_w * net.sigma_w,
             b: net.sigma_b * net.sigma_b,
+            act: net.activation.clone(),
+            rule: PolarRule::new(net.quadrature_order.max(64)),
         })
     }
 
@@ -218,7 +227,7 @@ impl Problem {
         self.k0.nrows()
     }
 
-    /// NNGP kernels `K^1..K^L`.
+    /// NNGP kernels `K^1..K^L` of the linear activation (nonlinear: [`nonlinear::nngp`]).
     pub fn nngp(&self) -> Vec<Mat<f64>> {
         let mut out = Vec::with_capacity(self.depth);
         let mut prev = self.k0.clone();
@@ -491,7 +500,10 @@ impl Problem {
 
     /// The perturbative solution with its report (the residual is the full equations' measure
     /// at the first-order kernels: how far first order is from the full solution).
-    pub fn perturbative_solution(&self, width: f64, t: f64, par: Par) -> Result<Solution> {
+    pub fn perturbative_solution(&self, width: f64, t: f64, opts: &Options, par: Par) -> Result<Solution> {
+        if !self.is_linear() {
+            return self.perturbative_nonlinear(width, t, opts.n_samples, opts.seed, par);
+        }
         let (cs, ct) = self.perturbative(width, t, par)?;
         let measure = match self.residual(&cs, width, t, false, par) {
             Some((res, _, _)) => res
@@ -533,71 +545,3 @@ impl LltSolve {
     }
 }
 
-/// Validates the options.
-fn check(points: &[Point], opts: &Options) -> Result<()> {
-    for pt in points {
-        if pt.width.is_nan() || pt.width <= 0.0 {
-            return Err(invalid(
-                "width",
-                format!("must be > 0 (inf allowed), got {}", pt.width),
-            ));
-        }
-        validate::temperature(pt.temperature)?;
-    }
-    validate::tol(opts.tol)?;
-    if !(opts.start.is_finite() && opts.start >= 1.0) {
-        return Err(invalid(
-            "start",
-            format!("must be finite and >= 1, got {}", opts.start),
-        ));
-    }
-    if opts.max_iter == 0 || opts.n_anneal == 0 || opts.krylov == 0 || opts.max_stages == 0 {
-        return Err(invalid(
-            "max_iter",
-            "max_iter, n_anneal, krylov and max_stages must be >= 1",
-        ));
-    }
-    Ok(())
-}
-
-/// Solves at each point in order (`width = inf`: the NNGP kernels); a point warm-starts from the previous one when its width is
-/// not larger (annealing continues from there), otherwise it anneals from the NNGP again.
-/// Progress counts converged annealing stages.
-pub fn solve_path(
-    prob: &Problem,
-    points: &[Point],
-    opts: &Options,
-    n_threads: usize,
-    ctl: &Control,
-) -> Result<Path<Solution>> {
-    check(points, opts)?;
-    with_threads(n_threads, |par| {
-        Path::walk(points, |pt, done: &[Solution]| match opts.method {
-            // N = inf: Ct = 0 and the kernels are the NNGP ones (exactly, by either method)
-            _ if pt.width.is_infinite() => {
-                ctl.checkpoint()?;
-                let mut s = prob.perturbative_solution(pt.width, pt.temperature, par)?;
-                s.report.solver = "nngp";
-                Ok(s)
-            }
-            Method::Perturbative => {
-                ctl.checkpoint()?;
-                prob.perturbative_solution(pt.width, pt.temperature, par)
-            }
-            Method::Full => {
-                let prev = points
-                    .get(done.len().wrapping_sub(1))
-                    .filter(|_| !done.is_empty());
-                let warm = match (done.last(), prev) {
-                    (Some(s), Some(pp))
-                        if pp.temperature == pt.temperature && s.report.converged =>
-                    {
-                        Some((s.kernels.as_slice(), pp.width))
-                    }
-                    _ => None,
-                };
-                prob.anneal(warm, pt.width, pt.temperature, opts, par, ctl)
-            }
-        })
-    })
-}

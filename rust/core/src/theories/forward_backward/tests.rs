@@ -73,14 +73,18 @@ fn annealed_solution_solves_the_equations() {
 }
 
 #[test]
-fn nonlinear_nets_are_refused_by_name() {
-    let x = Mat::<f64>::zeros(3, 2);
-    let y = Mat::<f64>::zeros(3, 1);
-    let e = Problem::new(
+fn full_method_refuses_nonlinear_nets_by_name() {
+    let mut rng = Rng::new(0, 0);
+    let x = Mat::from_fn(4, 2, |_, _| rng.normal());
+    let y = Mat::from_fn(4, 1, |i, _| i as f64);
+    let prob = Problem::new(
         &Mlp::new(1, Activation::Erf, 1.0, 0.0),
         x.as_ref(),
         y.as_ref(),
         Par::Seq,
-    );
-    assert!(format!("{}", e.err().unwrap()).starts_with("net: "));
+    )
+    .unwrap();
+    let pt = [Point { width: 10.0, temperature: 0.1 }];
+    let e = solve_path(&prob, &pt, &Options::default(), 1, &no_control());
+    assert!(format!("{}", e.err().unwrap()).starts_with("method: "));
 }
