@@ -56,6 +56,9 @@
 //! `L = 1` carries over); its spike is the layer scale `Q`, not `U`. Deeper layers carry no
 //! direction: the posterior is invariant under rotations of every hidden layer, so
 //! `E[W^l^T W^l] / N = (1 + (Q_l - 1) / N) I` for `l >= 1` (the readout: `E[v v^T] = Q I`).
+//! As `chi` grows at fixed `N`, `T` the data term grows like `chi` and the trace term saturates
+//! at `rank / N`: with `Kn` invertible `Q - 1 ~ (chi y^T Kn^{-1} y / N)^{1/(L+1)}`, so the two
+//! orders merge with a relative gap in `Q` of order `chi^{-1/(L+1)}`.
 use crate::control::Control;
 use crate::error::{invalid, AkError, Result};
 use crate::kernels::input::input_kernel;
