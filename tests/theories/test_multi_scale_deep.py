@@ -34,7 +34,6 @@ def test_core_matches_the_reference(P, d, depth, sw, N, T, chi, order, seed):
     assert m.converged_
     assert m.layer_scale_ == pytest.approx(r["layer_scale"], rel=1e-8)
     assert m.scale_ == pytest.approx(r["scale"], rel=1e-8)
-    assert len(m.minima_) == len(r["minima"])
     np.testing.assert_allclose(m.kernel_, r["kernel"], rtol=1e-7, atol=1e-9 * np.abs(r["kernel"]).max())
     np.testing.assert_allclose(m.discrepancy_, r["discrepancy"], rtol=1e-6, atol=1e-9)
     np.testing.assert_allclose(m.weight_covariance_, r["weight_covariance"], rtol=1e-7, atol=1e-9)
