@@ -222,7 +222,7 @@ def test_bad_parameters_are_named(kw, name):
         ak.MultiScaleAdaptive(LIN, **params).fit(X, y)
 
 
-@pytest.mark.parametrize("net", [ak.MLP(depth=2, activation="linear"), ak.MLP(depth=1, activation="linear", sigma_b=0.2)])
+@pytest.mark.parametrize("net", [ak.MLP(depth=2, activation="tanh"), ak.MLP(depth=1, activation="linear", sigma_b=0.2)])
 def test_unsupported_networks_are_refused(net):
     X, y, _ = _data(8, 4)
     with pytest.raises(ValueError, match=r"^net: "):

@@ -114,7 +114,8 @@ class BayesianMeanField(TheoryEstimator):
     solver_options : dict, optional
         Expert settings passed to the core solver (defaults: the core's): L-BFGS ``memory``;
         sampled ``krylov`` (GMRES subspace), ``forcing`` (GMRES relative tolerance),
-        ``min_trial_kish``, ``max_refresh`` (redraws per stage), ``max_stages``. Unknown keys raise.
+        ``min_trial_kish``, ``max_refresh`` (redraws per stage), ``max_stages``, ``stall`` (a Newton-Krylov
+        solve stops after this many steps in a row that reduce the residual by < 10%; 0 never). Unknown keys raise.
     n_threads : int, optional
     progress : bool, optional
 

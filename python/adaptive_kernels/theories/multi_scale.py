@@ -31,7 +31,8 @@ _SAMPLED = tilted.DEFAULTS
 
 
 class MultiScaleAdaptive(TheoryEstimator):
-    """Multi-scale adaptive theory of a Bayesian one-hidden-layer linear network.
+    """Multi-scale adaptive theory of a Bayesian linear network (any depth; nonlinear: one hidden
+    layer, tree level).
 
     Convention (the ground truth is :func:`adaptive_kernels.exact_linear_posterior` and
     :func:`adaptive_kernels.sample_posterior` with the same ``chi``): first layer
@@ -69,6 +70,21 @@ class MultiScaleAdaptive(TheoryEstimator):
     ``weight_covariance_`` is ``E[W^T W] / N = I - Pi + X'^+ <h h^T> X'^{+T}`` from the tilted
     samples (``X' = sigma_w X / sqrt(d)``, ``Pi`` the projector on its row space).
 
+    **Deep linear networks** (``depth = L >= 2``, hidden layers ``h^{l+1} = sigma_w W^l h^l / sqrt(N)``):
+    given the weights, ``f`` is a GP with kernel ``U Kn / chi``, ``U = Q_1 ... Q_L`` (one scale per
+    layer, ``N Q_l`` chi-square a priori, Li & Sompolinsky), ``Kn`` the NNGP kernel; the saddle point
+    has ``Q_l = Q`` and solves the scalar equation above with ``Q^L`` in place of the ``Q`` that
+    multiplies ``Kn`` (left side still ``Q - 1``). ``scale_`` is the kernel scale ``U``,
+    ``layer_scale_`` is ``Q``. The tree level is exactly ``BayesianMeanField``'s deep-linear closed form
+    at ``gamma = sqrt(chi / N) / sigma_w``, temperature ``T / sigma_w^2`` (``Q = 1 / (1 - kappa)``); the
+    corrected order at ``chi = 1`` is ``KernelRenormalization``. The action can have several minima
+    (first-order transitions in ``chi``): each point takes the global minimum (``minima_`` lists
+    every minimum ``(Q, S)`` found; ``Q0`` is not used). ``weight_covariance_`` is the first layer's
+    (its tree-level spike is ``Q``, not ``U``); deeper layers carry no direction: by the rotation
+    symmetry of every hidden layer ``E[W^l^T W^l] / N = (1 + (Q - 1) / N) I``. As ``chi`` grows at
+    fixed ``N`` and ``T`` the data term grows like ``chi`` while the trace term saturates at rank / N:
+    the two orders merge, with a relative gap in ``Q`` of order ``chi^(-1/(L+1))`` (``Kn`` invertible).
+
     Algorithm 1 of the paper ("annealing of solutions across scaling regimes") is
     ``path(X, y, chis=[...])``: the first point starts from the NNGP (``Q = 1``), each next one
     from the previous ``Q``. ``width=inf`` gives the NNGP GP exactly. Several output columns
@@ -77,7 +93,8 @@ class MultiScaleAdaptive(TheoryEstimator):
 
     Parameters
     ----------
-    net : MLP(depth=1, activation="linear", sigma_b=0)
+    net : MLP(activation="linear", sigma_b=0) (any depth), or MLP(depth=1, sigma_b=0) with any
+        built-in activation (sampled tree level)
     width : float > 0 (``inf`` allowed)
     temperature : float > 0
     chi : float > 0
@@ -91,13 +108,14 @@ class MultiScaleAdaptive(TheoryEstimator):
         Settings of the sampled solver (``adaptive_kernels.tilted.DEFAULTS`` where left out).
     tol, max_iter : scalar-root settings (default: the core's)
     Q0 : float, optional
-        Start of the root (default 1, the NNGP).
+        Start of the root (default 1, the NNGP; one hidden layer only).
     n_threads : int, optional
     progress : bool, optional
 
     Fitted attributes
     -----------------
-    scale_ (``Q``), kernel_ (the predictor's readout kernel in NNGP units: ``Q Kn`` corrected,
+    scale_ (the kernel scale: ``Q``, deep ``U = Q^L``), layer_scale_ (``Q``), minima_ (every minimum
+    ``(Q, S)`` of the scale's action found; deep nets), kernel_ (the predictor's readout kernel in NNGP units: ``Q Kn`` corrected,
     the rank-one adapted kernel at tree level; the noise is ``T``), kernels_ (``[kernel_]``),
     dual_coef_ (``(kernel_ + T I)^{-1} y``), discrepancy_ (``y - f`` on the training points),
     train_mean_, train_std_, weight_covariance_ (``E[W^T W] / N``, d x d, prior ``I``: tree
@@ -189,6 +207,8 @@ class MultiScaleAdaptive(TheoryEstimator):
         self.report_ = self._report(s.report)
         self.order_ = p["order"]
         self.scale_ = float("nan")
+        self.layer_scale_ = float("nan")
+        self.minima_ = []
         self.action_ = None
         self.curvature_ = float("nan")
         self._phi = np.asarray(s.kernels[-1])
@@ -236,6 +256,8 @@ class MultiScaleAdaptive(TheoryEstimator):
         self.report_ = self._report(s.report)
         self.order_ = self._params["order"]
         self.scale_ = float(s.scale)
+        self.layer_scale_ = float(s.layer_scale)
+        self.minima_ = [tuple(m) for m in s.minima]
         self.action_ = float(s.action)
         self.curvature_ = float(s.curvature)
         self.kernel_ = np.asarray(s.kernel)

@@ -198,15 +198,15 @@ pub fn mean_field_net(net: &Mlp, linear_only: bool) -> Result<()> {
     Ok(())
 }
 
-/// The network of the multi-scale adaptive theory (linear, one hidden layer, no bias; Python
-/// argument `net`) and one point of it: `width` (> 0, inf allowed), `temperature`, `chi`.
+/// The network of the closed-form multi-scale adaptive theory (linear, any depth, no bias;
+/// Python argument `net`) and one point of it: `width` (> 0, inf allowed), `temperature`, `chi`.
 pub fn multi_scale(net: &Mlp, width: f64, temperature: f64, chi: f64) -> Result<()> {
     net.validate()?;
-    if net.depth != 1 || !matches!(net.activation, Activation::Linear) || net.sigma_b != 0.0 {
+    if net.depth == 0 || !matches!(net.activation, Activation::Linear) || net.sigma_b != 0.0 {
         return Err(invalid(
             "net",
             format!(
-                "the multi-scale adaptive theory is implemented for MLP(depth=1, activation='linear', sigma_b=0), got depth={}, activation={:?}, sigma_b={}",
+                "the closed-form multi-scale adaptive theory is implemented for MLP(activation='linear', sigma_b=0), got depth={}, activation={:?}, sigma_b={}",
                 net.depth,
                 net.activation.name(),
                 net.sigma_b

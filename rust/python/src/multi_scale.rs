@@ -13,7 +13,9 @@ use numpy::{IntoPyArray, PyArray1, PyArray2, PyReadonlyArray2, PyUntypedArrayMet
 use pyo3::prelude::*;
 use pyo3::types::PyDict;
 
-/// The solution at one point (NNGP units; see the core module docs): `scale` (`Q = u / c`),
+/// The solution at one point (NNGP units; see the core module docs): `scale` (the kernel
+/// scale `U = Q^L`; `Q = u / c` for one hidden layer), `layer_scale` (`Q`), `minima` (every
+/// minimum `(Q, S)` of the action found; deep nets),
 /// `action`, `curvature` (`S''(Q)`), `kernel`, `dual` (`G^{-1} y`), `dual2` (`G^{-2} y`),
 /// `discrepancy`, `train_mean`, `train_var`, `weight_covariance` (d x d), `weight_eigenvalues`
 /// (descending), `weight_overlap`, `rank_one`, `report`, and the GP predictor on `kernel`:
@@ -21,6 +23,8 @@ use pyo3::types::PyDict;
 #[pyclass(frozen, get_all, module = "adaptive_kernels._core.multi_scale")]
 struct Solution {
     scale: f64,
+    layer_scale: f64,
+    minima: Vec<(f64, f64)>,
     action: f64,
     curvature: f64,
     kernel: Py<PyArray2<f64>>,
@@ -134,6 +138,8 @@ fn solve<'py>(
             |(s, u, jit, dual): (ms::Solution, Vec<f64>, f64, Mat<f64>)| {
                 Ok(Solution {
                     scale: s.scale,
+                    layer_scale: s.layer_scale,
+                    minima: s.minima,
                     action: s.action,
                     curvature: s.curvature,
                     kernel: mat_to_numpy(py, s.kernel.as_ref()).unbind(),

@@ -56,6 +56,7 @@ fn defaults(py: Python<'_>) -> PyResult<Bound<'_, PyDict>> {
         ("min_trial_kish", d.min_trial_kish.into_pyobject(py)?.into_any()),
         ("max_refresh", d.max_refresh.into_pyobject(py)?.into_any()),
         ("max_stages", d.max_stages.into_pyobject(py)?.into_any()),
+        ("stall", d.stall.into_pyobject(py)?.into_any()),
     ]);
     defaults_dict(py, &items)
 }
@@ -73,6 +74,7 @@ fn options_of(opts: Option<Bound<'_, PyDict>>) -> PyResult<tilted::Options> {
         min_trial_kish: o.get("min_trial_kish", d.min_trial_kish)?,
         max_refresh: o.get("max_refresh", d.max_refresh)?,
         max_stages: o.get("max_stages", d.max_stages)?,
+        stall: o.get("stall", d.stall)?,
     };
     o.finish()?;
     Ok(out)

@@ -29,6 +29,10 @@ impl Default for Options {
     }
 }
 
+/// A stall (see [`newton_krylov_stall`]): `stall` accepted steps leave the measure above this
+/// fraction of where they started.
+pub const STALL_FACTOR: f64 = 0.9;
+
 fn norm(v: &[f64]) -> f64 {
     v.iter().map(|x| x * x).sum::<f64>().sqrt()
 }
@@ -108,9 +112,27 @@ pub fn gmres<F: FnMut(&[f64]) -> Result<Vec<f64>>>(
 /// `(x, iterations, measure history)`; stops at `measure < tol` or when no step decreases `|r|`
 /// (an inadmissible start returns at once with the measure +inf).
 pub fn newton_krylov<F>(
+    residual: F,
+    x0: Vec<f64>,
+    opts: &Options,
+    ctl: &Control,
+) -> Result<(Vec<f64>, SolveReport)>
+where
+    F: FnMut(&[f64], bool) -> Result<Option<(Vec<f64>, f64)>>,
+{
+    newton_krylov_stall(residual, x0, opts, 0, ctl)
+}
+
+/// [`newton_krylov`] that also stops on a stall: when `stall` (>= 1; 0 never) accepted steps in
+/// a row together reduce the measure by less than [`STALL_FACTOR`]. A converging Newton solve
+/// gains far more than that per step (quadratic convergence); one that creeps along a plateau
+/// (e.g. a line search pinned on an admissibility floor) would otherwise spend every remaining
+/// iteration there.
+pub fn newton_krylov_stall<F>(
     mut residual: F,
     x0: Vec<f64>,
     opts: &Options,
+    stall: usize,
     ctl: &Control,
 ) -> Result<(Vec<f64>, SolveReport)>
 where
@@ -171,6 +193,10 @@ where
                 r = rn;
                 meas = mn;
                 hist.push(meas);
+                let k = hist.len() - 1;
+                if stall > 0 && k >= stall && meas >= tol && !(meas < STALL_FACTOR * hist[k - stall]) {
+                    return Ok((x, report(it + 1, n_eval, hist)));
+                }
             }
             None => return Ok((x, report(it, n_eval, hist))),
         }
@@ -233,5 +259,37 @@ mod tests {
         for i in 0..4 {
             assert!(((x[i] + 0.1 * x[(i + 1) % 4]).cos() - x[i]).abs() < 1e-12);
         }
+    }
+
+    #[test]
+    fn a_stalled_solve_stops_early_and_a_converging_one_is_unchanged() {
+        // r(x) = x^2 + 1 has no root: |r| creeps towards its floor 1 at x = 0 (Newton overshoots,
+        // the line search accepts tiny decreases)
+        let res = |x: &[f64], _m: bool| -> Result<Option<(Vec<f64>, f64)>> {
+            let r = x[0] * x[0] + 1.0;
+            Ok(Some((vec![r], r)))
+        };
+        let opts = Options {
+            tol: 1e-10,
+            max_iter: 50,
+            krylov: 1,
+            forcing: 1e-3,
+        };
+        let (_, full) = newton_krylov(res, vec![3.0], &opts, no_control()).unwrap();
+        let (_, cut) = newton_krylov_stall(res, vec![3.0], &opts, 3, no_control()).unwrap();
+        assert!(!full.converged && !cut.converged);
+        assert!(cut.n_iter < full.n_iter, "{} vs {}", cut.n_iter, full.n_iter);
+        let h = &cut.residual_history;
+        let k = h.len() - 1;
+        assert!(h[k] >= STALL_FACTOR * h[k - 3], "{h:?}");
+        // a converging solve never stalls: same iterates with and without the rule
+        let cosfix = |x: &[f64], _m: bool| -> Result<Option<(Vec<f64>, f64)>> {
+            let r: Vec<f64> = x.iter().map(|v| v.cos() - v).collect();
+            let m = r.iter().fold(0.0f64, |a, v| a.max(v.abs()));
+            Ok(Some((r, m)))
+        };
+        let (a, ra) = newton_krylov(cosfix, vec![0.0; 3], &opts, no_control()).unwrap();
+        let (b, rb) = newton_krylov_stall(cosfix, vec![0.0; 3], &opts, 2, no_control()).unwrap();
+        assert!(ra.converged && a == b && ra.residual_history == rb.residual_history);
     }
 }

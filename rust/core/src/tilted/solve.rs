@@ -9,7 +9,7 @@ use crate::error::{invalid, AkError, Result};
 use crate::linalg::symmetrize;
 use crate::mcmc::chains::chain_radius;
 use crate::mcmc::tilted::{weighted_gram, TiltConfig, TiltedDensity};
-use crate::optim::newton_krylov::{self, newton_krylov};
+use crate::optim::newton_krylov::{self, newton_krylov_stall};
 use crate::solve::continuation::Continuation;
 use crate::solve::SolveReport;
 use crate::validate;
@@ -211,7 +211,7 @@ pub fn solve(
                     }
                 };
                 let before = xs.clone();
-                let (xn, rep) = newton_krylov(res, xs, &nk_opts, ctl)?;
+                let (xn, rep) = newton_krylov_stall(res, xs, &nk_opts, opts.stall, ctl)?;
                 n_iter += rep.n_iter;
                 n_eval += rep.n_eval;
                 let h = rep.residual_history;

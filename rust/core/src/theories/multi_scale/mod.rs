@@ -1,5 +1,5 @@
 //! Multi-scale adaptive theory (Rubin, Fischer, Lindner, Dahmen, Seroussi, Ringel, Krämer,
-//! Helias, ICML 2025), reconstructed: one-hidden-layer *linear* networks, no bias.
+//! Helias, ICML 2025), reconstructed: *linear* networks, no bias, one or `L >= 2` hidden layers.
 //!
 //! Convention (one knob `chi` for the continuum from standard to mean-field scaling): first
 //! layer `h = sigma_w W x / sqrt(d)`, readout `f = sigma_w v . h / sqrt(chi N)`, posterior
@@ -32,6 +32,33 @@
 //!   shrinkage `-G^{-1}` in the data subspace).
 //!
 //! `width = inf` pins `Q = 1` (the NNGP GP, for every `chi`).
+//!
+//! # Deep linear nets (`L >= 2` hidden layers of width `N`)
+//! Hidden layers `h^{l+1} = sigma_w W^l h^l / sqrt(N)`. Given the weights above layer `l`, the
+//! readout's pull-back onto layer `l` has squared norm `Q_l` times the one above, with `N Q_l`
+//! a chi-square with `N` degrees of freedom (Li & Sompolinsky's backward integration), so `f` is
+//! exactly a GP with kernel `U Kn / chi`, `U = Q_1 ... Q_L`, `Kn = sigma_w^{2L} K0` (the NNGP
+//! readout kernel), noise `T / chi`. The action is (1) with `N/2 (Q - ln Q)` summed over the
+//! layers and `G = U Kn + T I`; stationarity gives the same `N (Q_l - 1)` for every layer, so
+//! `Q_l = Q`, `U = Q^L`, and (2) becomes
+//!   (2L) `F(Q) = (Q - 1) - (chi U / N) sum yk^2 lam / g^2 + [corrected] (U / N) sum lam / g`,
+//! `g = U lam + T`. Tree level: this is exactly `N` times the deep-linear mean-field action
+//! `F1` of `theories::mean_field::linear` at `gamma = sqrt(chi / N) / sigma_w`, temperature
+//! `T / sigma_w^2`, `kappa = 1 - 1/Q` (so `Q` is its closed form's `1 / (1 - kappa)`); with the
+//! trace term, at `chi = 1`, it is the deep-linear kernel-renormalization action. For `L >= 2`
+//! the action can have several minima (first-order transitions in `chi`): the solver takes the
+//! global minimum ([`root::solve_global`]) at every point, not the branch continued from the
+//! previous one, and lists every minimum. Kernel: `U Kn` (corrected) or the tree level's rank-one
+//! adapted kernel `Kn + (U - 1) (Kn t)(Kn t)^T / (t^T Kn t)` (its mean is again `U Kn G^{-1} y`);
+//! Laplace term (3) in `U`, with the layer scales integrated out ([`root::curvature`]).
+//! First-layer weight covariance: (4) with `sigma_w^4 Q` replaced by `sigma_w^{2L+2} U` (the
+//! first layer enters `f` only through its pull-back `m^T W^0`, so the conditional argument of
+//! `L = 1` carries over); its spike is the layer scale `Q`, not `U`. Deeper layers carry no
+//! direction: the posterior is invariant under rotations of every hidden layer, so
+//! `E[W^l^T W^l] / N = (1 + (Q_l - 1) / N) I` for `l >= 1` (the readout: `E[v v^T] = Q I`).
+//! As `chi` grows at fixed `N`, `T` the data term grows like `chi` and the trace term saturates
+//! at `rank / N`: with `Kn` invertible `Q - 1 ~ (chi y^T Kn^{-1} y / N)^{1/(L+1)}`, so the two
+//! orders merge with a relative gap in `Q` of order `chi^{-1/(L+1)}`.
 use crate::control::Control;
 use crate::error::{invalid, AkError, Result};
 use crate::kernels::input::input_kernel;
@@ -134,7 +161,9 @@ pub struct Problem<'a> {
     pub x: MatRef<'a, f64>,
     pub y: Mat<f64>,
     pub sigma_w: f64,
-    /// NNGP readout kernel `Kn = sigma_w^4 X X^T / d` (P x P).
+    /// Number of hidden layers `L`.
+    pub depth: usize,
+    /// NNGP readout kernel `Kn = sigma_w^{2L+2} X X^T / d` (P x P).
     pub kn: Mat<f64>,
     pub(crate) lam: Vec<f64>,
     pub(crate) v: Mat<f64>,
@@ -146,8 +175,13 @@ pub struct Problem<'a> {
 /// The solution at one point (NNGP units, module docs). Matrices with a column per output.
 #[derive(Debug, Clone)]
 pub struct Solution {
-    /// `Q = u / c`.
+    /// The kernel scale `U = Q^L` (`Q = u / c` for one hidden layer).
     pub scale: f64,
+    /// The scale of each hidden layer, `Q` (equal to `scale` for one hidden layer).
+    pub layer_scale: f64,
+    /// Every minimum `(Q, S(Q))` of the action found (deep nets; the solution is the lowest);
+    /// one hidden layer: the solution only.
+    pub minima: Vec<(f64, f64)>,
     /// `S(Q)` (eq. (1)).
     pub action: f64,
     /// `S''(Q)` (eq. (3)), the precision of the Laplace approximation of the scale mode.
@@ -176,11 +210,12 @@ pub struct Solution {
 impl<'a> Problem<'a> {
     pub fn new(net: &Mlp, x: MatRef<'a, f64>, y: MatRef<'_, f64>, par: Par) -> Result<Self> {
         validate::multi_scale(net, 1.0, 1.0, 1.0)?;
+        let depth = net.depth;
         validate::finite_mat("X", x)?;
         validate::targets(y, x.nrows())?;
         // the kernel, its eigenvectors and the eigensolver's work matrices
         validate::dense_memory("X", "the kernel and its eigendecomposition", 4.0, x.nrows(), x.nrows(), "use fewer samples")?;
-        let s2 = net.sigma_w * net.sigma_w;
+        let s2 = (net.sigma_w * net.sigma_w).powi(depth as i32);
         let mut kn = input_kernel(x, x, net.sigma_w, 0.0, par);
         kn.col_iter_mut()
             .for_each(|c| c.iter_mut().for_each(|v| *v *= s2));
@@ -196,6 +231,7 @@ impl<'a> Problem<'a> {
             x,
             y: y.to_owned(),
             sigma_w: net.sigma_w,
+            depth,
             kn,
             lam,
             v,
@@ -231,10 +267,11 @@ impl<'a> Problem<'a> {
             chi: pt.chi,
             n: pt.width,
             corr: order == Order::Corrected,
+            depth: self.depth,
         }
     }
 
-    /// The full solution at scale `q` (module docs; `width` may be inf).
+    /// The full solution at layer scale `q` (module docs; `width` may be inf).
     pub fn solution(
         &self,
         q: f64,
@@ -244,6 +281,9 @@ impl<'a> Problem<'a> {
         par: Par,
     ) -> Solution {
         let (t, chi, n) = (pt.temperature, pt.chi, pt.width);
+        let layer_scale = q;
+        // the kernel scale U = Q^L (Q itself for one hidden layer); below `q` is U
+        let q = q.powi(self.depth as i32);
         let (p, nc) = (self.y.nrows(), self.y.ncols());
         let corr = order == Order::Corrected;
         let g: Vec<f64> = self.lam.iter().map(|l| q * l + t).collect();
@@ -252,8 +292,8 @@ impl<'a> Problem<'a> {
         let discrepancy = Mat::from_fn(p, nc, |i, c| t * dual[(i, c)]);
         let train_mean = Mat::from_fn(p, nc, |i, c| self.y[(i, c)] - discrepancy[(i, c)]);
         let sp = self.spec(pt, order);
-        let action = root::action(&sp, q);
-        let curvature = root::curvature(&sp, q);
+        let action = root::action(&sp, layer_scale);
+        let curvature = root::curvature(&sp, layer_scale);
         let v2 = |i: usize, k: usize| self.v[(i, k)] * self.v[(i, k)];
         let tree1 = !corr && nc == 1 && n.is_finite();
         let (kernel, rank_one, train_var) = if !tree1 {
@@ -279,7 +319,9 @@ impl<'a> Problem<'a> {
             });
             (kernel, 0.0, var)
         } else {
-            let eff = chi / (n * t * t) * q;
+            // chi U / (N T^2) (U - 1) / (Q - 1), i.e. (U - 1) / (t^T Kn t) at the root
+            let geo: f64 = (0..self.depth).map(|j| layer_scale.powi(j as i32)).sum();
+            let eff = chi / (n * t * t) * q * geo;
             let w: Vec<f64> = (0..p)
                 .map(|i| (0..p).map(|j| self.kn[(i, j)] * discrepancy[(j, 0)]).sum())
                 .collect();
@@ -317,6 +359,8 @@ impl<'a> Problem<'a> {
         };
         Solution {
             scale: q,
+            layer_scale,
+            minima: vec![(layer_scale, action)],
             action,
             curvature,
             kernel,
@@ -347,7 +391,7 @@ impl<'a> Problem<'a> {
         let n = pt.width;
         let mut m = Mat::<f64>::zeros(p, p);
         if n.is_finite() {
-            let coef = self.sigma_w.powi(4) * q / (n * d as f64);
+            let coef = self.sigma_w.powi(2 * self.depth as i32 + 2) * q / (n * d as f64);
             for j in 0..p {
                 for i in 0..p {
                     m[(i, j)] = coef * pt.chi * b[i] * b[j];
@@ -433,11 +477,16 @@ pub fn solve_path(
     with_threads(n_threads, |par| {
         Path::walk(points, |pt, done: &[Solution]| {
             ctl.checkpoint()?;
-            let start = done.last().map(|s| s.scale).or(q0).unwrap_or(1.0);
+            let start = done.last().map(|s| s.layer_scale).or(q0).unwrap_or(1.0);
+            let mut minima = None;
             let (q, report) = if pt.width.is_infinite() {
                 (1.0, SolveReport::new("nngp", true, 0, 0, 0.0, vec![0.0]))
-            } else {
+            } else if prob.depth == 1 {
                 root::solve(&prob.spec(pt, order), opts, start)?
+            } else {
+                let (q, rep, m) = root::solve_global(&prob.spec(pt, order), opts)?;
+                minima = Some(m);
+                (q, rep)
             };
             if !q.is_finite() {
                 return Err(AkError::NonFinite {
@@ -447,7 +496,10 @@ pub fn solve_path(
             }
             let mut report = report;
             report.stages = vec![pt.chi];
-            let s = prob.solution(q, pt, order, report, par);
+            let mut s = prob.solution(q, pt, order, report, par);
+            if let Some(m) = minima {
+                s.minima = m;
+            }
             ctl.advance(1); // one point solved
             Ok(s)
         })
