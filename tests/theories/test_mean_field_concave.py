@@ -141,3 +141,28 @@ def test_core_objective_matches_reference(seed, gamma, T, act):
     e = 1e-6 * rng.standard_normal(P)
     fd = (ref.objective(phi, log_r, a + e, y, T, gamma)[0] - ref.objective(phi, log_r, a - e, y, T, gamma)[0]) / 2
     assert fd == pytest.approx(rgrad @ e, rel=1e-4, abs=1e-9)
+
+
+@settings(max_examples=40, deadline=None)
+@given(seed=st.integers(0, 10_000), P=st.integers(1, 6), gamma=st.floats(0.1, 4.0))
+def test_relu_domain_ratio_matches_reference(seed, P, gamma):
+    rng = np.random.default_rng(seed)
+    X = rng.standard_normal((P, 3))
+    k0 = X @ X.T / 3 + 0.1 * rng.random() * np.ones((P, P))
+    a = rng.standard_normal(P)
+    got = _core._testing.mean_field_concave_domain_ratio(k0, a, gamma=gamma)
+    assert got == pytest.approx(ref.domain_ratio(k0, a, gamma), rel=1e-10, abs=1e-14)
+
+
+def test_relu_domain_ratio_is_the_exact_supremum_at_p2():
+    """Independent check: P = 2, full-rank K0 with a negative correlation, mixed-sign a: the
+    supremum over a dense grid of directions h = L (cos t, sin t) (K0 = L L^T) equals the ratio,
+    and the tilt is normalizable exactly below 1 (the ray integral of exp(-(1 - rho) t^2 / 2))."""
+    k0 = np.array([[1.0, -0.6], [-0.6, 2.0]])
+    L = np.linalg.cholesky(k0)
+    t = np.linspace(0, 2 * np.pi, 200_001)
+    h = L @ np.vstack([np.cos(t), np.sin(t)])           # |z| = 1
+    for a in ([1.0, -0.5], [0.3, 0.8], [-1.2, -0.4]):
+        s = np.asarray(a) @ np.maximum(h, 0)
+        brute = (s ** 2).max()
+        assert _core._testing.mean_field_concave_domain_ratio(k0, np.asarray(a), gamma=1.0) == pytest.approx(brute, rel=1e-6)

@@ -1,6 +1,6 @@
 //! The concave one-hidden-layer solver of `adaptive_kernels._core.mean_field`
 //! (`solve_concave`, `predict_concave`, `concave_defaults`; registered by [`super::mean_field`])
-//! and its test entry `_core._testing.mean_field_concave_objective`.
+//! and its test entries `_core._testing.mean_field_concave_objective`, `mean_field_concave_domain_ratio`.
 use crate::convert::{defaults_dict, mat_to_numpy, slice, slice1, view, NetArg, Options};
 use crate::results::SolveReport;
 use crate::runtime::{run, threads};
@@ -225,8 +225,22 @@ pub(crate) fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     Ok(())
 }
 
+/// `_core._testing.mean_field_concave_domain_ratio(k0, a, gamma)`: the lower bound of
+/// `concave::domain::ratio` on `gamma^2 sup_h (a.relu(h))^2 / h^T K0^+ h` (>= 1: not normalizable).
+#[pyfunction]
+#[pyo3(signature = (k0, a, *, gamma))]
+fn mean_field_concave_domain_ratio(k0: PyReadonlyArray2<'_, f64>, a: PyReadonlyArray1<'_, f64>, gamma: f64) -> PyResult<f64> {
+    let k: MatRef<f64> = view("k0", &k0)?;
+    let av = slice1("a", &a)?;
+    if k.nrows() != k.ncols() || k.nrows() != av.len() {
+        return Err(pyo3::exceptions::PyValueError::new_err("k0: need a P x P matrix and a P-vector a"));
+    }
+    Ok(concave::domain::ratio(k, av, gamma))
+}
+
 pub(crate) fn register_testing(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(mean_field_concave_objective, m)?)?;
+    m.add_function(wrap_pyfunction!(mean_field_concave_domain_ratio, m)?)?;
     Ok(())
 }
 
