@@ -166,3 +166,28 @@ def test_relu_domain_ratio_is_the_exact_supremum_at_p2():
         s = np.asarray(a) @ np.maximum(h, 0)
         brute = (s ** 2).max()
         assert _core._testing.mean_field_concave_domain_ratio(k0, np.asarray(a), gamma=1.0) == pytest.approx(brute, rel=1e-6)
+
+
+@pytest.mark.parametrize("act", ["tanh", "relu"])
+def test_predict_reuses_the_final_draws_and_pickles_without_them(act):
+    """The second predict reuses the first call's draws (no sampler rerun) with identical output;
+    a pickled estimator drops them and regenerates the same ones from the seed."""
+    import pickle
+    rng = np.random.default_rng(5)
+    X = rng.standard_normal((8, 3))
+    y = np.sign(X[:, 0] + 0.1)
+    m = ak.BayesianMeanField(ak.MLP(depth=1, activation=act), gamma=1.0, temperature=0.2, solver="concave",
+                             rtol=0.03, width=512).fit(X, y)
+    Xt = rng.standard_normal((5, 3))
+    assert m._concave_draws is None
+    mu1, sd1 = m.predict(Xt, return_std=True)
+    draws = m._concave_draws
+    assert draws is not None and draws.nbytes == 8 * m.n_samples_ * (X.shape[0] + 1)
+    mu2, sd2 = m.predict(Xt, return_std=True)
+    assert m._concave_draws is draws
+    np.testing.assert_array_equal(mu1, mu2)
+    np.testing.assert_array_equal(sd1, sd2)
+    m2 = pickle.loads(pickle.dumps(m))
+    assert m2.__dict__.get("_concave_draws") is None
+    np.testing.assert_array_equal(m2.predict(Xt), mu1)
+    np.testing.assert_array_equal(m2.predict_stderr(Xt), m.predict_stderr(Xt))
