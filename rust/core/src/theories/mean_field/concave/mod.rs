@@ -26,7 +26,9 @@
 //!   quadratically; trial points whose weights keep a Kish fraction below `min_trial_kish` are
 //!   not trusted (the step is cut and the draws are renewed there). No gamma continuation.
 //! * Unbounded phi: before MALA the tilt at `a_ref` must pass the normalizability check of
-//!   [`crate::mcmc::tilted`]; otherwise `a_ref` is pulled back towards the last draw point.
+//!   [`crate::mcmc::tilted`] and, for relu-like phi, the rank-one domain witness
+//!   [`domain::ratio`] `< 1` (which also backtracks Newton trial points: `g = -inf` outside);
+//!   otherwise `a_ref` is pulled back towards the last draw point.
 //! * Stages: redraw at the new iterate; while the Kish fraction is below `min_kish` at the same
 //!   size, after three trust-region-cut stages with twice the draws, else grow towards the size
 //!   that the fixed-`a` estimate `sum_i w_i^2 |phi_i phi_i^T - Phi|_F^2 / |Phi|_F^2` says reaches
