@@ -12,8 +12,9 @@ exact mixture density (log ratio -ln sum_k pi_k exp(u_k.xi - |u_k|^2/2)).
 
     python benches/concave_hs_probe.py --act tanh --P 100 --gamma 1
 
-Measured (2 shared cores, MNIST 0-4 vs 5-9, T = 0.05, tanh, P = 100, gamma = 1): Kish fraction
-0.003-0.12 over 8 refits at 16384 draws, fixed-a kernel error 30-40% at 16k-65k draws: the
+Measured (2 shared cores, MNIST 0-4 vs 5-9, T = 0.05, tanh, P = 100, gamma = 1, the command
+above): Kish fraction 0.001-0.05 over 8 refits at 16384 draws, fixed-a kernel error (4 seeds) 47%
+at 16384 and 107% at 65536 draws (a scratch variant: Kish <= 0.12, 30-40%): the
 conditional h | z of a saturating phi is far from a shifted prior (tanh pins the tilted
 coordinates at +-1 while the weighted gamma s spans +-6 against a prior sd of 1), so a mean-shift
 mixture is no substitute for MALA here (MALA: 2.2% at 262144 draws, 30-220 s per fit).
