@@ -24,6 +24,8 @@ _SOLVERS = ("auto", "closed_form", "lbfgs", "sampled", "concave")
 _LINEAR = _core.mean_field.defaults()
 _SAMPLED = tilted.DEFAULTS
 _CONCAVE = _core.mean_field.concave_defaults()
+# predict(solver="concave") keeps the final draws (S x P floats) for the next call up to this size
+_CONCAVE_DRAWS_CACHE_BYTES = 512 * 2 ** 20
 
 
 class BayesianMeanField(TheoryEstimator):
@@ -311,6 +313,7 @@ class BayesianMeanField(TheoryEstimator):
         self.kernel_rel_err_ = float(s.kernel_rel_err)
         self.kish_ = float(s.kish)
         self.n_samples_ = int(s.n_samples)
+        self._concave_draws = None
         self._concave_state = dict(
             a=a, kernel=self.kernel_, batch_a=np.asarray(s.batch_a), batch_lse=np.asarray(s.batch_lse), lse=s.lse,
             proposal_dir=np.asarray(s.proposal_dir), proposal_sigma=s.proposal_sigma,
@@ -320,8 +323,19 @@ class BayesianMeanField(TheoryEstimator):
 
     def _predict_concave(self, X, return_var):
         p = self._params
-        return _core.mean_field.predict_concave(self.X_train_, X, p["net"], temperature=p["temperature"],
-                                                return_var=return_var, n_threads=p["threads"], **self._concave_state)
+        mean, se, var, draws = _core.mean_field.predict_concave(
+            self.X_train_, X, p["net"], temperature=p["temperature"], return_var=return_var,
+            draws=self.__dict__.get("_concave_draws"), n_threads=p["threads"], **self._concave_state)
+        # the draws are a function of the fitted state: kept (not pickled) so that the next call
+        # does not rerun the final sampler
+        self._concave_draws = draws if draws.nbytes <= _CONCAVE_DRAWS_CACHE_BYTES else None
+        return mean, se, var
+
+    def __getstate__(self):
+        state = super().__getstate__() if hasattr(super(), "__getstate__") else self.__dict__.copy()
+        state = dict(state)
+        state.pop("_concave_draws", None)
+        return state
 
     def predict_stderr(self, X) -> np.ndarray:
         """Monte-Carlo standard error (n,) of the mean prediction of ``solver="concave"`` (from

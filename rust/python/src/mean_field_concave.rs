@@ -1,6 +1,6 @@
 //! The concave one-hidden-layer solver of `adaptive_kernels._core.mean_field`
 //! (`solve_concave`, `predict_concave`, `concave_defaults`; registered by [`super::mean_field`])
-//! and its test entry `_core._testing.mean_field_concave_objective`.
+//! and its test entries `_core._testing.mean_field_concave_objective`, `mean_field_concave_domain_ratio`.
 use crate::convert::{defaults_dict, mat_to_numpy, slice, slice1, view, NetArg, Options};
 use crate::results::SolveReport;
 use crate::runtime::{run, threads};
@@ -11,6 +11,7 @@ use ak_core::theories::mean_field::concave::{self, predict::Fitted, saa::Saa, sa
 use numpy::{IntoPyArray, PyArray1, PyArray2, PyReadonlyArray1, PyReadonlyArray2, PyUntypedArrayMethods};
 use pyo3::prelude::*;
 use pyo3::types::PyDict;
+use std::sync::Arc;
 
 /// One concave saddle point: `gamma`, `kernel`, `kernel_stderr` (batch standard error per
 /// entry), `kernel_rel_err`, `a` (the maximiser = dual coefficients), the batch maximisers
@@ -144,10 +145,26 @@ fn solve_concave<'py>(
     })
 }
 
-/// Predictive mean (Q,), its Monte-Carlo standard error (Q,) and optionally the adapted-kernel
-/// variance (Q,) of a concave solution (its draws regenerated from the stored proposal).
+/// The final draws of a concave solution, held for repeated predictions (opaque; not pickled).
+#[pyclass(frozen, module = "adaptive_kernels._core.mean_field")]
+pub struct ConcaveDraws {
+    inner: Arc<concave::predict::Draws>,
+}
+
+#[pymethods]
+impl ConcaveDraws {
+    /// Bytes held.
+    #[getter]
+    fn nbytes(&self) -> usize {
+        8 * (self.inner.h.nrows() * self.inner.h.ncols() + self.inner.log_r.len())
+    }
+}
+
+/// Predictive mean (Q,), its Monte-Carlo standard error (Q,), optionally the adapted-kernel
+/// variance (Q,) of a concave solution, and the draws used (`ConcaveDraws`): `draws` from an
+/// earlier call are reused, otherwise they are regenerated from the stored proposal.
 #[pyfunction]
-#[pyo3(signature = (x, x_test, net, *, a, kernel, batch_a, batch_lse, lse, proposal_dir, proposal_sigma, proposal_stage, proposal_chunks, proposal_a_ref, proposal_n_chains, seed, gamma, temperature, return_var=false, n_threads=None))]
+#[pyo3(signature = (x, x_test, net, *, a, kernel, batch_a, batch_lse, lse, proposal_dir, proposal_sigma, proposal_stage, proposal_chunks, proposal_a_ref, proposal_n_chains, seed, gamma, temperature, return_var=false, draws=None, n_threads=None))]
 #[allow(clippy::too_many_arguments, clippy::type_complexity)]
 fn predict_concave<'py>(
     py: Python<'py>,
@@ -169,8 +186,10 @@ fn predict_concave<'py>(
     gamma: f64,
     temperature: f64,
     return_var: bool,
+    draws: Option<Bound<'py, ConcaveDraws>>,
     n_threads: Option<usize>,
-) -> PyResult<(Bound<'py, PyArray1<f64>>, Bound<'py, PyArray1<f64>>, Option<Bound<'py, PyArray1<f64>>>)> {
+) -> PyResult<(Bound<'py, PyArray1<f64>>, Bound<'py, PyArray1<f64>>, Option<Bound<'py, PyArray1<f64>>>, Bound<'py, ConcaveDraws>)> {
+    let cached = draws.as_ref().map(|d| d.get().inner.clone());
     let arg = NetArg::new(&net)?;
     let (p, d) = (x.shape()[0], x.shape()[1]);
     let (q, dt) = (x_test.shape()[0], x_test.shape()[1]);
@@ -180,13 +199,18 @@ fn predict_concave<'py>(
     let blv = slice1("batch_lse", &batch_lse)?;
     let prop = Proposal { dir: slice1("proposal_dir", &proposal_dir)?.to_vec(), sigma: proposal_sigma, stage: proposal_stage, chunks: proposal_chunks, a_ref: slice1("proposal_a_ref", &proposal_a_ref)?.to_vec(), n_chains: proposal_n_chains };
     let nt = threads(n_threads);
-    let (mean, se, var) = run(py, None, |_: &Control| {
+    let (mean, se, var, used) = run(py, None, |_: &Control| {
         let rows = Rows::new("X", xs, p, d)?;
         let trows = Rows::new("X_test", xts, q, dt)?;
         let fit = Fitted { a: av, kernel: kv, batch_a: bav, batch_lse: blv, lse, proposal: &prop, seed, gamma, temperature };
-        concave::predict_rows(&arg.net, &rows, &trows, &fit, return_var, nt).map_err(|e| arg.failure(e))
+        concave::predict_rows(&arg.net, &rows, &trows, &fit, return_var, cached, nt).map_err(|e| arg.failure(e))
     })?;
-    Ok((mean.into_pyarray(py), se.into_pyarray(py), var.map(|v| v.into_pyarray(py))))
+    // reused draws come back as the same object
+    let used = match draws {
+        Some(d) if Arc::ptr_eq(&d.get().inner, &used) => d,
+        _ => Bound::new(py, ConcaveDraws { inner: used })?,
+    };
+    Ok((mean.into_pyarray(py), se.into_pyarray(py), var.map(|v| v.into_pyarray(py)), used))
 }
 
 /// Test entry: the sample-average objective on given draws `phi` (S x P) with log ratios
@@ -219,14 +243,29 @@ fn mean_field_concave_objective<'py>(
 
 pub(crate) fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<ConcaveSolution>()?;
+    m.add_class::<ConcaveDraws>()?;
     m.add_function(wrap_pyfunction!(concave_defaults, m)?)?;
     m.add_function(wrap_pyfunction!(solve_concave, m)?)?;
     m.add_function(wrap_pyfunction!(predict_concave, m)?)?;
     Ok(())
 }
 
+/// `_core._testing.mean_field_concave_domain_ratio(k0, a, gamma)`: the lower bound of
+/// `concave::domain::ratio` on `gamma^2 sup_h (a.relu(h))^2 / h^T K0^+ h` (>= 1: not normalizable).
+#[pyfunction]
+#[pyo3(signature = (k0, a, *, gamma))]
+fn mean_field_concave_domain_ratio(k0: PyReadonlyArray2<'_, f64>, a: PyReadonlyArray1<'_, f64>, gamma: f64) -> PyResult<f64> {
+    let k: MatRef<f64> = view("k0", &k0)?;
+    let av = slice1("a", &a)?;
+    if k.nrows() != k.ncols() || k.nrows() != av.len() {
+        return Err(pyo3::exceptions::PyValueError::new_err("k0: need a P x P matrix and a P-vector a"));
+    }
+    Ok(concave::domain::ratio(k, av, gamma))
+}
+
 pub(crate) fn register_testing(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(mean_field_concave_objective, m)?)?;
+    m.add_function(wrap_pyfunction!(mean_field_concave_domain_ratio, m)?)?;
     Ok(())
 }
 

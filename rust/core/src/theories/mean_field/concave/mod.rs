@@ -26,7 +26,9 @@
 //!   quadratically; trial points whose weights keep a Kish fraction below `min_trial_kish` are
 //!   not trusted (the step is cut and the draws are renewed there). No gamma continuation.
 //! * Unbounded phi: before MALA the tilt at `a_ref` must pass the normalizability check of
-//!   [`crate::mcmc::tilted`]; otherwise `a_ref` is pulled back towards the last draw point.
+//!   [`crate::mcmc::tilted`] and, for relu-like phi, the rank-one domain witness
+//!   [`domain::ratio`] `< 1` (which also backtracks Newton trial points: `g = -inf` outside);
+//!   otherwise `a_ref` is pulled back towards the last draw point.
 //! * Stages: redraw at the new iterate; while the Kish fraction is below `min_kish` at the same
 //!   size, after three trust-region-cut stages with twice the draws, else grow towards the size
 //!   that the fixed-`a` estimate `sum_i w_i^2 |phi_i phi_i^T - Phi|_F^2 / |Phi|_F^2` says reaches
@@ -37,6 +39,7 @@
 #![allow(clippy::neg_cmp_op_on_partial_ord)]
 use crate::control::Control;
 use crate::error::{invalid, shape, Result};
+use crate::kernels::activation::Activation;
 use crate::kernels::input::input_kernel;
 use crate::kernels::net::{Mlp, Rows};
 use crate::linalg::CovFactor;
@@ -46,6 +49,7 @@ use crate::validate;
 use super::linear::closed_form_kappa;
 use faer::{Mat, MatRef, Par};
 
+pub mod domain;
 pub mod predict;
 pub mod saa;
 pub mod samples;
@@ -249,6 +253,8 @@ pub fn solve(
         let mut repeats = 0usize;
         let mut unconverged = 0usize;
         let mut a_ok = vec![0.0; p]; // the last draw point (a normalizable tilt)
+        let relu_like = matches!(act, Activation::Relu | Activation::Gelu | Activation::Softplus);
+        let inside = |a: &[f64]| !relu_like || domain::ratio(k0.as_ref(), a, gamma) < 1.0;
         for stage in 0..opts.max_stages {
             ctl.checkpoint()?;
             prop.stage = stage as u64;
@@ -259,7 +265,7 @@ pub fn solve(
                 let mut tries = 0;
                 loop {
                     let phat = Mat::from_fn(p, p, |i, j| -g2 * prop.a_ref[i] * prop.a_ref[j]);
-                    let ok = crate::mcmc::tilted::check_normalizable(act, k0.as_ref(), phat.as_ref(), par).is_ok();
+                    let ok = inside(&prop.a_ref) && crate::mcmc::tilted::check_normalizable(act, k0.as_ref(), phat.as_ref(), par).is_ok();
                     if ok || tries >= 40 {
                         break;
                     }
@@ -267,6 +273,9 @@ pub fn solve(
                     for i in 0..p {
                         prop.a_ref[i] = 0.5 * (prop.a_ref[i] + a_ok[i]);
                     }
+                }
+                if std::env::var_os("AK_CONCAVE_DEBUG").is_some() {
+                    eprintln!("stage {stage}: normalizability pull-backs {tries}");
                 }
                 a.copy_from_slice(&prop.a_ref);
             }
@@ -284,13 +293,17 @@ pub fn solve(
                 continue;
             }
             let saa = saa::Saa { f: f.as_ref(), log_r: &log_r, y: &yv, temperature, gamma };
-            let (an, e, rep) = saa::maximise(&saa, &a, opts.tol, opts.max_iter, opts.min_trial_kish, par)?;
+            let (an, e, rep) = saa::maximise(&saa, &a, opts.tol, opts.max_iter, opts.min_trial_kish, &inside, par)?;
             n_iter += rep.n_iter;
             n_eval += rep.n_eval;
             hist.push(rep.residual);
             stage_samples.push(prop.n());
             a = an;
             let kish = saa::Saa::kish(&e);
+            if std::env::var_os("AK_CONCAVE_DEBUG").is_some() {
+                eprintln!("stage {stage} n {} conv {} it {} res {:.2e} kish {:.3} |a| {:.3} |a-aref| {:.3} rho {:.4}", prop.n(), rep.converged, rep.n_iter, rep.residual, kish,
+                    a.iter().map(|v| v * v).sum::<f64>().sqrt(), a.iter().zip(&prop.a_ref).map(|(x, y)| (x - y).powi(2)).sum::<f64>().sqrt(), domain::ratio(k0.as_ref(), &a, gamma));
+            }
             let phi = weighted_gram(f.as_ref(), f.as_ref(), Some(&e.w), par);
             let err = kernel_error(f.as_ref(), &e.w, phi.as_ref(), par);
             let n = prop.n();
@@ -309,7 +322,7 @@ pub fn solve(
                     ctl.checkpoint()?;
                     let fb = f.as_ref().subrows(j * nb, nb);
                     let sb = saa::Saa { f: fb, log_r: &log_r[j * nb..(j + 1) * nb], y: &yv, temperature, gamma };
-                    let (ab, eb, rb) = saa::maximise(&sb, &a, opts.tol, opts.max_iter, 0.0, par)?;
+                    let (ab, eb, rb) = saa::maximise(&sb, &a, opts.tol, opts.max_iter, 0.0, &inside, par)?;
                     n_iter += rb.n_iter;
                     n_eval += rb.n_eval;
                     for i in 0..p {

@@ -1,4 +1,5 @@
-//! Test points of the concave solution: the final draws are regenerated from the seed; test
+//! Test points of the concave solution: the final draws are regenerated from the seed (or
+//! reused: [`predict_rows`] returns the [`Draws`] it used, and takes them back); test
 //! preactivations are conditionally Gaussian given the training ones (`h_* = M h + sd xi`,
 //! `M^T = K^{0+} K^0(X, *)`, `sd^2 = K^0(*,*) - K^0(*,X) M^T`), and
 //! `f(x*) = Phi(x*, X) a = sum_i w_i phi(h_*i) s_i`. The batch maximisers give the Monte-Carlo
@@ -13,6 +14,7 @@ use crate::linalg::{cholesky_with_jitter, matmul, solve_lower_triangular_in_plac
 use crate::rng::Rng;
 use faer::{Accum, Mat, MatRef, Par};
 use rayon::prelude::*;
+use std::sync::Arc;
 
 /// What prediction needs of a fitted solution.
 pub struct Fitted<'a> {
@@ -27,7 +29,15 @@ pub struct Fitted<'a> {
     pub temperature: f64,
 }
 
-/// Mean (n), its Monte-Carlo standard error (n), and optionally the adapted-kernel variance (n).
+/// The final stage's preactivations (S x P) and log ratios, as regenerated from the proposal
+/// and seed (a cache for repeated predictions: they are a function of the fitted state alone).
+pub struct Draws {
+    pub h: Mat<f64>,
+    pub log_r: Vec<f64>,
+}
+
+/// Mean (n), its Monte-Carlo standard error (n), optionally the adapted-kernel variance (n), and
+/// the draws used (`draws`, when given and of the proposal's size, else regenerated).
 #[allow(clippy::type_complexity)]
 pub fn predict_rows(
     net: &Mlp,
@@ -35,8 +45,9 @@ pub fn predict_rows(
     x_test: &Rows,
     fit: &Fitted<'_>,
     return_var: bool,
+    draws: Option<Arc<Draws>>,
     n_threads: usize,
-) -> Result<(Vec<f64>, Vec<f64>, Option<Vec<f64>>)> {
+) -> Result<(Vec<f64>, Vec<f64>, Option<Vec<f64>>, Arc<Draws>)> {
     if x_test.cols != x.cols {
         return Err(shape("X_test", format!("has {} features, the training inputs {}", x_test.cols, x.cols)));
     }
@@ -51,7 +62,14 @@ pub fn predict_rows(
         let fac = CovFactor::psd("X", k0.as_ref(), par)?;
         let mt = fac.solve(kx.as_ref(), par); // P x n
         let sd: Vec<f64> = (0..n).map(|i| (kd[i] - (0..p).map(|k| kx[(k, i)] * mt[(k, i)]).sum::<f64>()).max(0.0).sqrt()).collect();
-        let (h, log_r) = preacts(&net.activation, &fac, fit.proposal, fit.seed, fit.gamma, &Control::new())?;
+        let draws = match draws {
+            Some(d) if d.h.nrows() == fit.proposal.n() && d.h.ncols() == p && d.log_r.len() == d.h.nrows() => d,
+            _ => {
+                let (h, log_r) = preacts(&net.activation, &fac, fit.proposal, fit.seed, fit.gamma, &Control::new())?;
+                Arc::new(Draws { h, log_r })
+            }
+        };
+        let (h, log_r) = (&draws.h, &draws.log_r);
         let g2 = fit.gamma * fit.gamma;
         let per_batch = fit.proposal.chunks / b;
         let act = &net.activation;
@@ -132,6 +150,6 @@ pub fn predict_rows(
         } else {
             None
         };
-        Ok((mean, stderr, var))
+        Ok((mean, stderr, var, draws))
     })
 }

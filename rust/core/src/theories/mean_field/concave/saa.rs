@@ -86,7 +86,17 @@ impl Saa<'_> {
 /// Kish fraction stays `>= min_trial_kish` (a trial point below is shortened; a step that must
 /// shrink below 1e-3 ends the solve unconverged, to be continued on draws at the new point).
 /// Returns the maximiser, its evaluation and a report (residual = `|grad g| / |y|`).
-pub fn maximise(saa: &Saa<'_>, a0: &[f64], tol: f64, max_iter: usize, min_trial_kish: f64, par: Par) -> Result<(Vec<f64>, Eval, SolveReport)> {
+/// Trial points where `inside` is false lie outside the true objective's domain (`g = -inf`
+/// there): the step is shortened as for a failed sufficient increase.
+pub fn maximise(
+    saa: &Saa<'_>,
+    a0: &[f64],
+    tol: f64,
+    max_iter: usize,
+    min_trial_kish: f64,
+    inside: &dyn Fn(&[f64]) -> bool,
+    par: Par,
+) -> Result<(Vec<f64>, Eval, SolveReport)> {
     let ynorm = saa.y.iter().map(|v| v * v).sum::<f64>().sqrt().max(f64::MIN_POSITIVE);
     let mut a = a0.to_vec();
     let mut e = saa.eval(&a, par);
@@ -110,6 +120,10 @@ pub fn maximise(saa: &Saa<'_>, a0: &[f64], tol: f64, max_iter: usize, min_trial_
         let mut trusted = true;
         for _ in 0..40 {
             let trial: Vec<f64> = a.iter().zip(&d).map(|(a, d)| a + t * d).collect();
+            if !inside(&trial) {
+                t *= 0.5;
+                continue;
+            }
             let et = saa.eval(&trial, par);
             n_eval += 1;
             if Saa::kish(&et) < min_trial_kish {
