@@ -130,6 +130,17 @@ pub fn gauss_laguerre(n: usize) -> (Vec<f64>, Vec<f64>) {
     (x, w)
 }
 
+/// Level K of a mesh graded dyadically towards 0 for the scale `sq = sqrt(q)`: the smallest
+/// K >= 0 with `2^-K <= 1 / sq` (0 for `sq <= 1`), capped at 400 (keeps the panel loops finite
+/// for any finite variance). Shared by the graded polar rule and the 1-D mesh rule
+/// (`kernels::hermite::mesh`).
+pub fn dyadic_level(sq: f64) -> i32 {
+    if !(sq > 1.0) {
+        return 0;
+    }
+    (sq.log2().ceil() as i32).clamp(0, 400)
+}
+
 /// Gauss-Legendre points per panel of the graded polar rule.
 pub const GRADED_GL: usize = 10;
 /// Largest radius of the graded polar rule (`e^{-R^2/2}` = 5e-32 there).
@@ -221,7 +232,7 @@ impl PolarRule {
         let bps = [0.5 * PI, theta0 + 0.5 * PI, 1.5 * PI];
         let (x, w) = (&self.legendre_x, &self.legendre_w);
         // radial panels: [0, 2^-K], dyadic up to 1, then unit panels
-        let k = if smax > 1.0 { (smax.log2().ceil() as i32).clamp(0, 400) } else { 0 };
+        let k = dyadic_level(smax);
         let mut r0 = 0.0;
         let mut r1 = 2f64.powi(-k);
         while r0 < GRADED_RMAX {

@@ -22,17 +22,13 @@
 //! Callables keep the Gauss-Hermite rule (their transitions may lie anywhere) and its check.
 use super::{derivative_k, dot, PointCoeffs, MAX_ORDER};
 use crate::kernels::activation::Activation;
-use crate::kernels::quadrature::gauss_legendre;
+use crate::kernels::quadrature::{dyadic_level, gauss_legendre};
 use std::sync::OnceLock;
 
 /// Gauss-Legendre nodes per panel.
 pub const MESH_GL: usize = 20;
 /// End of the mesh: unit panels on `[1, MESH_ZMAX]`.
 pub const MESH_ZMAX: usize = 30;
-/// Deepest level of the graded part: it keeps the loop finite for any finite variance (the
-/// first panel is `1/sqrt(q)` wide for `sqrt(q)` up to 2^400).
-const MAX_LEVEL: i32 = 400;
-
 struct Unit {
     /// Gauss-Legendre nodes on [-1, 1] and weights.
     x: Vec<f64>,
@@ -87,14 +83,6 @@ fn panel(lo: f64, hi: f64, x: &[f64], w: &[f64], z: &mut Vec<f64>, wz: &mut Vec<
     }
 }
 
-/// Level K of the graded part: the smallest K >= 0 with `2^-K <= 1 / sqrt(q)` (`sq = sqrt(q)`).
-fn level(sq: f64) -> i32 {
-    if !(sq > 1.0) {
-        return 0;
-    }
-    (sq.log2().ceil() as i32).clamp(0, MAX_LEVEL)
-}
-
 /// Positive nodes and weights (density included; each node stands for `+z` and `-z`, the
 /// weights sum to 1/2) of the mesh rule for the scale `sq = sqrt(q)`.
 pub fn mesh_rule(sq: f64) -> (Vec<f64>, Vec<f64>) {
@@ -108,7 +96,7 @@ pub fn mesh_rule(sq: f64) -> (Vec<f64>, Vec<f64>) {
 /// The graded panels `[0, 2^-K], .., [1/2, 1]` of the scale `sq`: positive nodes and weights.
 fn graded_part(sq: f64) -> (Vec<f64>, Vec<f64>) {
     let u = unit();
-    let k = level(sq);
+    let k = dyadic_level(sq);
     let (mut z, mut wz) = (Vec::with_capacity((k as usize + 1) * MESH_GL), Vec::new());
     let mut hi = 2f64.powi(-k);
     panel(0.0, hi, &u.x, &u.w, &mut z, &mut wz);
