@@ -6,8 +6,9 @@ With ``u = sqrt(a) x``, ``v = sqrt(b) y``, ``rho = c / sqrt(ab)``:
     E[phi(u) phi(v)] = sum_n c_n(a) c_n(b) rho^n,   c_n(s) = E[phi(sqrt(s) z) He_n(z)] / sqrt(n!)
 
 (probabilists' Hermite polynomials), the coefficients from a 1-D rule: for the built-in
-activations (``builtin=True``) the core's mesh rule (:func:`mesh_rule`), for callables a
-Gauss-Hermite rule. The truncation error after order N is at most ``|rho|^{N+1} sqrt(T_a T_b)``,
+activations (``builtin=True``) the core's rule (:func:`builtin_rule`: 400-node Gauss-Hermite at
+variances up to 1, the mesh rule :func:`mesh_rule` above), for callables a Gauss-Hermite rule.
+The truncation error after order N is at most ``|rho|^{N+1} sqrt(T_a T_b)``,
 ``T_s = E[phi(sqrt(s) z)^2] - sum_{n<=N} c_n(s)^2`` (Cauchy-Schwarz, |rho| <= 1).
 """
 import numpy as np
@@ -16,7 +17,7 @@ from scipy import special
 from .lazy import ACTIVATIONS
 from .quadrature import graded_polar_expectation, polar_expectation
 
-__all__ = ["mesh_rule", "hermite_coefficients", "hermite_tails", "hermite_expectation", "gaussian_mean",
+__all__ = ["builtin_rule", "mesh_rule", "hermite_coefficients", "hermite_tails", "hermite_expectation", "gaussian_mean",
            "hermite_or_quadrature"]
 
 
@@ -37,10 +38,20 @@ def mesh_rule(s):
     return np.concatenate([-z, z]), np.concatenate([w, w])
 
 
+def builtin_rule(s):
+    """``(z, w)``: the core's 1-D rule of the built-in activations at variance ``s``
+    (``kernels/hermite/mesh.rs``, ``builtin_rule``): Gauss-Hermite of 400 nodes for ``s <= 1``,
+    where it is exact to rounding, else :func:`mesh_rule`."""
+    if s <= 1.0:
+        z, w = special.roots_hermitenorm(400)
+        return z, w / w.sum()
+    return mesh_rule(s)
+
+
 def _rules(s, builtin, n_nodes):
-    """The 1-D rule ``(z, w)`` per variance: the mesh rule (built-in activations) or Gauss-Hermite."""
+    """The 1-D rule ``(z, w)`` per variance: :func:`builtin_rule` or Gauss-Hermite."""
     if builtin:
-        return [mesh_rule(si) for si in s]
+        return [builtin_rule(si) for si in s]
     z, w = special.roots_hermitenorm(n_nodes)
     return [(z, w / w.sum())] * len(s)
 
@@ -149,8 +160,8 @@ def hermite_or_quadrature(phi, a, b, c, order, psi=None, tol=1e-12, builtin=Fals
     for k in np.flatnonzero(~diag & ((bound.ravel() > tol * scale) | ~ok)):
         ak, bk, ck = a.ravel()[k], b.ravel()[k], c.ravel()[k]
         if ok[k] and 1.0 - abs(rho[k]) <= 1e-12:   # collinear: a 1-D integral
-            if builtin:   # the mesh of the larger scale
-                z, w = mesh_rule(max(ak, bk))
+            if builtin:   # the rule of the larger scale
+                z, w = builtin_rule(max(ak, bk))
             else:
                 z, w = special.roots_hermitenorm(400)
                 w = w / w.sum()

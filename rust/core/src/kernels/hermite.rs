@@ -9,8 +9,9 @@
 //! the coefficients `d_n(s)` of `phi'`. The coefficients depend on the variance, so they are
 //! computed exactly per point: one vector per point and layer, up to order [`MAX_ORDER`], by the
 //! mesh rule ([`mesh`]: composite Gauss-Legendre graded towards the activation's transition, for
-//! the built-in activations at every variance), a symmetric Gauss-Hermite rule of [`GH_NODES`]
-//! nodes for callables, closed forms for relu. An entry is then a polynomial in `rho` (Horner,
+//! the built-in activations at variances above 1), a symmetric Gauss-Hermite rule of [`GH_NODES`]
+//! nodes for callables and for the built-ins at variances up to 1 (exact to rounding there),
+//! closed forms for relu. An entry is then a polynomial in `rho` (Horner,
 //! no transcendental functions). Entries that miss the bound below take the graded polar rule
 //! ([`crate::kernels::quadrature::PolarRule::graded`]; callables: the polar rule of their order).
 //!
@@ -205,28 +206,48 @@ fn coeffs_from_values(fp: &[f64], fm: &[f64], gp: &[f64], gm: &[f64]) -> PointCo
     PointCoeffs { c, m0, tails }
 }
 
-/// Relative tails `sqrt(T(N) / E[phi^2])` for N = 0..=MAX_ORDER, `T(N)` as the rule's mean square
-/// of the residual `phi - sum_{n<=N} c_n h_n` at its nodes `+-z_k` (values `fp`, `fm`). By the
-/// rule's discrete orthogonality this equals `E[phi^2] - sum_{n<=N} c_n^2`, but without its
-/// cancellation: that difference cannot resolve tails below ~1e-16 E[phi^2] (relative tails
-/// ~1e-8), so entries with |rho| above ~0.91 missed the bound even where the series had converged
-/// to machine precision. Rounding of the residuals: ~1e-16 sqrt(N) relative (Cramer's bound
-/// `sqrt(w_k) |h_n(z_k)| = O(1)`).
+/// Relative tails `sqrt(T(N) / E[phi^2])` for N = 0..=MAX_ORDER of the main Gauss-Hermite rule's
+/// values `fp`, `fm` at its nodes `+-z_k` ([`residual_ms`], [`suffix_tails`]).
 fn residual_tails(c: &[f64], m0: f64, fp: &[f64], fm: &[f64], tails: &mut [f64]) {
     let r = rules();
-    let k = fp.len();
-    let (mut rp, mut rm) = (fp.to_vec(), fm.to_vec());
-    for n in 0..=MAX_ORDER {
-        let h = &r.h[n * k..(n + 1) * k];
-        let (cp, cm) = (c[n], if n % 2 == 0 { c[n] } else { -c[n] });
-        let mut t = 0.0;
-        for q in 0..k {
-            rp[q] -= cp * h[q];
-            rm[q] -= cm * h[q];
-            t += r.main.w[q] * (rp[q] * rp[q] + rm[q] * rm[q]);
+    let t_max = residual_ms(c, &r.h, &r.main.w, fp, fm);
+    tails.copy_from_slice(&suffix_tails(c, m0, t_max));
+}
+
+/// A rule's mean square of the residual `f - sum_{n<=MAX_ORDER} c_n h_n` (positive nodes `z_k`,
+/// weights `w`, `h[n * k + q] = h_n(z_q)`, values `fp`, `fm` of f at `+-z_k`): the even and odd
+/// parts of the truncated series at every node (`h_n(-z) = (-1)^n h_n(z)`), then the residuals.
+pub(crate) fn residual_ms(c: &[f64], h: &[f64], w: &[f64], fp: &[f64], fm: &[f64]) -> f64 {
+    let k = w.len();
+    let (mut even, mut odd) = (vec![0.0; k], vec![0.0; k]);
+    for (n, &cn) in c.iter().enumerate() {
+        let acc = if n % 2 == 0 { &mut even } else { &mut odd };
+        for (a, &hn) in acc.iter_mut().zip(&h[n * k..(n + 1) * k]) {
+            *a += cn * hn;
         }
-        tails[n] = if m0 > 0.0 { (t / m0).sqrt() } else { 0.0 };
     }
+    (0..k)
+        .map(|q| {
+            let (rp, rm) = (fp[q] - even[q] - odd[q], fm[q] - even[q] + odd[q]);
+            w[q] * (rp * rp + rm * rm)
+        })
+        .sum()
+}
+
+/// Relative tails `sqrt(T(N) / E[phi^2])`, N = 0..=MAX_ORDER, from `t_max = T(MAX_ORDER)`, the
+/// rule's mean square of the full residual ([`residual_ms`]), and `T(N) = T(MAX_ORDER) +
+/// sum_{N<n<=MAX_ORDER} c_n^2`: the rule's mean square of the residual after N terms, by its
+/// discrete orthogonality (exact for Gauss-Hermite at these orders, ~3e-15 for the mesh rule),
+/// and a sum of positive terms. The difference `E[phi^2] - sum_{n<=N} c_n^2` would not do: its
+/// cancellation cannot resolve tails below ~1e-16 E[phi^2] (relative tails ~1e-8), so entries with
+/// |rho| above ~0.91 would miss the bound where the series has converged to machine precision.
+pub(crate) fn suffix_tails(c: &[f64], m0: f64, t_max: f64) -> Vec<f64> {
+    let mut t = vec![0.0; MAX_ORDER + 1];
+    t[MAX_ORDER] = t_max;
+    for n in (0..MAX_ORDER).rev() {
+        t[n] = t[n + 1] + c[n + 1] * c[n + 1];
+    }
+    t.iter().map(|&t| if m0 > 0.0 { (t / m0).sqrt() } else { 0.0 }).collect()
 }
 
 /// Dot product with four accumulators (fixed order: independent of threads).
