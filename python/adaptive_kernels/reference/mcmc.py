@@ -231,7 +231,7 @@ def relu_pattern_witness(k0, b):
         for _ in range(60):
             h = k0 @ v
             q, n = v @ h, b[h > 0] @ h[h > 0]
-            r = n * n / q if q > 0 and n > 0 else 0.0
+            r = n * n / q if q > 1e-9 * np.diag(k0).max() * (v @ v) and n > 0 else 0.0
             if r > best:
                 best, best_h = r, h
             pat = h > 0
@@ -245,17 +245,22 @@ def relu_pattern_witness(k0, b):
         for _ in range(60):
             c = np.where(S, b, 0.0)
             kc = k0 @ c
-            try:
-                lam = np.linalg.solve(k0[np.ix_(Z, Z)], kc[Z]) if Z else np.zeros(0)
-                if Z:
-                    np.linalg.cholesky(k0[np.ix_(Z, Z)])
-            except np.linalg.LinAlgError:
-                break
+            if Z:
+                kzz = k0[np.ix_(Z, Z)]
+                try:
+                    Lz = np.linalg.cholesky(kzz)
+                except np.linalg.LinAlgError:
+                    break
+                if np.diag(Lz).min() ** 2 <= 1e-9 * np.diag(kzz).max():
+                    break
+                lam = np.linalg.solve(kzz, kc[Z])
+            else:
+                lam = np.zeros(0)
             v = c.copy()
             v[Z] -= lam
             h = k0 @ v
             q, n = v @ h, b[h > 0] @ h[h > 0]
-            r = n * n / q if q > 0 and n > 0 else 0.0
+            r = n * n / q if q > 1e-9 * np.diag(k0).max() * (v @ v) and n > 0 else 0.0
             if r > best:
                 best, best_h = r, h
             Zn = sorted([j for t, j in enumerate(Z) if lam[t] > 0]

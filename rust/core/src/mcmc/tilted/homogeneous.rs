@@ -33,7 +33,10 @@ fn value(k0: MatRef<'_, f64>, b: &[f64], v: &[f64]) -> (f64, Vec<f64>) {
     let h: Vec<f64> = (0..p).map(|i| (0..p).map(|j| k0[(i, j)] * v[j]).sum()).collect();
     let q: f64 = v.iter().zip(&h).map(|(v, h)| v * h).sum();
     let n: f64 = (0..p).filter(|&i| h[i] > 0.0).map(|i| b[i] * h[i]).sum();
-    let r = if q > 0.0 && n > 0.0 { n * n / q } else { 0.0 };
+    // q below its rounding error (v almost in the null space of a singular K^0) is no witness
+    let kmax = (0..p).fold(0.0f64, |m, i| m.max(k0[(i, i)]));
+    let vv: f64 = v.iter().map(|x| x * x).sum();
+    let r = if q > 1e-9 * kmax * vv && n > 0.0 { n * n / q } else { 0.0 };
     (r, h)
 }
 
@@ -115,7 +118,7 @@ fn spd_solve(mut a: Vec<f64>, mut x: Vec<f64>, n: usize) -> Option<Vec<f64>> {
         for k in 0..j {
             d -= a[j * n + k] * a[j * n + k];
         }
-        if !(d > 1e-12 * scale) {
+        if !(d > 1e-9 * scale) {
             return None;
         }
         let d = d.sqrt();

@@ -264,17 +264,19 @@ pub fn solve(
                 let mut tries = 0;
                 loop {
                     let phat = Mat::from_fn(p, p, |i, j| -g2 * prop.a_ref[i] * prop.a_ref[j]);
-                    let ok = inside(&prop.a_ref) && crate::mcmc::tilted::check_normalizable(act, k0.as_ref(), phat.as_ref(), par).is_ok();
+                    // (with the support factor the draws use, not a jittered Cholesky of the singular K^0)
+                    let ok = inside(&prop.a_ref)
+                        && crate::mcmc::tilted::TiltedDensity::with_factor(act, fac.clone(), phat.as_ref())
+                            .and_then(|d| d.check_normalizable(k0.as_ref(), par))
+                            .is_ok();
                     if ok {
                         break;
                     }
                     if tries >= 40 {
-                        // (a_ok was a draw point; not reached unless the check is inconsistent)
-                        return Err(invalid(
-                            "gamma",
-                            format!("the readout tilt exp(gamma^2 (a.phi(h))^2 / 2) is not normalizable at the \
-                                     iterate (gamma = {gamma}); lower gamma or raise the temperature"),
-                        ));
+                        // the witnesses are heuristics (not continuous in a): back to the last draw
+                        // point, which passed them
+                        prop.a_ref.copy_from_slice(&a_ok);
+                        break;
                     }
                     tries += 1;
                     for i in 0..p {
