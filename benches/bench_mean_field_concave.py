@@ -5,6 +5,17 @@ next to the error the solver reports; the current sampled solver at a smaller P 
 
     python benches/bench_mean_field_concave.py --P 1000 --acts relu tanh --gammas 0.5 1 2 4 \
         --sampled-P 100 --sampled-cap 300 --out benches/results/mean_field_concave.json
+
+``--relu-samplers``: instead, the two samplers of the relu readout tilt
+``N(h; 0, K^0) exp(gamma^2 (a.relu(h))^2 / 2)`` side by side at a fixed ``a`` (the
+Gaussian-equivalent saddle point, the concave solver's start; pulled back along its ray to
+``rho <= --max-rho`` if outside): MALA on ``h`` (the solvers' sampler) and the radius-integrated
+direction sampler (``mcmc::tilted::radial``, Rao-Blackwellised). Per sampler: time, kernel
+relative MC error between two seeds, the error scaled to the radial sampler's time
+(``err * sqrt(t / t_radial)``), and the difference between the samplers' kernels.
+
+    python benches/bench_mean_field_concave.py --relu-samplers --P 100 200 --gammas 0.5 1 2 \
+        --n-samples 2000 --out benches/results/relu_samplers.json
 """
 import argparse
 import gzip
@@ -63,9 +74,73 @@ def sampled_capped(act, X, y, gamma, T, cap):
     return q.get()
 
 
+def relu_nngp(k0):
+    """Arc-cosine kernel ``E relu(h) relu(h)^T`` under ``h ~ N(0, k0)``."""
+    d = np.sqrt(np.clip(np.diag(k0), 1e-300, None))
+    cos = np.clip(k0 / np.outer(d, d), -1, 1)
+    th = np.arccos(cos)
+    return np.outer(d, d) * (np.sin(th) + (np.pi - th) * cos) / (2 * np.pi)
+
+
+def gaussian_equivalent(phi0, y, gamma, T):
+    """The linear closed form with ``K -> Phi0`` (core ``concave::gaussian_equivalent``)."""
+    from scipy.optimize import brentq
+    from adaptive_kernels.reference.theories.mean_field import closed_form_action
+    lam, U = np.linalg.eigh(phi0)
+    lam = np.maximum(lam, 0)
+    yt = U.T @ y
+    kw = dict(depth=1, sigma_w=1.0, gamma=gamma, temperature=T)
+    f = lambda k: closed_form_action(k, lam, yt ** 2, **kw)[1]
+    kappa = brentq(f, 1e-12, 1 - 1e-12) if f(1e-12) < 0 else 0.0
+    return U @ (yt / (lam / (1 - kappa) + T))
+
+
+def relu_samplers(a):
+    from adaptive_kernels import _core
+    rows = []
+    for P in a.P_list:
+        X, y = mnist_split(P)
+        k0 = X @ X.T / X.shape[1]
+        for g in a.gammas:
+            av = gaussian_equivalent(relu_nngp(k0), y, g, a.T)
+            rho0 = _core._testing.mean_field_concave_domain_ratio(k0, av, gamma=g)
+            if rho0 > a.max_rho:
+                av = av * np.sqrt(a.max_rho / rho0)
+            rho = _core._testing.mean_field_concave_domain_ratio(k0, av, gamma=g)
+            row = dict(P=P, gamma=g, T=a.T, rho_gaussian_equivalent=float(rho0), rho=float(rho), samplers={})
+            ks = {}
+            for name in ("radial", "mala"):
+                runs = []
+                for seed in range(2):
+                    t = time.perf_counter()
+                    p2, _, acc = _core._testing.rank_one_tilt_moments(
+                        k0, av, gamma=g, sampler=name, n_chains=16, n_samples=a.n_samples, burn_in=300, thin=2,
+                        seed=seed, n_threads=a.threads)
+                    runs.append((time.perf_counter() - t, p2, float(np.mean(acc))))
+                k1, k2 = runs[0][1], runs[1][1]
+                err = float(np.linalg.norm(k1 - k2) / (np.sqrt(2) * np.linalg.norm(k1)))
+                ks[name] = (k1 + k2) / 2
+                row["samplers"][name] = dict(time_s=float(np.mean([r[0] for r in runs])), rel_err=err,
+                                             acceptance=runs[0][2])
+            tr = row["samplers"]["radial"]["time_s"]
+            for v in row["samplers"].values():
+                v["rel_err_at_radial_time"] = v["rel_err"] * np.sqrt(v["time_s"] / tr)
+            row["rel_diff_radial_vs_mala"] = float(np.linalg.norm(ks["radial"] - ks["mala"]) / np.linalg.norm(ks["radial"]))
+            print(json.dumps(row), flush=True)
+            rows.append(row)
+            if a.out:
+                with open(a.out, "w") as fh:
+                    json.dump(dict(machine="2 shared cores (other helpers running)", n_samples=a.n_samples,
+                                   n_chains=16, rows=rows), fh, indent=1)
+
+
 def main():
     ap = argparse.ArgumentParser()
-    ap.add_argument("--P", type=int, default=1000)
+    ap.add_argument("--relu-samplers", action="store_true")
+    ap.add_argument("--n-samples", type=int, default=2000)
+    ap.add_argument("--max-rho", type=float, default=0.9)
+    ap.add_argument("--threads", type=int, default=None)
+    ap.add_argument("--P", type=int, nargs="+", default=[1000])
     ap.add_argument("--acts", nargs="+", default=["relu", "tanh"])
     ap.add_argument("--gammas", nargs="+", type=float, default=[0.5, 1, 2, 4])
     ap.add_argument("--T", type=float, default=0.05)
@@ -75,6 +150,9 @@ def main():
     ap.add_argument("--sampled-cap", type=float, default=300)
     ap.add_argument("--out", default=None)
     a = ap.parse_args()
+    a.P_list, a.P = a.P, a.P[0]
+    if a.relu_samplers:
+        return relu_samplers(a)
     X, y = mnist_split(a.P)
     rows = []
     for act in a.acts:

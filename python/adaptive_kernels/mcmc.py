@@ -115,7 +115,10 @@ def tilted_moments(C, hat_phi, *, activation: str = "tanh", n_chains: int = _DEF
     Raises ``ValueError`` naming ``hat_phi`` when the tilt makes the density non-normalizable
     (exact test for linear phi; for relu, gelu and softplus a sufficient condition plus a search
     for a violating direction ``h``, along which ``|L^-1 h|^2 + h_+^T hat_phi h_+ <= 0``: ``h >= 0``
-    candidates and, for a nonsingular ``C``, their mixed-sign completions of least prior cost). Warns (:class:`ConvergenceWarning`) when the
+    candidates, for a nonsingular ``C`` their mixed-sign completions of least prior cost, and the
+    sign-pattern and face directions along the most negative eigenvectors of ``hat_phi``, which
+    decide the rank-one readout tilt ``-gamma^2 a a^T`` at ``rho = gamma^2 sup (a.relu(h))^2 /
+    h^T C^-1 h >= 1`` whenever they find the supremum). Warns (:class:`ConvergenceWarning`) when the
     effective sample size or a chain's acceptance is outside the bounds of
     :mod:`adaptive_kernels._diagnostics`. Defaults of the sampler settings: the core's.
     """

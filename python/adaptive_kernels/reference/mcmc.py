@@ -4,7 +4,8 @@ moments by quadrature (P = 2), a plain MALA sampler, the chain-radius diagnostic
 rank-normalized R-hat, bulk and tail ESS of Vehtari et al. (2021)."""
 import numpy as np
 
-__all__ = ["tilted_potential", "tilted_moments_quadrature", "sample_tilted", "chain_radius",
+__all__ = ["tilted_potential", "tilted_moments_quadrature", "sample_tilted", "chain_radius", "relu_pattern_witness", "relu_tilt_ratio",
+           "radial_potential", "radial_moments_circle", "radial_estimate",
            "rank_rhat", "ess_bulk", "ess_tail", "chain_diagnostics"]
 
 
@@ -212,3 +213,113 @@ def chain_diagnostics(chains):
     chains = np.asarray(chains, float)
     return tuple(np.array([f(chains[:, :, k]) for k in range(chains.shape[2])])
                  for f in (rank_rhat, ess_bulk, ess_tail))
+
+
+def relu_pattern_witness(k0, b):
+    """Best evaluated ``(b.relu(h))_+^2 / h^T K0^+ h`` over directions ``h = K0 v`` and that
+    ``h`` (core ``mcmc::tilted::homogeneous::pattern_witness``): iterate the stationarity
+    condition ``v <- b * [K0 v > 0]`` from ``b``, ``b_+`` and the unit vector of the largest
+    ``|b_i|``; then maximise ``b_S.h`` with ``h_j <= 0`` on an active set ``Z`` of ``b_j < 0``
+    (``h = K0 (b_S - E_Z lambda)``, ``lambda = K0_ZZ^-1 (K0 b_S)_Z``), the suprema on faces."""
+    k0, b = np.asarray(k0, float), np.asarray(b, float)
+    i = int(np.argmax(np.abs(b)))
+    e = np.zeros_like(b)
+    e[i] = np.sign(b[i])
+    best, best_h = 0.0, np.zeros_like(b)
+    for v in (b.copy(), np.maximum(b, 0.0), e):
+        last = None
+        for _ in range(60):
+            h = k0 @ v
+            q, n = v @ h, b[h > 0] @ h[h > 0]
+            r = n * n / q if q > 1e-9 * np.diag(k0).max() * (v @ v) and n > 0 else 0.0
+            if r > best:
+                best, best_h = r, h
+            pat = h > 0
+            if last is not None and np.array_equal(pat, last):
+                break
+            v, last = np.where(pat, b, 0.0), pat
+    # faces h_Z = 0 (b_Z < 0): active-set iteration from the same starts
+    for v0 in (b.copy(), np.maximum(b, 0.0), e):
+        h = k0 @ v0
+        Z, S = [], (b > 0) & (h > 0)
+        for _ in range(60):
+            c = np.where(S, b, 0.0)
+            kc = k0 @ c
+            if Z:
+                kzz = k0[np.ix_(Z, Z)]
+                try:
+                    Lz = np.linalg.cholesky(kzz)
+                except np.linalg.LinAlgError:
+                    break
+                if np.diag(Lz).min() ** 2 <= 1e-9 * np.diag(kzz).max():
+                    break
+                lam = np.linalg.solve(kzz, kc[Z])
+            else:
+                lam = np.zeros(0)
+            v = c.copy()
+            v[Z] -= lam
+            h = k0 @ v
+            q, n = v @ h, b[h > 0] @ h[h > 0]
+            r = n * n / q if q > 1e-9 * np.diag(k0).max() * (v @ v) and n > 0 else 0.0
+            if r > best:
+                best, best_h = r, h
+            Zn = sorted([j for t, j in enumerate(Z) if lam[t] > 0]
+                        + [j for j in range(len(b)) if b[j] < 0 and h[j] > 0 and j not in Z])
+            Sn = (b > 0) & (h > 0)
+            if Zn == Z and np.array_equal(Sn, S):
+                break
+            Z, S = Zn, Sn
+    return best, best_h
+
+
+def relu_tilt_ratio(k0, a, gamma):
+    """Lower bound on ``rho = gamma^2 sup_h (a.relu(h))^2 / h^T K0^+ h`` (the relu tilt
+    ``N(h; 0, K0) exp(gamma^2 (a.relu(h))^2 / 2)`` is normalizable iff ``rho < 1``; core
+    ``mcmc::tilted::rank_one_ratio``): the better of the pattern witnesses of ``b = +-a``."""
+    a = np.asarray(a, float)
+    return gamma ** 2 * max(relu_pattern_witness(k0, a)[0], relu_pattern_witness(k0, -a)[0])
+
+
+def radial_potential(z, F, a, gamma, activation="relu"):
+    """``U(z) = |z|^2/2 + (r/2) ln(1 - c(z))``, ``c = gamma^2 (a.phi(F z))^2 / |z|^2`` (r = len z), and
+    its gradient: the direction sampler of the rank-one tilt (core ``mcmc::tilted::radial``);
+    ``U = inf`` where ``c >= 1``."""
+    phi, dphi = _phi_and_derivative(activation)
+    z = np.asarray(z, float)
+    r, n2 = len(z), z @ z
+    h = F @ z
+    s = a @ phi(h)
+    c = gamma ** 2 * s * s / n2
+    if not c < 1:
+        return np.inf, np.full(r, np.nan)
+    ds = F.T @ (a * dphi(h))
+    gc = 2 * gamma ** 2 * s * (ds - s * z / n2) / n2
+    return 0.5 * n2 + 0.5 * r * np.log1p(-c), z - 0.5 * r * gc / (1 - c)
+
+
+def radial_moments_circle(k0, a, gamma, activation="relu", n=200_000):
+    """``<phi phi^T>``, ``<h h^T>`` of ``N(h; 0, k0) exp(gamma^2 (a.phi(h))^2 / 2)`` for a rank-2
+    ``k0`` by the radius-integrated formula: directions on the circle weighted by
+    ``(1 - c(u))^{-1}`` (``-r/2`` with r = 2), moments ``E[r / (1 - c) psi psi^T]``."""
+    phi, _ = _phi_and_derivative(activation)
+    F = _factor(np.asarray(k0, float))
+    assert F.shape[1] == 2
+    t = np.linspace(0, 2 * np.pi, n, endpoint=False)
+    U = np.vstack([np.cos(t), np.sin(t)])
+    psi, hu = phi(F @ U), F @ U
+    c = gamma ** 2 * (a @ psi) ** 2
+    assert c.max() < 1, "not normalizable"
+    w = (1 - c) ** -1.0
+    m = w * 2 / (1 - c)
+    return (psi * m) @ psi.T / w.sum(), (hu * m) @ hu.T / w.sum()
+
+
+def radial_estimate(F, a, gamma, Z, activation="relu"):
+    """The Rao-Blackwellised moments from direction draws ``Z`` (n x r, any radius):
+    ``mean_i r / (1 - c_i) psi_i psi_i^T`` with ``psi_i = phi(F z_i / |z_i|)``."""
+    phi, _ = _phi_and_derivative(activation)
+    Uz = Z / np.linalg.norm(Z, axis=1, keepdims=True)
+    psi = phi(Uz @ F.T)
+    c = gamma ** 2 * (psi @ a) ** 2
+    m = F.shape[1] / (1 - c)
+    return (psi * m[:, None]).T @ psi / len(Z)

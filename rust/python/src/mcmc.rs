@@ -122,6 +122,116 @@ fn chain_diagnostics(
     })
 }
 
+/// `_core._testing.tilted_check_normalizable(c, hat_phi, activation, support=False)`: the shared
+/// normalizability check of the tilted density (raises naming `hat_phi`); `support`: `C` by its
+/// support factor (a singular `C`, as the mean-field solvers pass `K^0`), else by Cholesky.
+#[pyfunction]
+#[pyo3(signature = (c, hat_phi, *, activation, support=false))]
+fn tilted_check_normalizable(
+    py: Python<'_>,
+    c: PyReadonlyArray2<'_, f64>,
+    hat_phi: PyReadonlyArray2<'_, f64>,
+    activation: &str,
+    support: bool,
+) -> PyResult<()> {
+    use ak_core::mcmc::tilted::TiltedDensity;
+    let act = Activation::from_name(activation).map_err(|e| to_pyerr(py, e.into()))?;
+    let (cv, pv) = (view("C", &c)?, view("hat_phi", &hat_phi)?);
+    run(py, None, |_: &Control| {
+        let par = ak_core::faer::Par::Seq;
+        let dens = if support {
+            TiltedDensity::with_factor(&act, ak_core::linalg::CovFactor::psd("C", cv, par)?, pv)?
+        } else {
+            TiltedDensity::new(&act, cv, pv, par)?
+        };
+        dens.check_normalizable(cv, par).map_err(Failure::from)
+    })
+}
+
+/// `_core._testing.rank_one_tilt_moments(k0, a, *, gamma, sampler, ...)`: `(<phi phi^T>, <h h^T>,
+/// acceptance)` of `N(h; 0, K^0) exp(gamma^2 (a.phi)^2 / 2)` with `K^0` by its support factor,
+/// `sampler="radial"` (radius-integrated, `mcmc::tilted::radial`) or `"mala"` (MALA on `h`, the
+/// sampler of the mean-field solvers) at the same settings (for tests and benches).
+#[pyfunction]
+#[pyo3(signature = (k0, a, *, gamma, sampler, activation="relu", n_chains=16, n_samples=1000, burn_in=300, thin=2, step_size=0.2, seed=0, n_threads=None))]
+#[allow(clippy::too_many_arguments)]
+fn rank_one_tilt_moments<'py>(
+    py: Python<'py>,
+    k0: PyReadonlyArray2<'py, f64>,
+    a: numpy::PyReadonlyArray1<'py, f64>,
+    gamma: f64,
+    sampler: &str,
+    activation: &str,
+    n_chains: usize,
+    n_samples: usize,
+    burn_in: usize,
+    thin: usize,
+    step_size: f64,
+    seed: u64,
+    n_threads: Option<usize>,
+) -> PyResult<(Bound<'py, PyArray2<f64>>, Bound<'py, PyArray2<f64>>, Bound<'py, PyArray1<f64>>)> {
+    use ak_core::faer::Mat;
+    use ak_core::mcmc::tilted::{apply_phi, radial::sample_radial, weighted_gram, TiltedDensity};
+    let act = Activation::from_name(activation).map_err(|e| to_pyerr(py, e.into()))?;
+    let kv = view("k0", &k0)?;
+    let av: Vec<f64> = a.as_slice().map_err(|e| pyo3::exceptions::PyValueError::new_err(format!("a: {e}")))?.to_vec();
+    if sampler != "radial" && sampler != "mala" {
+        return Err(pyo3::exceptions::PyValueError::new_err("sampler: expected 'radial' or 'mala'"));
+    }
+    let cfg = TiltConfig { n_chains, n_samples, burn_in, thin, step_size, seed };
+    let nt = threads(n_threads);
+    let radial = sampler == "radial";
+    let (phi2, h2, acc) = run(py, None, |ctl: &Control| {
+        with_threads(nt, |par| -> ak_core::Result<(Mat<f64>, Mat<f64>, Vec<f64>)> {
+            let fac = ak_core::linalg::CovFactor::psd("k0", kv, par)?;
+            let p = kv.nrows();
+            if radial {
+                let s = sample_radial(&act, &fac, &av, gamma, &cfg, ctl)?;
+                Ok((weighted_gram(s.phi.as_ref(), s.phi.as_ref(), None, par), weighted_gram(s.h.as_ref(), s.h.as_ref(), None, par), s.acceptance))
+            } else {
+                let g2 = gamma * gamma;
+                let phat = Mat::from_fn(p, p, |i, j| -g2 * av[i] * av[j]);
+                let dens = TiltedDensity::with_factor(&act, fac, phat.as_ref())?;
+                let s = dens.sample(&cfg, ctl)?;
+                let f = apply_phi(&act, s.h.as_ref());
+                Ok((weighted_gram(f.as_ref(), f.as_ref(), None, par), weighted_gram(s.h.as_ref(), s.h.as_ref(), None, par), s.acceptance))
+            }
+        })
+        .map_err(Failure::from)
+    })?;
+    Ok((crate::convert::mat_to_numpy(py, phi2.as_ref()), crate::convert::mat_to_numpy(py, h2.as_ref()), acc.into_pyarray(py)))
+}
+
+/// `_core._testing.radial_potential(z, f, a, *, gamma, activation)`: `(U, grad U)` of the
+/// direction sampler of `mcmc::tilted::radial` at whitened `z` (factor `f`, P x r).
+#[pyfunction]
+#[pyo3(signature = (z, f, a, *, gamma, activation="relu"))]
+fn radial_potential<'py>(
+    py: Python<'py>,
+    z: numpy::PyReadonlyArray1<'py, f64>,
+    f: PyReadonlyArray2<'py, f64>,
+    a: numpy::PyReadonlyArray1<'py, f64>,
+    gamma: f64,
+    activation: &str,
+) -> PyResult<(f64, Bound<'py, PyArray1<f64>>)> {
+    let act = Activation::from_name(activation).map_err(|e| to_pyerr(py, e.into()))?;
+    let fv = view("f", &f)?;
+    let zs = z.as_slice().map_err(|e| pyo3::exceptions::PyValueError::new_err(format!("z: {e}")))?;
+    let av = a.as_slice().map_err(|e| pyo3::exceptions::PyValueError::new_err(format!("a: {e}")))?;
+    if zs.len() != fv.ncols() || av.len() != fv.nrows() {
+        return Err(pyo3::exceptions::PyValueError::new_err("z, a: need f.shape[1] and f.shape[0] entries"));
+    }
+    let (u, g, _, _) = ak_core::mcmc::tilted::radial::potentials(&act, fv, av, gamma * gamma, ak_core::faer::MatRef::from_column_major_slice(zs, zs.len(), 1));
+    Ok((u[0], g.col_as_slice(0).to_vec().into_pyarray(py)))
+}
+
+pub(crate) fn register_testing(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    m.add_function(wrap_pyfunction!(radial_potential, m)?)?;
+    m.add_function(wrap_pyfunction!(tilted_check_normalizable, m)?)?;
+    m.add_function(wrap_pyfunction!(rank_one_tilt_moments, m)?)?;
+    Ok(())
+}
+
 pub(crate) fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<TiltedMoments>()?;
     m.add_class::<ChainDiagnostics>()?;

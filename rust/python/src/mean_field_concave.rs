@@ -251,7 +251,7 @@ pub(crate) fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
 }
 
 /// `_core._testing.mean_field_concave_domain_ratio(k0, a, gamma)`: the lower bound of
-/// `concave::domain::ratio` on `gamma^2 sup_h (a.relu(h))^2 / h^T K0^+ h` (>= 1: not normalizable).
+/// `mcmc::tilted::rank_one_ratio` on `gamma^2 sup_h (a.relu(h))^2 / h^T K0^+ h` (>= 1: not normalizable).
 #[pyfunction]
 #[pyo3(signature = (k0, a, *, gamma))]
 fn mean_field_concave_domain_ratio(k0: PyReadonlyArray2<'_, f64>, a: PyReadonlyArray1<'_, f64>, gamma: f64) -> PyResult<f64> {
@@ -260,7 +260,7 @@ fn mean_field_concave_domain_ratio(k0: PyReadonlyArray2<'_, f64>, a: PyReadonlyA
     if k.nrows() != k.ncols() || k.nrows() != av.len() {
         return Err(pyo3::exceptions::PyValueError::new_err("k0: need a P x P matrix and a P-vector a"));
     }
-    Ok(concave::domain::ratio(k, av, gamma))
+    Ok(ak_core::mcmc::tilted::rank_one_ratio(k, av, gamma))
 }
 
 pub(crate) fn register_testing(m: &Bound<'_, PyModule>) -> PyResult<()> {

@@ -268,6 +268,7 @@ fn tilted_map<'py>(
 pub(crate) fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(potential_and_gradient, m)?)?;
     crate::mean_field_concave::register_testing(m)?;
+    crate::mcmc::register_testing(m)?;
     m.add_function(wrap_pyfunction!(langevin_step, m)?)?;
     m.add_function(wrap_pyfunction!(gd_step, m)?)?;
     m.add_function(wrap_pyfunction!(param_count, m)?)?;

@@ -8,6 +8,8 @@
 """
 import numpy as np
 
+from ..mcmc import relu_tilt_ratio
+
 
 def objective(phi, log_r, a, y, temperature, gamma):
     """``(g, grad g, Phi, -Hess g)``."""
@@ -25,27 +27,5 @@ def objective(phi, log_r, a, y, temperature, gamma):
 
 
 def domain_ratio(k0, a, gamma):
-    """Lower bound on ``rho = gamma^2 sup_h (a.relu(h))^2 / h^T K0^+ h`` (relu tilt at ``a``
-    normalizable iff ``rho < 1``; core ``concave::domain::ratio``): for ``b = +-a``, iterate the
-    stationarity condition ``v <- b * [K0 v > 0]`` from ``b``, ``b_+`` and the unit vector of the
-    largest ``|b_i|``, and keep the best evaluated ``(b.relu(K0 v))^2 / v^T K0 v``."""
-    k0, a = np.asarray(k0, float), np.asarray(a, float)
-
-    def one_side(b):
-        i = int(np.argmax(np.abs(b)))
-        e = np.zeros_like(b)
-        e[i] = np.sign(b[i])
-        best = 0.0
-        for v in (b.copy(), np.maximum(b, 0.0), e):
-            last = None
-            for _ in range(60):
-                h = k0 @ v
-                q, n = v @ h, b[h > 0] @ h[h > 0]
-                best = max(best, n * n / q if q > 0 and n > 0 else 0.0)
-                pat = h > 0
-                if last is not None and np.array_equal(pat, last):
-                    break
-                v, last = np.where(pat, b, 0.0), pat
-        return best
-
-    return gamma ** 2 * max(one_side(a), one_side(-a))
+    """The relu domain witness of the concave objective: :func:`..mcmc.relu_tilt_ratio`."""
+    return relu_tilt_ratio(k0, a, gamma)

@@ -12,18 +12,22 @@
 //!
 //! For unbounded activations the tilt can overwhelm the Gaussian prior (then `p` is not
 //! normalizable and any sampler returns garbage); [`check_normalizable`] decides it exactly for
-//! linear phi and by a sufficient condition plus witness search for positively homogeneous relu.
+//! linear phi and by a sufficient condition plus witness search for positively homogeneous relu
+//! (sign patterns, [`homogeneous`]).
 use crate::error::{invalid, shape, Result};
 use crate::kernels::activation::Activation;
 use crate::linalg::{check_symmetric, cholesky_with_jitter, CovFactor};
 use crate::linalg::matmul;
 use faer::{Accum, Mat, MatRef, Par};
 
+pub mod homogeneous;
 mod moments;
 mod normalizable;
+pub mod radial;
 mod sample;
 
 pub use moments::{apply_phi, sample_moments, weighted_gram};
+pub use homogeneous::rank_one_ratio;
 pub use normalizable::check_normalizable;
 pub use sample::Samples;
 

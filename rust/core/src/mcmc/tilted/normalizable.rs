@@ -1,5 +1,8 @@
 //! Normalizability of the tilted density: exact for linear phi, a sufficient condition plus a
-//! witness search for relu-like activations (module docs of [`super`]).
+//! witness search for relu-like activations (module docs of [`super`]); the witnesses include
+//! the sign-pattern directions of [`super::homogeneous`] along the most negative eigenvectors of
+//! `hatPhi` (exact for the rank-one readout tilt whenever the pattern iteration finds the
+//! maximising pattern).
 #![allow(clippy::neg_cmp_op_on_partial_ord)]
 use super::TiltedDensity;
 use crate::error::{invalid, Result};
@@ -10,8 +13,8 @@ use faer::{Accum, Mat, MatRef, Par};
 
 /// Fails with `InvalidArgument` naming `hat_phi` when the tilt makes the density
 /// non-normalizable: linear phi exactly (`C^{-1} + hatPhi` must be positive definite); relu
-/// and softplus/gelu (asymptotically relu) when `hatPhi` is indefinite enough that the sufficient
-/// condition `lambda_max(C) max(0, -lambda_min(hatPhi)) < 1` fails and a direction `h >= 0` with
+/// and softplus/gelu (asymptotically relu) when the sufficient
+/// condition `lambda_max(C) max(0, -lambda_min(hatPhi)) < 1` fails and a direction `h` with
 /// `h^T (C^{-1} + hatPhi) h <= 0` is found. Bounded activations (erf, tanh) are always fine.
 pub fn check_normalizable(
     act: &Activation,
@@ -44,8 +47,11 @@ impl TiltedDensity<'_> {
                 matmul(m.as_mut(), Accum::Add, lf.transpose(), t.as_ref(), 1.0, par);
                 let m = Mat::from_fn(r, r, |i, j| 0.5 * (m[(i, j)] + m[(j, i)]));
                 let (w, mv) = symmetric_eigen("hat_phi", m.as_ref(), par)?;
-                if w[0] > 0.0 {
-                    return Ok(()); // positive definite: normalizable for any phi with |phi(h)| <= |h|-like growth
+                // (positive definite M proves only the linear case: for relu a.relu(h) can exceed
+                // |a.h|, e.g. hatPhi = -gamma^2 a a^T with mixed-sign a is refused by the pattern
+                // witness below while M > 0)
+                if matches!(act, Activation::Linear) && w[0] > 0.0 {
+                    return Ok(());
                 }
                 if matches!(act, Activation::Linear) {
                     return bad(format!(
@@ -54,7 +60,7 @@ impl TiltedDensity<'_> {
                     ));
                 }
                 // relu-like: phi(h)^T hatPhi phi(h) >= lambda_min(hatPhi) |h_+|^2 >= -mu |h|^2
-                let (wp, _) = symmetric_eigen("hat_phi", phat, par)?;
+                let (wp, vp) = symmetric_eigen("hat_phi", phat, par)?;
                 let (wc, _) = symmetric_eigen("C", c, par)?;
                 let mu = (-wp[0]).max(0.0);
                 if mu * wc[p - 1] < 1.0 {
@@ -81,6 +87,14 @@ impl TiltedDensity<'_> {
                     Some((s, h.iter().filter(|x| **x > 0.0).count()))
                 };
                 let mut cands: Vec<Vec<f64>> = vec![vec![1.0; p]];
+                // sign patterns along the (at most 3) most negative eigenvectors of hatPhi: for
+                // hatPhi = -gamma^2 a a^T the direction of the supremum rho (homogeneous.rs)
+                for k in (0..p.min(3)).filter(|k| wp[*k] < 0.0) {
+                    for sign in [1.0, -1.0] {
+                        let b: Vec<f64> = (0..p).map(|i| sign * vp[(i, k)]).collect();
+                        cands.push(super::homogeneous::pattern_witness(c, &b).1);
+                    }
+                }
                 for i in 0..p {
                     let mut e = vec![0.0; p];
                     e[i] = 1.0;

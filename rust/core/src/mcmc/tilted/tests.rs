@@ -127,3 +127,57 @@ fn thread_count_does_not_change_moments() {
     assert_eq!(a.phi2, b.phi2);
     assert_eq!(a.h2, b.h2);
 }
+
+/// `sup_{|z| = 1} (a.relu(F z))^2` by brute force over a grid of unit directions (P = 2: a
+/// circle, P = 3: a Fibonacci sphere), `C = F F^T` by Cholesky.
+fn brute_sup(c: &Mat<f64>, a: &[f64]) -> f64 {
+    let p = c.nrows();
+    let mut l = Mat::<f64>::zeros(p, p);
+    crate::linalg::cholesky_with_jitter("C", c.as_ref(), 0.0, l.as_mut(), Par::Seq).unwrap();
+    let n = 400_000usize;
+    let mut best = 0.0f64;
+    for k in 0..n {
+        let z: Vec<f64> = if p == 2 {
+            let t = 2.0 * std::f64::consts::PI * k as f64 / n as f64;
+            vec![t.cos(), t.sin()]
+        } else {
+            let zc = 1.0 - 2.0 * (k as f64 + 0.5) / n as f64;
+            let rr = (1.0 - zc * zc).sqrt();
+            let t = std::f64::consts::PI * (3.0 - 5f64.sqrt()) * k as f64;
+            vec![rr * t.cos(), rr * t.sin(), zc]
+        };
+        let s: f64 = (0..p)
+            .map(|i| a[i] * (0..p).map(|j| l[(i, j)] * z[j]).sum::<f64>().max(0.0))
+            .sum();
+        best = best.max(s * s);
+    }
+    best
+}
+
+#[test]
+fn rank_one_relu_tilt_is_refused_exactly_beyond_rho_one() {
+    // hatPhi = -gamma^2 a a^T, gamma^2 = rho / sup: refused at rho = 1.1 (the brute supremum is
+    // a lower bound, so the true rho >= 1.1), accepted at 0.9 (no witness can exist below 1).
+    // Mixed-sign a and a negatively correlated C: the linear direction h = C a is no witness;
+    // seed 1 (P = 2, K_12 > 0) has its supremum on the face h_2 = 0 (homogeneous.rs docs).
+    for (p, seed) in [(2usize, 1u64), (2, 2), (3, 3), (3, 4), (3, 5)] {
+        let mut c = spd(p, seed);
+        if seed % 2 == 0 {
+            c[(0, 1)] = -0.5 * (c[(0, 0)] * c[(1, 1)]).sqrt();
+            c[(1, 0)] = c[(0, 1)];
+        }
+        let mut rng = Rng::new(seed, 7);
+        let mut a: Vec<f64> = (0..p).map(|_| rng.normal()).collect();
+        a[0] = a[0].abs();
+        a[1] = -a[1].abs();
+        let sup = brute_sup(&c, &a);
+        let exact = rank_one_ratio(c.as_ref(), &a, 1.0);
+        assert!((exact - sup).abs() <= 1e-4 * sup && exact >= sup * (1.0 - 1e-9), "p {p} seed {seed}: {exact} vs {sup}");
+        for (rho, normalizable) in [(1.1, false), (0.9, true)] {
+            let g2 = rho / sup;
+            let phat = Mat::from_fn(p, p, |i, j| -g2 * a[i] * a[j]);
+            let r = check_normalizable(&Activation::Relu, c.as_ref(), phat.as_ref(), Par::Seq);
+            assert_eq!(r.is_ok(), normalizable, "p {p} seed {seed} rho {rho}: {r:?}");
+        }
+    }
+}

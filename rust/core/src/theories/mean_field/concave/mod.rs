@@ -27,7 +27,7 @@
 //!   not trusted (the step is cut and the draws are renewed there). No gamma continuation.
 //! * Unbounded phi: before MALA the tilt at `a_ref` must pass the normalizability check of
 //!   [`crate::mcmc::tilted`] and, for relu-like phi, the rank-one domain witness
-//!   [`domain::ratio`] `< 1` (which also backtracks Newton trial points: `g = -inf` outside);
+//!   [`crate::mcmc::tilted::rank_one_ratio`] `< 1` (which also backtracks Newton trial points: `g = -inf` outside);
 //!   otherwise `a_ref` is pulled back towards the last draw point.
 //! * Stages: redraw at the new iterate; while the Kish fraction is below `min_kish` at the same
 //!   size, after three trust-region-cut stages with twice the draws, else grow towards the size
@@ -49,7 +49,6 @@ use crate::validate;
 use super::linear::closed_form_kappa;
 use faer::{Mat, MatRef, Par};
 
-pub mod domain;
 pub mod predict;
 pub mod saa;
 pub mod samples;
@@ -254,7 +253,7 @@ pub fn solve(
         let mut unconverged = 0usize;
         let mut a_ok = vec![0.0; p]; // the last draw point (a normalizable tilt)
         let relu_like = matches!(act, Activation::Relu | Activation::Gelu | Activation::Softplus);
-        let inside = |a: &[f64]| !relu_like || domain::ratio(k0.as_ref(), a, gamma) < 1.0;
+        let inside = |a: &[f64]| !relu_like || crate::mcmc::tilted::rank_one_ratio(k0.as_ref(), a, gamma) < 1.0;
         for stage in 0..opts.max_stages {
             ctl.checkpoint()?;
             prop.stage = stage as u64;
@@ -265,8 +264,18 @@ pub fn solve(
                 let mut tries = 0;
                 loop {
                     let phat = Mat::from_fn(p, p, |i, j| -g2 * prop.a_ref[i] * prop.a_ref[j]);
-                    let ok = inside(&prop.a_ref) && crate::mcmc::tilted::check_normalizable(act, k0.as_ref(), phat.as_ref(), par).is_ok();
-                    if ok || tries >= 40 {
+                    // (with the support factor the draws use, not a jittered Cholesky of the singular K^0)
+                    let ok = inside(&prop.a_ref)
+                        && crate::mcmc::tilted::TiltedDensity::with_factor(act, fac.clone(), phat.as_ref())
+                            .and_then(|d| d.check_normalizable(k0.as_ref(), par))
+                            .is_ok();
+                    if ok {
+                        break;
+                    }
+                    if tries >= 40 {
+                        // the witnesses are heuristics (not continuous in a): back to the last draw
+                        // point, which passed them
+                        prop.a_ref.copy_from_slice(&a_ok);
                         break;
                     }
                     tries += 1;
@@ -302,7 +311,7 @@ pub fn solve(
             let kish = saa::Saa::kish(&e);
             if std::env::var_os("AK_CONCAVE_DEBUG").is_some() {
                 eprintln!("stage {stage} n {} conv {} it {} res {:.2e} kish {:.3} |a| {:.3} |a-aref| {:.3} rho {:.4}", prop.n(), rep.converged, rep.n_iter, rep.residual, kish,
-                    a.iter().map(|v| v * v).sum::<f64>().sqrt(), a.iter().zip(&prop.a_ref).map(|(x, y)| (x - y).powi(2)).sum::<f64>().sqrt(), domain::ratio(k0.as_ref(), &a, gamma));
+                    a.iter().map(|v| v * v).sum::<f64>().sqrt(), a.iter().zip(&prop.a_ref).map(|(x, y)| (x - y).powi(2)).sum::<f64>().sqrt(), crate::mcmc::tilted::rank_one_ratio(k0.as_ref(), &a, gamma));
             }
             let phi = weighted_gram(f.as_ref(), f.as_ref(), Some(&e.w), par);
             let err = kernel_error(f.as_ref(), &e.w, phi.as_ref(), par);
