@@ -32,7 +32,7 @@ fn problem(act: Activation, depth: usize, sw: f64, sb: f64) -> Problem {
 fn jacobian_adjoint_and_finite_differences() {
     for act in [Activation::Erf, Activation::Tanh] {
         let prob = problem(act.clone(), 1, 1.3, 0.2);
-        let rule = PolarRule::new(64);
+        let rule = Quad::polar(64);
         let m = LayerMap::new(&act, &rule, prob.g, prob.b, prob.k0.as_ref()).unwrap();
         let (dc, mm) = (sym_rand(8, 1), sym_rand(8, 2));
         let lhs: f64 = (0..8).flat_map(|i| (0..8).map(move |j| (i, j))).map(|(i, j)| mm[(i, j)] * m.jvp(dc.as_ref())[(i, j)]).sum();
@@ -71,7 +71,7 @@ fn linear_through_the_nonlinear_path() {
 fn infinite_width_and_one_over_n() {
     let prob = problem(Activation::Erf, 2, 1.5, 0.1);
     let inf = prob.perturbative_nonlinear(f64::INFINITY, 0.1, 1000, 0, Par::Seq).unwrap();
-    let rule = PolarRule::new(64);
+    let rule = Quad::polar(64);
     let (ks, _) = nngp(&Activation::Erf, &rule, prob.g, prob.b, &prob.k0, 2).unwrap();
     for l in 0..2 {
         assert_eq!(maxabs(&inf.kernels[l], &ks[l + 1]), 0.0);
