@@ -110,7 +110,7 @@ def compare(net, X, y, N, seeds, n_samples, full=False, reuse=None):
 def _full_row(thf, K, y, l, seconds):
     p, c = measures(thf.kernels_[l], K, y)
     return dict(proj_full=p, cka_full=c, full_converged=bool(thf.converged_), full_residual=float(thf.residual_),
-                full_kish=float(thf.kish_[l]), full_draws=int(thf.n_draws_), full_seconds=seconds)
+                full_kish=float(thf.kish_[l]) if len(thf.kish_) else float("nan"), full_draws=int(thf.n_draws_), full_seconds=seconds)
 
 
 def importance(net, X, y, N, T, R, seed=0, batch=2000):
@@ -188,6 +188,10 @@ def samples(args):
                           + (f" | full proj {r['proj_full']:.4f} CKA {r['cka_full']:.3f} (converged {r['full_converged']}, "
                              f"residual {r['full_residual']:.1e}, Kish {r['full_kish']:.2f}, draws {r['full_draws']}, "
                              f"{r['full_seconds']:.1f} s)" if "proj_full" in r else ""), flush=True)
+                if args.reuse:   # partial results, so that an interrupted run keeps its samples
+                    (HERE / "results").mkdir(exist_ok=True)
+                    path.write_text(json.dumps(out + [r for r in old if (r["task"], r["act"], r["alpha"]) not in
+                                                      {(o["task"], o["act"], o["alpha"]) for o in out}], indent=1))
     return out
 
 

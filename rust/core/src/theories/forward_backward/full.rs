@@ -23,7 +23,13 @@
 //! [`crate::tilted::normalized_weights`]). The kernel is estimated with the exact untilted map
 //! as a control variate, `F_l = F_nngp(C^{l-1}) + g sum_s (w_s - w0_s) phi_s phi_s^T` with
 //! `w0` the weights of zero tilt, so the Monte-Carlo error is proportional to the shift from the
-//! NNGP map (`O(1/(N sqrt S))` near the NNGP) rather than `O(1/sqrt S)`.
+//! NNGP map (`O(1/(N sqrt S))` near the NNGP) rather than `O(1/sqrt S)`. Likewise the backward
+//! step is `Ct^{l-1} = J_l^T[Ct^l] + g sym(C^{-1} sum_s (w_s - w0_s) h_s v_s^T)`,
+//! `v = phi' ⊙ Ct^l phi`, with the exact adjoint Jacobian of the untilted map at `C^{l-1}`
+//! (Price's theorem: the untilted Stein average is `J^T[Ct]`). The first draw uses the first-order
+//! solution's normals (`standard_normals(n_samples, P, seed)` in every layer); then the two
+//! agree to first order on the samples, and their difference is `O(1/N^2)` (tested) without
+//! `O(1/(N sqrt S))` noise (for a full-rank `K^0`; a singular one is sampled on its support).
 //! With fixed samples the map is smooth and deterministic (common random numbers), so
 //! Newton-Krylov converges on it. The first draw is i.i.d. `z ~ N(0, I)` (the NNGP's densities);
 //! after each converged stage whose Kish fraction is below `min_kish` in some layer the samples
