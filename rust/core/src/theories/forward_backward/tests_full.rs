@@ -28,10 +28,12 @@ fn opts(n_samples: usize) -> Options {
 fn linear_through_the_sampled_path() {
     let prob = problem(Activation::Linear, 2, 1.1, 0.3);
     let (n, t) = (4.0, 0.05);
-    let o = opts(20_000);
+    // min_kish 0.95 forces MALA redraws of the tilted densities (Kish ~0.87 on the first draw)
+    let o = Options { min_kish: 0.95, ..opts(40_000) };
     let exact = prob.anneal(None, n, t, &o, Par::Seq, &Control::default()).unwrap();
     let s = prob.anneal_sampled(n, t, &o, Par::Seq, &Control::default()).unwrap();
     assert!(exact.report.converged && s.report.converged, "{:?}", s.report);
+    assert!(s.n_draws >= 2 && s.kish.iter().all(|k| *k >= 0.95), "{} {:?}", s.n_draws, s.kish);
     assert!(s.report.residual < 1e-8);
     let k = prob.nngp();
     eprintln!("linear sampled: draws {}, kish {:?}, stages {:?}", s.n_draws, s.kish, s.report.stages);
