@@ -63,11 +63,29 @@ def prior_kernels(net, X, N, R=2000, seed=0):
     return [np.array(a) for a in acc]
 
 
-def compare(net, X, y, N, seeds, n_samples):
+def compare(net, X, y, N, seeds, n_samples, full=False, reuse=None):
+    """Theory (first order; with ``full`` also the full sampled MAP solve) against MALA samples;
+    ``reuse``: a callable ``layer -> row`` of an earlier run with the same set-up (its sample
+    columns are kept instead of sampling again: MALA at fixed seeds is deterministic)."""
     g, b = net.sigma_w ** 2, net.sigma_b ** 2
     th = ak.ForwardBackwardKernels(net, width=N, temperature=T, method="perturbative", n_samples=50_000).fit(X, y)
+    thf = None
+    if full:
+        t0 = time.time()
+        thf = ak.ForwardBackwardKernels(net, width=N, temperature=T, method="full", n_samples=20_000).fit(X, y)
+        t_full = time.time() - t0
     rows = []
     samp = []
+    if reuse is not None:
+        for l in range(net.depth):
+            K = th.nngp_kernels_[l]
+            p_th, c_th = measures(th.kernels_[l], K, y)
+            r = dict(reuse(l + 1))
+            r.update(layer=l + 1, cka_nngp=measures(K, K, y)[1], proj_theory=p_th, cka_theory=c_th, reused_samples=True)
+            if thf is not None:
+                r.update(_full_row(thf, K, y, l, t_full))
+            rows.append(r)
+        return rows
     for s in range(seeds):
         ps = ak.sample_posterior(net, X, y, width=N, temperature=T, n_chains=4, n_samples=n_samples, thin=5,
                                  seed=100 + s, store_weights=False)
@@ -84,7 +102,15 @@ def compare(net, X, y, N, seeds, n_samples):
                          cka_samples=float(vals[:, 1].mean()), cka_se=float(se[1]),
                          rhat_max=max(r for _, r in samp), proj_prior=float(pv.mean()),
                          proj_prior_se=float(pv.std(ddof=1) / np.sqrt(len(pv)))))
+        if thf is not None:
+            rows[-1].update(_full_row(thf, K, y, l, t_full))
     return rows
+
+
+def _full_row(thf, K, y, l, seconds):
+    p, c = measures(thf.kernels_[l], K, y)
+    return dict(proj_full=p, cka_full=c, full_converged=bool(thf.converged_), full_residual=float(thf.residual_),
+                full_kish=float(thf.kish_[l]) if len(thf.kish_) else float("nan"), full_draws=int(thf.n_draws_), full_seconds=seconds)
 
 
 def importance(net, X, y, N, T, R, seed=0, batch=2000):
@@ -135,8 +161,14 @@ def importance_check(args):
 
 
 def samples(args):
+    # tanh at its edge of chaos for sigma_b^2 = 0.1 (sigma_w^2 = 1.9861, digest §2), like erf
     nets = {"erf": ak.MLP(depth=2, activation="erf", sigma_w=1.25, sigma_b=np.sqrt(0.1)),
+            "tanh": ak.MLP(depth=2, activation="tanh", sigma_w=np.sqrt(1.9861), sigma_b=np.sqrt(0.1)),
             "linear": ak.MLP(depth=2, activation="linear")}
+    old = []
+    path = HERE / "results" / "forward_backward_nonlinear_samples.json"
+    if args.reuse and path.exists():
+        old = json.loads(path.read_text())
     out = []
     for tname in ("xor", "digits03"):
         X, y = task(tname, args.P)
@@ -144,13 +176,22 @@ def samples(args):
             for alpha in (0.25, 1.0, 2.0):
                 N = int(round(args.P / alpha))
                 t0 = time.time()
-                for r in compare(net, X, y, N, args.seeds, args.n_samples):
+                prev = {r["layer"]: r for r in old if (r["task"], r["act"], r["alpha"]) == (tname, act, alpha)}
+                reuse = (lambda l, prev=prev: prev[l]) if len(prev) == net.depth else None
+                for r in compare(net, X, y, N, args.seeds, args.n_samples, full=args.full, reuse=reuse):
                     r.update(task=tname, act=act, alpha=alpha, N=N)
                     out.append(r)
                     print(f"{tname:8s} {act:6s} alpha {alpha:4} layer {r['layer']}: proj theory {r['proj_theory']:.4f} "
                           f"samples {r['proj_samples']:.4f} +- {r['proj_se']:.4f} prior bias {r['proj_prior']:.4f} +- {r['proj_prior_se']:.4f} | CKA nngp {r['cka_nngp']:.3f} "
                           f"theory {r['cka_theory']:.3f} samples {r['cka_samples']:.3f} +- {r['cka_se']:.3f} "
-                          f"(R-hat {r['rhat_max']:.2f}, {time.time() - t0:.0f} s)", flush=True)
+                          f"(R-hat {r['rhat_max']:.2f}, {time.time() - t0:.0f} s)"
+                          + (f" | full proj {r['proj_full']:.4f} CKA {r['cka_full']:.3f} (converged {r['full_converged']}, "
+                             f"residual {r['full_residual']:.1e}, Kish {r['full_kish']:.2f}, draws {r['full_draws']}, "
+                             f"{r['full_seconds']:.1f} s)" if "proj_full" in r else ""), flush=True)
+                if args.reuse:   # partial results, so that an interrupted run keeps its samples
+                    (HERE / "results").mkdir(exist_ok=True)
+                    path.write_text(json.dumps(out + [r for r in old if (r["task"], r["act"], r["alpha"]) not in
+                                                      {(o["task"], o["act"], o["alpha"]) for o in out}], indent=1))
     return out
 
 
@@ -192,12 +233,14 @@ def figure(mode, out, tag=""):
     except ImportError:
         return
     if mode == "samples":
-        fig, axes = plt.subplots(2, 2, figsize=(9, 7))
-        for ax, (tname, act) in zip(axes.flat, [(t, a) for t in ("xor", "digits03") for a in ("erf", "linear")]):
+        fig, axes = plt.subplots(2, 3, figsize=(13, 7))
+        for ax, (tname, act) in zip(axes.flat, [(t, a) for t in ("xor", "digits03") for a in ("erf", "tanh", "linear")]):
             for l, c in ((1, "C0"), (2, "C3")):
                 rs = [r for r in out if r["task"] == tname and r["act"] == act and r["layer"] == l]
                 a = [r["alpha"] for r in rs]
                 ax.plot(a, [r["proj_theory"] for r in rs], "-", color=c, label=f"layer {l} first order")
+                if rs and "proj_full" in rs[0]:
+                    ax.plot(a, [r["proj_full"] for r in rs], "--", color=c, label=f"layer {l} full")
                 ax.errorbar(a, [r["proj_samples"] for r in rs], [r["proj_se"] for r in rs], fmt="o", color=c,
                             label=f"layer {l} samples")
             ax.set(title=f"{tname}, {act}", xlabel="alpha = P/N", ylabel="proj of C - K on y y^T")
@@ -232,6 +275,9 @@ def main():
     ap.add_argument("--sample-g", type=float, nargs="*", default=[0.8, 1.5625, 2.6])
     ap.add_argument("--act", default="erf", help="criticality: erf or tanh")
     ap.add_argument("--depth", type=int, default=2, help="criticality: number of hidden layers")
+    ap.add_argument("--full", action="store_true", help="samples: add the full (sampled) MAP solve")
+    ap.add_argument("--reuse", action="store_true",
+                    help="samples: keep the MALA columns of the existing JSON where the set-up matches")
     args = ap.parse_args()
     out = {"samples": samples, "criticality": criticality, "importance": importance_check}[args.mode](args)
     (HERE / "results").mkdir(exist_ok=True)

@@ -207,8 +207,8 @@ def test_width_path_matches_separate_fits():
 
 def test_bad_arguments_are_named():
     X, y, _ = _data(6, 3, 0)
-    with pytest.raises(ValueError, match="^method: "):   # nonlinear: perturbative only
-        ak.ForwardBackwardKernels(ak.MLP(depth=1, activation="erf"), width=5, temperature=0.1).fit(X, y)
+    with pytest.raises(ValueError, match="^activation: "):   # full nonlinear: built-in activations only
+        ak.ForwardBackwardKernels(ak.MLP(depth=1, activation=np.tanh), width=5, temperature=0.1).fit(X, y)
     with pytest.raises(ValueError, match="^net: "):
         ak.ForwardBackwardKernels(ak.MLP(depth=0, activation="linear"), width=5, temperature=0.1).fit(X, y)
     with pytest.raises(ValueError, match="^method: "):

@@ -101,6 +101,6 @@ def test_prediction_train_block_and_bad_input():
     mean, std = m.predict(X[:3], return_std=True)
     assert mean.shape == (3,) and np.all(np.isfinite(std))
     with pytest.raises(ValueError, match="^method"):
-        ak.ForwardBackwardKernels(net, width=20.0, temperature=0.1, method="full").fit(X, y)
+        ak.ForwardBackwardKernels(net, width=20.0, temperature=0.1, method="exact").fit(X, y)
     with pytest.raises(ValueError, match="^n_samples"):
         ak.ForwardBackwardKernels(net, width=20.0, temperature=0.1, method="perturbative", n_samples=1).fit(X, y)

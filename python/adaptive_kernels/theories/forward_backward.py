@@ -3,8 +3,8 @@
 The prior of a Bayesian MLP's layer kernels is a superposition of Gaussian processes whose
 kernels fluctuate by O(1/sqrt(N)); a large-deviation (saddle-point) treatment at fixed
 alpha = P/N gives forward-backward equations for the maximum-a-posteriori kernels of every
-layer at once. Implemented for deep linear networks (full and first order) and for nonlinear
-activations to first order in 1/N (``method="perturbative"``).
+layer at once. Implemented for deep linear networks (closed-form maps, full and first order) and
+for nonlinear activations (tilted expectations sampled, full; or first order in 1/N).
 """
 from __future__ import annotations
 
@@ -63,7 +63,7 @@ class ForwardBackwardKernels(TheoryEstimator):
     ``g = 1, b = 0`` it is Zavatone-Veth et al.'s ``K + (l/N) K Phi K``,
     ``Phi = Z Z^T - C G^{-1}``. ``width=inf`` gives the NNGP kernels exactly.
 
-    **Nonlinear activations** (``method="perturbative"`` only): with
+    **Nonlinear activations**: with
     ``W_l(Ct | C) = b 1^T Ct 1 + ln E_{h ~ N(0, C)} exp(g phi^T Ct phi)`` the forward map is the
     tilted expectation ``g <phi phi^T> + b`` under ``N(h; 0, C) exp(+g phi^T Ct phi)``. To first
     order around the NNGP kernels ``K^l = F(K^{l-1})``, ``F(C) = g E[phi phi^T] + b``:
@@ -74,7 +74,15 @@ class ForwardBackwardKernels(TheoryEstimator):
     ``V`` is estimated by Monte Carlo (``n_samples`` Gaussian samples, ``seed``; common random
     numbers, so the result is a deterministic function of the seed); its relative error is
     ``O(1/sqrt(n_samples))``. ``report_.residual`` is NaN there (the full nonlinear equations
-    are not solved).
+    are not solved). ``method="full"`` solves the full equations with the tilted expectations
+    sampled: forward ``C^l = g <phi phi^T>_tilt + b``, backward in the Stein form
+    ``Ct^{l-1} = g sym(C^{-1} <h (phi' * Ct^l phi)^T>_tilt)``, terminal as above; ``n_samples``
+    fixed draws per layer (whitened, so they move with ``C``; the tilt reweighted with
+    self-normalised weights; the exact untilted map as control variate, so the Monte-Carlo error
+    is proportional to the shift from the NNGP), the first draw shared with the first-order
+    solution, redrawn by MALA at the solution when a layer's Kish fraction falls below
+    ``min_kish`` (``kish_``, ``n_draws_``). Width annealing and Newton-Krylov as for linear nets.
+    ``predict`` is not available there yet (the fit's kernels, conjugates and alignments are).
 
     ``predict`` is GP regression with the MAP readout kernel ``C^L`` and noise ``T`` (test rows
     from the forward equations on train + test with ``Ct`` zero on test rows). **It is not the
@@ -87,7 +95,7 @@ class ForwardBackwardKernels(TheoryEstimator):
 
     Parameters
     ----------
-    net : MLP (depth >= 1; any activation with ``method="perturbative"``, linear with "full")
+    net : MLP (depth >= 1; any activation; "full" for nonlinear nets: built-in activations only)
     width : float > 0 (``inf`` allowed)
     temperature : float > 0
     method : {"full", "perturbative"}
@@ -96,7 +104,10 @@ class ForwardBackwardKernels(TheoryEstimator):
     start, n_anneal, max_stages : annealing from width ``N * start`` with ``n_anneal`` initial
         steps in log width, at most ``max_stages`` stages.
     n_samples, seed : Monte-Carlo samples and seed of the 4-point covariance (nonlinear
-        activations only).
+        activations, first order) or of each layer's sample set (nonlinear, full).
+    min_kish, max_refresh : nonlinear ``method="full"``: redraw a stage's samples (MALA at its
+        solution) while some layer's Kish fraction is below ``min_kish``, at most
+        ``max_refresh`` times a stage.
     n_threads : int, optional
     progress : bool, optional
 
@@ -116,7 +127,8 @@ class ForwardBackwardKernels(TheoryEstimator):
                  krylov: int = _DEFAULTS["krylov"], forcing: float = _DEFAULTS["forcing"],
                  start: float = _DEFAULTS["start"], n_anneal: int = _DEFAULTS["n_anneal"],
                  max_stages: int = _DEFAULTS["max_stages"], n_samples: int = _DEFAULTS["n_samples"],
-                 seed: int = _DEFAULTS["seed"], n_threads: int | None = None,
+                 seed: int = _DEFAULTS["seed"], min_kish: float = _DEFAULTS["min_kish"],
+                 max_refresh: int = _DEFAULTS["max_refresh"], n_threads: int | None = None,
                  progress: bool | None = None):
         self.net = net
         self.width = width
@@ -131,6 +143,8 @@ class ForwardBackwardKernels(TheoryEstimator):
         self.max_stages = max_stages
         self.n_samples = n_samples
         self.seed = seed
+        self.min_kish = min_kish
+        self.max_refresh = max_refresh
         self.n_threads = n_threads
         self.progress = progress
 
@@ -142,9 +156,6 @@ class ForwardBackwardKernels(TheoryEstimator):
         T = check_float("temperature", self.temperature, minimum=0.0, strict=True)
         if not isinstance(self.method, str) or self.method not in _METHODS:
             raise ValueError(f"method: expected one of {_METHODS}, got {self.method!r}")
-        if net.activation != "linear" and self.method == "full" and not np.isinf(width):
-            raise ValueError(f"method: method='full' is implemented for activation='linear' only, got "
-                             f"{net.activation_name!r}; use method='perturbative' (first order in 1/N)")
         options = dict(method=self.method,
                        tol=check_float("tol", self.tol, minimum=0.0, strict=True),
                        max_iter=check_int("max_iter", self.max_iter, minimum=1),
@@ -154,7 +165,11 @@ class ForwardBackwardKernels(TheoryEstimator):
                        n_anneal=check_int("n_anneal", self.n_anneal, minimum=1),
                        max_stages=check_int("max_stages", self.max_stages, minimum=1),
                        n_samples=check_int("n_samples", self.n_samples, minimum=2),
-                       seed=check_int("seed", self.seed, minimum=0))
+                       seed=check_int("seed", self.seed, minimum=0),
+                       min_kish=check_float("min_kish", self.min_kish, minimum=0.0, strict=True),
+                       max_refresh=check_int("max_refresh", self.max_refresh, minimum=0))
+        if options["min_kish"] > 1:
+            raise ValueError(f"min_kish: must be in (0, 1], got {self.min_kish}")
         return dict(net=net, width=width, temperature=T, options=options,
                     threads=check_n_threads(self.n_threads), progress=self.progress)
 
@@ -175,6 +190,8 @@ class ForwardBackwardKernels(TheoryEstimator):
         self.kernel_ = self.kernels_[-1]
         self.conjugates_ = [np.asarray(k) for k in s.conjugates]
         self._input_conjugate = np.asarray(s.input_conjugate)
+        self.kish_ = np.asarray(s.kish, dtype=float)
+        self.n_draws_ = int(s.n_draws)
         self.action_ = None
         if s.factor_jitter > 0:
             warnings.warn(f"C^L + T I was numerically singular; added jitter {s.factor_jitter:.3e}",
@@ -221,6 +238,10 @@ class ForwardBackwardKernels(TheoryEstimator):
         diag = kernel_diagonal(replace(net, depth=0), X, n_threads=self._params["threads"])
         K0 = self._K0
         out = []
+        if net.activation != "linear" and self.report_.solver == "newton_krylov_sampled":
+            raise NotImplementedError(
+                "method: predictions of method='full' for nonlinear activations are not implemented yet "
+                "(kernels_, conjugates_ and alignment_ are); use method='perturbative' to predict")
         if net.activation != "linear":
             # first order on train + test (Ct zero on the test rows; same samples on the train block)
             Xj = np.ascontiguousarray(np.vstack([self.X_train_, X]))

@@ -16,7 +16,9 @@ use pyo3::types::{PyDict, PyList};
 
 /// The MAP kernels at one point: `kernels` `C^1..C^L`, `conjugates` `Ct^1..Ct^L`,
 /// `input_conjugate` `Ct^0`, `report`, and the GP predictor on `C^L`: `factor` (`U = L^T` of
-/// `C^L + T I`), `factor_jitter`, `dual_coef` (`(C^L + T I)^{-1} Y`).
+/// `C^L + T I`), `factor_jitter`, `dual_coef` (`(C^L + T I)^{-1} Y`); for nonlinear nets with
+/// `method="full"` the Kish fraction of each layer's weights and the number of sample sets
+/// drawn (`kish`, `n_draws`; empty and 0 otherwise).
 #[pyclass(frozen, get_all, module = "adaptive_kernels._core.forward_backward")]
 struct Solution {
     kernels: Py<PyList>,
@@ -26,6 +28,8 @@ struct Solution {
     factor: Py<PyArray2<f64>>,
     factor_jitter: f64,
     dual_coef: Py<PyArray2<f64>>,
+    kish: Vec<f64>,
+    n_draws: usize,
 }
 
 /// The core's default options.
@@ -45,6 +49,8 @@ fn defaults(py: Python<'_>) -> PyResult<Bound<'_, PyDict>> {
             ("method", d.method.name().into_pyobject(py)?.into_any()),
             ("n_samples", d.n_samples.into_pyobject(py)?.into_any()),
             ("seed", d.seed.into_pyobject(py)?.into_any()),
+            ("min_kish", d.min_kish.into_pyobject(py)?.into_any()),
+            ("max_refresh", d.max_refresh.into_pyobject(py)?.into_any()),
         ],
     )
 }
@@ -64,6 +70,8 @@ fn options_of(py: Python<'_>, opts: Option<Bound<'_, PyDict>>) -> PyResult<fb::O
         method: Method::from_name(&method).map_err(|e| to_pyerr(py, e.into()))?,
         n_samples: o.get("n_samples", d.n_samples)?,
         seed: o.get("seed", d.seed)?,
+        min_kish: o.get("min_kish", d.min_kish)?,
+        max_refresh: o.get("max_refresh", d.max_refresh)?,
     };
     o.finish()?;
     Ok(out)
@@ -132,6 +140,8 @@ fn solve<'py>(
                     factor: square_to_numpy(py, u, p).unbind(),
                     factor_jitter: jit,
                     dual_coef: mat_to_numpy(py, dual.as_ref()).unbind(),
+                    kish: s.kish,
+                    n_draws: s.n_draws,
                 })
             },
         )

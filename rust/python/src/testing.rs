@@ -265,7 +265,52 @@ fn tilted_map<'py>(
     Ok(d)
 }
 
+/// One evaluation of the sampled forward-backward map of a nonlinear net
+/// (`theories::forward_backward::full`): at kernels `C^1..C^L`, on fixed whitened samples
+/// `z` (S x P per layer) with reference tilt energies `e_ref`; returns the forward maps
+/// `F_1..F_L`, the conjugates `Ct^1..Ct^L` and the Kish fractions (None: a rejected iterate).
+#[pyfunction]
+#[pyo3(signature = (x, y, net, kernels, z, e_ref, *, width, temperature))]
+#[allow(clippy::too_many_arguments)]
+fn fb_sampled_map<'py>(
+    py: Python<'py>,
+    x: PyReadonlyArray2<'py, f64>,
+    y: PyReadonlyArray2<'py, f64>,
+    net: Bound<'py, PyAny>,
+    kernels: Vec<PyReadonlyArray2<'py, f64>>,
+    z: Vec<PyReadonlyArray2<'py, f64>>,
+    e_ref: Vec<Vec<f64>>,
+    width: f64,
+    temperature: f64,
+) -> PyResult<Option<Bound<'py, PyDict>>> {
+    use ak_core::theories::forward_backward::{LayerDraw, Problem};
+    let arg = crate::convert::NetArg::new(&net)?;
+    let xv = view("X", &x)?;
+    let yv = view("y", &y)?;
+    let cs: Vec<Mat<f64>> = kernels.iter().map(|m| view("kernels", m).map(|v| v.to_owned())).collect::<PyResult<_>>()?;
+    let draws: Vec<LayerDraw> = z
+        .iter()
+        .zip(e_ref)
+        .map(|(m, e)| view("z", m).map(|v| LayerDraw { z: v.to_owned(), e_ref: e }))
+        .collect::<PyResult<_>>()?;
+    let out = run(py, None, |_: &Control| {
+        let par = ak_core::faer::Par::Seq;
+        (|| -> ak_core::Result<_> {
+            let prob = Problem::new(&arg.net, xv, yv, par)?;
+            prob.eval_sampled_public(&cs, width, temperature, &draws, par)
+        })()
+        .map_err(|e| arg.failure(e))
+    })?;
+    let Some(ev) = out else { return Ok(None) };
+    let d = PyDict::new(py);
+    d.set_item("forward", mats_to_list(py, &ev.forward)?)?;
+    d.set_item("conjugates", mats_to_list(py, &ev.conjugates)?)?;
+    d.set_item("kish", ev.kish.into_pyarray(py))?;
+    Ok(Some(d))
+}
+
 pub(crate) fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    m.add_function(wrap_pyfunction!(fb_sampled_map, m)?)?;
     m.add_function(wrap_pyfunction!(potential_and_gradient, m)?)?;
     crate::mean_field_concave::register_testing(m)?;
     crate::mcmc::register_testing(m)?;

@@ -249,3 +249,40 @@ def nl_perturbative(K0, Y, depth, phi, g, b, T, N, n_samples=100_000, seed=0):
         dC = nl_jvp(K[l], dC, phi, g, b) + g * g * nl_fluctuation(K[l], Ct[l], phi, n_samples, seed + l)
         Cs.append(K[l + 1] + dC)
     return Cs, Ct
+
+
+# ---- nonlinear activations, full solution: one evaluation of the sampled map ----------------
+#
+# Layer l's density p_l(h) ∝ N(h; 0, C^{l-1}) exp(g phi^T Ct^l phi); fixed whitened samples z
+# (h = F z, F F^T = C^{l-1}) drawn with reference tilt energies e_ref; weights
+# w ∝ exp(g phi^T Ct phi - e_ref), w0 ∝ exp(-e_ref) (zero tilt). Then
+#   C^l      = F(C^{l-1}) + g sum_s (w - w0)_s phi_s phi_s^T          (untilted map exact)
+#   Ct^{l-1} = J^T[Ct^l] + g sym(C^{-1} sum_s (w - w0)_s h_s (phi'_s * Ct^l phi_s)^T)   (Stein)
+#   Ct^L     = terminal(C^L).
+
+def nl_sampled_map(K0, Y, Cs, zs, e_refs, phi, dphi, g, b, T, N):
+    """``(F_1..F_L, Ct^1..Ct^L, kish)`` at kernels ``Cs`` on samples ``zs`` (S x P each)."""
+    L = len(Cs)
+    Ct = [None] * L
+    F = [None] * L
+    kish = np.zeros(L)
+    Ct[-1] = terminal(Cs[-1], Y, T, N)
+    for l in range(L - 1, -1, -1):
+        C = K0 if l == 0 else Cs[l - 1]
+        Lc = np.linalg.cholesky(C)
+        h = zs[l] @ Lc.T
+        f = phi(h)
+        e = np.einsum("si,ij,sj->s", f, Ct[l], f)
+
+        def normalise(lw):
+            w = np.exp(lw - lw.max())
+            return w / w.sum()
+        w = normalise(g * e - e_refs[l])
+        w0 = normalise(-np.asarray(e_refs[l]))
+        kish[l] = 1.0 / (len(w) * np.sum(w * w))
+        dw = w - w0
+        F[l] = nl_layer_map(C, phi, g, b) + g * _sym(f.T @ (f * dw[:, None]))
+        if l > 0:
+            v = dphi(h) * (f @ Ct[l])
+            Ct[l - 1] = nl_vjp(C, Ct[l], phi, g, b) + g * _sym(np.linalg.solve(C, h.T @ (v * dw[:, None])))
+    return F, Ct, kish

@@ -2,7 +2,7 @@
 //! reweighting, backward by the stationarity conditions), the packing of its unknowns, and the
 //! dimensionless fixed-point residual.
 #![allow(clippy::neg_cmp_op_on_partial_ord)]
-use super::samples::{factor, quad_forms, readout_energy, tilt_energy, LayerSamples};
+use super::samples::{factor, normalized_weights, quad_forms, readout_energy, tilt_energy, LayerSamples};
 use crate::error::{shape, AkError, Result};
 use crate::kernels::activation::Activation;
 use crate::linalg::{symmetrize, CovFactor};
@@ -109,17 +109,11 @@ impl Setup<'_> {
             let logw: Vec<f64> = (0..smp.h.nrows())
                 .map(|s| smp.base[s] - 0.5 * (q[s] + t[s]))
                 .collect();
-            let mx = logw.iter().cloned().fold(f64::NEG_INFINITY, f64::max);
-            if !mx.is_finite() {
-                return Err(AkError::NonFinite {
-                    name: "conjugates",
-                    msg: "importance weights are not finite".into(),
-                });
-            }
-            let mut w: Vec<f64> = logw.iter().map(|v| (v - mx).exp()).collect();
-            let sum: f64 = w.iter().sum();
-            w.iter_mut().for_each(|v| *v /= sum);
-            kish.push(1.0 / (w.len() as f64 * w.iter().map(|v| v * v).sum::<f64>()));
+            let (w, k_fraction) = normalized_weights(&logw).ok_or_else(|| AkError::NonFinite {
+                name: "conjugates",
+                msg: "importance weights are not finite".into(),
+            })?;
+            kish.push(k_fraction);
             let k = weighted_gram(smp.phi.as_ref(), smp.phi.as_ref(), Some(&w), par);
             if let Some((lc, z)) = lz {
                 // backward step of layer l-1 by the first-order Stein identity (module docs):

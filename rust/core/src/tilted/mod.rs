@@ -90,7 +90,7 @@ mod solve;
 
 pub use map::{MapOut, Setup};
 pub use predict::predict;
-pub use samples::LayerSamples;
+pub use samples::{normalized_weights, tilt_energy, LayerSamples};
 pub use solve::solve;
 
 /// Settings of the sampled solver.

@@ -30,8 +30,23 @@ pub(super) fn quad_forms(z: &Mat<f64>) -> Vec<f64> {
         .collect()
 }
 
+/// Self-normalised importance weights from log weights (in the log domain: the largest is
+/// subtracted first) and their Kish effective fraction `1 / (S sum w^2)`; None when a log
+/// weight is not finite (shared by the sampled solvers' reweighting).
+pub fn normalized_weights(logw: &[f64]) -> Option<(Vec<f64>, f64)> {
+    let mx = logw.iter().cloned().fold(f64::NEG_INFINITY, f64::max);
+    if !mx.is_finite() || logw.iter().any(|v| v.is_nan()) {
+        return None;
+    }
+    let mut w: Vec<f64> = logw.iter().map(|v| (v - mx).exp()).collect();
+    let sum: f64 = w.iter().sum();
+    w.iter_mut().for_each(|v| *v /= sum);
+    let kish = 1.0 / (w.len() as f64 * w.iter().map(|v| v * v).sum::<f64>());
+    Some((w, kish))
+}
+
 /// `F = phi M` (S x P) and the rows `phi_s^T M phi_s` (M symmetric P x P).
-pub(super) fn tilt_energy(phi: MatRef<'_, f64>, m: MatRef<'_, f64>, par: Par) -> (Mat<f64>, Vec<f64>) {
+pub fn tilt_energy(phi: MatRef<'_, f64>, m: MatRef<'_, f64>, par: Par) -> (Mat<f64>, Vec<f64>) {
     let mut fm = Mat::<f64>::zeros(phi.nrows(), phi.ncols());
     matmul(fm.as_mut(), Accum::Replace, phi, m, 1.0, par);
     let e = (0..phi.nrows())

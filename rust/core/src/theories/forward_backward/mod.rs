@@ -31,7 +31,6 @@ use crate::error::{invalid, Result};
 use crate::kernels::activation::Activation;
 use crate::kernels::input::input_kernel;
 use crate::kernels::net::Mlp;
-use crate::kernels::quadrature::PolarRule;
 use crate::linalg::matmul;
 use crate::linalg::{cholesky, cholesky_solve_in_place};
 use crate::optim::newton_krylov::{self, newton_krylov};
@@ -41,13 +40,17 @@ use crate::validate;
 use faer::linalg::solvers::Solve;
 use faer::{Accum, Mat, MatRef, Par};
 
+mod full;
 pub mod nonlinear;
 mod path;
 #[cfg(test)]
 mod tests;
 #[cfg(test)]
+mod tests_full;
+#[cfg(test)]
 mod tests_nonlinear;
 
+pub use full::{Eval, LayerDraw};
 pub use path::solve_path;
 
 /// `(C^1..C^L, Ct^1..Ct^L)`.
@@ -101,6 +104,10 @@ pub struct Options {
     pub n_samples: usize,
     /// Seed of those samples.
     pub seed: u64,
+    /// Nonlinear `Method::Full`: samples are redrawn (MALA at the solution) after a stage whose
+    /// Kish fraction fell below `min_kish` in some layer, at most `max_refresh` times a stage.
+    pub min_kish: f64,
+    pub max_refresh: usize,
 }
 
 impl Default for Options {
@@ -117,6 +124,8 @@ impl Default for Options {
             method: Method::Full,
             n_samples: 20_000,
             seed: 0,
+            min_kish: 0.5,
+            max_refresh: 4,
         }
     }
 }
@@ -132,6 +141,10 @@ pub struct Solution {
     /// test rows of the forward pass need it).
     pub input_conjugate: Mat<f64>,
     pub report: SolveReport,
+    /// Nonlinear `Method::Full`: Kish fraction of each layer's weights at the solution and the
+    /// number of sample sets drawn (empty and 0 otherwise).
+    pub kish: Vec<f64>,
+    pub n_draws: usize,
 }
 
 /// One point of a path.
@@ -149,8 +162,8 @@ pub struct Problem {
     pub g: f64,
     pub b: f64,
     pub act: Activation,
-    /// Polar rule of the per-pair expectations of nonlinear activations.
-    pub rule: PolarRule,
+    /// How the per-pair expectations of nonlinear activations are computed.
+    pub quad: nonlinear::Quad,
 }
 
 fn sym(m: &mut Mat<f64>) {
@@ -219,7 +232,7 @@ impl Problem {
             g: net.sigma_w * net.sigma_w,
             b: net.sigma_b * net.sigma_b,
             act: net.activation.clone(),
-            rule: PolarRule::new(net.quadrature_order.max(64)),
+            quad: nonlinear::Quad::of(net),
         })
     }
 
@@ -495,6 +508,8 @@ impl Problem {
             conjugates: ct,
             input_conjugate,
             report,
+            kish: vec![],
+            n_draws: 0,
         })
     }
 
@@ -520,6 +535,8 @@ impl Problem {
             conjugates: ct,
             input_conjugate,
             report,
+            kish: vec![],
+            n_draws: 0,
         })
     }
 }

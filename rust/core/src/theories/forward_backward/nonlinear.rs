@@ -21,17 +21,49 @@
 //! nothing depends on the number of threads. Its error is `O(|V| / sqrt(S))`.
 //!
 //! `J` uses the per-pair expectations `E[phi_a phi_b]`, `E[phi'_a phi'_b]`,
-//! `E[phi''_a phi_b] / 2` of [`ExpectationGrad`] (closed forms for linear/relu/erf, the polar
-//! rule otherwise). With `D_ab = E[phi'_a phi'_b]` and `A_ab = dE[phi_a phi_b]/dC_aa` (a != b),
+//! `E[phi''_a phi_b] / 2` of the lazy kernels' paths ([`Quad`]: closed forms for linear/relu/erf,
+//! the Hermite expansion for tanh/gelu/softplus, the polar rule for callables). With `D_ab = E[phi'_a phi'_b]` and `A_ab = dE[phi_a phi_b]/dC_aa` (a != b),
 //! `A_aa = E[phi'' phi]`: `J[dC]_ab = g (D_ab dC_ab + A_ab dC_aa + A_ba dC_bb)`,
 //! `J[dC]_aa = g (D_aa + A_aa) dC_aa`, and its adjoint in the Frobenius product (symmetric
 //! arguments) `J^T[M]_ab = g D_ab M_ab` (a != b), `J^T[M]_aa = g ((D_aa + A_aa) M_aa + 2 sum_{b != a} A_ab M_ab)`.
 use crate::error::{invalid, Result};
 use crate::kernels::activation::{Activation, ExpectationGrad};
+use crate::kernels::hermite::grad::{grad_row, GradTable};
+use crate::kernels::net::Mlp;
 use crate::kernels::quadrature::PolarRule;
 use crate::linalg::{cholesky, matmul};
 use crate::rng::Rng;
 use faer::{Accum, Mat, MatRef, Par};
+
+/// How the per-pair Gaussian expectations of the layer maps are computed, as in the lazy
+/// kernels: the Hermite (Mehler) expansion ([`GradTable`], [`grad_row`]) for the smooth built-in
+/// activations without a closed form (tanh, gelu, softplus) with the net's fallback rule
+/// ([`Mlp::hermite_fallback_rule`]) for the entries that miss its error bound; closed forms
+/// (linear, relu, erf) or the polar rule of `max(quadrature_order, 64)` (callables) otherwise.
+#[derive(Debug, Clone)]
+pub struct Quad {
+    pub rule: PolarRule,
+    pub hermite: bool,
+}
+
+impl Quad {
+    pub fn of(net: &Mlp) -> Self {
+        use crate::kernels::activation::Method as Km;
+        let hermite = matches!(net.method, Km::Hermite | Km::Auto)
+            && !net.activation.has_closed_form()
+            && !matches!(net.activation, Activation::Custom(_));
+        if hermite {
+            Quad { rule: net.hermite_fallback_rule(), hermite }
+        } else {
+            Quad::polar(net.quadrature_order.max(64))
+        }
+    }
+
+    /// The polar rule of `order` for every entry (closed forms where they exist).
+    pub fn polar(order: usize) -> Self {
+        Quad { rule: PolarRule::new(order), hermite: false }
+    }
+}
 
 /// Relative diagonal jitter of the sampling factor `L L^T = K + eps diag(K)`.
 pub const SAMPLING_JITTER: f64 = 1e-9;
@@ -50,19 +82,39 @@ pub struct LayerMap {
 
 impl LayerMap {
     /// The map and its coefficients at `c` (P x P, symmetric PSD).
-    pub fn new(act: &Activation, rule: &PolarRule, g: f64, b: f64, c: MatRef<'_, f64>) -> Result<Self> {
+    pub fn new(act: &Activation, quad: &Quad, g: f64, b: f64, c: MatRef<'_, f64>) -> Result<Self> {
         let p = c.nrows();
         let m = p * (p + 1) / 2;
-        let (mut va, mut vb, mut vc) = (Vec::with_capacity(m), Vec::with_capacity(m), Vec::with_capacity(m));
-        for j in 0..p {
-            for i in 0..=j {
-                va.push(c[(i, i)].max(0.0));
-                vb.push(c[(j, j)].max(0.0));
-                vc.push(c[(i, j)]);
-            }
-        }
         let (mut e, mut dc, mut da, mut db) = (vec![0.0; m], vec![0.0; m], vec![0.0; m], vec![0.0; m]);
-        ExpectationGrad { act, rule }.batch(&va, &vb, &vc, &mut e, &mut dc, &mut da, Some(&mut db))?;
+        let eg = ExpectationGrad { act, rule: &quad.rule };
+        if quad.hermite {
+            // row j of the lazy kernels' expansion, columns i <= j: the packed upper triangle
+            // (a = C_jj is the row's variance: dE/dC_jj is `da` there, dE/dC_ii is `db`)
+            let diag: Vec<f64> = (0..p).map(|i| c[(i, i)].max(0.0)).collect();
+            let table = GradTable::new(act, &diag)?;
+            let mut k = 0;
+            for j in 0..p {
+                let n = j + 1;
+                let krow: Vec<f64> = (0..n).map(|i| c[(j, i)]).collect();
+                let (er, dcr) = (&mut e[k..k + n], &mut dc[k..k + n]);
+                let (mut dar, mut dbr) = (vec![0.0; n], vec![0.0; n]);
+                grad_row(&table, j, &diag, &krow, er, dcr, &mut dar, &mut dbr, &eg)?;
+                // in the packed (i, j) order: da = dE/dC_ii, db = dE/dC_jj
+                da[k..k + n].copy_from_slice(&dbr);
+                db[k..k + n].copy_from_slice(&dar);
+                k += n;
+            }
+        } else {
+            let (mut va, mut vb, mut vc) = (Vec::with_capacity(m), Vec::with_capacity(m), Vec::with_capacity(m));
+            for j in 0..p {
+                for i in 0..=j {
+                    va.push(c[(i, i)].max(0.0));
+                    vb.push(c[(j, j)].max(0.0));
+                    vc.push(c[(i, j)]);
+                }
+            }
+            eg.batch(&va, &vb, &vc, &mut e, &mut dc, &mut da, Some(&mut db))?;
+        }
         let (mut f, mut d, mut a) = (Mat::zeros(p, p), Mat::zeros(p, p), Mat::zeros(p, p));
         let mut k = 0;
         for j in 0..p {
@@ -182,11 +234,11 @@ pub fn fluctuation(phi: MatRef<'_, f64>, m: MatRef<'_, f64>, par: Par) -> Mat<f6
 }
 
 /// NNGP kernels `K^0..K^L` (`K^0` given) and the layer maps at `K^0..K^{L-1}`.
-pub fn nngp(act: &Activation, rule: &PolarRule, g: f64, b: f64, k0: &Mat<f64>, depth: usize) -> Result<(Vec<Mat<f64>>, Vec<LayerMap>)> {
+pub fn nngp(act: &Activation, quad: &Quad, g: f64, b: f64, k0: &Mat<f64>, depth: usize) -> Result<(Vec<Mat<f64>>, Vec<LayerMap>)> {
     let mut ks = vec![k0.clone()];
     let mut maps = Vec::with_capacity(depth);
     for _ in 0..depth {
-        let m = LayerMap::new(act, rule, g, b, ks.last().unwrap().as_ref())?;
+        let m = LayerMap::new(act, quad, g, b, ks.last().unwrap().as_ref())?;
         ks.push(m.f.clone());
         maps.push(m);
     }
@@ -240,7 +292,7 @@ impl super::Problem {
         seed: u64,
         par: Par,
     ) -> Result<super::Solution> {
-        let (ks, maps) = nngp(&self.act, &self.rule, self.g, self.b, &self.k0, self.depth)?;
+        let (ks, maps) = nngp(&self.act, &self.quad, self.g, self.b, &self.k0, self.depth)?;
         let mut ct = vec![Mat::zeros(0, 0); self.depth];
         ct[self.depth - 1] = self
             .terminal(&ks[self.depth], width, t, par)
@@ -256,6 +308,8 @@ impl super::Problem {
             conjugates: ct,
             input_conjugate,
             report,
+            kish: vec![],
+            n_draws: 0,
         })
     }
 }
@@ -275,9 +329,8 @@ pub fn joint_first_order(
     if conjugates.len() != net.depth {
         return Err(invalid("conjugates", format!("need {} matrices, got {}", net.depth, conjugates.len())));
     }
-    let rule = PolarRule::new(net.quadrature_order.max(64));
     let (g, b) = (net.sigma_w * net.sigma_w, net.sigma_b * net.sigma_b);
-    let (ks, maps) = nngp(&net.activation, &rule, g, b, k0, net.depth)?;
+    let (ks, maps) = nngp(&net.activation, &Quad::of(net), g, b, k0, net.depth)?;
     let mut padded = Vec::with_capacity(net.depth);
     for c in conjugates {
         let p = c.nrows();

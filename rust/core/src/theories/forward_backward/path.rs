@@ -30,6 +30,12 @@ fn check(points: &[Point], opts: &Options) -> Result<()> {
             format!("must be >= 2, got {}", opts.n_samples),
         ));
     }
+    if !(opts.min_kish > 0.0 && opts.min_kish <= 1.0) {
+        return Err(invalid(
+            "min_kish",
+            format!("must be in (0, 1], got {}", opts.min_kish),
+        ));
+    }
     if opts.max_iter == 0 || opts.n_anneal == 0 || opts.krylov == 0 || opts.max_stages == 0 {
         return Err(invalid(
             "max_iter",
@@ -63,14 +69,10 @@ pub fn solve_path(
                 ctl.checkpoint()?;
                 prob.perturbative_solution(pt.width, pt.temperature, opts, par)
             }
-            Method::Full if !prob.is_linear() => Err(invalid(
-                "method",
-                format!(
-                    "method='full' is implemented for activation='linear' only, got {:?}; use \
-                     method='perturbative' (first order in 1/N) for nonlinear activations",
-                    prob.act.name()
-                ),
-            )),
+            Method::Full if !prob.is_linear() => {
+                ctl.checkpoint()?;
+                prob.anneal_sampled(pt.width, pt.temperature, opts, par, ctl)
+            }
             Method::Full => {
                 let prev = points
                     .get(done.len().wrapping_sub(1))

@@ -73,7 +73,7 @@ fn annealed_solution_solves_the_equations() {
 }
 
 #[test]
-fn full_method_refuses_nonlinear_nets_by_name() {
+fn full_method_solves_nonlinear_nets() {
     let mut rng = Rng::new(0, 0);
     let x = Mat::from_fn(4, 2, |_, _| rng.normal());
     let y = Mat::from_fn(4, 1, |i, _| i as f64);
@@ -85,6 +85,9 @@ fn full_method_refuses_nonlinear_nets_by_name() {
     )
     .unwrap();
     let pt = [Point { width: 10.0, temperature: 0.1 }];
-    let e = solve_path(&prob, &pt, &Options::default(), 1, &no_control());
-    assert!(format!("{}", e.err().unwrap()).starts_with("method: "));
+    let opts = Options { n_samples: 2000, ..Options::default() };
+    let s = solve_path(&prob, &pt, &opts, 1, &no_control()).unwrap();
+    let r = &s.solutions[0].report;
+    assert!(r.converged && r.residual.is_finite() && r.residual < 1e-8, "{r:?}");
+    assert_eq!(r.solver, "newton_krylov_sampled");
 }

@@ -32,7 +32,7 @@ fn problem(act: Activation, depth: usize, sw: f64, sb: f64) -> Problem {
 fn jacobian_adjoint_and_finite_differences() {
     for act in [Activation::Erf, Activation::Tanh] {
         let prob = problem(act.clone(), 1, 1.3, 0.2);
-        let rule = PolarRule::new(64);
+        let rule = Quad::polar(64);
         let m = LayerMap::new(&act, &rule, prob.g, prob.b, prob.k0.as_ref()).unwrap();
         let (dc, mm) = (sym_rand(8, 1), sym_rand(8, 2));
         let lhs: f64 = (0..8).flat_map(|i| (0..8).map(move |j| (i, j))).map(|(i, j)| mm[(i, j)] * m.jvp(dc.as_ref())[(i, j)]).sum();
@@ -71,7 +71,7 @@ fn linear_through_the_nonlinear_path() {
 fn infinite_width_and_one_over_n() {
     let prob = problem(Activation::Erf, 2, 1.5, 0.1);
     let inf = prob.perturbative_nonlinear(f64::INFINITY, 0.1, 1000, 0, Par::Seq).unwrap();
-    let rule = PolarRule::new(64);
+    let rule = Quad::polar(64);
     let (ks, _) = nngp(&Activation::Erf, &rule, prob.g, prob.b, &prob.k0, 2).unwrap();
     for l in 0..2 {
         assert_eq!(maxabs(&inf.kernels[l], &ks[l + 1]), 0.0);
@@ -100,4 +100,28 @@ fn joint_pass_matches_the_training_pass() {
         let block = Mat::from_fn(8, 8, |i, j| joint[l][(i, j)]);
         assert!(maxabs(&block, &s.kernels[l]) < 1e-10, "{}", maxabs(&block, &s.kernels[l]));
     }
+}
+
+/// The layer maps of tanh use the lazy kernels' Hermite path ([`Quad::of`]): values and
+/// Jacobian coefficients agree with the order-128 polar rule, and the NNGP kernels of a
+/// problem equal the lazy kernels.
+#[test]
+fn hermite_layer_map_matches_quadrature_and_lazy_kernels() {
+    let net = Mlp::new(2, Activation::Tanh, 1.3, 0.3);
+    let prob = problem(Activation::Tanh, 2, 1.3, 0.3);
+    let quad = Quad::of(&net);
+    assert!(quad.hermite);
+    let h = LayerMap::new(&net.activation, &quad, prob.g, prob.b, prob.k0.as_ref()).unwrap();
+    let q = LayerMap::new(&net.activation, &Quad::polar(128), prob.g, prob.b, prob.k0.as_ref()).unwrap();
+    assert!(maxabs(&h.f, &q.f) < 1e-9, "{}", maxabs(&h.f, &q.f));
+    assert!(maxabs(&h.d, &q.d) < 1e-8, "{}", maxabs(&h.d, &q.d));
+    assert!(maxabs(&h.a, &q.a) < 1e-8, "{}", maxabs(&h.a, &q.a));
+    let (x, _) = data(8, 5, 3);
+    let xs: Vec<f64> = (0..8).flat_map(|i| (0..5).map(move |j| (i, j))).map(|(i, j)| x[(i, j)]).collect();
+    let rows = crate::kernels::net::Rows::new("X", &xs, 8, 5).unwrap();
+    let mut lazy = vec![0.0; 64];
+    crate::kernels::lazy::lazy_kernels(&net, rows, None, &mut lazy, None, 1, &crate::control::Control::default()).unwrap();
+    let (ks, _) = nngp(&net.activation, &quad, prob.g, prob.b, &prob.k0, 2).unwrap();
+    let kl = Mat::from_fn(8, 8, |i, j| lazy[i * 8 + j]);
+    assert!(maxabs(&ks[2], &kl) < 1e-12, "{}", maxabs(&ks[2], &kl));
 }
