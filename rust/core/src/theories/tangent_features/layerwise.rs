@@ -356,7 +356,7 @@ impl Anderson {
         let p = d.len();
         let mut a = Mat::from_fn(p, p, |i, j| dot(&d[i], &d[j]));
         let tr: f64 = (0..p).map(|i| a[(i, i)]).sum::<f64>();
-        if !(tr > 0.0) || !tr.is_finite() {
+        if tr <= 0.0 || !tr.is_finite() {
             return None;
         }
         for i in 0..p {
