@@ -49,10 +49,15 @@ def test_layerwise_matches_reference(width, d, n, n_out, sigma_b, reg, seed):
     if np.linalg.cond(tf.kernel()) > 1e8:
         return
     m = ak.AdaptiveTangentFeatures("layerwise", reg=reg, tol=1e-12, max_iter=5000).fit(tf, Y)
+    plain = ak.AdaptiveTangentFeatures("layerwise", reg=reg, tol=1e-12, max_iter=5000, anderson=0).fit(tf, Y)
     thetas, hist = ref.layerwise_solve(_blocks(tf), r, reg, tol=1e-12, max_iter=5000)
-    assert m.converged_
-    np.testing.assert_allclose(m.objective_history_[:5], hist[:5], rtol=1e-8)
-    np.testing.assert_allclose(m.objective_, hist[-1], rtol=1e-6)   # slow linear convergence: stops differ
+    assert m.converged_ and plain.converged_
+    # the plain alternating steps are the reference's; the Anderson-extrapolated solve (default)
+    # starts with the same plain step and reaches the same objective
+    np.testing.assert_allclose(plain.objective_history_[:5], hist[:5], rtol=1e-8)
+    np.testing.assert_allclose(m.objective_history_[:2], hist[:2], rtol=1e-8)
+    np.testing.assert_allclose(plain.objective_, hist[-1], rtol=1e-6)   # slow linear convergence: stops differ
+    np.testing.assert_allclose(m.objective_, hist[-1], rtol=1e-6)
     scale = max(np.abs(t).max() for t in thetas)
     for a, b in zip(_theta_blocks(tf, m.update_), thetas):
         np.testing.assert_allclose(a, b, atol=1e-4 * scale)
@@ -162,3 +167,20 @@ def test_layer_kernels_come_from_the_solve(n_out, sigma_b):
     np.testing.assert_array_equal(total, m.kernel_)
     for a, b in zip(m.kernels_, tf.layer_kernels()):
         np.testing.assert_allclose(a, b, rtol=1e-12, atol=1e-13 * np.abs(b).max())
+
+
+def test_anderson_extrapolation_reaches_the_plain_fixed_point_faster():
+    tf, tt, Y = _problem(width=16, d=4, n=20, sigma_b=0.1, act="relu", seed=4, depth=2)
+    y = Y[:, 0]
+    for reg in (1.0, 0.05):
+        fits = [ak.AdaptiveTangentFeatures("layerwise", reg=reg, anderson=a, max_iter=5000, tol=1e-12).fit(tf, y)
+                for a in (0, 5)]
+        plain, acc = fits
+        assert plain.converged_ and acc.converged_ and acc.n_iter_ < plain.n_iter_
+        assert np.all(np.diff(acc.objective_history_) <= 1e-12 * acc.objective_history_[0])
+        np.testing.assert_allclose(acc.objective_, plain.objective_, rtol=1e-7)
+        # the plain steps stop (relative decrease < tol) while still creeping: predictors agree to ~1e-4
+        np.testing.assert_allclose(acc.predict(tt), plain.predict(tt), rtol=1e-3, atol=1e-4)
+        assert acc.feasibility_ < 1e-10
+    with pytest.raises(ValueError, match="anderson"):
+        ak.AdaptiveTangentFeatures("layerwise", anderson=-1).fit(tf, y)

@@ -98,7 +98,10 @@ class AdaptiveTangentFeatures(TheoryEstimator):
     Parameters: ``structure`` (``"groups"``: per-layer transforms, ``"full"``: one unstructured
     transform, ``"layerwise"``: two-sided per-layer transforms), ``reg`` (> 0, ``inf`` allowed: the
     cost of transforming features), ``tol`` and
-    ``max_iter`` of the solver (None: the core's defaults), ``warm_start`` (layerwise: a refit on the
+    ``max_iter`` of the solver (None: the core's defaults), ``anderson`` (layerwise: memory of the
+    safeguarded Anderson extrapolation of the alternating minimisation, 0: plain alternating
+    steps; an extrapolated update is taken only when its objective beats the plain step's, so the
+    objective stays monotone), ``warm_start`` (layerwise: a refit on the
     same tangent features starts from the fitted transforms; ``path`` uses it for a continuation
     in ``reg`` from the lazy end), ``n_threads``.
 
@@ -121,11 +124,13 @@ class AdaptiveTangentFeatures(TheoryEstimator):
     _path_parameters = {"regs": "reg"}
 
     def __init__(self, structure: str = "groups", reg: float = 1.0, *, tol: float | None = None,
-                 max_iter: int | None = None, warm_start: bool = False, n_threads: int | None = None):
+                 max_iter: int | None = None, anderson: int | None = None, warm_start: bool = False,
+                 n_threads: int | None = None):
         self.structure = structure
         self.reg = reg
         self.tol = tol
         self.max_iter = max_iter
+        self.anderson = anderson
         self.warm_start = warm_start
         self.n_threads = n_threads
 
@@ -138,6 +143,8 @@ class AdaptiveTangentFeatures(TheoryEstimator):
             opts["tol"] = check_float("tol", self.tol, minimum=0.0, strict=True)
         if self.max_iter is not None:
             opts["max_iter"] = check_int("max_iter", self.max_iter, minimum=1)
+        if self.anderson is not None:
+            opts["anderson"] = check_int("anderson", self.anderson, minimum=0)
         return opts
 
     def fit(self, tf, y):

@@ -45,6 +45,7 @@ fn defaults(py: Python<'_>) -> PyResult<Bound<'_, PyDict>> {
             ("reg", d.reg.into_pyobject(py)?.into_any()),
             ("tol", d.tol.into_pyobject(py)?.into_any()),
             ("max_iter", d.max_iter.into_pyobject(py)?.into_any()),
+            ("anderson", d.anderson.into_pyobject(py)?.into_any()),
         ],
     )
 }
@@ -58,6 +59,7 @@ fn options_of(py: Python<'_>, opts: Option<Bound<'_, PyDict>>) -> PyResult<atf::
         reg: o.get("reg", d.reg)?,
         tol: o.get("tol", d.tol)?,
         max_iter: o.get("max_iter", d.max_iter)?,
+        anderson: o.get("anderson", d.anderson)?,
     };
     o.finish()?;
     Ok(out)

@@ -51,6 +51,9 @@ pub struct LayerwiseSolution {
     /// Per layer `Theta_l` (fan_out x (fan_in [+ 1 bias column])).
     pub updates: Vec<Mat<f64>>,
     pub transforms: Vec<LayerTransform>,
+    /// Anderson extrapolations taken (the report's `n_eval` counts the plain steps plus every
+    /// extrapolation whose objective was evaluated).
+    pub extrapolations: usize,
     pub objective: f64,
     pub objective_history: Vec<f64>,
     pub feasibility: f64,
@@ -187,6 +190,11 @@ pub fn solve(
     }
     let (mut history, mut decreases): (Vec<f64>, Vec<f64>) = (Vec::new(), Vec::new());
     let (mut converged, mut n_iter) = (false, 0);
+    // Anderson state: the update `x_k` whose SVD gave the current transforms (None: identity
+    // or warm-start transforms, which no feasible update of this `reg` produced)
+    let mut anderson = Anderson::new(opts.anderson);
+    let mut state: Option<Vec<Mat<f64>>> = None;
+    let (mut accepted, mut proposed) = (0usize, 0usize);
     loop {
         ctl.checkpoint()?;
         let k = if n_iter == 0 && !warm { k0.clone() } else { kernel_of(blocks, &aug, &grams, &tr, par) };
@@ -199,8 +207,6 @@ pub fn solve(
         cholesky_solve_in_place(l.as_ref(), rhs.as_mut(), par)?;
         let alpha = rhs.col_as_slice(0).to_vec();
         let mut updates = Vec::with_capacity(blocks.len());
-        let mut next = Vec::with_capacity(blocks.len());
-        let mut obj = 0.0;
         for ((b, a), t) in blocks.iter().zip(&aug).zip(&tr) {
             let (c, n) = (block_outputs(b), b.inputs.nrows());
             let fo = b.backprop.ncols();
@@ -209,16 +215,9 @@ pub fn solve(
             let d: Vec<f64> = t.scales.iter().map(|z| z * z - 1.0).collect();
             let qs = apply_left(&t.output_directions, &d, &s, par);
             let theta = apply_left(&t.input_directions, &d, &qs.transpose().to_owned(), par).transpose().to_owned();
-            let (vout, sig, uin) = svd(&theta, par)?;
-            obj += sig.iter().map(|&x| pen(x).0).sum::<f64>();
-            next.push(LayerTransform {
-                input_directions: uin,
-                output_directions: vout,
-                scales: sig.iter().map(|&x| pen(x).1).collect(),
-                singular_values: sig,
-            });
             updates.push(theta);
         }
+        let (next, obj) = transforms_of(&updates, &pen, par)?;
         if let Some(&prev) = history.last() {
             let dec = (prev - obj) / f64::abs(prev).max(f64::MIN_POSITIVE);
             decreases.push(dec);
@@ -231,21 +230,158 @@ pub fn solve(
             let feasibility = kfit.iter().zip(r).map(|(a, b)| (a - b).powi(2)).sum::<f64>().sqrt() / rn;
             let adapted = kernel_of(blocks, &aug, &grams, &next, par);
             let residual = decreases.last().copied().unwrap_or(0.0).abs();
+            let method = if opts.anderson > 0 { "alternating+anderson" } else { "alternating" };
+            let report = SolveReport::new(method, converged, n_iter, n_iter + 1 + proposed, residual, decreases);
             return Ok(LayerwiseSolution {
                 alpha,
                 updates,
                 transforms: next,
+                extrapolations: accepted,
                 objective: obj,
                 objective_history: history,
                 feasibility,
                 kernel: k0,
                 layer_kernels,
                 adapted_kernel: adapted,
-                report: SolveReport::new("alternating", converged, n_iter, n_iter + 1, residual, decreases),
+                report,
             });
         }
-        tr = next;
         n_iter += 1;
+        // Safeguarded Anderson extrapolation of the fixed-point map x -> G(x) = `updates`:
+        // an affine combination of feasible updates is feasible, so its objective is exact and
+        // the step is taken only when it beats the plain step (objective stays monotone, as
+        // G never increases it: the two-sided quadratic majorises the penalty at any feasible x).
+        let mut step = None;
+        if let Some(x) = state.take() {
+            anderson.push(&x, &updates);
+            if let Some(xa) = anderson.extrapolate() {
+                proposed += 1;
+                let (ta, oa) = transforms_of(&xa, &pen, par)?;
+                if oa < obj && oa.is_finite() {
+                    step = Some((xa, ta));
+                } else {
+                    anderson.clear();
+                }
+            }
+        }
+        match step {
+            Some((xa, ta)) => {
+                accepted += 1;
+                tr = ta;
+                state = Some(xa);
+            }
+            None => {
+                tr = next;
+                state = if opts.anderson > 0 { Some(updates) } else { None };
+            }
+        }
+    }
+}
+
+/// SVD-aligned optimal transforms of the updates `theta` and the objective `sum w2(sigma)`.
+fn transforms_of(
+    theta: &[Mat<f64>],
+    pen: &impl Fn(f64) -> (f64, f64),
+    par: Par,
+) -> Result<(Vec<LayerTransform>, f64)> {
+    let mut obj = 0.0;
+    let mut out = Vec::with_capacity(theta.len());
+    for th in theta {
+        let (vout, sig, uin) = svd(th, par)?;
+        obj += sig.iter().map(|&x| pen(x).0).sum::<f64>();
+        out.push(LayerTransform {
+            input_directions: uin,
+            output_directions: vout,
+            scales: sig.iter().map(|&x| pen(x).1).collect(),
+            singular_values: sig,
+        });
+    }
+    Ok((out, obj))
+}
+
+/// Anderson mixing (type II, memory `m`) on the per-layer updates, flattened: keeps the last
+/// `m + 1` pairs `(g_i = G(x_i), f_i = g_i - x_i)` and proposes `sum_i c_i g_i` with
+/// `sum c_i = 1` minimising `|sum_i c_i f_i|` (small ridge on the normal equations). Sums in a
+/// fixed order, so the result does not depend on the thread count.
+struct Anderson {
+    m: usize,
+    g: std::collections::VecDeque<Vec<f64>>,
+    f: std::collections::VecDeque<Vec<f64>>,
+    shapes: Vec<(usize, usize)>,
+}
+
+impl Anderson {
+    fn new(m: usize) -> Self {
+        Anderson { m, g: Default::default(), f: Default::default(), shapes: Vec::new() }
+    }
+
+    fn clear(&mut self) {
+        self.g.clear();
+        self.f.clear();
+    }
+
+    fn push(&mut self, x: &[Mat<f64>], gx: &[Mat<f64>]) {
+        if self.m == 0 {
+            return;
+        }
+        self.shapes = gx.iter().map(|t| (t.nrows(), t.ncols())).collect();
+        let flat = |ms: &[Mat<f64>]| -> Vec<f64> {
+            let mut v = Vec::new();
+            for t in ms {
+                for j in 0..t.ncols() {
+                    v.extend_from_slice(t.col_as_slice(j));
+                }
+            }
+            v
+        };
+        let g = flat(gx);
+        let f: Vec<f64> = g.iter().zip(flat(x)).map(|(a, b)| a - b).collect();
+        self.g.push_back(g);
+        self.f.push_back(f);
+        while self.g.len() > self.m + 1 {
+            self.g.pop_front();
+            self.f.pop_front();
+        }
+    }
+
+    fn extrapolate(&self) -> Option<Vec<Mat<f64>>> {
+        let h = self.g.len();
+        if h < 2 {
+            return None;
+        }
+        let (fk, gk) = (&self.f[h - 1], &self.g[h - 1]);
+        // columns d_i = f_i - f_k (i < k): min |f_k + D gamma|
+        let d: Vec<Vec<f64>> = (0..h - 1).map(|i| self.f[i].iter().zip(fk).map(|(a, b)| a - b).collect()).collect();
+        let dot = |a: &[f64], b: &[f64]| a.iter().zip(b).map(|(x, y)| x * y).sum::<f64>();
+        let p = d.len();
+        let mut a = Mat::from_fn(p, p, |i, j| dot(&d[i], &d[j]));
+        let tr: f64 = (0..p).map(|i| a[(i, i)]).sum::<f64>();
+        if tr <= 0.0 || !tr.is_finite() {
+            return None;
+        }
+        for i in 0..p {
+            a[(i, i)] += 1e-10 * tr;
+        }
+        let l = cholesky(a.as_ref())?;
+        let mut b = Mat::from_fn(p, 1, |i, _| -dot(&d[i], fk));
+        cholesky_solve_in_place(l.as_ref(), b.as_mut(), Par::Seq).ok()?;
+        let gamma = b.col_as_slice(0);
+        if gamma.iter().any(|x| !x.is_finite()) {
+            return None;
+        }
+        let mut x = gk.clone();
+        for (i, gi) in gamma.iter().enumerate() {
+            for ((o, a), b) in x.iter_mut().zip(&self.g[i]).zip(gk) {
+                *o += gi * (a - b);
+            }
+        }
+        let mut out = Vec::with_capacity(self.shapes.len());
+        let mut o = 0;
+        for &(r, c) in &self.shapes {
+            out.push(Mat::from_fn(r, c, |i, j| x[o + i + j * r]));
+            o += r * c;
+        }
+        Some(out)
     }
 }
 

@@ -75,11 +75,14 @@ pub struct Options {
     /// Relative decrease of the objective below which the iteration stops.
     pub tol: f64,
     pub max_iter: usize,
+    /// Layerwise only: memory of the safeguarded Anderson extrapolation of the alternating
+    /// minimisation (0: plain alternating steps).
+    pub anderson: usize,
 }
 
 impl Default for Options {
     fn default() -> Self {
-        Options { structure: Structure::Groups, reg: 1.0, tol: 1e-12, max_iter: 2000 }
+        Options { structure: Structure::Groups, reg: 1.0, tol: 1e-12, max_iter: 2000, anderson: 5 }
     }
 }
 
