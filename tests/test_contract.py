@@ -218,7 +218,8 @@ def test_unknown_solver_option_is_named():
 TANH2 = ak.MLP(depth=2, activation="tanh")
 INTERRUPTED_PATHS = {   # a fast first point, then slower ones (~1 s in all at least); data (P, d)
     "kernel_renormalization": (lambda: ak.KernelRenormalization(TANH2, width=20, temperature=0.1, n_threads=1),
-                               "widths", [np.inf, 40, 20, 10, 5], (30, 4)),
+                               "widths", [np.inf, 40, 20, 10, 5], (120, 4)),   # P = 30: the faster Hermite
+                               # tables (a8a1ec2) finished the first point within the first 50 ms poll
     "forward_backward": (lambda: ak.ForwardBackwardKernels(ak.MLP(depth=2, activation="linear"), width=20,
                                                             temperature=0.05, n_threads=1),
                          "widths", [np.inf, 3000, 1000, 300, 100, 60, 40, 30], (100, 120)),
