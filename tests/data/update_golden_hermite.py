@@ -4,7 +4,8 @@ callables), which golden.npz held from the order-32 polar quadrature; and again 
 activations' 1-D rule became the mesh rule and their fallback the graded polar rule (moves of
 1e-15 to 1e-11: tanh1_diag_ntk's old value was the 400-node Gauss-Hermite rule's, 1.1e-11 off;
 the new one is 3.9e-16 from scipy quad); and once more when they went back to the 400-node
-Gauss-Hermite rule at variances up to 1 (moves up to 1.1e-15).
+Gauss-Hermite rule at variances up to 1 (moves up to 1.1e-15), and when those coefficients
+became batched matrix products (moves up to 4.9e-16).
 
 Every changed key is first checked against the polar quadrature at its highest order (128):
 max |new - q128| <= 1e-9 max |q128| (the old values were off by the order-32 quadrature error).

@@ -315,7 +315,21 @@ fn point_coeffs_distinct(act: &Activation, s: &[f64], k: u8) -> Result<Vec<Point
             }
             Ok(out)
         }
-        act => Ok(s.par_iter().map(|&s| mesh::mesh_coeffs(act, s, k)).collect()),
+        act => {
+            // the Gauss-Hermite points batched, the mesh ones one by one
+            let (gh, me): (Vec<usize>, Vec<usize>) =
+                (0..s.len()).partition(|&i| s[i] <= mesh::GH_MAX_VARIANCE);
+            let sg: Vec<f64> = gh.iter().map(|&i| s[i]).collect();
+            let mut out: Vec<Option<PointCoeffs>> = vec![None; s.len()];
+            for (i, pc) in gh.iter().zip(gauss_hermite::builtin_coeffs(act, &sg, k)) {
+                out[*i] = Some(pc);
+            }
+            let pm: Vec<PointCoeffs> = me.par_iter().map(|&i| mesh::mesh_coeffs(act, s[i], k)).collect();
+            for (i, pc) in me.iter().zip(pm) {
+                out[*i] = Some(pc);
+            }
+            Ok(out.into_iter().map(|p| p.expect("every point")).collect())
+        }
     }
 }
 

@@ -2,7 +2,11 @@
 //! coefficients (callables at every variance, the built-in activations at variances up to
 //! [`super::mesh::GH_MAX_VARIANCE`]) and [`GH_CHECK_NODES`] for the callables' check, with the
 //! normalized Hermite values at the main rule's nodes precomputed.
-use super::{GH_CHECK_NODES, GH_NODES, MAX_ORDER};
+use super::{derivative_k, suffix_tails, PointCoeffs, GH_CHECK_NODES, GH_NODES, MAX_ORDER};
+use crate::kernels::activation::Activation;
+use faer::linalg::matmul::matmul;
+use faer::{Accum, Mat, Par};
+use rayon::prelude::*;
 use std::sync::OnceLock;
 
 /// A symmetric Gauss-Hermite rule for `E[f(z)]`, `z ~ N(0, 1)`: positive nodes and their
@@ -86,4 +90,62 @@ pub(crate) fn rules() -> &'static Rules {
         }
         Rules { main, check, hw, h: hv }
     })
+}
+
+/// Points per batch of [`builtin_coeffs`] (fixed, so the numbers do not depend on the thread
+/// count: each batch is one sequential product).
+const BATCH: usize = 64;
+
+/// Coefficients, `E[f^2]` and relative tails of the `k`-th derivative `f` of a built-in
+/// activation on the main Gauss-Hermite rule, at variances `s` (the built-ins' rule up to
+/// [`super::mesh::GH_MAX_VARIANCE`]), batched: with the even and odd weighted values
+/// `E[q, i] = w_q (f(sqrt(s_i) z_q) + f(-sqrt(s_i) z_q))` (and `O` with the difference), the
+/// coefficients are the products `H_even E`, `H_odd O` (`H[n, q] = h_n(z_q)`), the truncated
+/// series at the nodes `H^T C`, and the tails [`suffix_tails`] of the residual's mean square.
+pub(crate) fn builtin_coeffs(act: &Activation, s: &[f64], k: u8) -> Vec<PointCoeffs> {
+    let r = rules();
+    let nk = r.main.z.len();
+    let (ne, no) = (MAX_ORDER / 2 + 1, (MAX_ORDER + 1) / 2);
+    let he = Mat::<f64>::from_fn(ne, nk, |j, q| r.h[2 * j * nk + q]);
+    let ho = Mat::<f64>::from_fn(no, nk, |j, q| r.h[(2 * j + 1) * nk + q]);
+    let batches: Vec<Vec<PointCoeffs>> = s
+        .par_chunks(BATCH)
+        .map(|chunk| {
+            let m = chunk.len();
+            let sq: Vec<f64> = chunk.iter().map(|s| s.max(0.0).sqrt()).collect();
+            let fp = Mat::<f64>::from_fn(nk, m, |q, i| derivative_k(act, sq[i] * r.main.z[q], k));
+            let fm = Mat::<f64>::from_fn(nk, m, |q, i| derivative_k(act, -sq[i] * r.main.z[q], k));
+            let w = &r.main.w;
+            let e = Mat::<f64>::from_fn(nk, m, |q, i| w[q] * (fp[(q, i)] + fm[(q, i)]));
+            let o = Mat::<f64>::from_fn(nk, m, |q, i| w[q] * (fp[(q, i)] - fm[(q, i)]));
+            let (mut ce, mut co) = (Mat::<f64>::zeros(ne, m), Mat::<f64>::zeros(no, m));
+            matmul(ce.as_mut(), Accum::Replace, he.as_ref(), e.as_ref(), 1.0, Par::Seq);
+            matmul(co.as_mut(), Accum::Replace, ho.as_ref(), o.as_ref(), 1.0, Par::Seq);
+            let (mut se, mut so) = (Mat::<f64>::zeros(nk, m), Mat::<f64>::zeros(nk, m));
+            matmul(se.as_mut(), Accum::Replace, he.transpose(), ce.as_ref(), 1.0, Par::Seq);
+            matmul(so.as_mut(), Accum::Replace, ho.transpose(), co.as_ref(), 1.0, Par::Seq);
+            (0..m)
+                .map(|i| {
+                    let c: Vec<f64> = (0..=MAX_ORDER)
+                        .map(|n| if n % 2 == 0 { ce[(n / 2, i)] } else { co[(n / 2, i)] })
+                        .collect();
+                    let (mut m0, mut t_max) = (0.0, 0.0);
+                    for q in 0..nk {
+                        let (a, b) = (fp[(q, i)], fm[(q, i)]);
+                        m0 += w[q] * (a * a + b * b);
+                        let (rp, rm) = (a - se[(q, i)] - so[(q, i)], b - se[(q, i)] + so[(q, i)]);
+                        t_max += w[q] * (rp * rp + rm * rm);
+                    }
+                    let finite = m0.is_finite() && c.iter().all(|v| v.is_finite());
+                    let tails = if finite {
+                        suffix_tails(&c, m0, t_max)
+                    } else {
+                        vec![f64::INFINITY; MAX_ORDER + 1]
+                    };
+                    PointCoeffs { c, m0, tails }
+                })
+                .collect()
+        })
+        .collect();
+    batches.into_iter().flatten().collect()
 }

@@ -138,8 +138,7 @@ fn graded_part(sq: f64) -> (Vec<f64>, Vec<f64>) {
 pub(crate) fn mesh_coeffs(act: &Activation, s: f64, k: u8) -> PointCoeffs {
     let sq = s.max(0.0).sqrt();
     if s <= GH_MAX_VARIANCE {
-        let r = rules();
-        coeffs_on(act, sq, k, &[(&r.main.z, &r.main.w, &r.h)])
+        super::gauss_hermite::builtin_coeffs(act, &[s], k).pop().expect("one point")
     } else {
         let u = unit();
         let (zg, wg) = graded_part(sq);
