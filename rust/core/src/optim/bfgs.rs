@@ -56,12 +56,29 @@ pub struct Minimum<E> {
     pub q: Vec<f64>,
     pub f: f64,
     pub extra: E,
+    /// The final BFGS inverse Hessian in the chart (n x n, row-major): a warm start for a
+    /// related problem ([`minimize_from`]).
+    pub inv_hessian: Vec<f64>,
 }
 
 /// Minimises from `q0`; the first evaluation's error is returned as is.
 pub fn minimize<P: Chart>(
     prob: &mut P,
     q0: Vec<f64>,
+    opts: &Options,
+    ctl: &Control,
+) -> Result<(Minimum<P::Extra>, SolveReport)> {
+    minimize_from(prob, q0, None, opts, ctl)
+}
+
+/// [`minimize`] with the first inverse Hessian given (`h0`, n x n row-major; e.g. a related
+/// problem's [`Minimum::inv_hessian`]) instead of [`Chart::initial_inverse_hessian`], which
+/// still serves as the reset after a non-descent direction. An `h0` of the wrong size or with
+/// a non-finite entry is ignored.
+pub fn minimize_from<P: Chart>(
+    prob: &mut P,
+    q0: Vec<f64>,
+    h0: Option<Vec<f64>>,
     opts: &Options,
     ctl: &Control,
 ) -> Result<(Minimum<P::Extra>, SolveReport)> {
@@ -72,7 +89,10 @@ pub fn minimize<P: Chart>(
     let mut history = vec![res];
     let mut gx = prob.chart_gradient(&q, &extra);
     let n = gx.len();
-    let mut h = prob.initial_inverse_hessian(&q);
+    let mut h = match h0 {
+        Some(h) if h.len() == n * n && h.iter().all(|v| v.is_finite()) => h,
+        _ => prob.initial_inverse_hessian(&q),
+    };
     let mut converged = res < opts.tol;
     let mut n_iter = 0;
     while !converged && n_iter < opts.max_iter {
@@ -147,5 +167,13 @@ pub fn minimize<P: Chart>(
         converged = res < opts.tol;
     }
     let report = SolveReport::new("bfgs", converged, n_iter, n_eval, res, history);
-    Ok((Minimum { q, f, extra }, report))
+    Ok((
+        Minimum {
+            q,
+            f,
+            extra,
+            inv_hessian: h,
+        },
+        report,
+    ))
 }

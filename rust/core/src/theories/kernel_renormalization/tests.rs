@@ -166,3 +166,37 @@ fn an_interrupt_keeps_the_solved_points_and_progress_counts_evaluations() {
     let first = solve_path(&prob, &pts, None, &Options::default(), 1, &ctl);
     assert!(matches!(first, Err(crate::error::AkError::Interrupted)));
 }
+
+#[test]
+fn coarse_start_reaches_the_same_saddle_in_fewer_full_evaluations() {
+    // P >= COARSE_MIN_P: the default start solves a P/4 problem first; an explicit all-ones
+    // start does not. Same saddle to the tolerance and no more full-size evaluations (on these
+    // small random problems both take about as many; on MNIST-5k parity at P = 2000 the coarse
+    // start saves 4 of 10: benches/README.md).
+    let (p, d) = (COARSE_MIN_P + 44, 30);
+    let (x, y) = data(p, d, 1, 7);
+    for (act, depth) in [(Activation::Erf, 2), (Activation::Tanh, 1)] {
+        let mlp = net(act.clone(), depth, 0.1);
+        let prob =
+            Problem::new(&mlp, Rows::new("X", &x, p, d).unwrap(), y.as_ref(), 1, no_control()).unwrap();
+        let pts = [Point { widths: vec![p as f64 / 2.0; depth], temperature: 0.05 }];
+        let opts = Options { solver: Solver::Cholesky, ..Default::default() };
+        let ones = vec![1.0; depth];
+        let cold = solve_path(&prob, &pts, Some(&ones), &opts, 1, no_control()).unwrap();
+        let warm = solve_path(&prob, &pts, None, &opts, 1, no_control()).unwrap();
+        let (c, w) = (&cold.solutions[0], &warm.solutions[0]);
+        assert!(c.report.converged && w.report.converged);
+        for l in 0..depth {
+            assert!((c.q[l] - w.q[l]).abs() < 1e-8 * c.q[l], "{act:?}: {:?} vs {:?}", c.q, w.q);
+        }
+        assert!(
+            w.report.n_eval <= c.report.n_eval,
+            "{act:?}: coarse start {} evaluations, ones {}",
+            w.report.n_eval,
+            c.report.n_eval
+        );
+        // deterministic: the same numbers again
+        let again = solve_path(&prob, &pts, None, &opts, 1, no_control()).unwrap();
+        assert_eq!(again.solutions[0].q, w.q);
+    }
+}
