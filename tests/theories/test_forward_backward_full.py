@@ -56,7 +56,7 @@ def _xor(P=8):
 
 def test_full_nonlinear_fit_contract():
     """Converges with a finite reported residual; width = inf is the NNGP; at large width the
-    full and first-order kernels agree to O(1/N^2); predict refuses by name (not implemented)."""
+    full and first-order kernels agree to O(1/N^2); predict gives finite values."""
     X, y, Xt = _xor()
     net = ak.MLP(depth=2, activation="tanh", sigma_w=1.4, sigma_b=0.3)
     m = ak.ForwardBackwardKernels(net, width=8, temperature=0.1, method="full", n_samples=4000).fit(X, y)
@@ -64,8 +64,8 @@ def test_full_nonlinear_fit_contract():
     assert m.report_.solver == "newton_krylov_sampled"
     assert m.kish_.shape == (2,) and np.all(m.kish_ >= 0.5) and m.n_draws_ >= 1
     assert np.all(m.alignment_ > m.nngp_alignment_)
-    with pytest.raises(NotImplementedError, match="method"):
-        m.predict(Xt)
+    mean, std = m.predict(Xt, return_std=True)
+    assert mean.shape == (len(Xt),) and np.all(np.isfinite(mean)) and np.all(std >= 0)
     inf = ak.ForwardBackwardKernels(net, width=np.inf, temperature=0.1, method="full").fit(X, y)
     for C, K in zip(inf.kernels_, inf.nngp_kernels_):
         np.testing.assert_allclose(C, K, atol=1e-10)

@@ -82,7 +82,11 @@ class ForwardBackwardKernels(TheoryEstimator):
     is proportional to the shift from the NNGP), the first draw shared with the first-order
     solution, redrawn by MALA at the solution when a layer's Kish fraction falls below
     ``min_kish`` (``kish_``, ``n_draws_``). Width annealing and Newton-Krylov as for linear nets.
-    ``predict`` is not available there yet (the fit's kernels, conjugates and alignments are).
+    ``predict`` there: the test rows of each layer's kernel under the tilted measure, from the
+    fit's final sample sets (kept, reweighted as the training block) with the test points
+    carried along: given the training preactivations the test ones are Gaussian (the tilt acts
+    on training points only, ``Ct`` zero on test rows as in the linear closed form), and that
+    conditional is integrated out by Gauss-Hermite, so the rows are deterministic given the fit.
 
     ``predict`` is GP regression with the MAP readout kernel ``C^L`` and noise ``T`` (test rows
     from the forward equations on train + test with ``Ct`` zero on test rows). **It is not the
@@ -192,6 +196,8 @@ class ForwardBackwardKernels(TheoryEstimator):
         self._input_conjugate = np.asarray(s.input_conjugate)
         self.kish_ = np.asarray(s.kish, dtype=float)
         self.n_draws_ = int(s.n_draws)
+        self._draws_z = [np.asarray(z) for z in s.draws_z]
+        self._draws_e = [list(e) for e in s.draws_e]
         self.action_ = None
         if s.factor_jitter > 0:
             warnings.warn(f"C^L + T I was numerically singular; added jitter {s.factor_jitter:.3e}",
@@ -239,9 +245,15 @@ class ForwardBackwardKernels(TheoryEstimator):
         K0 = self._K0
         out = []
         if net.activation != "linear" and self.report_.solver == "newton_krylov_sampled":
-            raise NotImplementedError(
-                "method: predictions of method='full' for nonlinear activations are not implemented yet "
-                "(kernels_, conjugates_ and alignment_ are); use method='perturbative' to predict")
+            # the fit's final sample sets reweighted, test points carried along given the
+            # training preactivations (the conditional Gaussian integrated out)
+            rows = _core.forward_backward.sampled_forward(
+                np.ascontiguousarray(self.X_train_, dtype=float),
+                np.ascontiguousarray(np.asarray(self.y_train_, dtype=float).reshape(len(self.X_train_), -1)),
+                np.ascontiguousarray(X, dtype=float), net,
+                [np.ascontiguousarray(c) for c in self.kernels_], [np.ascontiguousarray(c) for c in self.conjugates_],
+                self._draws_z, self._draws_e, n_threads=self._params["threads"])
+            return [(np.asarray(c).T.copy(), np.asarray(d)) for c, d in rows]
         if net.activation != "linear":
             # first order on train + test (Ct zero on the test rows; same samples on the train block)
             Xj = np.ascontiguousarray(np.vstack([self.X_train_, X]))

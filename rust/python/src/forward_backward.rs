@@ -18,7 +18,9 @@ use pyo3::types::{PyDict, PyList};
 /// `input_conjugate` `Ct^0`, `report`, and the GP predictor on `C^L`: `factor` (`U = L^T` of
 /// `C^L + T I`), `factor_jitter`, `dual_coef` (`(C^L + T I)^{-1} Y`); for nonlinear nets with
 /// `method="full"` the Kish fraction of each layer's weights and the number of sample sets
-/// drawn (`kish`, `n_draws`; empty and 0 otherwise).
+/// drawn (`kish`, `n_draws`; empty and 0 otherwise) and the final sample sets (`draws_z`, whitened
+/// S x r per layer, `draws_e` their reference tilt energies; empty otherwise) that
+/// `sampled_forward` reweights for test rows.
 #[pyclass(frozen, get_all, module = "adaptive_kernels._core.forward_backward")]
 struct Solution {
     kernels: Py<PyList>,
@@ -30,6 +32,8 @@ struct Solution {
     dual_coef: Py<PyArray2<f64>>,
     kish: Vec<f64>,
     n_draws: usize,
+    draws_z: Py<PyList>,
+    draws_e: Vec<Vec<f64>>,
 }
 
 /// The core's default options.
@@ -140,6 +144,8 @@ fn solve<'py>(
                     factor: square_to_numpy(py, u, p).unbind(),
                     factor_jitter: jit,
                     dual_coef: mat_to_numpy(py, dual.as_ref()).unbind(),
+                    draws_z: mats_to_list(py, &s.draws.iter().map(|d| d.z.clone()).collect::<Vec<_>>())?.unbind(),
+                    draws_e: s.draws.iter().map(|d| d.e_ref.clone()).collect(),
                     kish: s.kish,
                     n_draws: s.n_draws,
                 })
@@ -180,10 +186,60 @@ fn perturbative_forward<'py>(
     mats_to_list(py, &out)
 }
 
+/// Test rows of every layer's kernel of a nonlinear `method="full"` fit: a list of
+/// `(C^l(X_test, X) (n x P), C^l(x, x) (n,))`, l = 1..L, from the fit's kernels, conjugates and
+/// final sample sets (`draws_z`, `draws_e`).
+#[pyfunction]
+#[pyo3(signature = (x, y, x_test, net, kernels, conjugates, draws_z, draws_e, *, n_threads=None))]
+#[allow(clippy::too_many_arguments)]
+fn sampled_forward<'py>(
+    py: Python<'py>,
+    x: PyReadonlyArray2<'py, f64>,
+    y: PyReadonlyArray2<'py, f64>,
+    x_test: PyReadonlyArray2<'py, f64>,
+    net: Bound<'py, PyAny>,
+    kernels: Vec<PyReadonlyArray2<'py, f64>>,
+    conjugates: Vec<PyReadonlyArray2<'py, f64>>,
+    draws_z: Vec<PyReadonlyArray2<'py, f64>>,
+    draws_e: Vec<Vec<f64>>,
+    n_threads: Option<usize>,
+) -> PyResult<Bound<'py, PyList>> {
+    let arg = NetArg::new(&net)?;
+    let (xv, yv, xt) = (view("X", &x)?, view("y", &y)?, view("X", &x_test)?);
+    let owned = |name: &'static str, ms: &[PyReadonlyArray2<'py, f64>]| {
+        ms.iter().map(|m| view(name, m).map(|v| v.to_owned())).collect::<PyResult<Vec<Mat<f64>>>>()
+    };
+    if x_test.shape()[1] != x.shape()[1] {
+        return Err(pyo3::exceptions::PyValueError::new_err("X: the test inputs' feature count differs from the training inputs'"));
+    }
+    let (cs, cts, zs) = (owned("kernels", &kernels)?, owned("conjugates", &conjugates)?, owned("draws", &draws_z)?);
+    if zs.len() != draws_e.len() {
+        return Err(pyo3::exceptions::PyValueError::new_err("draws: need one energy vector per sample set"));
+    }
+    let draws: Vec<fb::LayerDraw> = zs.into_iter().zip(draws_e).map(|(z, e_ref)| fb::LayerDraw { z, e_ref }).collect();
+    let nt = threads(n_threads);
+    let out = run(py, None, |_ctl: &Control| {
+        with_threads(nt, |par| {
+            let prob = Problem::new(&arg.net, xv, yv, par)?;
+            let (sw, sb) = (arg.net.sigma_w, arg.net.sigma_b);
+            let kx = ak_core::kernels::input::input_kernel(xt, xv, sw, sb, par);
+            let kd = ak_core::kernels::input::input_kernel_diag(xt, sw, sb);
+            prob.sampled_test_rows(&cs, &cts, &draws, kx.as_ref(), &kd, par)
+        })
+        .map_err(|e| arg.failure(e))
+    })?;
+    let list = PyList::empty(py);
+    for (cross, diag) in out {
+        list.append((mat_to_numpy(py, cross.as_ref()), numpy::IntoPyArray::into_pyarray(diag, py)))?;
+    }
+    Ok(list)
+}
+
 pub(crate) fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<Solution>()?;
     m.add_function(wrap_pyfunction!(defaults, m)?)?;
     m.add_function(wrap_pyfunction!(solve, m)?)?;
     m.add_function(wrap_pyfunction!(perturbative_forward, m)?)?;
+    m.add_function(wrap_pyfunction!(sampled_forward, m)?)?;
     Ok(())
 }

@@ -299,3 +299,36 @@ def nl_sampled_map(K0, Y, Cs, zs, e_refs, phi, dphi, g, b, T, N):
             v = dphi(h) * (f @ Ct[l])
             Ct[l - 1] = nl_vjp(C, Ct[l], phi, g, b) + g * _sym(np.linalg.solve(C, h.T @ (v * dw[:, None])))
     return F, Ct, kish
+
+
+def nl_sampled_test_rows(K0, K0x, k0d, Cs, Ct, zs, e_refs, phi, g, b, n_gh=40):
+    """Test rows ``[(C^l(*, X) (n x P), C^l(*, *) (n,))]`` of a sampled full fit (full-rank
+    ``K0``; ``K0x`` = ``K^0(*, X)``, ``k0d`` its test diagonal): the fit's samples
+    ``h = z chol(C^{l-1})^T`` reweighted (``w - w0``) as the training block, test points
+    ``h_* | h ~ N(m, sd^2)`` (``m = C(*, X) C^{-1} h``) integrated by Gauss-Hermite, plus the
+    exact untilted map of the joint kernel (test-test covariances 0: only the diagonal is used)."""
+    x, wq = np.polynomial.hermite_e.hermegauss(n_gh)
+    wq = wq / wq.sum()
+    cx, cd = np.array(K0x, float), np.array(k0d, float)
+    P, out = len(K0), []
+    for l in range(len(Cs)):
+        C = K0 if l == 0 else Cs[l - 1]
+        h = zs[l] @ np.linalg.cholesky(C).T
+        f = phi(h)
+        e = np.einsum("si,ij,sj->s", f, Ct[l], f)
+        lw, l0 = g * e - e_refs[l], -np.asarray(e_refs[l])
+        w, w0 = np.exp(lw - lw.max()), np.exp(l0 - l0.max())
+        dw = w / w.sum() - w0 / w0.sum()
+        M = np.linalg.solve(C, cx.T)                                  # P x n
+        m = h @ M                                                     # S x n
+        sd = np.sqrt(np.maximum(cd - np.einsum("ik,ki->i", cx, M), 0.0))
+        u = phi(m[:, :, None] + sd[None, :, None] * x[None, None, :])  # S x n x q
+        e1, e2 = u @ wq, (u * u) @ wq
+        J = np.zeros((P + len(cd),) * 2)
+        J[:P, :P], J[P:, :P], J[:P, P:] = C, cx, cx.T
+        J[P:, P:] = np.diag(cd)
+        F = nl_layer_map(J, phi, g, b)
+        cx = F[P:, :P] + g * (e1 * dw[:, None]).T @ f
+        cd = np.diag(F)[P:] + g * dw @ e2
+        out.append((cx, cd))
+    return out

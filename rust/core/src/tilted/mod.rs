@@ -89,7 +89,7 @@ mod samples;
 mod solve;
 
 pub use map::{MapOut, Setup};
-pub use predict::predict;
+pub use predict::{carry_test_points, conditional_test_points, predict};
 pub use samples::{normalized_weights, tilt_energy, LayerSamples};
 pub use solve::solve;
 

@@ -56,36 +56,13 @@ pub fn predict(
                 format!("layer {l}: need S x {p} samples and S weights"),
             ));
         }
-        // M^T = C^{-1} C(X, *)  (P x n); C^+ on the support of a singular K^0, exact for a
-        // degenerate Gaussian because C(X, *) lies in the range of C
         let lc = if l == 0 {
             CovFactor::psd("K^0", c_tr.as_ref(), par)?
         } else {
             CovFactor::Cholesky(factor("C", c_tr.as_ref())?)
         };
-        let mt = lc.solve(c_x.transpose(), par);
-        let sd: Vec<f64> = (0..n)
-            .map(|i| {
-                (c_d[i] - (0..p).map(|k| c_x[(i, k)] * mt[(k, i)]).sum::<f64>())
-                    .max(0.0)
-                    .sqrt()
-            })
-            .collect();
-        let mut ht = Mat::<f64>::zeros(s, n);
-        matmul(ht.as_mut(), Accum::Replace, h, mt.as_ref(), 1.0, par);
-        // conditional noise: one independent normal per sample and test point, seeded by layer
-        let cols: Vec<Vec<f64>> = (0..n)
-            .into_par_iter()
-            .map(|i| {
-                let mut rng = Rng::new(seed, (l * n + i) as u64);
-                let mut xi = vec![0.0; s];
-                rng.fill_normal(&mut xi);
-                xi
-            })
-            .collect();
-        let ft = Mat::from_fn(s, n, |r, i| {
-            act.phi(ht[(r, i)] + sd[i] * cols[i][r]).unwrap()
-        });
+        let pre = carry_test_points(&lc, c_x.as_ref(), &c_d, h, seed, l, par);
+        let ft = Mat::from_fn(s, n, |r, i| act.phi(pre[(r, i)]).unwrap());
         let fh = apply_phi(act, h);
         phi_x = weighted_gram(ft.as_ref(), fh.as_ref(), Some(w), par);
         phi_d = (0..n)
@@ -124,4 +101,57 @@ pub fn predict(
         None
     };
     Ok((mean, var))
+}
+
+/// Test preactivations carried along with a layer's training samples `h` (S x P): given the
+/// training preactivations the test ones are Gaussian (the tilt acts on training points only),
+/// `h_* = C(*, X) C^{-1} h + sd xi`, `sd^2 = C(*, *) - C(*, X) C^{-1} C(X, *)` (`C^+` on the
+/// support of a singular factor, exact for a degenerate Gaussian because `C(X, *)` lies in the
+/// range of `C`), `xi` one independent normal per sample and test point from stream
+/// `layer * n + i` of `seed`. `lc` factors the training block `C(X, X)`; `c_x` is `C(*, X)`
+/// (n x P), `c_d` the test diagonal. Returns `h_*` (S x n).
+pub fn carry_test_points(
+    lc: &CovFactor,
+    c_x: MatRef<'_, f64>,
+    c_d: &[f64],
+    h: MatRef<'_, f64>,
+    seed: u64,
+    layer: usize,
+    par: Par,
+) -> Mat<f64> {
+    let (ht, sd) = conditional_test_points(lc, c_x, c_d, h, par);
+    let (n, s) = (c_x.nrows(), h.nrows());
+    let cols: Vec<Vec<f64>> = (0..n)
+        .into_par_iter()
+        .map(|i| {
+            let mut rng = Rng::new(seed, (layer * n + i) as u64);
+            let mut xi = vec![0.0; s];
+            rng.fill_normal(&mut xi);
+            xi
+        })
+        .collect();
+    Mat::from_fn(s, n, |r, i| ht[(r, i)] + sd[i] * cols[i][r])
+}
+
+/// The conditional law of [`carry_test_points`] without its noise: the means
+/// `C(*, X) C^{-1} h` (S x n) and the standard deviations `sd` (n).
+pub fn conditional_test_points(
+    lc: &CovFactor,
+    c_x: MatRef<'_, f64>,
+    c_d: &[f64],
+    h: MatRef<'_, f64>,
+    par: Par,
+) -> (Mat<f64>, Vec<f64>) {
+    let (n, p, s) = (c_x.nrows(), c_x.ncols(), h.nrows());
+    let mt = lc.solve(c_x.transpose(), par);
+    let sd: Vec<f64> = (0..n)
+        .map(|i| {
+            (c_d[i] - (0..p).map(|k| c_x[(i, k)] * mt[(k, i)]).sum::<f64>())
+                .max(0.0)
+                .sqrt()
+        })
+        .collect();
+    let mut ht = Mat::<f64>::zeros(s, n);
+    matmul(ht.as_mut(), Accum::Replace, h, mt.as_ref(), 1.0, par);
+    (ht, sd)
 }

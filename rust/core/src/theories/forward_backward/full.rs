@@ -56,7 +56,7 @@ pub const MIN_TRIAL_KISH: f64 = 0.05;
 pub const CHAINS: usize = 16;
 
 /// One layer's samples: whitened coordinates (S x r) and reference tilt energies.
-#[derive(Clone)]
+#[derive(Debug, Clone)]
 pub struct LayerDraw {
     pub z: Mat<f64>,
     pub e_ref: Vec<f64>,
@@ -78,7 +78,7 @@ pub struct Eval {
 }
 
 impl Problem {
-    fn prior_factor(&self, l: usize, cs: &[Mat<f64>], k0f: &CovFactor) -> Option<CovFactor> {
+    pub(super) fn prior_factor(&self, l: usize, cs: &[Mat<f64>], k0f: &CovFactor) -> Option<CovFactor> {
         if l == 0 {
             Some(k0f.clone())
         } else {
@@ -87,7 +87,7 @@ impl Problem {
     }
 
     /// The untilted map `F(C) = g E[phi phi^T] + b` with its Jacobian coefficients.
-    fn nngp_map(&self, c: &Mat<f64>) -> Result<LayerMap> {
+    pub(super) fn nngp_map(&self, c: &Mat<f64>) -> Result<LayerMap> {
         LayerMap::new(&self.act, &self.quad, self.g, self.b, c.as_ref())
     }
 
@@ -339,6 +339,7 @@ impl Problem {
             input_conjugate: Mat::zeros(self.p(), self.p()),
             kish: ev.kish,
             n_draws,
+            draws,
             report,
         })
     }

@@ -43,6 +43,7 @@ use faer::{Accum, Mat, MatRef, Par};
 mod full;
 pub mod nonlinear;
 mod path;
+mod predict;
 #[cfg(test)]
 mod tests;
 #[cfg(test)]
@@ -145,6 +146,9 @@ pub struct Solution {
     /// number of sample sets drawn (empty and 0 otherwise).
     pub kish: Vec<f64>,
     pub n_draws: usize,
+    /// Nonlinear `Method::Full`: each layer's final sample set (the test rows of predictions
+    /// reweight it, [`Problem::sampled_test_rows`]); empty otherwise.
+    pub draws: Vec<LayerDraw>,
 }
 
 /// One point of a path.
@@ -510,6 +514,7 @@ impl Problem {
             report,
             kish: vec![],
             n_draws: 0,
+            draws: vec![],
         })
     }
 
@@ -537,6 +542,7 @@ impl Problem {
             report,
             kish: vec![],
             n_draws: 0,
+            draws: vec![],
         })
     }
 }

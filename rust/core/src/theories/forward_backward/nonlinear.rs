@@ -310,6 +310,7 @@ impl super::Problem {
             report,
             kish: vec![],
             n_draws: 0,
+            draws: vec![],
         })
     }
 }

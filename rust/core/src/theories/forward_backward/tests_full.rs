@@ -79,3 +79,56 @@ fn large_width_limit_and_second_order_difference() {
         assert!((1.8..2.2).contains(&rs), "shift ratio {rs}");
     }
 }
+
+/// Test rows `(C^l(*, X), C^l(*, *))` of the linear closed form: `C^l(., *) = g (C(., *) + 2 C Ct C(., *)) + b`.
+fn linear_rows(prob: &Problem, s: &Solution, kx: &Mat<f64>, kd: &[f64]) -> Vec<(Mat<f64>, Vec<f64>)> {
+    let (g, b) = (prob.g, prob.b);
+    let mut cross = kx.transpose().to_owned(); // P x n
+    let mut diag = kd.to_vec();
+    let mut out = vec![];
+    for l in 0..prob.depth {
+        let (c, ct) = if l == 0 { (&prob.k0, &s.input_conjugate) } else { (&s.kernels[l - 1], &s.conjugates[l - 1]) };
+        let tc = ct * &cross;
+        diag = (0..diag.len())
+            .map(|i| g * diag[i] + 2.0 * g * (0..cross.nrows()).map(|k| cross[(k, i)] * tc[(k, i)]).sum::<f64>() + b)
+            .collect();
+        let ctc = c * &tc;
+        cross = Mat::from_fn(cross.nrows(), cross.ncols(), |k, i| g * (cross[(k, i)] + 2.0 * ctc[(k, i)]) + b);
+        out.push((cross.transpose().to_owned(), diag.clone()));
+    }
+    out
+}
+
+/// Predictions of a sampled full fit: the test rows of the identity activation through the
+/// sampled path equal the linear closed form's to Monte-Carlo error (relative to their shift
+/// from the NNGP rows), and at `N = inf`-like widths (`Ct -> 0`) they are the NNGP rows.
+#[test]
+fn sampled_test_rows_linear_and_nngp() {
+    let prob = problem(Activation::Linear, 2, 1.1, 0.3);
+    let (xt, _) = data(3, 9, 11);
+    let (x, _) = data(6, 9, 3);
+    let kx = crate::kernels::input::input_kernel(xt.as_ref(), x.as_ref(), 1.1, 0.3, Par::Seq);
+    let kd = crate::kernels::input::input_kernel_diag(xt.as_ref(), 1.1, 0.3);
+    let t = 0.05;
+    let o = opts(20_000);
+    for n in [4.0, 1e9] {
+        let exact = prob.anneal(None, n, t, &o, Par::Seq, &Control::default()).unwrap();
+        let s = prob.anneal_sampled(n, t, &o, Par::Seq, &Control::default()).unwrap();
+        assert!(s.report.converged && s.draws.len() == 2);
+        let rows = prob.sampled_test_rows(&s.kernels, &s.conjugates, &s.draws, kx.as_ref(), &kd, Par::Seq).unwrap();
+        let lin = linear_rows(&prob, &exact, &kx, &kd);
+        let nngp = linear_rows(&prob, &prob.anneal(None, f64::INFINITY.min(1e300), t, &o, Par::Seq, &Control::default()).unwrap(), &kx, &kd);
+        for l in 0..2 {
+            let shift = diff(&lin[l].0, &nngp[l].0).norm_l2();
+            let err = diff(&rows[l].0, &lin[l].0).norm_l2();
+            let derr = rows[l].1.iter().zip(&lin[l].1).map(|(a, b)| (a - b).abs()).fold(0.0, f64::max);
+            let dshift = lin[l].1.iter().zip(&nngp[l].1).map(|(a, b)| (a - b).abs()).fold(0.0, f64::max);
+            eprintln!("N {n} layer {l}: cross err {err:.3e} shift {shift:.3e}; diag err {derr:.3e} shift {dshift:.3e}");
+            if n < 1e6 {
+                assert!(err < 0.15 * shift && derr < 0.15 * dshift, "layer {l}: {err} {shift} {derr} {dshift}");
+            } else {
+                assert!(err < 1e-6 * lin[l].0.norm_l2() && derr < 1e-6, "layer {l}: {err} {derr}");
+            }
+        }
+    }
+}
