@@ -25,11 +25,13 @@ mod moments;
 mod normalizable;
 pub mod radial;
 mod sample;
+pub mod smc;
 
 pub use moments::{apply_phi, sample_moments, weighted_gram};
 pub use homogeneous::rank_one_ratio;
 pub use normalizable::check_normalizable;
 pub use sample::Samples;
+pub use smc::{SmcConfig, SmcSamples};
 
 /// Sampler settings.
 #[derive(Debug, Clone, Copy)]
