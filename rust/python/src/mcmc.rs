@@ -229,7 +229,7 @@ fn radial_potential<'py>(
 /// step_size, max_rungs, seed, n_threads)`: tempered SMC draws of `N(h; 0, C) exp(-phi^T hatPhi
 /// phi / 2)` (`mcmc::tilted::smc`) as `(<phi phi^T>, <h h^T>, log_z, betas, acceptance)`.
 #[pyfunction]
-#[pyo3(signature = (c, hat_phi, *, activation, support=true, n_particles=4096, n_moves=8, kish=0.5, step_size=0.3, max_rungs=500, seed=0, n_threads=None))]
+#[pyo3(signature = (c, hat_phi, *, activation, support=true, n_particles=4096, n_moves=10, kish=0.8, step_size=0.3, max_rungs=500, seed=0, n_threads=None))]
 #[allow(clippy::too_many_arguments, clippy::type_complexity)]
 fn tilted_smc<'py>(
     py: Python<'py>,

@@ -14,7 +14,8 @@
 //!   `ln E_{N(0, I)} exp(-E / 2)` (`log_z`).
 //! * **Resample** systematically ([`systematic_resample`], one uniform per rung).
 //! * **Move**: `n_moves` preconditioned MALA sweeps at `beta'` with `Sigma = L L^T` the particles'
-//!   covariance (plus `1e-6 I`): `z' = z - eta Sigma g(z) + sqrt(2 eta) L xi`,
+//!   covariance before the sweep (plus `1e-6 I`; re-estimated every sweep, so the proposal widens
+//!   as the particles spread into the new rung's soft directions): `z' = z - eta Sigma g(z) + sqrt(2 eta) L xi`,
 //!   `U_beta = |z|^2 / 2 + beta E / 2`, `g = grad U_beta = (1 - beta) z + beta grad U_1`, accepted
 //!   with probability `min(1, exp(U_beta(z) - U_beta(z') - |L^{-1}(z - z' + eta Sigma g(z'))|^2 /
 //!   (4 eta) + |xi|^2 / 2))` ([`move_block`]); `ln eta += acc - 0.574` after every sweep (`acc`:
@@ -51,7 +52,7 @@ pub struct SmcConfig {
 
 impl Default for SmcConfig {
     fn default() -> Self {
-        SmcConfig { n_particles: 4096, n_moves: 8, kish: 0.5, step_size: 0.3, max_rungs: 500, seed: 0 }
+        SmcConfig { n_particles: 4096, n_moves: 10, kish: 0.8, step_size: 0.3, max_rungs: 500, seed: 0 }
     }
 }
 
@@ -186,6 +187,33 @@ struct Block {
     start: usize,
 }
 
+/// Lower factor of the particles' covariance (plus `1e-6 I`; identity if it fails): block sums
+/// added in block order.
+fn particle_chol(blocks: &[Block], r: usize, n: usize) -> Mat<f64> {
+    let sums: Vec<(Vec<f64>, Mat<f64>)> = blocks
+        .par_iter()
+        .map(|b| {
+            let m: Vec<f64> = (0..r).map(|i| (0..b.z.ncols()).map(|j| b.z[(i, j)]).sum()).collect();
+            let mut s = Mat::<f64>::zeros(r, r);
+            matmul(s.as_mut(), Accum::Replace, b.z.as_ref(), b.z.transpose(), 1.0, Par::Seq);
+            (m, s)
+        })
+        .collect();
+    let mut mean = vec![0.0; r];
+    let mut cov = Mat::<f64>::zeros(r, r);
+    for (m, s) in &sums {
+        mean.iter_mut().zip(m).for_each(|(a, b)| *a += b);
+        for j in 0..r {
+            for i in 0..r {
+                cov[(i, j)] += s[(i, j)];
+            }
+        }
+    }
+    mean.iter_mut().for_each(|v| *v /= n as f64);
+    let cov = Mat::from_fn(r, r, |i, j| cov[(i, j)] / n as f64 - mean[i] * mean[j] + if i == j { 1e-6 } else { 0.0 });
+    cholesky(cov.as_ref()).unwrap_or_else(|| Mat::identity(r, r))
+}
+
 fn check(cfg: &SmcConfig) -> Result<()> {
     if cfg.n_particles < 2 || cfg.n_moves == 0 || cfg.max_rungs == 0 {
         return Err(invalid("n_particles", "n_particles must be >= 2, n_moves and max_rungs >= 1"));
@@ -254,33 +282,11 @@ impl TiltedDensity<'_> {
                 })
                 .collect();
             blocks = new_blocks;
-            // the particles' covariance: block sums in block order
-            let sums: Vec<(Vec<f64>, Mat<f64>)> = blocks
-                .par_iter()
-                .map(|b| {
-                    let m: Vec<f64> = (0..r).map(|i| (0..b.z.ncols()).map(|j| b.z[(i, j)]).sum()).collect();
-                    let mut s = Mat::<f64>::zeros(r, r);
-                    matmul(s.as_mut(), Accum::Replace, b.z.as_ref(), b.z.transpose(), 1.0, Par::Seq);
-                    (m, s)
-                })
-                .collect();
-            let mut mean = vec![0.0; r];
-            let mut cov = Mat::<f64>::zeros(r, r);
-            for (m, s) in &sums {
-                mean.iter_mut().zip(m).for_each(|(a, b)| *a += b);
-                for j in 0..r {
-                    for i in 0..r {
-                        cov[(i, j)] += s[(i, j)];
-                    }
-                }
-            }
-            mean.iter_mut().for_each(|v| *v /= n as f64);
-            let cov = Mat::from_fn(r, r, |i, j| cov[(i, j)] / n as f64 - mean[i] * mean[j] + if i == j { 1e-6 } else { 0.0 });
-            let chol = cholesky(cov.as_ref()).unwrap_or_else(|| Mat::identity(r, r));
             let mut rngs: Vec<Rng> = (0..n).map(|i| Rng::new(cfg.seed, (rung << 32) + i as u64)).collect();
             let mut acc_rung = 0.0;
             for _ in 0..cfg.n_moves {
                 let e = eta;
+                let chol = particle_chol(&blocks, r, n);
                 let accs: Vec<f64> = blocks
                     .par_iter_mut()
                     .zip(rngs.par_chunks_mut(BLOCK))
