@@ -6,13 +6,15 @@ next to the error the solver reports; the current sampled solver at a smaller P 
     python benches/bench_mean_field_concave.py --P 1000 --acts relu tanh --gammas 0.5 1 2 4 \
         --sampled-P 100 --sampled-cap 300 --out benches/results/mean_field_concave.json
 
-``--relu-samplers``: instead, the two samplers of the relu readout tilt
+``--relu-samplers``: instead, the samplers of the relu readout tilt
 ``N(h; 0, K^0) exp(gamma^2 (a.relu(h))^2 / 2)`` side by side at a fixed ``a`` (the
 Gaussian-equivalent saddle point, the concave solver's start; pulled back along its ray to
-``rho <= --max-rho`` if outside): MALA on ``h`` (the solvers' sampler) and the radius-integrated
-direction sampler (``mcmc::tilted::radial``, Rao-Blackwellised). Per sampler: time, kernel
-relative MC error between two seeds, the error scaled to the radial sampler's time
-(``err * sqrt(t / t_radial)``), and the difference between the samplers' kernels.
+``rho <= --max-rho`` if outside; rho is the larger of the pattern witness ``rank_one_ratio`` and
+the random-start ascent ``reference.mcmc.relu_ray_sup``, since the former alone can be far below
+the supremum): ``--samplers`` among ``smc`` (tempered SMC, ``mcmc::tilted::smc``), ``mala`` (MALA
+on ``h``, the solvers' sampler) and ``radial`` (``mcmc::tilted::radial``). Per sampler: time,
+kernel relative MC error between two seeds, the error scaled to the first sampler's time
+(``err * sqrt(t / t_first)``), and the difference between the samplers' kernels.
 
     python benches/bench_mean_field_concave.py --relu-samplers --P 100 200 --gammas 0.5 1 2 \
         --n-samples 2000 --out benches/results/relu_samplers.json
@@ -97,41 +99,57 @@ def gaussian_equivalent(phi0, y, gamma, T):
 
 def relu_samplers(a):
     from adaptive_kernels import _core
+    from adaptive_kernels.reference.mcmc import relu_ray_sup
     rows = []
     for P in a.P_list:
         X, y = mnist_split(P)
         k0 = X @ X.T / X.shape[1]
         for g in a.gammas:
             av = gaussian_equivalent(relu_nngp(k0), y, g, a.T)
-            rho0 = _core._testing.mean_field_concave_domain_ratio(k0, av, gamma=g)
+            rho_pattern = _core._testing.mean_field_concave_domain_ratio(k0, av, gamma=g)
+            # the pattern witness is a lower bound that can be far off at P ~ 100: also ascend
+            # the ratio from random starts (every value is attained, so it is still a lower bound)
+            rho_ascent = relu_ray_sup(k0, av, g, n_starts=a.sup_starts)
+            rho0 = max(rho_pattern, rho_ascent)
             if rho0 > a.max_rho:
                 av = av * np.sqrt(a.max_rho / rho0)
-            rho = _core._testing.mean_field_concave_domain_ratio(k0, av, gamma=g)
-            row = dict(P=P, gamma=g, T=a.T, rho_gaussian_equivalent=float(rho0), rho=float(rho), samplers={})
+            rho = a.max_rho if rho0 > a.max_rho else rho0
+            row = dict(P=P, gamma=g, T=a.T, rho_gaussian_equivalent=float(rho0), rho=float(rho),
+                       rho_pattern_witness=float(rho_pattern * rho / rho0), samplers={})
             ks = {}
-            for name in ("radial", "mala"):
+            for name in a.samplers:
                 runs = []
                 for seed in range(2):
                     t = time.perf_counter()
-                    p2, _, acc = _core._testing.rank_one_tilt_moments(
-                        k0, av, gamma=g, sampler=name, n_chains=16, n_samples=a.n_samples, burn_in=300, thin=2,
-                        seed=seed, n_threads=a.threads)
-                    runs.append((time.perf_counter() - t, p2, float(np.mean(acc))))
+                    if name == "smc":
+                        p2, _, log_z, betas, acc = _core._testing.tilted_smc(
+                            k0, -g * g * np.outer(av, av), activation="relu", n_particles=a.smc_particles,
+                            n_moves=a.smc_moves, seed=seed, n_threads=a.threads)
+                        extra = dict(rungs=len(betas), log_z=float(log_z))
+                    else:
+                        p2, _, acc = _core._testing.rank_one_tilt_moments(
+                            k0, av, gamma=g, sampler=name, n_chains=16, n_samples=a.n_samples, burn_in=300, thin=2,
+                            seed=seed, n_threads=a.threads)
+                        extra = {}
+                    runs.append((time.perf_counter() - t, p2, float(np.mean(acc)), extra))
                 k1, k2 = runs[0][1], runs[1][1]
                 err = float(np.linalg.norm(k1 - k2) / (np.sqrt(2) * np.linalg.norm(k1)))
                 ks[name] = (k1 + k2) / 2
                 row["samplers"][name] = dict(time_s=float(np.mean([r[0] for r in runs])), rel_err=err,
-                                             acceptance=runs[0][2])
-            tr = row["samplers"]["radial"]["time_s"]
+                                             acceptance=runs[0][2], **{k: [r[3][k] for r in runs] for k in runs[0][3]})
+            ref_name = a.samplers[0]
+            tr = row["samplers"][ref_name]["time_s"]
             for v in row["samplers"].values():
-                v["rel_err_at_radial_time"] = v["rel_err"] * np.sqrt(v["time_s"] / tr)
-            row["rel_diff_radial_vs_mala"] = float(np.linalg.norm(ks["radial"] - ks["mala"]) / np.linalg.norm(ks["radial"]))
+                v[f"rel_err_at_{ref_name}_time"] = v["rel_err"] * np.sqrt(v["time_s"] / tr)
+            names = list(ks)
+            for n2 in names[1:]:
+                row[f"rel_diff_{names[0]}_vs_{n2}"] = float(np.linalg.norm(ks[names[0]] - ks[n2]) / np.linalg.norm(ks[names[0]]))
             print(json.dumps(row), flush=True)
             rows.append(row)
             if a.out:
                 with open(a.out, "w") as fh:
                     json.dump(dict(machine="2 shared cores (other helpers running)", n_samples=a.n_samples,
-                                   n_chains=16, rows=rows), fh, indent=1)
+                                   n_chains=16, smc_particles=a.smc_particles, smc_moves=a.smc_moves, rows=rows), fh, indent=1)
 
 
 def main():
@@ -139,6 +157,10 @@ def main():
     ap.add_argument("--relu-samplers", action="store_true")
     ap.add_argument("--n-samples", type=int, default=2000)
     ap.add_argument("--max-rho", type=float, default=0.9)
+    ap.add_argument("--samplers", nargs="+", default=["smc", "mala"], help="first one sets the reference time")
+    ap.add_argument("--smc-particles", type=int, default=4096)
+    ap.add_argument("--smc-moves", type=int, default=10)
+    ap.add_argument("--sup-starts", type=int, default=64)
     ap.add_argument("--threads", type=int, default=None)
     ap.add_argument("--P", type=int, nargs="+", default=[1000])
     ap.add_argument("--acts", nargs="+", default=["relu", "tanh"])

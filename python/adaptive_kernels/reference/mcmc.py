@@ -6,6 +6,7 @@ import numpy as np
 
 __all__ = ["tilted_potential", "tilted_moments_quadrature", "sample_tilted", "chain_radius", "relu_pattern_witness", "relu_tilt_ratio",
            "radial_potential", "radial_moments_circle", "radial_estimate",
+           "smc_kish_fraction", "smc_next_beta", "smc_resample", "smc_move", "relu_ray_sup",
            "rank_rhat", "ess_bulk", "ess_tail", "chain_diagnostics"]
 
 
@@ -323,3 +324,85 @@ def radial_estimate(F, a, gamma, Z, activation="relu"):
     c = gamma ** 2 * (psi @ a) ** 2
     m = F.shape[1] / (1 - c)
     return (psi * m[:, None]).T @ psi / len(Z)
+
+
+def smc_kish_fraction(log_w):
+    """``(sum w)^2 / (N sum w^2)`` of the weights ``exp(log_w)`` (core ``mcmc::tilted::smc``)."""
+    w = np.exp(np.asarray(log_w, float) - np.max(log_w))
+    return w.sum() ** 2 / (len(w) * (w * w).sum())
+
+
+def smc_next_beta(energy, beta, kish):
+    """The next rung of the SMC ladder: the largest ``beta'`` in ``(beta, 1]`` whose incremental
+    weights ``exp(-(beta' - beta) E / 2)`` keep a Kish fraction ``>= kish`` (60 bisections)."""
+    energy = np.asarray(energy, float)
+    frac = lambda b: smc_kish_fraction(-0.5 * (b - beta) * energy)
+    if frac(1.0) >= kish:
+        return 1.0
+    lo, hi = beta, 1.0
+    for _ in range(60):
+        mid = 0.5 * (lo + hi)
+        lo, hi = (mid, hi) if frac(mid) >= kish else (lo, mid)
+    return lo
+
+
+def smc_resample(log_w, u0):
+    """Systematic resampling: for each i the index j with ``W_{j-1} <= (i + u0)/N < W_j``."""
+    w = np.exp(np.asarray(log_w, float) - np.max(log_w))
+    cw = np.cumsum(w)
+    n = len(w)
+    t = (np.arange(n) + u0) / n * cw[-1]
+    return np.minimum(np.searchsorted(cw, t, side="right"), n - 1)
+
+
+def smc_move(F, hat_phi, Z, Xi, unif, L, eta, beta, activation):
+    """One preconditioned MALA sweep of the SMC sampler at ``beta`` (columns of ``Z`` are the
+    particles, ``Sigma = L L^T``): ``z' = z - eta Sigma g(z) + sqrt(2 eta) L xi``,
+    ``g = (1 - beta) z + beta grad U_1``, ``U_beta = |z|^2/2 + beta phi^T hatPhi phi / 2``; accepted
+    when ``unif < exp(U_beta(z) - U_beta(z') - (z - z' + eta Sigma g(z'))^T Sigma^-1 (...) / (4 eta)
+    + |xi|^2 / 2)``. Returns the new particles and the acceptance probabilities."""
+    phi, dphi = _phi_and_derivative(activation)
+    S = L @ L.T
+
+    def pot(z):
+        h = F @ z
+        v = hat_phi @ phi(h)
+        return 0.5 * z @ z + 0.5 * beta * phi(h) @ v, (1 - beta) * z + beta * (z + F.T @ (dphi(h) * v))
+
+    Z = np.array(Z, float)
+    acc = np.zeros(Z.shape[1])
+    for j in range(Z.shape[1]):
+        z = Z[:, j]
+        u0, g0 = pot(z)
+        zp = z - eta * S @ g0 + np.sqrt(2 * eta) * L @ Xi[:, j]
+        u1, g1 = pot(zp)
+        d = z - zp + eta * S @ g1
+        y = np.linalg.solve(L, d)
+        lr = u0 - u1 - y @ y / (4 * eta) + 0.5 * Xi[:, j] @ Xi[:, j]
+        acc[j] = np.exp(min(lr, 0.0))
+        if unif[j] < acc[j]:
+            Z[:, j] = zp
+    return Z, acc
+
+
+def relu_ray_sup(k0, a, gamma, n_starts=64, seed=0):
+    """A lower bound on ``rho(a) = gamma^2 sup_z (a.relu(F z))^2 / |z|^2`` (``k0 = F F^T``) by
+    L-BFGS ascent of the ratio from random starts, for either sign of ``a``: every value it
+    returns is attained at an evaluated direction, so ``>= 1`` proves the tilt
+    ``exp(gamma^2 (a.relu(h))^2 / 2) N(h; 0, k0)`` non-normalizable."""
+    from scipy.optimize import minimize
+    F = _factor(np.asarray(k0, float))
+    a = np.asarray(a, float)
+
+    def negc(z, b):
+        n2, h = z @ z, F @ z
+        s = b @ np.maximum(h, 0)
+        ds = F.T @ (b * (h > 0))
+        return -s * s / n2, -2 * s * (ds - s * z / n2) / n2
+
+    rng, best = np.random.default_rng(seed), 0.0
+    for t in range(n_starts):
+        b = a if t % 2 else -a
+        res = minimize(negc, rng.standard_normal(F.shape[1]), args=(b,), jac=True, method="L-BFGS-B")
+        best = max(best, -negc(res.x, b)[0])
+    return gamma ** 2 * best

@@ -225,7 +225,99 @@ fn radial_potential<'py>(
     Ok((u[0], g.col_as_slice(0).to_vec().into_pyarray(py)))
 }
 
+/// `_core._testing.tilted_smc(c, hat_phi, *, activation, support=True, n_particles, n_moves, kish,
+/// step_size, max_rungs, seed, n_threads)`: tempered SMC draws of `N(h; 0, C) exp(-phi^T hatPhi
+/// phi / 2)` (`mcmc::tilted::smc`) as `(<phi phi^T>, <h h^T>, log_z, betas, acceptance)`.
+#[pyfunction]
+#[pyo3(signature = (c, hat_phi, *, activation, support=true, n_particles=4096, n_moves=10, kish=0.8, step_size=0.3, max_rungs=500, seed=0, n_threads=None))]
+#[allow(clippy::too_many_arguments, clippy::type_complexity)]
+fn tilted_smc<'py>(
+    py: Python<'py>,
+    c: PyReadonlyArray2<'py, f64>,
+    hat_phi: PyReadonlyArray2<'py, f64>,
+    activation: &str,
+    support: bool,
+    n_particles: usize,
+    n_moves: usize,
+    kish: f64,
+    step_size: f64,
+    max_rungs: usize,
+    seed: u64,
+    n_threads: Option<usize>,
+) -> PyResult<(Bound<'py, PyArray2<f64>>, Bound<'py, PyArray2<f64>>, f64, Bound<'py, PyArray1<f64>>, Bound<'py, PyArray1<f64>>)> {
+    use ak_core::faer::Mat;
+    use ak_core::mcmc::tilted::{apply_phi, weighted_gram, SmcConfig, TiltedDensity};
+    let act = Activation::from_name(activation).map_err(|e| to_pyerr(py, e.into()))?;
+    let (cv, pv) = (view("C", &c)?, view("hat_phi", &hat_phi)?);
+    let cfg = SmcConfig { n_particles, n_moves, kish, step_size, max_rungs, seed };
+    let nt = threads(n_threads);
+    let (phi2, h2, log_z, betas, acc) = run(py, None, |ctl: &Control| {
+        with_threads(nt, |par| -> ak_core::Result<(Mat<f64>, Mat<f64>, f64, Vec<f64>, Vec<f64>)> {
+            let dens = if support {
+                TiltedDensity::with_factor(&act, ak_core::linalg::CovFactor::psd("C", cv, par)?, pv)?
+            } else {
+                TiltedDensity::new(&act, cv, pv, par)?
+            };
+            dens.check_normalizable(cv, par)?;
+            let s = dens.sample_smc(&cfg, ctl)?;
+            let f = apply_phi(&act, s.h.as_ref());
+            Ok((weighted_gram(f.as_ref(), f.as_ref(), None, par), weighted_gram(s.h.as_ref(), s.h.as_ref(), None, par), s.log_z, s.betas, s.acceptance))
+        })
+        .map_err(Failure::from)
+    })?;
+    Ok((crate::convert::mat_to_numpy(py, phi2.as_ref()), crate::convert::mat_to_numpy(py, h2.as_ref()), log_z, betas.into_pyarray(py), acc.into_pyarray(py)))
+}
+
+/// `_core._testing.smc_next_beta(energy, beta, kish)` and `smc_resample(log_w, u0)`: the
+/// reweighting rung and systematic resampling of `mcmc::tilted::smc`.
+#[pyfunction]
+fn smc_next_beta(energy: Vec<f64>, beta: f64, kish: f64) -> f64 {
+    ak_core::mcmc::tilted::smc::next_beta(&energy, beta, kish)
+}
+
+#[pyfunction]
+fn smc_resample(log_w: Vec<f64>, u0: f64) -> Vec<usize> {
+    ak_core::mcmc::tilted::smc::systematic_resample(&log_w, u0)
+}
+
+/// `_core._testing.smc_move(f, hat_phi, z, xi, unif, chol, *, eta, beta, activation)`: one
+/// preconditioned MALA sweep of `mcmc::tilted::smc` with given noise: particles are the columns
+/// of `z` (r x k), prior factor `f` (P x r), `chol` the lower factor of the preconditioner.
+/// Returns `(z_new, acceptance probabilities)`.
+#[pyfunction]
+#[pyo3(signature = (f, hat_phi, z, xi, unif, chol, *, eta, beta, activation))]
+#[allow(clippy::too_many_arguments)]
+fn smc_move<'py>(
+    py: Python<'py>,
+    f: PyReadonlyArray2<'py, f64>,
+    hat_phi: PyReadonlyArray2<'py, f64>,
+    z: PyReadonlyArray2<'py, f64>,
+    xi: PyReadonlyArray2<'py, f64>,
+    unif: Vec<f64>,
+    chol: PyReadonlyArray2<'py, f64>,
+    eta: f64,
+    beta: f64,
+    activation: &str,
+) -> PyResult<(Bound<'py, PyArray2<f64>>, Bound<'py, PyArray1<f64>>)> {
+    use ak_core::mcmc::tilted::{smc::move_block, TiltedDensity};
+    let act = Activation::from_name(activation).map_err(|e| to_pyerr(py, e.into()))?;
+    let (fv, pv, zv, xv, lv) = (view("f", &f)?, view("hat_phi", &hat_phi)?, view("z", &z)?, view("xi", &xi)?, view("chol", &chol)?);
+    let (r, k) = (fv.ncols(), zv.ncols());
+    if zv.nrows() != r || xv.nrows() != r || xv.ncols() != k || unif.len() != k || lv.nrows() != r || lv.ncols() != r {
+        return Err(pyo3::exceptions::PyValueError::new_err("z, xi, unif, chol: need shapes (r, k), (r, k), (k,), (r, r) with r = f.shape[1]"));
+    }
+    let dens = TiltedDensity::with_factor(&act, ak_core::linalg::CovFactor::Cholesky(fv.to_owned()), pv).map_err(|e| to_pyerr(py, e.into()))?;
+    let mut zm = zv.to_owned();
+    let mut pot = dens.potentials(zm.as_ref());
+    let acc = move_block(&dens, beta, lv, eta, &mut zm, &mut pot, xv, &unif);
+    Ok((crate::convert::mat_to_numpy(py, zm.as_ref()), acc.into_pyarray(py)))
+}
+
 pub(crate) fn register_testing(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    m.add_function(wrap_pyfunction!(tilted_smc, m)?)?;
+    m.add_function(wrap_pyfunction!(smc_next_beta, m)?)?;
+    m.add_function(wrap_pyfunction!(smc_resample, m)?)?;
+    m.add_function(wrap_pyfunction!(smc_move, m)?)?;
     m.add_function(wrap_pyfunction!(radial_potential, m)?)?;
     m.add_function(wrap_pyfunction!(tilted_check_normalizable, m)?)?;
     m.add_function(wrap_pyfunction!(rank_one_tilt_moments, m)?)?;

@@ -9,6 +9,8 @@
 //! `grad U = z + L^T (phi'(h) ⊙ hatPhi phi(h))`, by Metropolis-adjusted Langevin chains run in
 //! parallel (one RNG stream per chain, results combined in chain order, so they do not depend
 //! on the thread count). During burn-in the step size adapts towards acceptance 0.574.
+//! [`smc`] samples the same density by sequential Monte Carlo along a tempering ladder
+//! `exp(-beta phi^T hatPhi phi / 2)`, `beta: 0 -> 1` (also returns `ln` of the normaliser).
 //!
 //! For unbounded activations the tilt can overwhelm the Gaussian prior (then `p` is not
 //! normalizable and any sampler returns garbage); [`check_normalizable`] decides it exactly for
@@ -25,11 +27,13 @@ mod moments;
 mod normalizable;
 pub mod radial;
 mod sample;
+pub mod smc;
 
 pub use moments::{apply_phi, sample_moments, weighted_gram};
 pub use homogeneous::rank_one_ratio;
 pub use normalizable::check_normalizable;
 pub use sample::Samples;
+pub use smc::{SmcConfig, SmcSamples};
 
 /// Sampler settings.
 #[derive(Debug, Clone, Copy)]

@@ -93,6 +93,9 @@ impl TiltedDensity<'_> {
                     for sign in [1.0, -1.0] {
                         let b: Vec<f64> = (0..p).map(|i| sign * vp[(i, k)]).collect();
                         cands.push(super::homogeneous::pattern_witness(c, &b).1);
+                        // random-start ascent on the whitened sphere (the pattern witness can
+                        // stop far below the supremum at P ~ 100)
+                        cands.push(super::homogeneous::ray_ascent(lf, &b, 8).1);
                     }
                 }
                 for i in 0..p {
