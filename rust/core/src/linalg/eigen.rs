@@ -71,3 +71,21 @@ pub fn symmetric_eigen(
     })?;
     Ok(((0..n).map(|i| w[i]).collect(), v))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The callers' count (`EIGEN_MATRICES` n x n matrices) covers what faer asks for, and is
+    /// close to it for large n (eigenvectors + a copy + two divide-and-conquer matrices).
+    #[test]
+    fn workspace_count_covers_faers_request() {
+        for n in [100usize, 1000, 5000, 20000] {
+            let m = 8.0 * (n * n) as f64;
+            let w = workspace_bytes(n);
+            assert!(w <= EIGEN_MATRICES * m * 1.05, "n = {n}: {} matrices", w / m);
+            // divide and conquer (n above faer's recursion threshold) takes two more
+            assert!(n < 1000 || w >= 3.5 * m, "n = {n}: {} matrices", w / m);
+        }
+    }
+}
