@@ -78,9 +78,11 @@ CASES = {
 }
 
 
-def _run(code: str, headroom: float = 1.5) -> subprocess.CompletedProcess:
+def _run(code: str, headroom: float = 1.5, threads: int | None = None) -> subprocess.CompletedProcess:
     script = PRELUDE.replace("1.5 * 2**30", f"{headroom} * 2**30") + textwrap.dedent(code) + "\nprint('ALIVE')\n"
-    env = dict(os.environ, RAYON_NUM_THREADS="1")   # the core reserves ~1 GiB per worker thread
+    env = dict(os.environ)
+    if threads is not None:   # the core reserves ~1 GiB of address space per worker thread
+        env["RAYON_NUM_THREADS"] = str(threads)
     return subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=300, env=env)
 
 
@@ -125,6 +127,6 @@ BETWEEN = {
 @pytest.mark.parametrize("case", sorted(BETWEEN))
 def test_workspace_beyond_the_outputs_is_counted(case):
     code, headroom = BETWEEN[case]
-    r = _run(code, headroom=headroom)
+    r = _run(code, headroom=headroom, threads=1)   # one thread: the reserve is 1 GiB
     assert r.returncode == 0, r.stderr[-2000:]
     assert "REFUSED" in r.stdout and "ALIVE" in r.stdout, r.stdout + r.stderr[-2000:]
