@@ -85,7 +85,9 @@ POOLS = {"matrix": BAD_MATRIX, "vector": BAD_VECTOR, "kernel": BAD_KERNEL, "floa
          "str": BAD_STR, "bool": BAD_BOOL, "net": BAD_NET, "params": BAD_PARAMS, "tf": BAD_TF,
          "options": BAD_OPTIONS}
 
-ALLOWED = (ValueError, TypeError, FloatingPointError, np.linalg.LinAlgError, MemoryError)
+# NotImplementedError: a documented "not yet" (e.g. ForwardBackwardKernels' predictions of method="full" for
+# nonlinear nets); like the others it must name the argument (or an entry's alias)
+ALLOWED = (ValueError, TypeError, FloatingPointError, np.linalg.LinAlgError, MemoryError, NotImplementedError)
 
 
 @dataclasses.dataclass
@@ -200,7 +202,9 @@ ENTRIES: dict[str, Entry] = {
                                     dict(net=ak.MLP(depth=2, activation="linear"), width=8, temperature=0.1,
                                          method="full", X=X, y=Y, X_test=XT),
                                     dict(net="net", width="int", temperature="float", method="str", X="matrix",
-                                         y="vector", X_test="matrix")),
+                                         y="vector", X_test="matrix"),
+                                    # "predictions of method='full' for nonlinear activations are not implemented"
+                                    aliases={"net": ("activations",)}),
     "GradientFlowFixedPoint": Entry(
         _est(ak.GradientFlowFixedPoint, ("net", "gamma", "weight_decay", "n_particles", "max_steps", "seed")),
         dict(net=TANH, gamma=1.0, weight_decay=0.5, n_particles=8, max_steps=50, seed=0, X=X, y=Y, X_test=XT),

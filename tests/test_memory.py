@@ -6,6 +6,7 @@ under a cap of 4 GiB (the core reserves ~1 GiB of address space per worker threa
 and GEMM buffers of each thread, measured)."""
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 import textwrap
@@ -77,9 +78,12 @@ CASES = {
 }
 
 
-def _run(code: str, headroom: float = 1.5) -> subprocess.CompletedProcess:
+def _run(code: str, headroom: float = 1.5, threads: int | None = None) -> subprocess.CompletedProcess:
     script = PRELUDE.replace("1.5 * 2**30", f"{headroom} * 2**30") + textwrap.dedent(code) + "\nprint('ALIVE')\n"
-    return subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=300)
+    env = dict(os.environ)
+    if threads is not None:   # the core reserves ~1 GiB of address space per worker thread
+        env["RAYON_NUM_THREADS"] = str(threads)
+    return subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=300, env=env)
 
 
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc for the address-space cap")
@@ -102,3 +106,27 @@ def test_problems_that_fit_still_run_under_the_cap():
     print("RAN")
     """, headroom=4.0)
     assert r.returncode == 0 and "RAN" in r.stdout, r.stdout + r.stderr[-2000:]
+
+
+# Between "outputs fit" and "outputs + faer's workspace fit" (issue #14): an eigendecomposition
+# allocates, beyond its input, the eigenvectors and faer's workspace (a copy of the matrix and two
+# n x n matrices of divide and conquer): ~4 n x n matrices (linalg::EIGEN_MATRICES). At P = 20000
+# one n x n matrix is 3.2 GB; the multi-scale estimate counted 4 (12.8 GB: kernel, eigenvectors,
+# two work matrices) where 5 are allocated (16 GB). Under a cap that leaves ~14.4 GB the old
+# estimate passed and faer's workspace allocation aborted the interpreter (checked against the
+# build before this test); now the estimate refuses before anything is allocated.
+BETWEEN = {
+    "multi_scale_eigen_workspace": (
+        "refused(lambda: ak.MultiScaleAdaptive(ak.MLP(depth=1, activation='linear'), width=10, temperature=0.1, "
+        "n_threads=1).fit(rng.standard_normal((20_000, 2)), np.ones(20_000)))",
+        (14.4e9 + 2**30) / 2**30),
+}
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc for the address-space cap")
+@pytest.mark.parametrize("case", sorted(BETWEEN))
+def test_workspace_beyond_the_outputs_is_counted(case):
+    code, headroom = BETWEEN[case]
+    r = _run(code, headroom=headroom, threads=1)   # one thread: the reserve is 1 GiB
+    assert r.returncode == 0, r.stderr[-2000:]
+    assert "REFUSED" in r.stdout and "ALIVE" in r.stdout, r.stdout + r.stderr[-2000:]

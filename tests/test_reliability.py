@@ -87,3 +87,18 @@ def test_interrupt_during_burn_in_raises_instead_of_a_nan_mean():
     finally:
         timer.cancel()
         signal.signal(signal.SIGINT, previous)
+
+
+def test_exact_posterior_scales_are_limited_like_every_solver():
+    """The 1,000-example random fuzz (#14): temperature = 1e308 gave "log_evidence: is -inf"
+    naming no argument; temperature and gamma are now limited to [1e-100, 1e100] as elsewhere."""
+    rng = np.random.default_rng(5)
+    X, XT = rng.standard_normal((6, 3)), rng.standard_normal((4, 3))
+    y = np.tanh(X[:, 0])
+    net = ak.MLP(depth=1, activation="linear")
+    with pytest.raises(ValueError, match="temperature"):
+        ak.exact_linear_posterior(net, X, y, X_test=XT, width=4, temperature=1e308, chi=0.5)
+    with pytest.raises(ValueError, match="gamma"):
+        ak.exact_linear_posterior(net, X, y, width=4, temperature=0.1, parameterization="mean_field", gamma=1e200)
+    r = ak.exact_linear_posterior(net, X, y, X_test=XT, width=4, temperature=1e100, chi=0.5)
+    assert np.isfinite(r.log_evidence)

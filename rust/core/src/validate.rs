@@ -1,6 +1,24 @@
 //! Argument checks shared by the solvers, each naming the Python argument in its error (the
 //! messages are part of the interface: Python tests match on them). Checks of one struct's
 //! fields stay with the struct (`Mlp::validate`, `SamplerConfig::validate`, ...).
+//!
+//! Memory estimates ([`memory`], [`dense_memory`]): each entry point calls them before its
+//! dense allocations of size O(P^2) or larger, with a count of the matrices it will allocate
+//! from then on (what is already allocated is in the process's size, which
+//! [`available_memory`] subtracts under an address-space limit). What they cover:
+//! - the outputs and the solver's own P x P buffers (counted per entry point);
+//! - faer's workspaces: an eigendecomposition's eigenvectors and `self_adjoint_evd_scratch`
+//!   (~4 n x n matrices, `linalg::EIGEN_MATRICES`), counted by its callers and checked again
+//!   inside `linalg::symmetric_eigen`, whose workspace is allocated fallibly; the Cholesky,
+//!   triangular solves and products need O(n) or cache-sized (O(1)) workspaces only;
+//! - Rayon's worker threads and faer's per-thread GEMM packing buffers: a flat reserve of
+//!   1 GiB of address space per thread ([`available_memory`]; measured, see there).
+//! What they do not cover: an allocation failure *inside* faer or Rayon (a per-thread buffer
+//! or a scratch faer allocates itself) still aborts the process, since stable Rust has no
+//! out-of-memory hook; the defence is estimates that count those buffers with headroom, not
+//! a guarantee. Without an address-space limit, "available" is the system's `MemAvailable`,
+//! so an overcommitting kernel may still kill the process later (the OOM killer, not an abort
+//! of ours).
 #![allow(clippy::neg_cmp_op_on_partial_ord)] // `!(x > 0.0)` also rejects NaN
 use crate::error::{invalid, shape, AkError, Result};
 use crate::kernels::activation::Activation;

@@ -14,6 +14,6 @@ pub use cholesky::{
     scaled_update, CholeskyInfo, JITTER_MAX, JITTER_START,
 };
 pub use dense::{a_at, at_b, check_symmetric, frob2, lower_solve, scale_rows, symmetrize, tril_product};
-pub use eigen::symmetric_eigen;
+pub use eigen::{symmetric_eigen, workspace_bytes as eigen_workspace_bytes, EIGEN_MATRICES};
 pub use matmul::{matmul, solve_lower_triangular_in_place, solve_upper_triangular_in_place};
 pub use psd::{CovFactor, RANK_RCOND};

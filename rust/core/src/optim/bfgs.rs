@@ -6,9 +6,26 @@
 //! Evaluation errors `NonFinite` and `NotPositiveDefinite` during the line search shorten the
 //! step; other errors stop the solve. `ctl` cancels between iterations; progress is the
 //! caller's to count (kernel renormalization counts its action evaluations).
+//!
+//! Where round-off, not the optimum, limits the residual (huge targets, tiny widths or
+//! temperatures, duplicated inputs), the solve stops instead of spending its budget:
+//! - a step that leaves the point unchanged in floating point is never accepted (`f(q) <= f(q)`
+//!   passes the Armijo test once `step * slope` rounds away: that null step used to repeat
+//!   identically until `max_iter`, ~30-55 evaluations per iteration);
+//! - the line search halves at most [`MAX_HALVINGS`] times; when it fails with an updated inverse
+//!   Hessian, it is retried once from the initial one, and a second failure ends the solve;
+//! - [`STALL_WINDOW`] iterations without a decrease of `f` beyond round-off and without halving
+//!   the best residual end the solve (stalled).
+//! Each ends with `converged = false` and the residual reached; the caller warns.
 use crate::control::Control;
 use crate::error::{AkError, Result};
 use crate::solve::SolveReport;
+
+/// Line-search halvings before it fails (smallest step `2^-30` of the capped direction).
+pub const MAX_HALVINGS: usize = 30;
+/// Iterations without progress (no decrease of `f` beyond `1e-12 (|f| + 1)`, no halving of the
+/// best residual) after which the solve stops.
+pub const STALL_WINDOW: usize = 20;
 
 /// Stopping rule, budget and step cap.
 #[derive(Debug, Clone, Copy)]
@@ -61,6 +78,14 @@ pub struct Minimum<E> {
     pub inv_hessian: Vec<f64>,
 }
 
+/// The initial-metric descent direction `-diag(h) g` and its slope.
+fn steepest(h: &[f64], g: &[f64]) -> (Vec<f64>, f64) {
+    let n = g.len();
+    let d: Vec<f64> = (0..n).map(|i| -h[i * n + i] * g[i]).collect();
+    let slope = d.iter().zip(g).map(|(a, b)| a * b).sum();
+    (d, slope)
+}
+
 /// Minimises from `q0`; the first evaluation's error is returned as is.
 pub fn minimize<P: Chart>(
     prob: &mut P,
@@ -95,6 +120,8 @@ pub fn minimize_from<P: Chart>(
     };
     let mut converged = res < opts.tol;
     let mut n_iter = 0;
+    let mut fresh = true; // h is the initial inverse Hessian
+    let mut f_history = vec![f];
     while !converged && n_iter < opts.max_iter {
         ctl.checkpoint()?;
         n_iter += 1;
@@ -104,36 +131,48 @@ pub fn minimize_from<P: Chart>(
         let mut slope: f64 = d.iter().zip(&gx).map(|(a, b)| a * b).sum();
         if slope >= 0.0 {
             h = prob.initial_inverse_hessian(&q);
-            d = (0..n).map(|i| -h[i * n + i] * gx[i]).collect();
-            slope = d.iter().zip(&gx).map(|(a, b)| a * b).sum();
+            fresh = true;
+            (d, slope) = steepest(&h, &gx);
         }
-        let big = d.iter().fold(0.0f64, |m, v| m.max(v.abs()));
-        if big > opts.max_step {
-            d.iter_mut().for_each(|v| *v *= opts.max_step / big);
-            slope *= opts.max_step / big;
-        }
-        let mut step = 1.0;
         let mut accepted = None;
-        for _ in 0..60 {
-            let qn = prob.retract(&q, step, &d);
-            match prob.eval(&qn) {
-                Ok((fnew, xnew)) => {
-                    n_eval += 1;
-                    let rnew = prob.residual(&qn, &xnew);
-                    let armijo = fnew <= f + 1e-4 * step * slope;
-                    let flat = (fnew - f).abs() <= 1e-12 * (f.abs() + 1.0) && rnew < res;
-                    if armijo || flat {
-                        accepted = Some((qn, fnew, xnew, rnew));
-                        break;
-                    }
-                }
-                // A step into overflow: shorten it.
-                Err(AkError::NonFinite { .. }) | Err(AkError::NotPositiveDefinite { .. }) => {
-                    n_eval += 1
-                }
-                Err(e) => return Err(e),
+        loop {
+            let big = d.iter().fold(0.0f64, |m, v| m.max(v.abs()));
+            if big > opts.max_step {
+                d.iter_mut().for_each(|v| *v *= opts.max_step / big);
+                slope *= opts.max_step / big;
             }
-            step *= 0.5;
+            let mut step = 1.0;
+            for _ in 0..=MAX_HALVINGS {
+                let qn = prob.retract(&q, step, &d);
+                if qn == q {
+                    break; // the step rounds away: a null step would pass the Armijo test
+                }
+                match prob.eval(&qn) {
+                    Ok((fnew, xnew)) => {
+                        n_eval += 1;
+                        let rnew = prob.residual(&qn, &xnew);
+                        let armijo = fnew <= f + 1e-4 * step * slope;
+                        let flat = (fnew - f).abs() <= 1e-12 * (f.abs() + 1.0) && rnew < res;
+                        if armijo || flat {
+                            accepted = Some((qn, fnew, xnew, rnew));
+                            break;
+                        }
+                    }
+                    // A step into overflow: shorten it.
+                    Err(AkError::NonFinite { .. }) | Err(AkError::NotPositiveDefinite { .. }) => {
+                        n_eval += 1
+                    }
+                    Err(e) => return Err(e),
+                }
+                step *= 0.5;
+            }
+            if accepted.is_some() || fresh {
+                break;
+            }
+            // the quasi-Newton direction failed: retry once along the initial metric
+            h = prob.initial_inverse_hessian(&q);
+            fresh = true;
+            (d, slope) = steepest(&h, &gx);
         }
         let Some((qn, fnew, xnew, rnew)) = accepted else {
             break;
@@ -157,6 +196,7 @@ pub fn minimize_from<P: Chart>(
                         + (rho * rho * yhy + rho) * s[i] * s[j];
                 }
             }
+            fresh = false;
         }
         q = qn;
         f = fnew;
@@ -164,7 +204,17 @@ pub fn minimize_from<P: Chart>(
         gx = gxn;
         res = rnew;
         history.push(res);
+        f_history.push(f);
         converged = res < opts.tol;
+        let k = history.len();
+        if !converged && k > STALL_WINDOW {
+            let f_then = f_history[k - 1 - STALL_WINDOW];
+            let best_then = history[..k - STALL_WINDOW].iter().cloned().fold(f64::INFINITY, f64::min);
+            let best_now = history[k - STALL_WINDOW..].iter().cloned().fold(f64::INFINITY, f64::min);
+            if f_then - f <= 1e-12 * (f.abs() + 1.0) && best_now > 0.5 * best_then {
+                break; // stalled: round-off, not the optimum, limits the residual
+            }
+        }
     }
     let report = SolveReport::new("bfgs", converged, n_iter, n_eval, res, history);
     Ok((

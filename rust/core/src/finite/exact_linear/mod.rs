@@ -137,12 +137,9 @@ impl ExactLinearProblem<'_> {
         if self.width == 0 {
             return Err(invalid("width", "must be >= 1"));
         }
-        if !(self.temperature.is_finite() && self.temperature > 0.0) {
-            return Err(invalid(
-                "temperature",
-                format!("must be finite and > 0, got {}", self.temperature),
-            ));
-        }
+        // finite, > 0 and within [1e-100, 1e100] like every solver's (beyond, the evidence
+        // overflows: temperature = 1e308 gave "log_evidence: is -inf", found by the fuzz)
+        crate::validate::temperature(self.temperature)?;
         if let Parameterization::Standard { chi } = self.param {
             crate::validate::chi(chi)?;
         }
@@ -153,6 +150,7 @@ impl ExactLinearProblem<'_> {
                     format!("must be finite and > 0, got {gamma}"),
                 ));
             }
+            crate::validate::scale("gamma", gamma)?;
         }
         Ok(())
     }

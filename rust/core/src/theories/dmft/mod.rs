@@ -115,6 +115,15 @@ pub fn input_map(x: MatRef<'_, f64>, par: Par) -> Result<InputMap> {
     if d <= p {
         return Ok(InputMap { v: None });
     }
+    // X X^T and its eigendecomposition (smaller than X itself, d > P, but counted all the same)
+    crate::validate::dense_memory(
+        "X",
+        "the span coordinates of the inputs (X X^T and its eigendecomposition)",
+        1.0 + crate::linalg::EIGEN_MATRICES,
+        p,
+        p,
+        "use fewer samples",
+    )?;
     let mut g = Mat::<f64>::zeros(p, p);
     matmul(g.as_mut(), Accum::Replace, x, x.transpose(), 1.0, par);
     crate::linalg::symmetrize(&mut g);

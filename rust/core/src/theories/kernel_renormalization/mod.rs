@@ -331,12 +331,13 @@ pub fn solve_path_then<T: Send>(
     }
     validate::tol(opts.tol)?;
     if points.len() > 1 {
-        // beyond the problem's buffers: the eigendecomposition of the spectral evaluator (K^L,
-        // its eigenvectors, workspace), or each point's predictor while M^1 is kept
+        // beyond the problem's buffers (M^1, already allocated): the spectral evaluator's K^L and
+        // its eigendecomposition (eigenvectors and faer's workspace, linalg::EIGEN_MATRICES), or
+        // each point's predictor while M^1 is kept
         validate::dense_memory(
             "X",
             "kernel renormalization's path (eigendecomposition, per-point predictors)",
-            4.0,
+            1.0 + crate::linalg::EIGEN_MATRICES,
             prob.p,
             prob.p,
             "use fewer training points, or fit the points one at a time",

@@ -213,8 +213,15 @@ impl<'a> Problem<'a> {
         let depth = net.depth;
         validate::finite_mat("X", x)?;
         validate::targets(y, x.nrows())?;
-        // the kernel, its eigenvectors and the eigensolver's work matrices
-        validate::dense_memory("X", "the kernel and its eigendecomposition", 4.0, x.nrows(), x.nrows(), "use fewer samples")?;
+        // the kernel, its eigenvectors and faer's eigensolver workspace (linalg::EIGEN_MATRICES)
+        validate::dense_memory(
+            "X",
+            "the kernel and its eigendecomposition",
+            1.0 + crate::linalg::EIGEN_MATRICES,
+            x.nrows(),
+            x.nrows(),
+            "use fewer samples",
+        )?;
         let s2 = (net.sigma_w * net.sigma_w).powi(depth as i32);
         let mut kn = input_kernel(x, x, net.sigma_w, 0.0, par);
         kn.col_iter_mut()
