@@ -114,13 +114,14 @@ pub fn minimize_from<P: Chart>(
     let mut history = vec![res];
     let mut gx = prob.chart_gradient(&q, &extra);
     let n = gx.len();
-    let mut h = match h0 {
-        Some(h) if h.len() == n * n && h.iter().all(|v| v.is_finite()) => h,
-        _ => prob.initial_inverse_hessian(&q),
+    // `fresh`: h is the initial inverse Hessian (a given h0 is not: a failed line search along
+    // it is retried along the initial metric)
+    let (mut h, mut fresh) = match h0 {
+        Some(h) if h.len() == n * n && h.iter().all(|v| v.is_finite()) => (h, false),
+        _ => (prob.initial_inverse_hessian(&q), true),
     };
     let mut converged = res < opts.tol;
     let mut n_iter = 0;
-    let mut fresh = true; // h is the initial inverse Hessian
     let mut f_history = vec![f];
     while !converged && n_iter < opts.max_iter {
         ctl.checkpoint()?;
