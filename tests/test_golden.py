@@ -34,6 +34,10 @@ TOLERANT: dict[str, tuple[float, str]] = {
         1e-13, "one hidden layer: dS/dQ from trace identities (tr A^-1 M^1 = (P - T tr A^-1) / Q, no A^-1 or G: "
                "issue #19's peak memory) instead of tr(G M^1); Q_ and all that follows differ in the last bits "
                "(measured 2e-16 to 6e-15 relative, the largest in grad_at)"),
+    r"^(lazy_kernels/relu2_\w+|kernel_renormalization/(relu2|path)_\w+|predictors/flow_\w+)$": (
+        1e-13, "relu's arc-cosine kernel takes a branch-free acos (kernels/activation/relu.rs, so the layer "
+               "maps vectorise; within 2 ulp of musl's acos, tested) instead of musl's: these relu cases moved "
+               "by 6e-17 to 1.4e-15 relative"),
 }
 
 

@@ -42,7 +42,9 @@ CASES = {
         ak.BayesianMeanField(ak.MLP(depth=2, activation="linear", sigma_b=0.2), temperature=0.1, width=50,
                              n_threads=nt).fit(X[:400], Y[:400])),
     "mean_field_sampled": lambda nt: (lambda m: (m.kernels_, m.predict(XS[:30])))(
-        ak.BayesianMeanField(ak.MLP(depth=1, activation="relu"), gamma=0.5, temperature=0.1, n_chains=8, n_samples=300,
+        # gamma 0.4: at 0.5 the relu tilt is not normalizable on this data (the ray-ascent witness of
+        # check_normalizable finds rho >= 1; the pattern witness alone used to pass it)
+        ak.BayesianMeanField(ak.MLP(depth=1, activation="relu"), gamma=0.4, temperature=0.1, n_chains=8, n_samples=300,
                              burn_in=100, seed=3, n_threads=nt).fit(XS, YS)),
     "mean_field_sampled_deep": lambda nt: ak.BayesianMeanField(
         ak.MLP(depth=2, activation="tanh"), gamma=0.2, temperature=0.1, n_chains=8, n_samples=300, burn_in=100, seed=3,

@@ -5,6 +5,9 @@ use crate::kernels::quadrature::{correlation, PolarRule};
 use std::f64::consts::{FRAC_1_SQRT_2, PI};
 use std::sync::Arc;
 
+mod relu;
+use relu::{relu_batch, relu_closed};
+
 /// A vectorised user function (e.g. a Python callable, through the binding).
 pub trait ElementwiseFn: Send + Sync {
     /// `out[i] = phi(x[i])`.
@@ -400,13 +403,7 @@ impl Method {
 pub fn closed_form(act: &Activation, a: f64, b: f64, c: f64) -> Option<(f64, f64)> {
     match act {
         Activation::Linear => Some((c, 1.0)),
-        Activation::Relu => {
-            let rho = correlation(a, b, c);
-            let theta = libm::acos(rho); // musl acos: no slow correctly-rounded paths (glibc acos cost ~75 ns here)
-            let sin = (1.0 - rho * rho).max(0.0).sqrt();
-            let e = (a * b).max(0.0).sqrt() / (2.0 * PI) * (sin + (PI - theta) * rho);
-            Some((e, (PI - theta) / (2.0 * PI)))
-        }
+        Activation::Relu => Some(relu_closed(a, b, c)),
         Activation::Erf => {
             let (pa, pb) = (1.0 + 2.0 * a, 1.0 + 2.0 * b);
             let q = (pa * pb).sqrt();
@@ -444,6 +441,10 @@ impl Expectation<'_> {
     ) -> Result<()> {
         let n = c.len();
         if self.use_closed_form() {
+            if matches!(self.act, Activation::Relu) {
+                relu_batch(&a[..n], &b[..n], c, &mut out_e[..n], out_d.map(|d| &mut d[..n]));
+                return Ok(());
+            }
             for k in 0..n {
                 let (e, d) = closed_form(self.act, a[k], b[k], c[k]).unwrap();
                 out_e[k] = e;
