@@ -5,7 +5,9 @@ use crate::kernels::quadrature::{correlation, PolarRule};
 use std::f64::consts::{FRAC_1_SQRT_2, PI};
 use std::sync::Arc;
 
+mod erf;
 mod relu;
+use erf::{erf_batch, erf_closed, erf_closed_grad, erf_grad_batch};
 use relu::{relu_batch, relu_closed};
 
 /// A vectorised user function (e.g. a Python callable, through the binding).
@@ -204,14 +206,7 @@ pub fn closed_form_grad(act: &Activation, a: f64, b: f64, c: f64) -> Option<(f64
             };
             Some((e, dc, da, db))
         }
-        Activation::Erf => {
-            let (pa, pb) = (1.0 + 2.0 * a, 1.0 + 2.0 * b);
-            let det = (pa * pb - 4.0 * c * c).max(f64::MIN_POSITIVE);
-            let sq = det.sqrt();
-            let arg = (2.0 * c / (pa * pb).sqrt()).clamp(-1.0, 1.0);
-            let k = -4.0 * c / (PI * sq);
-            Some((2.0 / PI * libm::asin(arg), 4.0 / PI / sq, k / pa, k / pb))
-        }
+        Activation::Erf => Some(erf_closed_grad(a, b, c)),
         _ => None,
     }
 }
@@ -237,6 +232,10 @@ impl ExpectationGrad<'_> {
         mut db: Option<&mut [f64]>,
     ) -> Result<()> {
         let n = c.len();
+        if matches!(self.act, Activation::Erf) {
+            erf_grad_batch(&a[..n], &b[..n], c, &mut e[..n], &mut dc[..n], &mut da[..n], db.map(|d| &mut d[..n]));
+            return Ok(());
+        }
         if self.act.has_closed_form() {
             for k in 0..n {
                 let (x, y, z, w) = closed_form_grad(self.act, a[k], b[k], c[k]).unwrap();
@@ -398,19 +397,13 @@ impl Method {
 ///
 /// relu: arc-cosine kernels of degree 1 and 0 (Cho & Saul 2009);
 /// erf: Williams 1997, `2/pi asin(2c / sqrt((1+2a)(1+2b)))` and its derivative kernel
-/// `4/pi / sqrt((1+2a)(1+2b) - 4c^2)`.
+/// `4/pi / sqrt((1+2a)(1+2b) - 4c^2)` (branch-free asin: [`erf::asin_select`]).
 #[inline]
 pub fn closed_form(act: &Activation, a: f64, b: f64, c: f64) -> Option<(f64, f64)> {
     match act {
         Activation::Linear => Some((c, 1.0)),
         Activation::Relu => Some(relu_closed(a, b, c)),
-        Activation::Erf => {
-            let (pa, pb) = (1.0 + 2.0 * a, 1.0 + 2.0 * b);
-            let q = (pa * pb).sqrt();
-            let arg = (2.0 * c / q).clamp(-1.0, 1.0);
-            let det = (pa * pb - 4.0 * c * c).max(0.0);
-            Some((2.0 / PI * libm::asin(arg), 4.0 / PI / det.sqrt()))
-        }
+        Activation::Erf => Some(erf_closed(a, b, c)),
         _ => None,
     }
 }
@@ -443,6 +436,10 @@ impl Expectation<'_> {
         if self.use_closed_form() {
             if matches!(self.act, Activation::Relu) {
                 relu_batch(&a[..n], &b[..n], c, &mut out_e[..n], out_d.map(|d| &mut d[..n]));
+                return Ok(());
+            }
+            if matches!(self.act, Activation::Erf) {
+                erf_batch(&a[..n], &b[..n], c, &mut out_e[..n], out_d.map(|d| &mut d[..n]));
                 return Ok(());
             }
             for k in 0..n {

@@ -6,6 +6,7 @@ mod cholesky;
 mod dense;
 mod eigen;
 mod matmul;
+mod pool;
 mod psd;
 
 pub use cholesky::{
@@ -16,4 +17,5 @@ pub use cholesky::{
 pub use dense::{a_at, at_b, check_symmetric, frob2, lower_solve, scale_rows, symmetrize, tril_product};
 pub use eigen::{symmetric_eigen, workspace_bytes as eigen_workspace_bytes, EIGEN_MATRICES};
 pub use matmul::{matmul, solve_lower_triangular_in_place, solve_upper_triangular_in_place};
+pub use pool::BufferPool;
 pub use psd::{CovFactor, RANK_RCOND};

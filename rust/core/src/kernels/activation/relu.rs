@@ -3,17 +3,13 @@
 //! musl `acos`, `sqrt` and divisions).
 use std::f64::consts::PI;
 
-/// `acos(x)` for `x` in [-1, 1] with selects instead of branches, so that loops over slices
-/// vectorise (musl's acos branches on |x|). fdlibm's rational approximation
-/// `R(z) = z P(z) / Q(z)` of `asin(s) / s - 1` (`z = s^2 <= 1/4`): for `|x| <= 1/2`,
-/// `acos x = pi/2 - (x + x R(x^2))`; otherwise with `z = (1 - |x|) / 2`, `s = sqrt(z)`,
-/// `acos x = 2 (s + s R(z))` (x > 0) or `pi - 2 (s + s R(z))` (x < 0). No FMA contraction, so the
-/// result is the same on every instruction set; within 2 ulp of musl's acos (test
-/// `acos_select_is_within_two_ulp_of_musl`; musl keeps < 1 ulp with a split of `s`).
+pub(super) const PIO2_HI: f64 = 1.570_796_326_794_896_558_00e+00;
+pub(super) const PIO2_LO: f64 = 6.123_233_995_736_766_035_87e-17;
+
+/// fdlibm's `R(z) = z P(z) / Q(z)`, the rational approximation of `asin(s) / s - 1` for
+/// `z = s^2 <= 1/4`.
 #[inline(always)]
-pub(crate) fn acos_select(x: f64) -> f64 {
-    const PIO2_HI: f64 = 1.570_796_326_794_896_558_00e+00;
-    const PIO2_LO: f64 = 6.123_233_995_736_766_035_87e-17;
+pub(super) fn asin_r(z: f64) -> f64 {
     const PS: [f64; 6] = [
         1.666_666_666_666_666_574_15e-01,
         -3.255_658_186_224_009_154_05e-01,
@@ -28,12 +24,24 @@ pub(crate) fn acos_select(x: f64) -> f64 {
         -6.882_839_716_054_532_930_30e-01,
         7.703_815_055_590_193_527_91e-02,
     ];
+    let p = z * (PS[0] + z * (PS[1] + z * (PS[2] + z * (PS[3] + z * (PS[4] + z * PS[5])))));
+    let q = 1.0 + z * (QS[0] + z * (QS[1] + z * (QS[2] + z * QS[3])));
+    p / q
+}
+
+/// `acos(x)` for `x` in [-1, 1] with selects instead of branches, so that loops over slices
+/// vectorise (musl's acos branches on |x|). fdlibm's rational approximation
+/// `R(z) = z P(z) / Q(z)` of `asin(s) / s - 1` (`z = s^2 <= 1/4`): for `|x| <= 1/2`,
+/// `acos x = pi/2 - (x + x R(x^2))`; otherwise with `z = (1 - |x|) / 2`, `s = sqrt(z)`,
+/// `acos x = 2 (s + s R(z))` (x > 0) or `pi - 2 (s + s R(z))` (x < 0). No FMA contraction, so the
+/// result is the same on every instruction set; within 2 ulp of musl's acos (test
+/// `acos_select_is_within_two_ulp_of_musl`; musl keeps < 1 ulp with a split of `s`).
+#[inline(always)]
+pub(crate) fn acos_select(x: f64) -> f64 {
     let ax = x.abs();
     let small = ax <= 0.5;
     let z = if small { x * x } else { (1.0 - ax) * 0.5 };
-    let p = z * (PS[0] + z * (PS[1] + z * (PS[2] + z * (PS[3] + z * (PS[4] + z * PS[5])))));
-    let q = 1.0 + z * (QS[0] + z * (QS[1] + z * (QS[2] + z * QS[3])));
-    let r = p / q;
+    let r = asin_r(z);
     let s = z.sqrt();
     let near_zero = PIO2_HI - (x - (PIO2_LO - x * r));
     let positive = 2.0 * (s + s * r);
@@ -61,8 +69,8 @@ pub(super) fn relu_closed(a: f64, b: f64, c: f64) -> (f64, f64) {
     (e, (PI - theta) / (2.0 * PI))
 }
 
-/// [`relu_closed`] over slices (`out_d` optional), compiled for AVX2 where the CPU has it and
-/// for the baseline otherwise; the same IEEE operations either way, so the same bits.
+/// [`relu_closed`] over slices (`out_d` optional), compiled for AVX-512F or AVX2 where the CPU
+/// has them and for the baseline otherwise; the same IEEE operations either way, so the same bits.
 pub(super) fn relu_batch(a: &[f64], b: &[f64], c: &[f64], out_e: &mut [f64], out_d: Option<&mut [f64]>) {
     #[inline(always)]
     fn body(a: &[f64], b: &[f64], c: &[f64], out_e: &mut [f64], out_d: Option<&mut [f64]>) {
@@ -79,19 +87,7 @@ pub(super) fn relu_batch(a: &[f64], b: &[f64], c: &[f64], out_e: &mut [f64], out
             }
         }
     }
-    #[cfg(target_arch = "x86_64")]
-    {
-        #[target_feature(enable = "avx2")]
-        unsafe fn avx2(a: &[f64], b: &[f64], c: &[f64], out_e: &mut [f64], out_d: Option<&mut [f64]>) {
-            body(a, b, c, out_e, out_d)
-        }
-        if std::arch::is_x86_feature_detected!("avx2") {
-            // SAFETY: the CPU supports AVX2 (checked just above)
-            unsafe { avx2(a, b, c, out_e, out_d) };
-            return;
-        }
-    }
-    body(a, b, c, out_e, out_d)
+    super::erf::simd_dispatch!(body(a: &[f64], b: &[f64], c: &[f64], out_e: &mut [f64], out_d: Option<&mut [f64]>))
 }
 
 #[cfg(test)]

@@ -127,6 +127,8 @@ pub struct Problem<'a> {
     rule: PolarRule,
     /// `M^1 = sigma_w^2 E[phi phi](K^0) + sigma_b^2`, the same at every `Q`.
     m1: Vec<f64>,
+    /// P x P buffers reused across evaluations (no fresh pages per evaluation).
+    pool: crate::linalg::BufferPool,
 }
 
 /// Stationarity residual `max_l |2 Q_l dS/dQ_l / N_l|` over layers of finite width.
@@ -267,6 +269,7 @@ fn coarse_start(
         y: y.as_ref(),
         rule: prob.rule.clone(),
         m1,
+        pool: crate::linalg::BufferPool::new(ps * ps),
     };
     let scale = ps as f64 / p as f64;
     let w: Vec<f64> = widths.iter().map(|&n| n * scale).collect();

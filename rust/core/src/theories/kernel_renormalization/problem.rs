@@ -9,7 +9,9 @@ use crate::kernels::hermite::HermiteTable;
 use crate::kernels::input::input_kernel_symmetric;
 use crate::kernels::net::{mirror_lower, mirror_upper, Mlp, Rows};
 use crate::kernels::quadrature::PolarRule;
-use crate::linalg::{cholesky_scaled_with_jitter, cholesky_solve_in_place, solve_lower_triangular_in_place};
+use crate::linalg::{
+    cholesky_scaled_with_jitter, cholesky_solve_in_place, solve_lower_triangular_in_place, BufferPool,
+};
 use crate::threads::with_threads;
 use crate::validate;
 use faer::linalg::matmul::triangular::{self, BlockStructure};
@@ -66,12 +68,14 @@ impl<'a> Problem<'a> {
             // with the expansions, the quadrature only computes the entries that miss its bound
             rule: PolarRule::new(net.quadrature_order),
             m1: Vec::new(),
+            pool: BufferPool::new(p * p),
         };
         if prob.uses_hermite() {
             prob.rule = net.hermite_fallback_rule();
         }
         // K^0 is not kept: only M^1 depends on it (and the readout kernels are rebuilt from X)
         prob.m1 = with_threads(n_threads, |_| prob.layer_map(&k0, false, ctl))?.0;
+        prob.pool.give(k0);
         Ok(prob)
     }
 
@@ -112,7 +116,8 @@ impl<'a> Problem<'a> {
             self.net.sigma_b * self.net.sigma_b,
         );
         let diag: Vec<f64> = (0..p).map(|j| kprev[j * p + j]).collect();
-        let mut m = vec![0.0; p * p];
+        // every entry of the pooled buffers is written below (rows' lower triangles, then mirrors)
+        let mut m = self.pool.take();
         let out = if grads {
             let eg = ExpectationGrad {
                 act: &self.net.activation,
@@ -123,7 +128,7 @@ impl<'a> Problem<'a> {
             } else {
                 None
             };
-            let (mut dc, mut da, mut db) = (vec![0.0; p * p], vec![0.0; p * p], vec![0.0; p * p]);
+            let (mut dc, mut da, mut db) = (self.pool.take(), self.pool.take(), self.pool.take());
             m.par_chunks_mut(p)
                 .zip(dc.par_chunks_mut(p))
                 .zip(da.par_chunks_mut(p).zip(db.par_chunks_mut(p)))
@@ -147,12 +152,21 @@ impl<'a> Problem<'a> {
                     Ok(())
                 })?;
             mirror_lower(&mut dc, p);
-            // upper triangle of D: D_ji = dE_ij/dK_jj, the lower triangle of db transposed
-            da.par_chunks_mut(p).enumerate().for_each(|(j, row)| {
-                for i in j + 1..p {
-                    row[i] = db[i * p + j];
+            // upper triangle of D: D_ji = dE_ij/dK_jj, the lower triangle of db transposed (in
+            // TILE x TILE tiles: a row of D reads a column of db)
+            const TILE: usize = 64;
+            da.par_chunks_mut(p * TILE).enumerate().for_each(|(b, rows)| {
+                let j0 = b * TILE;
+                for i0 in (j0..p).step_by(TILE) {
+                    for (jj, row) in rows.chunks_mut(p).enumerate() {
+                        let j = j0 + jj;
+                        for i in i0.max(j + 1)..(i0 + TILE).min(p) {
+                            row[i] = db[i * p + j];
+                        }
+                    }
                 }
             });
+            self.pool.give(db);
             Some((dc, da))
         } else {
             let ex = Expectation {
@@ -196,13 +210,33 @@ impl<'a> Problem<'a> {
 
     /// The renormalized readout kernel `K^L(q)` of the training points (P x P row-major).
     pub fn readout_kernel(&self, q: &[f64], ctl: &Control) -> Result<Vec<f64>> {
-        let mut k: Vec<f64> = self.m1.iter().map(|v| q[0] * v).collect();
+        let mut k = self.scaled(&self.m1, q[0]);
         for &ql in &q[1..] {
             ctl.checkpoint()?;
-            let (m, _) = self.layer_map(&k, false, ctl)?;
-            k = m.into_iter().map(|v| ql * v).collect();
+            let (mut m, _) = self.layer_map(&k, false, ctl)?;
+            self.pool.give(std::mem::replace(&mut k, Vec::new()));
+            m.par_iter_mut().for_each(|v| *v *= ql);
+            k = m;
         }
         Ok(k)
+    }
+
+    /// `s * m` in a pooled buffer.
+    fn scaled(&self, m: &[f64], s: f64) -> Vec<f64> {
+        let mut out = self.pool.take();
+        out.par_iter_mut().zip(m.par_iter()).for_each(|(o, v)| *o = s * v);
+        out
+    }
+
+    /// Returns the buffers of an evaluation to the pool.
+    fn recycle(&self, ms: Vec<Vec<f64>>, derivs: Vec<(Vec<f64>, Vec<f64>)>) {
+        for m in ms {
+            self.pool.give(m);
+        }
+        for (dc, d) in derivs {
+            self.pool.give(dc);
+            self.pool.give(d);
+        }
     }
 
     /// `(S(Q), dS/dQ)` at a user-given `q` (validated: `Q`, `width`, `temperature`) with the
@@ -239,38 +273,34 @@ impl<'a> Problem<'a> {
         // input of the next map: A = Q_L M^L + T I is factored straight from M^L.
         let mut ms: Vec<Vec<f64>> = Vec::with_capacity(depth);
         let mut derivs = Vec::with_capacity(depth.saturating_sub(1));
-        let mut kl: Vec<f64> = if depth > 1 {
-            self.m1.iter().map(|v| q[0] * v).collect()
-        } else {
-            Vec::new()
-        };
+        let mut kl: Vec<f64> = if depth > 1 { self.scaled(&self.m1, q[0]) } else { Vec::new() };
         for (l, &ql) in q.iter().enumerate().skip(1) {
             ctl.checkpoint()?;
             let (m, d) = self.layer_map(&kl, true, ctl)?;
-            kl = if l + 1 < depth {
-                m.iter().map(|v| ql * v).collect()
-            } else {
-                Vec::new()
-            };
+            self.pool.give(std::mem::take(&mut kl));
+            if l + 1 < depth {
+                kl = self.scaled(&m, ql);
+            }
             ms.push(m);
             derivs.push(d.unwrap());
         }
-        drop(kl);
         let ml: &[f64] = if depth == 1 { &self.m1 } else { &ms[depth - 2] };
         // Cholesky of A = Q_L M^L + T I (column-major view of the symmetric M^L: the
         // factorization copies contiguous columns, scaled)
-        let mut lf = Mat::<f64>::zeros(p, p);
+        // (the factorization writes every entry of the pooled buffer: L and zeros above)
+        let mut lbuf = self.pool.take();
         let info = cholesky_scaled_with_jitter(
             "A",
             MatRef::from_column_major_slice(ml, p, p),
             q[depth - 1],
             t,
-            lf.as_mut(),
+            faer::MatMut::from_column_major_slice_mut(&mut lbuf, p, p),
             par,
         )?;
         ctl.checkpoint()?;
+        let lf = MatRef::from_column_major_slice(&lbuf, p, p);
         let mut z = self.y.to_owned();
-        cholesky_solve_in_place(lf.as_ref(), z.as_mut(), par)?;
+        cholesky_solve_in_place(lf, z.as_mut(), par)?;
         let (mut data, mut zz) = (0.0, 0.0);
         for j in 0..c {
             for i in 0..p {
@@ -289,11 +319,12 @@ impl<'a> Problem<'a> {
             // (P - t' tr A^{-1}) / Q and tr(Z^T M^1 Z) = (tr(Y^T Z) - t' |Z|^2) / Q, with
             // tr A^{-1} = |L^{-1}|_F^2 (block triangular solves).
             let tp = t + info.jitter;
-            let tr_inv = inverse_frobenius2(lf.as_ref(), par);
-            drop(lf);
+            let tr_inv = inverse_frobenius2(lf, par);
+            self.pool.give(lbuf);
             grad[0] = 0.5 * (c as f64 * (p as f64 - tp * tr_inv) - (yz - tp * zz)) / q[0];
         } else {
-            self.reverse(&mut grad, lf, &z, &ms, &derivs, q, s2w, par, ctl)?;
+            self.reverse(&mut grad, lbuf, &z, &ms, &derivs, q, s2w, par, ctl)?;
+            self.recycle(ms, derivs);
         }
         let mut s = 0.5 * data;
         for l in 0..depth {
@@ -319,7 +350,7 @@ impl<'a> Problem<'a> {
     fn reverse(
         &self,
         grad: &mut [f64],
-        lf: Mat<f64>,
+        lbuf: Vec<f64>,
         z: &Mat<f64>,
         ms: &[Vec<f64>],
         derivs: &[(Vec<f64>, Vec<f64>)],
@@ -330,13 +361,20 @@ impl<'a> Problem<'a> {
     ) -> Result<()> {
         let (p, c, depth) = (self.p, self.c, self.net.depth);
         // A^{-1} = L^{-T} L^{-1}: triangular inverse, then a triangular product (P^3 / 3 each).
-        let mut w = Mat::<f64>::zeros(p, p);
-        invert_lower_triangular(w.as_mut(), lf.as_ref(), par); // writes the lower triangle; the upper stays 0
-        drop(lf);
+        // W = L^{-1}: only its lower triangle is written, and only that one is read below
+        let mut wbuf = self.pool.take();
+        invert_lower_triangular(
+            faer::MatMut::from_column_major_slice_mut(&mut wbuf, p, p),
+            MatRef::from_column_major_slice(&lbuf, p, p),
+            par,
+        );
+        self.pool.give(lbuf);
+        let w = MatRef::from_column_major_slice(&wbuf, p, p);
         ctl.checkpoint()?;
         // G = C A^{-1} - Z Z^T: its lower triangle in column-major order is the upper triangle
         // of the row-major buffer `gbar` (= dS_data/dK^L, symmetric), completed by a mirror.
-        let mut gbar = vec![0.0; p * p];
+        // the triangular product writes the lower triangle (column-major), the mirror the rest
+        let mut gbar = self.pool.take();
         {
             let mut g = faer::MatMut::from_column_major_slice_mut(&mut gbar, p, p);
             triangular::matmul(
@@ -345,7 +383,7 @@ impl<'a> Problem<'a> {
                 Accum::Replace,
                 w.transpose(),
                 BlockStructure::TriangularUpper,
-                w.as_ref(),
+                w,
                 BlockStructure::TriangularLower,
                 c as f64,
                 par,
@@ -362,7 +400,7 @@ impl<'a> Problem<'a> {
                 par,
             );
         }
-        drop(w);
+        self.pool.give(wbuf);
         mirror_upper(&mut gbar, p);
         // Reverse accumulation (with the 1/2 of the action): dS/dQ_l = 1/2 tr(G_l M^l).
         for l in (1..=depth).rev() {
@@ -381,7 +419,7 @@ impl<'a> Problem<'a> {
             // through its own total derivative plus dE/da of every entry of its row.
             let (dc, d) = &derivs[l - 2];
             let scale = q[l - 1] * s2w;
-            let mut next = vec![0.0; p * p];
+            let mut next = self.pool.take(); // every entry written
             next.par_chunks_mut(p).enumerate().for_each(|(i, out)| {
                 let (gr, dcr, dr) = (
                     &gbar[i * p..(i + 1) * p],
@@ -396,8 +434,9 @@ impl<'a> Problem<'a> {
                 // entry (i, i): its total derivative dc + 2 da (D_ii = da), plus 2 sum_{j != i} G_ij D_ij
                 out[i] = scale * (gr[i] * (dcr[i] + 2.0 * dr[i]) + 2.0 * (diag - gr[i] * dr[i]));
             });
-            gbar = next;
+            self.pool.give(std::mem::replace(&mut gbar, next));
         }
+        self.pool.give(gbar);
         Ok(())
     }
 }
