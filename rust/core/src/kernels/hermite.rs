@@ -503,9 +503,31 @@ pub(crate) fn parities(c: &[f64], p: usize) -> u8 {
 /// `out[k] = sum_{n <= order} ci_n cj_{n,k} rho_k^n`: Horner in `rho^2` over the even and the
 /// odd `n` separately, skipping a parity whose coefficients all vanish (odd or even phi);
 /// vectorizes over k.
+/// Compiled for AVX-512F / AVX2 where present (the same IEEE operations: the same bits).
 #[allow(clippy::too_many_arguments)]
 #[inline]
 pub(crate) fn horner(
+    ci: &[f64],
+    pi: usize,
+    i: usize,
+    cj: &[f64],
+    pj: usize,
+    j0: usize,
+    order: usize,
+    rho: &[f64],
+    rho2: &[f64],
+    parity: u8,
+    out: &mut [f64],
+) {
+    crate::kernels::simd::simd_dispatch!(horner_body(
+        ci: &[f64], pi: usize, i: usize, cj: &[f64], pj: usize, j0: usize, order: usize,
+        rho: &[f64], rho2: &[f64], parity: u8, out: &mut [f64]
+    ))
+}
+
+#[allow(clippy::too_many_arguments)]
+#[inline(always)]
+fn horner_body(
     ci: &[f64],
     pi: usize,
     i: usize,

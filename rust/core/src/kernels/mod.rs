@@ -11,3 +11,4 @@ pub mod lazy;
 pub mod lazy_hermite;
 pub mod net;
 pub mod quadrature;
+pub(crate) mod simd;

@@ -2,6 +2,7 @@
 //! layer maps vectorise (issue #20: kernel renormalization with erf spent ~25% of a fit in
 //! scalar musl `asin`, square roots and divisions).
 use super::relu::{asin_r, PIO2_HI, PIO2_LO};
+use crate::kernels::simd::simd_dispatch;
 use std::f64::consts::PI;
 
 /// `asin(x)` for `x` in [-1, 1] with selects instead of branches (fdlibm's rational
@@ -46,30 +47,6 @@ pub(super) fn erf_closed_grad(a: f64, b: f64, c: f64) -> (f64, f64, f64, f64) {
     let k = -4.0 * c / (PI * sq);
     (2.0 / PI * asin_select(arg), 4.0 / PI / sq, k / pa, k / pb)
 }
-
-/// Runs `$body(args)` compiled for AVX-512F, for AVX2, or for the baseline, whichever the CPU
-/// has (the same IEEE operations on every path: the same bits).
-macro_rules! simd_dispatch {
-    ($body:ident($($arg:ident: $ty:ty),*)) => {{
-        #[cfg(target_arch = "x86_64")]
-        {
-            #[target_feature(enable = "avx512f")]
-            unsafe fn avx512($($arg: $ty),*) { $body($($arg),*) }
-            #[target_feature(enable = "avx2")]
-            unsafe fn avx2($($arg: $ty),*) { $body($($arg),*) }
-            if std::arch::is_x86_feature_detected!("avx512f") {
-                // SAFETY: the CPU supports AVX-512F (checked just above)
-                return unsafe { avx512($($arg),*) };
-            }
-            if std::arch::is_x86_feature_detected!("avx2") {
-                // SAFETY: the CPU supports AVX2 (checked just above)
-                return unsafe { avx2($($arg),*) };
-            }
-        }
-        $body($($arg),*)
-    }};
-}
-pub(super) use simd_dispatch;
 
 /// [`erf_closed`] over slices (`out_d` optional).
 pub(super) fn erf_batch(a: &[f64], b: &[f64], c: &[f64], out_e: &mut [f64], out_d: Option<&mut [f64]>) {

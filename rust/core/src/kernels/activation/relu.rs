@@ -87,7 +87,7 @@ pub(super) fn relu_batch(a: &[f64], b: &[f64], c: &[f64], out_e: &mut [f64], out
             }
         }
     }
-    super::erf::simd_dispatch!(body(a: &[f64], b: &[f64], c: &[f64], out_e: &mut [f64], out_d: Option<&mut [f64]>))
+    crate::kernels::simd::simd_dispatch!(body(a: &[f64], b: &[f64], c: &[f64], out_e: &mut [f64], out_d: Option<&mut [f64]>))
 }
 
 #[cfg(test)]
