@@ -74,7 +74,7 @@ impl<'a> Problem<'a> {
             prob.rule = net.hermite_fallback_rule();
         }
         // K^0 is not kept: only M^1 depends on it (and the readout kernels are rebuilt from X)
-        prob.m1 = with_threads(n_threads, |_| prob.layer_map(&k0, false, ctl))?.0;
+        prob.m1 = with_threads(n_threads, |_| prob.layer_map(&k0, 1.0, false, ctl))?.0;
         prob.pool.give(k0);
         Ok(prob)
     }
@@ -98,7 +98,8 @@ impl<'a> Problem<'a> {
             && !matches!(self.net.activation, Activation::Custom(_))
     }
 
-    /// One layer map on the training points: `M = sigma_w^2 E[phi phi](K_prev) + sigma_b^2`
+    /// One layer map on the training points: `M = sigma_w^2 E[phi phi](K_prev) + sigma_b^2` with
+    /// `K_prev = scale * kprev` (scaled row by row, never stored)
     /// (full, symmetric) and, with `grads`, `(Dc, D)`: `Dc_ij = dE_ij/dK_ij` (symmetric) and
     /// `D_ij = dE_ij/dK_ii` (not symmetric; entry (i, j) of the lower triangle holds dE/da,
     /// the mirrored entry (j, i) dE/db of the same pair). `ctl` is checked before every row
@@ -107,6 +108,7 @@ impl<'a> Problem<'a> {
     fn layer_map(
         &self,
         kprev: &[f64],
+        scale: f64,
         grads: bool,
         ctl: &Control,
     ) -> Result<(Vec<f64>, Option<(Vec<f64>, Vec<f64>)>)> {
@@ -115,7 +117,8 @@ impl<'a> Problem<'a> {
             self.net.sigma_w * self.net.sigma_w,
             self.net.sigma_b * self.net.sigma_b,
         );
-        let diag: Vec<f64> = (0..p).map(|j| kprev[j * p + j]).collect();
+        let diag: Vec<f64> = (0..p).map(|j| scale * kprev[j * p + j]).collect();
+        let scaled_row = |i: usize, n: usize| -> Vec<f64> { kprev[i * p..i * p + n].iter().map(|v| scale * v).collect() };
         // every entry of the pooled buffers is written below (rows' lower triangles, then mirrors)
         let mut m = self.pool.take();
         let out = if grads {
@@ -138,7 +141,7 @@ impl<'a> Problem<'a> {
                     let n = i + 1;
                     let a = vec![diag[i]; n];
                     let mut e = vec![0.0; n];
-                    let krow = &kprev[i * p..i * p + n];
+                    let krow = &scaled_row(i, n);
                     if let Some(t) = &table {
                         let (dcr, dar, dbr) = (&mut dcr[..n], &mut dar[..n], &mut dbr[..n]);
                         grad_row(t, i, &diag, krow, &mut e, dcr, dar, dbr, &eg)?;
@@ -186,7 +189,7 @@ impl<'a> Problem<'a> {
                     let n = i + 1;
                     let a = vec![diag[i]; n];
                     let mut e = vec![0.0; n];
-                    let krow = &kprev[i * p..i * p + n];
+                    let krow = &scaled_row(i, n);
                     match &table {
                         Some(t) => value_row(t, i, &diag, krow, &mut e, &ex)?,
                         None => ex.batch(&a, &diag[..n], krow, &mut e, None)?,
@@ -210,15 +213,22 @@ impl<'a> Problem<'a> {
 
     /// The renormalized readout kernel `K^L(q)` of the training points (P x P row-major).
     pub fn readout_kernel(&self, q: &[f64], ctl: &Control) -> Result<Vec<f64>> {
-        let mut k = self.scaled(&self.m1, q[0]);
-        for &ql in &q[1..] {
+        let mut k: Option<Vec<f64>> = None; // K^l / Q_l (None: M^1)
+        for l in 1..q.len() {
             ctl.checkpoint()?;
-            let (mut m, _) = self.layer_map(&k, false, ctl)?;
-            self.pool.give(std::mem::replace(&mut k, Vec::new()));
-            m.par_iter_mut().for_each(|v| *v *= ql);
-            k = m;
+            let (m, _) = self.layer_map(k.as_deref().unwrap_or(&self.m1), q[l - 1], false, ctl)?;
+            if let Some(old) = k.replace(m) {
+                self.pool.give(old);
+            }
         }
-        Ok(k)
+        let ql = q[q.len() - 1];
+        Ok(match k {
+            Some(mut m) => {
+                m.par_iter_mut().for_each(|v| *v *= ql);
+                m
+            }
+            None => self.scaled(&self.m1, ql),
+        })
     }
 
     /// `s * m` in a pooled buffer.
@@ -269,18 +279,15 @@ impl<'a> Problem<'a> {
     ) -> Result<(f64, Vec<f64>, f64)> {
         let (p, c, depth) = (self.p, self.c, self.net.depth);
         // Forward: M^1 is fixed (K^0 does not depend on Q); layers l >= 2 also keep the
-        // derivatives of their map for the reverse pass. K^l = Q_l M^l is formed only as the
-        // input of the next map: A = Q_L M^L + T I is factored straight from M^L.
+        // derivatives of their map for the reverse pass. K^l = Q_l M^l is never stored (the maps
+        // scale their input rows): A = Q_L M^L + T I is factored straight from M^L.
         let mut ms: Vec<Vec<f64>> = Vec::with_capacity(depth);
         let mut derivs = Vec::with_capacity(depth.saturating_sub(1));
-        let mut kl: Vec<f64> = if depth > 1 { self.scaled(&self.m1, q[0]) } else { Vec::new() };
-        for (l, &ql) in q.iter().enumerate().skip(1) {
+        for l in 1..depth {
             ctl.checkpoint()?;
-            let (m, d) = self.layer_map(&kl, true, ctl)?;
-            self.pool.give(std::mem::take(&mut kl));
-            if l + 1 < depth {
-                kl = self.scaled(&m, ql);
-            }
+            // K^l = Q_l M^l, scaled inside the map
+            let mprev: &[f64] = if l == 1 { &self.m1 } else { &ms[l - 2] };
+            let (m, d) = self.layer_map(mprev, q[l - 1], true, ctl)?;
             ms.push(m);
             derivs.push(d.unwrap());
         }
@@ -406,6 +413,35 @@ impl<'a> Problem<'a> {
         for l in (1..=depth).rev() {
             ctl.checkpoint()?;
             let ml: &[f64] = if l == 1 { &self.m1 } else { &ms[l - 2] };
+            if l == 2 {
+                // the last step fused: G_1 (below) is never stored, tr(G_1 M^1) is summed row by
+                // row in the same order (the same bits as forming it)
+                let (dc, d) = &derivs[0];
+                let scale = q[1] * s2w;
+                let m1 = &self.m1;
+                let rows: Vec<(f64, f64)> = (0..p)
+                    .into_par_iter()
+                    .map(|i| {
+                        let r = i * p..(i + 1) * p;
+                        let (gr, mr, dcr, dr, m1r) = (&gbar[r.clone()], &ml[r.clone()], &dc[r.clone()], &d[r.clone()], &m1[r]);
+                        let s2 = gr.iter().zip(mr).map(|(g, m)| g * m).sum::<f64>();
+                        let mut diag = 0.0;
+                        for j in 0..p {
+                            diag += gr[j] * dr[j];
+                        }
+                        let gii = scale * (gr[i] * (dcr[i] + 2.0 * dr[i]) + 2.0 * (diag - gr[i] * dr[i]));
+                        let mut s1 = 0.0;
+                        for j in 0..p {
+                            let g1 = if j == i { gii } else { scale * gr[j] * dcr[j] };
+                            s1 += g1 * m1r[j];
+                        }
+                        (s2, s1)
+                    })
+                    .collect();
+                grad[1] = 0.5 * rows.iter().map(|r| r.0).sum::<f64>();
+                grad[0] = 0.5 * rows.iter().map(|r| r.1).sum::<f64>();
+                break;
+            }
             let rows: Vec<f64> = gbar
                 .par_chunks(p)
                 .zip(ml.par_chunks(p))
