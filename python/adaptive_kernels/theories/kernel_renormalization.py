@@ -26,6 +26,16 @@ _DEFAULTS = _core.kernel_renormalization.defaults()
 
 _SOLVERS = ("auto", "spectral", "cholesky")
 
+# method="quadrature": the largest variance of a layer map's input (layers 2..L, whose gradient
+# in Q holds E[phi''(u) phi(v)] / 2) at which the polar rule of order q still resolves phi'',
+# ``factor * q / 32``. phi'' of these activations is concentrated within ~1 of 0, a band of width
+# ~1/sqrt(variance) of the standard Gaussian that the rule's q/2 angular x q radial nodes miss
+# as the variance grows. Measured (depth 2, P = 6, collinear and generic rows, dS/dQ_1 against
+# central differences of S, relative to max |dS/dQ|): at the limit the error is <= 1e-5 (tanh
+# q = 32: 3e-7 at 0.85, 3e-5 at 1.27; q = 128: 4e-6 at 4.7, 1e-4 at 9.0, 8e-3 at 22; gelu and
+# softplus reach the same error at ~2x and ~4x the tanh variance). Callables: tanh's factor.
+_QUADRATURE_FACTOR = {"tanh": 1.0, "gelu": 2.0, "softplus": 4.0}
+
 
 def _widths(width, depth: int) -> list[float]:
     """Per-layer widths N_1..N_L from an int/float or a sequence (inf allowed: Q_l = 1)."""
@@ -167,6 +177,37 @@ class KernelRenormalization(TheoryEstimator):
         self._U = np.asarray(s.factor)
         self.L_ = self._U.T
         self.dual_coef_ = np.asarray(s.dual_coef)
+        self._warn_unresolved_quadrature(self.Q_, stacklevel=5)
+
+    def _warn_unresolved_quadrature(self, Q, stacklevel: int) -> None:
+        """With ``method="quadrature"`` warn (naming ``method``) when a layer map whose gradient
+        needs phi'' gets inputs of larger variance than the polar rule resolves (see
+        ``_QUADRATURE_FACTOR``): the gradient in Q, and so the saddle point, is then wrong (tanh,
+        sigma_w = 9.6, rank-1 X, order 32: dS/dQ_1 = +68 against -1.5 by finite differences)."""
+        net = self._params["net"]
+        if net.method != "quadrature" or net.depth < 2:
+            return
+        act = net.activation
+        factor = _QUADRATURE_FACTOR.get(act) if isinstance(act, str) else 1.0
+        if factor is None:   # linear, relu, erf: closed forms whatever the method
+            return
+        limit = factor * net.quadrature_order / 32
+        try:
+            var = max(float(np.max(kernel_diagonal_scaled(dataclasses.replace(net, depth=l), self.X_train_,
+                                                          scales=[float(q) for q in Q[:l]],
+                                                          n_threads=self._params["threads"])))
+                      for l in range(1, net.depth))
+        except (ValueError, ArithmeticError):   # scales the diagonal refuses: nothing to judge
+            return
+        if not var > limit:
+            return
+        name = net.activation_name
+        warnings.warn(
+            f"method: 'quadrature' with quadrature_order={net.quadrature_order} cannot resolve {name}'' at the "
+            f"layer-input variance {var:.3g} of this fit (resolved up to about {limit:.3g}): the gradient of the "
+            f"action in Q, and so the saddle point Q_, can be wrong (relative errors from 1e-5 to over 100%); use "
+            f"method='auto' (Hermite expansions, graded quadrature where they miss), or a higher quadrature_order "
+            f"(at most 128), or smaller sigma_w", RuntimeWarning, stacklevel=stacklevel)
 
     @property
     def kernels_(self) -> list:
@@ -222,8 +263,10 @@ class KernelRenormalization(TheoryEstimator):
         self._check_fitted()
         p = self._params
         q = [float(v) for v in np.asarray(Q, dtype=float).ravel()]
-        return _core.kernel_renormalization.action(self.X_train_, self.y_train_, q, p["net"], widths=p["width"],
+        out = _core.kernel_renormalization.action(self.X_train_, self.y_train_, q, p["net"], widths=p["width"],
                                                    temperature=p["temperature"], n_threads=p["threads"])
+        self._warn_unresolved_quadrature(q, stacklevel=3)
+        return out
 
 
 __all__ = ["KernelRenormalization"]
