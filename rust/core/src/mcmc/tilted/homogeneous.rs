@@ -29,6 +29,8 @@
 //! coordinates (`K^0 = F F^T`) from random Gaussian starts: the tangent gradient of
 //! `s = b.relu(F u)` is `g = F^T (b ⊙ 1[F u > 0]) - s u`, the step `u <- (u + alpha sign(s)
 //! g / |g|) / |...|`, `alpha` x1.5 on success and x0.3 on failure.
+//! [`RayBound`] takes the better of both for a sequence of nearby `a` (the trial points of one
+//! concave solve), warm-starting the ascent from the directions it found earlier.
 //!
 //! General tilt: [`pattern_witness`] runs the same iteration along a negative eigenvector `b` of
 //! `hatPhi`, and [`super::check_normalizable`] evaluates the exact exponent
@@ -153,49 +155,14 @@ fn spd_solve(mut a: Vec<f64>, mut x: Vec<f64>, n: usize) -> Option<Vec<f64>> {
 /// `n_starts` Gaussian starts (RNG streams `(0x5EED, k)`, at most 100 accepted steps each), and
 /// its direction `h = F u`.
 pub fn ray_ascent(f: MatRef<'_, f64>, b: &[f64], n_starts: usize) -> (f64, Vec<f64>) {
-    let (p, r) = (f.nrows(), f.ncols());
-    let eval = |u: &[f64]| -> (f64, Vec<f64>) {
-        let h: Vec<f64> = (0..p).map(|i| (0..r).map(|k| f[(i, k)] * u[k]).sum()).collect();
-        ((0..p).filter(|&i| h[i] > 0.0).map(|i| b[i] * h[i]).sum(), h)
-    };
-    let (mut best, mut best_h) = (0.0f64, vec![0.0; p]);
+    let rb = RayBound::new(f);
+    let (mut best, mut best_h) = (0.0f64, vec![0.0; f.nrows()]);
     for start in 0..n_starts {
-        let mut u = vec![0.0; r];
+        let mut u = vec![0.0; f.ncols()];
         crate::rng::Rng::new(0x5EED, start as u64).fill_normal(&mut u);
-        let n = u.iter().map(|x| x * x).sum::<f64>().sqrt();
-        u.iter_mut().for_each(|x| *x /= n);
-        let (mut s, mut h) = eval(&u);
-        let mut alpha = 0.5;
-        for _ in 0..100 {
-            let w: Vec<f64> = (0..p).map(|i| if h[i] > 0.0 { b[i] } else { 0.0 }).collect();
-            let mut g: Vec<f64> = (0..r).map(|k| (0..p).map(|i| f[(i, k)] * w[i]).sum::<f64>() - s * u[k]).collect();
-            let gu: f64 = g.iter().zip(&u).map(|(x, y)| x * y).sum();
-            g.iter_mut().zip(&u).for_each(|(x, y)| *x -= gu * y);
-            let gn = g.iter().map(|x| x * x).sum::<f64>().sqrt();
-            if !(gn > 1e-12) {
-                break;
-            }
-            let mut moved = false;
-            while alpha > 1e-10 {
-                let mut un: Vec<f64> = u.iter().zip(&g).map(|(x, y)| x + alpha * s.signum() * y / gn).collect();
-                let nn = un.iter().map(|x| x * x).sum::<f64>().sqrt();
-                un.iter_mut().for_each(|x| *x /= nn);
-                let (sn, hn) = eval(&un);
-                if sn * sn > s * s {
-                    (u, s, h) = (un, sn, hn);
-                    alpha *= 1.5;
-                    moved = true;
-                    break;
-                }
-                alpha *= 0.3;
-            }
-            if !moved {
-                break;
-            }
-        }
-        if s * s > best {
-            best = s * s;
-            best_h = h;
+        let (v, _, h) = rb.ascend(b, &u);
+        if v > best {
+            (best, best_h) = (v, h);
         }
     }
     (best, best_h)
@@ -211,7 +178,8 @@ const FIRST_STARTS: usize = 8;
 /// whitened sphere, run on the first call from `FIRST_STARTS` Gaussian starts (streams
 /// `(0x5EED, k)`) and the linear directions `u ∝ F^T b_+`, `b = +-a`, and on later calls from
 /// the two best of the (at most `KEEP`) directions found so far plus one fresh Gaussian start
-/// (stream `(0x5EED, 2^32 + call)`). Every value is attained at an evaluated direction, so the
+/// (stream `(0x5EED, 2^32 + call)`), and after [`RayBound::explore`] from the linear directions
+/// and `FIRST_STARTS` fresh Gaussian starts too. Every value is attained at an evaluated direction, so the
 /// bound is rigorous (`>= 1` proves non-normalizability); it is at least the pattern witness and
 /// at least the value of every kept direction. Deterministic: it depends only on the sequence of
 /// `a` it was called with.
@@ -222,11 +190,22 @@ pub struct RayBound {
     /// Kept whitened unit directions and their `h = F u`.
     dirs: Vec<(Vec<f64>, Vec<f64>)>,
     calls: u64,
+    /// Explorations so far ([`RayBound::explore`]).
+    explored: u64,
+    explore_next: bool,
 }
 
 impl RayBound {
     pub fn new(f: MatRef<'_, f64>) -> Self {
-        RayBound { f: f.to_owned(), dirs: Vec::new(), calls: 0 }
+        RayBound { f: f.to_owned(), dirs: Vec::new(), calls: 0, explored: 0, explore_next: false }
+    }
+
+    /// The next call also ascends from `FIRST_STARTS` fresh Gaussian starts (streams
+    /// `(0x5EED, 2^33 + FIRST_STARTS * k + j)` at the k-th exploration): the warm starts follow
+    /// the kept directions only, and a distant better one can appear as `a` moves (the concave
+    /// solver explores once per stage).
+    pub fn explore(&mut self) {
+        self.explore_next = true;
     }
 
     fn h(&self, u: &[f64]) -> Vec<f64> {
@@ -304,18 +283,26 @@ impl RayBound {
             crate::rng::Rng::new(0x5EED, stream).fill_normal(&mut u);
             u
         };
-        if self.calls == 0 {
+        if self.calls == 0 || self.explore_next {
             for sign in [1.0, -1.0] {
                 let bp: Vec<f64> = a.iter().map(|v| (sign * v).max(0.0)).collect();
                 starts.push((0..r).map(|k| self.f.col(k).iter().zip(&bp).map(|(f, b)| f * b).sum()).collect());
             }
+        }
+        if self.calls == 0 {
             starts.extend((0..FIRST_STARTS as u64).map(fresh));
         } else {
             let mut order: Vec<(f64, usize)> = self.dirs.iter().enumerate().map(|(i, (_, h))| (val(h), i)).collect();
             order.sort_by(|x, y| y.0.total_cmp(&x.0).then(x.1.cmp(&y.1)));
             starts.extend(order.iter().take(2).map(|&(_, i)| self.dirs[i].0.clone()));
             starts.push(fresh((1u64 << 32) + self.calls));
+            if self.explore_next {
+                let k0 = (1u64 << 33) + FIRST_STARTS as u64 * self.explored;
+                starts.extend((k0..k0 + FIRST_STARTS as u64).map(fresh));
+                self.explored += 1;
+            }
         }
+        self.explore_next = false;
         self.calls += 1;
         for u0 in starts {
             let (_, u, h) = self.ascend(a, &u0);

@@ -266,6 +266,7 @@ pub fn solve(
                 // halve the step from the last draw point until the check passes (then shrink)
                 let g2 = gamma * gamma;
                 let mut tries = 0;
+                bound.borrow_mut().explore();
                 loop {
                     let phat = Mat::from_fn(p, p, |i, j| -g2 * prop.a_ref[i] * prop.a_ref[j]);
                     // (with the support factor the draws use, not a jittered Cholesky of the singular K^0)
