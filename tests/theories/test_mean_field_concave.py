@@ -227,4 +227,5 @@ def test_relu_maximiser_is_inside_the_domain(gamma):
     assert m.converged_
     k0 = X @ X.T / 3
     assert _core._testing.mean_field_concave_domain_ratio(k0, m.dual_coef_[:, 0], gamma=gamma) < 1
+    assert _core._testing.mean_field_concave_domain_bound(k0, m.dual_coef_[:, :1].T, gamma=gamma)[0] < 1
     assert np.all(np.isfinite(m.kernel_))
