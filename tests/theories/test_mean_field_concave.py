@@ -154,6 +154,24 @@ def test_relu_domain_ratio_matches_reference(seed, P, gamma):
     assert got == pytest.approx(ref.domain_ratio(k0, a, gamma), rel=1e-10, abs=1e-14)
 
 
+@settings(max_examples=25, deadline=None)
+@given(seed=st.integers(0, 10_000), P=st.integers(2, 3), gamma=st.floats(0.2, 3.0))
+def test_relu_domain_bound_matches_reference_ascent(seed, P, gamma):
+    """The solver's domain test (core ``RayBound``: pattern witness and ray ascent, one cache per
+    solve) is at least the pattern witness, agrees with the reference's L-BFGS ascent
+    ``relu_ray_sup`` (both reach the supremum at P = 2, 3, where it matches brute force:
+    tests/test_mcmc_smc.py), and keeps what it found for later points (rho(t a) = t^2 rho(a))."""
+    from adaptive_kernels.reference import mcmc as rmc
+    rng = np.random.default_rng(seed)
+    X = rng.standard_normal((P, 3))
+    k0 = X @ X.T / 3 + 0.1 * rng.random() * np.ones((P, P))
+    a = rng.standard_normal(P)
+    b = _core._testing.mean_field_concave_domain_bound(k0, np.array([a, 1.01 * a, a]), gamma=gamma)
+    assert b[0] >= _core._testing.mean_field_concave_domain_ratio(k0, a, gamma=gamma) * (1 - 1e-12)
+    assert b[0] == pytest.approx(rmc.relu_ray_sup(k0, a, gamma, n_starts=16), rel=5e-3)
+    assert b[1] >= 1.01 ** 2 * b[0] * (1 - 1e-12) and b[2] >= b[0] * (1 - 1e-12)
+
+
 def test_relu_domain_ratio_is_the_exact_supremum_at_p2():
     """Independent check: P = 2, full-rank K0 with a negative correlation, mixed-sign a: the
     supremum over a dense grid of directions h = L (cos t, sin t) (K0 = L L^T) equals the ratio,
@@ -209,4 +227,5 @@ def test_relu_maximiser_is_inside_the_domain(gamma):
     assert m.converged_
     k0 = X @ X.T / 3
     assert _core._testing.mean_field_concave_domain_ratio(k0, m.dual_coef_[:, 0], gamma=gamma) < 1
+    assert _core._testing.mean_field_concave_domain_bound(k0, m.dual_coef_[:, :1].T, gamma=gamma)[0] < 1
     assert np.all(np.isfinite(m.kernel_))

@@ -1,6 +1,7 @@
 //! The concave one-hidden-layer solver of `adaptive_kernels._core.mean_field`
 //! (`solve_concave`, `predict_concave`, `concave_defaults`; registered by [`super::mean_field`])
-//! and its test entries `_core._testing.mean_field_concave_objective`, `mean_field_concave_domain_ratio`.
+//! and its test entries `_core._testing.mean_field_concave_objective`, `mean_field_concave_domain_ratio`,
+//! `mean_field_concave_domain_bound`.
 use crate::convert::{defaults_dict, mat_to_numpy, slice, slice1, view, NetArg, Options};
 use crate::results::SolveReport;
 use crate::runtime::{run, threads};
@@ -263,7 +264,28 @@ fn mean_field_concave_domain_ratio(k0: PyReadonlyArray2<'_, f64>, a: PyReadonlyA
     Ok(ak_core::mcmc::tilted::rank_one_ratio(k, av, gamma))
 }
 
+/// `_core._testing.mean_field_concave_domain_bound(k0, a_rows, gamma)`: the concave solver's
+/// domain test `mcmc::tilted::RayBound` (pattern witness and ray ascent) called on the rows of
+/// `a_rows` in order, with one cache (as for the trial points of one solve); one lower bound on
+/// `rho` per row.
+#[pyfunction]
+#[pyo3(signature = (k0, a_rows, *, gamma))]
+fn mean_field_concave_domain_bound(k0: PyReadonlyArray2<'_, f64>, a_rows: PyReadonlyArray2<'_, f64>, gamma: f64) -> PyResult<Vec<f64>> {
+    let k: MatRef<f64> = view("k0", &k0)?;
+    let ar: MatRef<f64> = view("a_rows", &a_rows)?;
+    if k.nrows() != k.ncols() || k.nrows() != ar.ncols() {
+        return Err(pyo3::exceptions::PyValueError::new_err("a_rows: need a P x P matrix k0 and rows of length P"));
+    }
+    let fac = ak_core::linalg::CovFactor::psd("k0", k, Par::Seq).map_err(|e| pyo3::exceptions::PyValueError::new_err(e.to_string()))?;
+    let mut bound = ak_core::mcmc::tilted::RayBound::new(fac.f());
+    Ok((0..ar.nrows()).map(|i| {
+        let a: Vec<f64> = ar.row(i).iter().cloned().collect();
+        bound.ratio(k, &a, gamma)
+    }).collect())
+}
+
 pub(crate) fn register_testing(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    m.add_function(wrap_pyfunction!(mean_field_concave_domain_bound, m)?)?;
     m.add_function(wrap_pyfunction!(mean_field_concave_objective, m)?)?;
     m.add_function(wrap_pyfunction!(mean_field_concave_domain_ratio, m)?)?;
     Ok(())

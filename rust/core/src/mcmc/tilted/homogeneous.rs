@@ -29,6 +29,8 @@
 //! coordinates (`K^0 = F F^T`) from random Gaussian starts: the tangent gradient of
 //! `s = b.relu(F u)` is `g = F^T (b ⊙ 1[F u > 0]) - s u`, the step `u <- (u + alpha sign(s)
 //! g / |g|) / |...|`, `alpha` x1.5 on success and x0.3 on failure.
+//! [`RayBound`] takes the better of both for a sequence of nearby `a` (the trial points of one
+//! concave solve), warm-starting the ascent from the directions it found earlier.
 //!
 //! General tilt: [`pattern_witness`] runs the same iteration along a negative eigenvector `b` of
 //! `hatPhi`, and [`super::check_normalizable`] evaluates the exact exponent
@@ -153,34 +155,98 @@ fn spd_solve(mut a: Vec<f64>, mut x: Vec<f64>, n: usize) -> Option<Vec<f64>> {
 /// `n_starts` Gaussian starts (RNG streams `(0x5EED, k)`, at most 100 accepted steps each), and
 /// its direction `h = F u`.
 pub fn ray_ascent(f: MatRef<'_, f64>, b: &[f64], n_starts: usize) -> (f64, Vec<f64>) {
-    let (p, r) = (f.nrows(), f.ncols());
-    let eval = |u: &[f64]| -> (f64, Vec<f64>) {
-        let h: Vec<f64> = (0..p).map(|i| (0..r).map(|k| f[(i, k)] * u[k]).sum()).collect();
-        ((0..p).filter(|&i| h[i] > 0.0).map(|i| b[i] * h[i]).sum(), h)
-    };
-    let (mut best, mut best_h) = (0.0f64, vec![0.0; p]);
+    let rb = RayBound::new(f);
+    let (mut best, mut best_h) = (0.0f64, vec![0.0; f.nrows()]);
     for start in 0..n_starts {
-        let mut u = vec![0.0; r];
+        let mut u = vec![0.0; f.ncols()];
         crate::rng::Rng::new(0x5EED, start as u64).fill_normal(&mut u);
-        let n = u.iter().map(|x| x * x).sum::<f64>().sqrt();
-        u.iter_mut().for_each(|x| *x /= n);
-        let (mut s, mut h) = eval(&u);
+        let (v, _, h) = rb.ascend(b, &u);
+        if v > best {
+            (best, best_h) = (v, h);
+        }
+    }
+    (best, best_h)
+}
+
+/// Directions kept by [`RayBound`].
+const KEEP: usize = 8;
+/// Random starts of [`RayBound`]'s first call.
+const FIRST_STARTS: usize = 8;
+
+/// The best available lower bound on `rho(a)` for a sequence of nearby `a` (the trial points of
+/// one solve): `max(rank_one_ratio, ray ascent)`, where the ascent is [`ray_ascent`]'s step on the
+/// whitened sphere, run on the first call from `FIRST_STARTS` Gaussian starts (streams
+/// `(0x5EED, k)`) and the linear directions `u ∝ F^T b_+`, `b = +-a`, and on later calls from
+/// the two best of the (at most `KEEP`) directions found so far plus one fresh Gaussian start
+/// (stream `(0x5EED, 2^32 + call)`), and after [`RayBound::explore`] from the linear directions
+/// and `FIRST_STARTS` fresh Gaussian starts too. Every value is attained at an evaluated direction, so the
+/// bound is rigorous (`>= 1` proves non-normalizability); it is at least the pattern witness and
+/// at least the value of every kept direction. Deterministic: it depends only on the sequence of
+/// `a` it was called with.
+#[derive(Debug, Clone)]
+pub struct RayBound {
+    /// `F` (P x r, `K^0 = F F^T`).
+    f: faer::Mat<f64>,
+    /// Kept whitened unit directions and their `h = F u`.
+    dirs: Vec<(Vec<f64>, Vec<f64>)>,
+    calls: u64,
+    /// Explorations so far ([`RayBound::explore`]).
+    explored: u64,
+    explore_next: bool,
+}
+
+impl RayBound {
+    pub fn new(f: MatRef<'_, f64>) -> Self {
+        RayBound { f: f.to_owned(), dirs: Vec::new(), calls: 0, explored: 0, explore_next: false }
+    }
+
+    /// The next call also ascends from `FIRST_STARTS` fresh Gaussian starts (streams
+    /// `(0x5EED, 2^33 + FIRST_STARTS * k + j)` at the k-th exploration): the warm starts follow
+    /// the kept directions only, and a distant better one can appear as `a` moves (the concave
+    /// solver explores once per stage).
+    pub fn explore(&mut self) {
+        self.explore_next = true;
+    }
+
+    fn h(&self, u: &[f64]) -> Vec<f64> {
+        let mut h = vec![0.0; self.f.nrows()];
+        for (k, uk) in u.iter().enumerate() {
+            for (hi, fi) in h.iter_mut().zip(self.f.col(k).iter()) {
+                *hi += uk * fi;
+            }
+        }
+        h
+    }
+
+    /// Ascent of `(b.relu(F u))^2` on the unit sphere from `u` (normalised here): the best
+    /// value, its direction and `h = F u`.
+    fn ascend(&self, b: &[f64], u: &[f64]) -> (f64, Vec<f64>, Vec<f64>) {
+        let nu = u.iter().map(|x| x * x).sum::<f64>().sqrt();
+        if !(nu > 0.0 && nu.is_finite()) {
+            return (0.0, u.to_vec(), vec![0.0; b.len()]);
+        }
+        let mut u: Vec<f64> = u.iter().map(|x| x / nu).collect();
+        let sval = |h: &[f64]| -> f64 { h.iter().zip(b).filter(|(h, _)| **h > 0.0).map(|(h, b)| b * h).sum() };
+        let mut h = self.h(&u);
+        let mut s = sval(&h);
         let mut alpha = 0.5;
         for _ in 0..100 {
-            let w: Vec<f64> = (0..p).map(|i| if h[i] > 0.0 { b[i] } else { 0.0 }).collect();
-            let mut g: Vec<f64> = (0..r).map(|k| (0..p).map(|i| f[(i, k)] * w[i]).sum::<f64>() - s * u[k]).collect();
+            let w: Vec<f64> = h.iter().zip(b).map(|(h, b)| if *h > 0.0 { *b } else { 0.0 }).collect();
+            let mut g: Vec<f64> = (0..u.len()).map(|k| self.f.col(k).iter().zip(&w).map(|(f, w)| f * w).sum::<f64>()).collect();
             let gu: f64 = g.iter().zip(&u).map(|(x, y)| x * y).sum();
             g.iter_mut().zip(&u).for_each(|(x, y)| *x -= gu * y);
             let gn = g.iter().map(|x| x * x).sum::<f64>().sqrt();
-            if !(gn > 1e-12) {
+            if !(gn > 1e-12 * (1.0 + s.abs())) {
                 break;
             }
+            let sign = if s < 0.0 { -1.0 } else { 1.0 };
             let mut moved = false;
             while alpha > 1e-10 {
-                let mut un: Vec<f64> = u.iter().zip(&g).map(|(x, y)| x + alpha * s.signum() * y / gn).collect();
+                let mut un: Vec<f64> = u.iter().zip(&g).map(|(x, y)| x + alpha * sign * y / gn).collect();
                 let nn = un.iter().map(|x| x * x).sum::<f64>().sqrt();
                 un.iter_mut().for_each(|x| *x /= nn);
-                let (sn, hn) = eval(&un);
+                let hn = self.h(&un);
+                let sn = sval(&hn);
                 if sn * sn > s * s {
                     (u, s, h) = (un, sn, hn);
                     alpha *= 1.5;
@@ -193,15 +259,74 @@ pub fn ray_ascent(f: MatRef<'_, f64>, b: &[f64], n_starts: usize) -> (f64, Vec<f
                 break;
             }
         }
-        if s * s > best {
-            best = s * s;
-            best_h = h;
-        }
+        (s * s, u, h)
     }
-    (best, best_h)
+
+    /// `sup (a.relu(h))^2 / h^T K^{0+} h` over the kept directions.
+    fn kept(&self, a: &[f64]) -> f64 {
+        self.dirs.iter().map(|(_, h)| {
+            let s: f64 = h.iter().zip(a).filter(|(h, _)| **h > 0.0).map(|(h, a)| a * h).sum();
+            s * s
+        }).fold(0.0, f64::max)
+    }
+
+    /// Lower bound on `rho(a)` (struct docs); `>= 1`: the tilt `-gamma^2 a a^T` is not normalizable.
+    pub fn ratio(&mut self, k0: MatRef<'_, f64>, a: &[f64], gamma: f64) -> f64 {
+        let (p, r) = (self.f.nrows(), self.f.ncols());
+        let val = |h: &[f64]| -> f64 {
+            let s: f64 = h.iter().zip(a).filter(|(h, _)| **h > 0.0).map(|(h, a)| a * h).sum();
+            s * s
+        };
+        let mut starts: Vec<Vec<f64>> = Vec::new();
+        let fresh = |stream: u64| {
+            let mut u = vec![0.0; r];
+            crate::rng::Rng::new(0x5EED, stream).fill_normal(&mut u);
+            u
+        };
+        if self.calls == 0 || self.explore_next {
+            for sign in [1.0, -1.0] {
+                let bp: Vec<f64> = a.iter().map(|v| (sign * v).max(0.0)).collect();
+                starts.push((0..r).map(|k| self.f.col(k).iter().zip(&bp).map(|(f, b)| f * b).sum()).collect());
+            }
+        }
+        if self.calls == 0 {
+            starts.extend((0..FIRST_STARTS as u64).map(fresh));
+        } else {
+            let mut order: Vec<(f64, usize)> = self.dirs.iter().enumerate().map(|(i, (_, h))| (val(h), i)).collect();
+            order.sort_by(|x, y| y.0.total_cmp(&x.0).then(x.1.cmp(&y.1)));
+            starts.extend(order.iter().take(2).map(|&(_, i)| self.dirs[i].0.clone()));
+            starts.push(fresh((1u64 << 32) + self.calls));
+            if self.explore_next {
+                let k0 = (1u64 << 33) + FIRST_STARTS as u64 * self.explored;
+                starts.extend((k0..k0 + FIRST_STARTS as u64).map(fresh));
+                self.explored += 1;
+            }
+        }
+        self.explore_next = false;
+        self.calls += 1;
+        for u0 in starts {
+            let (_, u, h) = self.ascend(a, &u0);
+            // keep distinct directions (cosine < 0.999 to every kept one; a near one is replaced
+            // when the new one is better)
+            match self.dirs.iter().position(|(v, _)| v.iter().zip(&u).map(|(x, y)| x * y).sum::<f64>() > 0.999) {
+                Some(i) if val(&self.dirs[i].1) < val(&h) => self.dirs[i] = (u, h),
+                Some(_) => {}
+                None => self.dirs.push((u, h)),
+            }
+        }
+        if self.dirs.len() > KEEP {
+            let mut scored: Vec<(f64, usize)> = self.dirs.iter().enumerate().map(|(i, (_, h))| (val(h), i)).collect();
+            scored.sort_by(|x, y| y.0.total_cmp(&x.0).then(x.1.cmp(&y.1)));
+            let keep: Vec<usize> = scored.iter().take(KEEP).map(|&(_, i)| i).collect();
+            self.dirs = keep.iter().map(|&i| self.dirs[i].clone()).collect();
+        }
+        debug_assert_eq!(k0.nrows(), p);
+        gamma * gamma * self.kept(a).max(rank_one_ratio(k0, a, 1.0))
+    }
 }
 
-/// Lower bound on `rho(a)` (module docs); `>= 1`: the tilt `-gamma^2 a a^T` is not normalizable.
+/// Lower bound on `rho(a)` (module docs) by the pattern witnesses; `>= 1`: the tilt
+/// `-gamma^2 a a^T` is not normalizable. [`RayBound`] adds the ray ascent.
 pub fn rank_one_ratio(k0: MatRef<'_, f64>, a: &[f64], gamma: f64) -> f64 {
     let neg: Vec<f64> = a.iter().map(|v| -v).collect();
     gamma * gamma * pattern_witness(k0, a).0.max(pattern_witness(k0, &neg).0)

@@ -30,7 +30,7 @@ mod sample;
 pub mod smc;
 
 pub use moments::{apply_phi, sample_moments, weighted_gram};
-pub use homogeneous::rank_one_ratio;
+pub use homogeneous::{rank_one_ratio, RayBound};
 pub use normalizable::check_normalizable;
 pub use sample::Samples;
 pub use smc::{SmcConfig, SmcSamples};

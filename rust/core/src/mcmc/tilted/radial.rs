@@ -76,7 +76,7 @@ pub fn potentials(act: &Activation, f: MatRef<'_, f64>, a: &[f64], g2: f64, z: M
 
 /// Samples the directions of the tilt `N(h; 0, F F^T) exp(gamma^2 (a.phi(h))^2 / 2)` (module
 /// docs). Refuses (naming `gamma`) activations that are not positively homogeneous of degree one
-/// and tilts outside the domain (`rank_one_ratio >= 1`).
+/// and tilts outside the domain (`RayBound` ratio `>= 1`: pattern witness or ray ascent).
 pub fn sample_radial(act: &Activation, factor: &CovFactor, a: &[f64], gamma: f64, cfg: &TiltConfig, ctl: &Control) -> Result<RadialSamples> {
     check_config(cfg)?;
     if !matches!(act, Activation::Relu | Activation::Linear) {
@@ -90,7 +90,7 @@ pub fn sample_radial(act: &Activation, factor: &CovFactor, a: &[f64], gamma: f64
     let k0 = Mat::from_fn(p, p, |i, j| (0..r).map(|k| f[(i, k)] * f[(j, k)]).sum::<f64>());
     let rho = match act {
         Activation::Linear => g2 * (0..p).map(|i| (0..p).map(|j| a[i] * k0[(i, j)] * a[j]).sum::<f64>()).sum::<f64>(),
-        _ => super::rank_one_ratio(k0.as_ref(), a, gamma),
+        _ => super::RayBound::new(f).ratio(k0.as_ref(), a, gamma),
     };
     if !(rho < 1.0) {
         return Err(invalid(

@@ -181,3 +181,67 @@ fn rank_one_relu_tilt_is_refused_exactly_beyond_rho_one() {
         }
     }
 }
+
+#[test]
+fn ray_bound_is_between_the_pattern_witness_and_the_supremum() {
+    // P = 2, 3 (brute force over the circle / sphere = the true rho up to the grid) and a
+    // rank-one K0 = k k^T (closed form gamma^2 max((a.relu(k))^2, (a.relu(-k))^2)): the bound is
+    // at least the pattern witness, never above the true value, and reaches it.
+    for (p, seed) in [(2usize, 1u64), (2, 2), (3, 3), (3, 4), (3, 5)] {
+        let mut c = spd(p, seed);
+        if seed % 2 == 0 {
+            c[(0, 1)] = -0.5 * (c[(0, 0)] * c[(1, 1)]).sqrt();
+            c[(1, 0)] = c[(0, 1)];
+        }
+        let mut rng = Rng::new(seed, 7);
+        let mut a: Vec<f64> = (0..p).map(|_| rng.normal()).collect();
+        a[0] = a[0].abs();
+        a[1] = -a[1].abs();
+        let sup = brute_sup(&c, &a);
+        let fac = crate::linalg::CovFactor::psd("C", c.as_ref(), Par::Seq).unwrap();
+        let got = RayBound::new(fac.f()).ratio(c.as_ref(), &a, 1.5);
+        let pattern = rank_one_ratio(c.as_ref(), &a, 1.5);
+        assert!(got >= pattern && (got - 2.25 * sup).abs() <= 1e-4 * 2.25 * sup, "p {p} seed {seed}: {got} vs {sup}");
+    }
+    let k = [0.7, -1.2, 0.4, 0.9];
+    let c = Mat::from_fn(4, 4, |i, j| k[i] * k[j]);
+    let fac = crate::linalg::CovFactor::psd("C", c.as_ref(), Par::Seq).unwrap();
+    for a in [[1.0, 0.5, -2.0, 0.3], [-0.2, 0.8, 0.1, -1.0]] {
+        let s = |sg: f64| (0..4).map(|i| a[i] * (sg * k[i]).max(0.0)).sum::<f64>().powi(2);
+        let want = 0.25 * s(1.0).max(s(-1.0));
+        let got = RayBound::new(fac.f()).ratio(c.as_ref(), &a, 0.5);
+        assert!((got - want).abs() <= 1e-12 * want, "{got} vs {want}");
+    }
+}
+
+#[test]
+fn ray_bound_beats_the_pattern_witness_and_keeps_its_directions() {
+    // P = 60 points in 59 dimensions (a singular centred kernel), mixed-sign a: the ascent
+    // finds more than the pattern witness; along a sequence of nearby a the kept directions
+    // keep every earlier value (rho(t a) = t^2 rho(a)), and the sequence is deterministic.
+    let (p, d) = (60usize, 59usize);
+    let mut rng = Rng::new(11, 0);
+    let mut x = Mat::from_fn(p, d, |_, _| rng.normal().max(0.0));
+    for j in 0..d {
+        let m = (0..p).map(|i| x[(i, j)]).sum::<f64>() / p as f64;
+        (0..p).for_each(|i| x[(i, j)] -= m);
+    }
+    let mut c = Mat::<f64>::zeros(p, p);
+    matmul(c.as_mut(), Accum::Replace, x.as_ref(), x.transpose(), 1.0 / d as f64, Par::Seq);
+    let fac = crate::linalg::CovFactor::psd("C", c.as_ref(), Par::Seq).unwrap();
+    let a: Vec<f64> = (0..p).map(|_| rng.normal()).collect();
+    let run = || {
+        let mut b = RayBound::new(fac.f());
+        [1.0, 1.01, 0.99, 1.02, 1.0].iter().map(|t| {
+            let at: Vec<f64> = a.iter().map(|v| t * v).collect();
+            b.ratio(c.as_ref(), &at, 1.0) / (t * t)
+        }).collect::<Vec<f64>>()
+    };
+    let r1 = run();
+    assert_eq!(r1, run());
+    let pattern = rank_one_ratio(c.as_ref(), &a, 1.0);
+    assert!(r1[0] > 1.05 * pattern, "ascent {} vs pattern {pattern}", r1[0]);
+    for w in r1.windows(2) {
+        assert!(w[1] >= w[0] * (1.0 - 1e-12), "{r1:?}");
+    }
+}

@@ -26,8 +26,9 @@
 //!   quadratically; trial points whose weights keep a Kish fraction below `min_trial_kish` are
 //!   not trusted (the step is cut and the draws are renewed there). No gamma continuation.
 //! * Unbounded phi: before MALA the tilt at `a_ref` must pass the normalizability check of
-//!   [`crate::mcmc::tilted`] and, for relu-like phi, the rank-one domain witness
-//!   [`crate::mcmc::tilted::rank_one_ratio`] `< 1` (which also backtracks Newton trial points: `g = -inf` outside);
+//!   [`crate::mcmc::tilted`] and, for relu-like phi, the rank-one domain bound
+//!   [`crate::mcmc::tilted::RayBound`] `< 1` (pattern witness and ray ascent, one per solve; it
+//!   also backtracks Newton trial points: `g = -inf` outside);
 //!   otherwise `a_ref` is pulled back towards the last draw point.
 //! * Stages: redraw at the new iterate; while the Kish fraction is below `min_kish` at the same
 //!   size, after three trust-region-cut stages with twice the draws, else grow towards the size
@@ -253,15 +254,19 @@ pub fn solve(
         let mut unconverged = 0usize;
         let mut a_ok = vec![0.0; p]; // the last draw point (a normalizable tilt)
         let relu_like = matches!(act, Activation::Relu | Activation::Gelu | Activation::Softplus);
-        let inside = |a: &[f64]| !relu_like || crate::mcmc::tilted::rank_one_ratio(k0.as_ref(), a, gamma) < 1.0;
+        // the domain test sees the best lower bound on rho (pattern witness and ray ascent, warm
+        // started from the directions found at earlier trial points of this solve)
+        let bound = std::cell::RefCell::new(crate::mcmc::tilted::RayBound::new(fac.f()));
+        let inside = |a: &[f64]| !relu_like || bound.borrow_mut().ratio(k0.as_ref(), a, gamma) < 1.0;
         for stage in 0..opts.max_stages {
             ctl.checkpoint()?;
             prop.stage = stage as u64;
             if !prop.a_ref.is_empty() && !matches!(act, crate::kernels::activation::Activation::Tanh | crate::kernels::activation::Activation::Erf) {
                 // unbounded phi: the tilt at a_ref must be normalizable (MALA runs away otherwise);
-                // halve the step from the last draw point until the check passes
+                // halve the step from the last draw point until the check passes (then shrink)
                 let g2 = gamma * gamma;
                 let mut tries = 0;
+                bound.borrow_mut().explore();
                 loop {
                     let phat = Mat::from_fn(p, p, |i, j| -g2 * prop.a_ref[i] * prop.a_ref[j]);
                     // (with the support factor the draws use, not a jittered Cholesky of the singular K^0)
@@ -272,15 +277,21 @@ pub fn solve(
                     if ok {
                         break;
                     }
-                    if tries >= 40 {
-                        // the witnesses are heuristics (not continuous in a): back to the last draw
-                        // point, which passed them
+                    if tries >= 100 {
+                        // (not reached: 0.9^80 a has rho < 1e-7 rho(a))
                         prop.a_ref.copy_from_slice(&a_ok);
                         break;
                     }
                     tries += 1;
-                    for i in 0..p {
-                        prop.a_ref[i] = 0.5 * (prop.a_ref[i] + a_ok[i]);
+                    if tries <= 20 {
+                        for i in 0..p {
+                            prop.a_ref[i] = 0.5 * (prop.a_ref[i] + a_ok[i]);
+                        }
+                    } else {
+                        // the last draw point itself fails (the domain bound has found a better
+                        // direction since it passed): shrink towards 0, which is inside
+                        // (rho(t a) = t^2 rho(a))
+                        prop.a_ref.iter_mut().for_each(|v| *v *= 0.9);
                     }
                 }
                 if std::env::var_os("AK_CONCAVE_DEBUG").is_some() {
@@ -311,7 +322,7 @@ pub fn solve(
             let kish = saa::Saa::kish(&e);
             if std::env::var_os("AK_CONCAVE_DEBUG").is_some() {
                 eprintln!("stage {stage} n {} conv {} it {} res {:.2e} kish {:.3} |a| {:.3} |a-aref| {:.3} rho {:.4}", prop.n(), rep.converged, rep.n_iter, rep.residual, kish,
-                    a.iter().map(|v| v * v).sum::<f64>().sqrt(), a.iter().zip(&prop.a_ref).map(|(x, y)| (x - y).powi(2)).sum::<f64>().sqrt(), crate::mcmc::tilted::rank_one_ratio(k0.as_ref(), &a, gamma));
+                    a.iter().map(|v| v * v).sum::<f64>().sqrt(), a.iter().zip(&prop.a_ref).map(|(x, y)| (x - y).powi(2)).sum::<f64>().sqrt(), bound.borrow().clone().ratio(k0.as_ref(), &a, gamma));
             }
             let phi = weighted_gram(f.as_ref(), f.as_ref(), Some(&e.w), par);
             let err = kernel_error(f.as_ref(), &e.w, phi.as_ref(), par);
