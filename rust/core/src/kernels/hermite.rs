@@ -134,6 +134,11 @@ fn residual_tails(c: &[f64], m0: f64, fp: &[f64], fm: &[f64], tails: &mut [f64])
 /// weights `w`, `h[n * k + q] = h_n(z_q)`, values `fp`, `fm` of f at `+-z_k`): the even and odd
 /// parts of the truncated series at every node (`h_n(-z) = (-1)^n h_n(z)`), then the residuals.
 pub(crate) fn residual_ms(c: &[f64], h: &[f64], w: &[f64], fp: &[f64], fm: &[f64]) -> f64 {
+    crate::kernels::simd::simd_dispatch!(residual_ms_body(c: &[f64], h: &[f64], w: &[f64], fp: &[f64], fm: &[f64]) -> f64)
+}
+
+#[inline(always)]
+fn residual_ms_body(c: &[f64], h: &[f64], w: &[f64], fp: &[f64], fm: &[f64]) -> f64 {
     let k = w.len();
     let (mut even, mut odd) = (vec![0.0; k], vec![0.0; k]);
     for (n, &cn) in c.iter().enumerate() {
@@ -436,8 +441,31 @@ pub(crate) fn misses_bound(t: f64, r: f64, n_used: usize, order: usize) -> bool 
 ///
 /// Each series is summed to its tables' order (phi: `order`, phi': `d_order`), lowered per
 /// tile by [`lowered_order`]; so `E[phi phi]` is the same with and without phi'.
+///
+/// Compiled for AVX-512F / AVX2 where present (the same IEEE operations: the same bits).
 #[allow(clippy::too_many_arguments)]
 pub fn entries(
+    rows: &HermiteTable,
+    i: usize,
+    cols: &HermiteTable,
+    j0: usize,
+    a: f64,
+    b: &[f64],
+    c: &[f64],
+    e: &mut [f64],
+    dd: Option<&mut [f64]>,
+    rho: &mut Vec<f64>,
+    fallback: &mut Vec<Fallback>,
+) {
+    crate::kernels::simd::simd_dispatch!(entries_body(
+        rows: &HermiteTable, i: usize, cols: &HermiteTable, j0: usize, a: f64, b: &[f64], c: &[f64],
+        e: &mut [f64], dd: Option<&mut [f64]>, rho: &mut Vec<f64>, fallback: &mut Vec<Fallback>
+    ))
+}
+
+#[allow(clippy::too_many_arguments)]
+#[inline(always)]
+fn entries_body(
     rows: &HermiteTable,
     i: usize,
     cols: &HermiteTable,
