@@ -235,9 +235,20 @@ fn point_coeffs(act: &Activation, s: &[f64], derivative: bool) -> Result<Vec<Poi
     point_coeffs_k(act, s, derivative as u8)
 }
 
+/// `Some(s)` when `act`'s `k`-th derivative satisfies `f(-x) = s f(x)` bitwise, so that the
+/// values at the negative nodes need not be evaluated: tanh (musl's tanh works on |x| and
+/// applies the sign last; phi' = 1 - t^2 and phi'' = -2 t (1 - t^2) keep the parity exactly).
+#[inline]
+pub(crate) fn exact_parity(act: &Activation, k: u8) -> Option<f64> {
+    match act {
+        Activation::Tanh => Some(if k == 1 { 1.0 } else { -1.0 }),
+        _ => None,
+    }
+}
+
 /// `act`'s `k`-th derivative (k <= 2; phi'' only for the smooth built-ins) at `x`.
 #[inline]
-fn derivative_k(act: &Activation, x: f64, k: u8) -> f64 {
+pub(crate) fn derivative_k(act: &Activation, x: f64, k: u8) -> f64 {
     match k {
         0 => act.phi(x).unwrap(),
         1 => act.dphi(x).unwrap(),

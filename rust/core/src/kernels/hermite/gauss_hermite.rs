@@ -2,7 +2,7 @@
 //! coefficients (callables at every variance, the built-in activations at variances up to
 //! [`super::mesh::GH_MAX_VARIANCE`]) and [`GH_CHECK_NODES`] for the callables' check, with the
 //! normalized Hermite values at the main rule's nodes precomputed.
-use super::{derivative_k, suffix_tails, PointCoeffs, GH_CHECK_NODES, GH_NODES, MAX_ORDER};
+use super::{derivative_k, exact_parity, suffix_tails, PointCoeffs, GH_CHECK_NODES, GH_NODES, MAX_ORDER};
 use crate::kernels::activation::Activation;
 use faer::linalg::matmul::matmul;
 use faer::{Accum, Mat, Par};
@@ -114,7 +114,10 @@ pub(crate) fn builtin_coeffs(act: &Activation, s: &[f64], k: u8) -> Vec<PointCoe
             let m = chunk.len();
             let sq: Vec<f64> = chunk.iter().map(|s| s.max(0.0).sqrt()).collect();
             let fp = Mat::<f64>::from_fn(nk, m, |q, i| derivative_k(act, sq[i] * r.main.z[q], k));
-            let fm = Mat::<f64>::from_fn(nk, m, |q, i| derivative_k(act, -sq[i] * r.main.z[q], k));
+            let fm = match exact_parity(act, k) {
+                Some(sign) => Mat::<f64>::from_fn(nk, m, |q, i| sign * fp[(q, i)]),
+                None => Mat::<f64>::from_fn(nk, m, |q, i| derivative_k(act, -sq[i] * r.main.z[q], k)),
+            };
             let w = &r.main.w;
             let e = Mat::<f64>::from_fn(nk, m, |q, i| w[q] * (fp[(q, i)] + fm[(q, i)]));
             let o = Mat::<f64>::from_fn(nk, m, |q, i| w[q] * (fp[(q, i)] - fm[(q, i)]));

@@ -28,7 +28,7 @@
 //! rounding at `q <= 1`: it agrees with the mesh to <= 1.6e-15 of `E[f^2]` and 6e-16 of
 //! `sqrt(E[f^2])` in the coefficients (the rounding of its weights; tested), and it integrates
 //! `h_n h_m pdf` exactly for `n + m < 800`.
-use super::{derivative_k, dot, residual_ms, rules, suffix_tails, PointCoeffs, MAX_ORDER};
+use super::{derivative_k, dot, exact_parity, residual_ms, rules, suffix_tails, PointCoeffs, MAX_ORDER};
 use crate::kernels::activation::Activation;
 use crate::kernels::quadrature::{dyadic_level, gauss_legendre};
 use std::sync::OnceLock;
@@ -154,8 +154,11 @@ fn coeffs_on(act: &Activation, sq: f64, k: u8, segs: &[Segment<'_>]) -> PointCoe
     let vals: Vec<(Vec<f64>, Vec<f64>)> = segs
         .iter()
         .map(|(z, _, _)| {
-            let fp = z.iter().map(|&z| derivative_k(act, sq * z, k)).collect();
-            let fm = z.iter().map(|&z| derivative_k(act, -sq * z, k)).collect();
+            let fp: Vec<f64> = z.iter().map(|&z| derivative_k(act, sq * z, k)).collect();
+            let fm = match exact_parity(act, k) {
+                Some(sign) => fp.iter().map(|v| sign * v).collect(),
+                None => z.iter().map(|&z| derivative_k(act, -sq * z, k)).collect(),
+            };
             (fp, fm)
         })
         .collect();
@@ -247,6 +250,26 @@ mod tests {
                         .fold(0.0, f64::max);
                     // measured: dm <= 1.6e-15, dc <= 5.8e-16, tails equal above 1e-14
                     assert!(dm <= 3e-15 && dc <= 1e-15 && dt <= 0.05, "{act:?} q={q} k={k}: {dm:e} {dc:e} {dt:e}");
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn exact_parity_holds_bitwise() {
+        let mut rng = crate::rng::Rng::new(11, 0);
+        for act in [Activation::Tanh, Activation::Gelu, Activation::Softplus] {
+            for k in 0..3u8 {
+                let Some(sign) = exact_parity(&act, k) else { continue };
+                for i in 0..20_000 {
+                    let x = match i % 4 {
+                        0 => 40.0 * rng.uniform(),
+                        1 => 1e-300 * rng.uniform(),
+                        2 => 0.55 + 0.01 * rng.uniform(),
+                        _ => 3.0 * rng.uniform(),
+                    };
+                    let (a, b) = (derivative_k(&act, -x, k), sign * derivative_k(&act, x, k));
+                    assert_eq!(a.to_bits(), b.to_bits(), "{act:?} k={k} x={x:e}");
                 }
             }
         }
