@@ -105,52 +105,18 @@ pub(super) fn erf_grad_batch(
 mod tests {
     use super::*;
 
-    fn ulps(a: f64, b: f64) -> u64 {
-        let (x, y) = (a.to_bits() as i64, b.to_bits() as i64);
-        (x - y).unsigned_abs()
-    }
+    use crate::kernels::activation::relu::tests::{closed_form_inputs, within_two_ulp};
 
     #[test]
     fn asin_select_is_within_two_ulp_of_musl() {
-        let mut worst = 0;
-        let mut check = |x: f64| {
-            let (got, want) = (asin_select(x), libm::asin(x));
-            let u = ulps(got, want);
-            worst = worst.max(u);
-            assert!(u <= 2, "asin({x:e}): {got:e} vs musl {want:e} ({u} ulp)");
-        };
-        for k in 0..=200_000 {
-            check(-1.0 + 2.0 * k as f64 / 200_000.0);
-        }
-        let mut rng = crate::rng::Rng::new(4, 0);
-        for _ in 0..200_000 {
-            let u = rng.uniform();
-            check(2.0 * u - 1.0);
-            check(1.0 - u * 1e-12);
-            check(-1.0 + u * 1e-12);
-            check((u - 0.5) * 1e-9);
-            check((u - 0.5) * 1e-300);
-            check(0.5 + (u - 0.5) * 1e-6);
-        }
-        for x in [-1.0, -0.5, -0.0, 0.0, 0.5, 1.0, f64::EPSILON, 1.0 - f64::EPSILON / 2.0, 5e-324] {
-            check(x);
-        }
+        within_two_ulp("asin", asin_select, libm::asin, 4);
         assert!(asin_select(-0.0).is_sign_negative());
-        assert!(worst <= 2);
     }
 
     #[test]
     fn erf_batches_equal_the_scalar_closed_forms_bitwise() {
-        let mut rng = crate::rng::Rng::new(6, 0);
         let n = 1037;
-        let a: Vec<f64> = (0..n).map(|i| if i % 97 == 0 { 0.0 } else { 0.1 + 3.0 * rng.uniform() }).collect();
-        let b: Vec<f64> = (0..n).map(|_| 0.1 + 3.0 * rng.uniform()).collect();
-        let c: Vec<f64> = (0..n)
-            .map(|i| {
-                let r = if i % 13 == 0 { 1.0 + 1e-9 } else { 2.0 * rng.uniform() - 1.0 };
-                r * (a[i] * b[i]).sqrt()
-            })
-            .collect();
+        let (a, b, c) = closed_form_inputs(6, n);
         let (mut e, mut d, mut e2) = (vec![0.0; n], vec![0.0; n], vec![0.0; n]);
         erf_batch(&a, &b, &c, &mut e, Some(&mut d));
         erf_batch(&a, &b, &c, &mut e2, None);

@@ -154,6 +154,20 @@ fn brute_sup(c: &Mat<f64>, a: &[f64]) -> f64 {
     best
 }
 
+/// A P = 2-3 kernel (negatively correlated for even seeds) and a mixed-sign readout `a`.
+fn mixed_sign_case(p: usize, seed: u64) -> (Mat<f64>, Vec<f64>) {
+    let mut c = spd(p, seed);
+    if seed % 2 == 0 {
+        c[(0, 1)] = -0.5 * (c[(0, 0)] * c[(1, 1)]).sqrt();
+        c[(1, 0)] = c[(0, 1)];
+    }
+    let mut rng = Rng::new(seed, 7);
+    let mut a: Vec<f64> = (0..p).map(|_| rng.normal()).collect();
+    a[0] = a[0].abs();
+    a[1] = -a[1].abs();
+    (c, a)
+}
+
 #[test]
 fn rank_one_relu_tilt_is_refused_exactly_beyond_rho_one() {
     // hatPhi = -gamma^2 a a^T, gamma^2 = rho / sup: refused at rho = 1.1 (the brute supremum is
@@ -161,15 +175,7 @@ fn rank_one_relu_tilt_is_refused_exactly_beyond_rho_one() {
     // Mixed-sign a and a negatively correlated C: the linear direction h = C a is no witness;
     // seed 1 (P = 2, K_12 > 0) has its supremum on the face h_2 = 0 (homogeneous.rs docs).
     for (p, seed) in [(2usize, 1u64), (2, 2), (3, 3), (3, 4), (3, 5)] {
-        let mut c = spd(p, seed);
-        if seed % 2 == 0 {
-            c[(0, 1)] = -0.5 * (c[(0, 0)] * c[(1, 1)]).sqrt();
-            c[(1, 0)] = c[(0, 1)];
-        }
-        let mut rng = Rng::new(seed, 7);
-        let mut a: Vec<f64> = (0..p).map(|_| rng.normal()).collect();
-        a[0] = a[0].abs();
-        a[1] = -a[1].abs();
+        let (c, a) = mixed_sign_case(p, seed);
         let sup = brute_sup(&c, &a);
         let exact = rank_one_ratio(c.as_ref(), &a, 1.0);
         assert!((exact - sup).abs() <= 1e-4 * sup && exact >= sup * (1.0 - 1e-9), "p {p} seed {seed}: {exact} vs {sup}");
@@ -188,15 +194,7 @@ fn ray_bound_is_between_the_pattern_witness_and_the_supremum() {
     // rank-one K0 = k k^T (closed form gamma^2 max((a.relu(k))^2, (a.relu(-k))^2)): the bound is
     // at least the pattern witness, never above the true value, and reaches it.
     for (p, seed) in [(2usize, 1u64), (2, 2), (3, 3), (3, 4), (3, 5)] {
-        let mut c = spd(p, seed);
-        if seed % 2 == 0 {
-            c[(0, 1)] = -0.5 * (c[(0, 0)] * c[(1, 1)]).sqrt();
-            c[(1, 0)] = c[(0, 1)];
-        }
-        let mut rng = Rng::new(seed, 7);
-        let mut a: Vec<f64> = (0..p).map(|_| rng.normal()).collect();
-        a[0] = a[0].abs();
-        a[1] = -a[1].abs();
+        let (c, a) = mixed_sign_case(p, seed);
         let sup = brute_sup(&c, &a);
         let fac = crate::linalg::CovFactor::psd("C", c.as_ref(), Par::Seq).unwrap();
         let got = RayBound::new(fac.f()).ratio(c.as_ref(), &a, 1.5);
